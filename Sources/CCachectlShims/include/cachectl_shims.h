@@ -1,0 +1,32 @@
+#ifndef CACHECTL_SHIMS_H
+#define CACHECTL_SHIMS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/* What Swift cannot call directly: variadic syscall(2) and function-like
+   macros. Every symbol carries the cachectl_ prefix. */
+
+/* struct cachestat from include/uapi/linux/mman.h (Linux 6.5+), declared here
+   because Debian bookworm's kernel headers (6.1) do not have it. */
+struct cachectl_cachestat {
+    uint64_t nr_cache;
+    uint64_t nr_dirty;
+    uint64_t nr_writeback;
+    uint64_t nr_evicted;
+    uint64_t nr_recently_evicted;
+};
+
+/* cachestat(2): page-cache state of [offset, offset+length) of fd; length 0
+   means to the end of the file. Returns 0, or -1 with errno set (ENOSYS on
+   kernels before 6.5). */
+int cachectl_cachestat(int fd, uint64_t offset, uint64_t length,
+                       struct cachectl_cachestat *out);
+
+/* gettid(2) for naming worker threads in logs. */
+pid_t cachectl_gettid(void);
+
+/* The kernel's page size, for mincore vectors and alignment. */
+long cachectl_page_size(void);
+
+#endif

@@ -1,0 +1,86 @@
+import Foundation
+
+/// A progress line on stderr: bytes, rate, ETA and the current item. Drawn only
+/// when stderr is a terminal, at most ten times a second; safe to update from
+/// many threads.
+public final class ProgressBar: @unchecked Sendable {
+    private let lock = NSLock()
+    private let total: UInt64
+    private let label: String
+    private let enabled: Bool
+    private let start = Monotonic.now()
+    private var done: UInt64 = 0
+    private var item = ""
+    private var lastDraw = 0.0
+    private var drawn = false
+
+    /// - Parameters:
+    ///   - total: bytes expected in all.
+    ///   - enabled: pass false for `--json` or `--quiet`; it is also off when stderr is not a tty.
+    public init(total: UInt64, label: String, enabled: Bool) {
+        self.total = total
+        self.label = label
+        self.enabled = enabled && isatty(STDERR_FILENO) == 1
+    }
+
+    public func setItem(_ name: String) {
+        guard enabled else { return }
+        lock.withLock { item = name }
+        draw(force: false)
+    }
+
+    public func add(_ bytes: UInt64) {
+        guard enabled else { return }
+        lock.withLock { done += bytes }
+        draw(force: false)
+    }
+
+    /// Clears the line so the summary that follows starts on a clean line.
+    public func finish() {
+        guard enabled else { return }
+        lock.withLock {
+            if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            drawn = false
+        }
+    }
+
+    private func draw(force: Bool) {
+        lock.withLock {
+            let now = Monotonic.now()
+            guard force || now - lastDraw >= 0.1 else { return }
+            lastDraw = now
+            let elapsed = now - start
+            let fraction = total == 0 ? 1 : min(1, Double(done) / Double(total))
+            let width = 24
+            let filled = Int(fraction * Double(width))
+            let bar = String(repeating: "=", count: filled) + (filled < width ? ">" : "")
+                + String(repeating: " ", count: max(0, width - filled - 1))
+            let rate = elapsed > 0 ? Double(done) / elapsed : 0
+            let eta = rate > 0 ? Double(total - min(done, total)) / rate : 0
+            var line = "\(label) [\(bar)] \(Int(fraction * 100))% \(ByteSize.format(done))/\(ByteSize.format(total))"
+            line += "  \(ByteSize.format(UInt64(rate)))/s  ETA \(Self.duration(eta))  \(item)"
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + line.prefix(Self.columns() - 1)).utf8))
+            drawn = true
+        }
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? "\(s / 3600)h\(s % 3600 / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
+    }
+
+    static func columns() -> Int {
+        var size = winsize()
+        if ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 20 { return Int(size.ws_col) }
+        return 100
+    }
+}
+
+/// Seconds on CLOCK_MONOTONIC, for durations that must not jump with the wall clock.
+public enum Monotonic {
+    public static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}

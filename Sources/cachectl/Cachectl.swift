@@ -1,0 +1,62 @@
+import ArgumentParser
+import CachectlSystem
+import Foundation
+
+@main
+struct Cachectl: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "cachectl",
+        abstract: "Make network-stored AI models load at local speed with the kernel's own caches.",
+        discussion: """
+            cachectl configures FS-Cache for NFS/CIFS model shares, RAM tiers (tmpfs, zram, \
+            NVMe-oF), and pre-warms model files into the page cache. It serves no bytes itself.
+
+            Every command takes --json (one JSON document on stdout with changed, failed, msg \
+            and the command's data; logs go to stderr). Commands that change the system take \
+            --check (change nothing, say what would change) and are idempotent.
+
+            Exit status: 0 success, 1 failure (some work may be done: see the report), 2 usage error.
+
+            Shell completions: cachectl --generate-completion-script bash|zsh|fish
+            """,
+        version: version,
+        subcommands: [
+            Warm.self, Residency.self, Evict.self,
+        ]
+    )
+
+    /// Parses, runs, and maps every outcome to the documented exit status:
+    /// 0 success, 1 failure, 2 usage error.
+    static func main() {
+        let wantsJSON = CommandLine.arguments.dropFirst().contains("--json")
+        var command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success { exit(withError: error) }  // --help, --version
+            report(usageError: fullMessage(for: error), json: wantsJSON)
+            Foundation.exit(2)
+        }
+        do {
+            try command.run()
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)
+        } catch let error as ValidationError {
+            report(usageError: "\(error)", json: wantsJSON)
+            Foundation.exit(2)
+        } catch {
+            CommandOutput.reportFailure(String(describing: error), json: wantsJSON)
+            Foundation.exit(1)
+        }
+    }
+
+    private static func report(usageError message: String, json: Bool) {
+        if json {
+            CommandOutput.printJSON(Envelope(changed: false, failed: true, msg: message, data: NoData()))
+        }
+        FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+    }
+}

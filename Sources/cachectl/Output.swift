@@ -1,0 +1,125 @@
+import ArgumentParser
+import CachectlSystem
+import Foundation
+import Logging
+
+/// Flags every command shares: output format and verbosity.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print one JSON document on stdout (changed, failed, msg and the data); logs stay on stderr.")
+    var json = false
+
+    @Flag(name: .shortAndLong, help: "Log more on stderr (repeat for debug detail: -vv).")
+    var verbose: Int
+
+    @Flag(name: .shortAndLong, help: "Log only errors; no progress bar.")
+    var quiet = false
+
+    /// Progress bars are for people: not with --json or --quiet (and only on a tty).
+    var showsProgress: Bool { !json && !quiet }
+
+    /// Sets up logging to stderr at the chosen level. Call once, first thing in run().
+    func bootstrap() {
+        let level: Logger.Level = quiet ? .error : verbose >= 2 ? .trace : verbose == 1 ? .debug : .info
+        CommandOutput.bootstrapLogging(level: level)
+    }
+}
+
+/// The JSON document every command prints with --json: `changed`, `failed`, `msg`,
+/// and the command's own fields beside them.
+struct Envelope<Data: Encodable>: Encodable {
+    var changed: Bool
+    var failed: Bool
+    var msg: String
+    var data: Data
+
+    private enum Keys: String, CodingKey { case changed, failed, msg }
+
+    func encode(to encoder: Encoder) throws {
+        try data.encode(to: encoder)
+        var container = encoder.container(keyedBy: Keys.self)
+        try container.encode(changed, forKey: .changed)
+        try container.encode(failed, forKey: .failed)
+        try container.encode(msg, forKey: .msg)
+    }
+}
+
+struct NoData: Encodable {
+    func encode(to encoder: Encoder) throws { _ = encoder.container(keyedBy: CodingKeys.self) }
+    private enum CodingKeys: CodingKey {}
+}
+
+enum CommandOutput {
+    private static let logBootstrapped = LockedFlag()
+
+    static func bootstrapLogging(level: Logger.Level) {
+        guard logBootstrapped.setOnce() else { return }
+        LoggingSystem.bootstrap { label in
+            var handler = StderrLogHandler(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+
+    /// Prints the command's result: the envelope as JSON, or the human text.
+    /// Throws ExitCode.failure after printing when `failed`, so the exit status is 1.
+    static func finish<D: Encodable>(
+        _ options: OutputOptions, changed: Bool, failed: Bool, msg: String, data: D, human: () -> String
+    ) throws {
+        if options.json {
+            printJSON(Envelope(changed: changed, failed: failed, msg: msg, data: data))
+        } else {
+            let text = human()
+            if !text.isEmpty { print(text) }
+        }
+        if failed { throw ExitCode.failure }
+    }
+
+    static func printJSON<T: Encodable>(_ value: T) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do {
+            let data = try encoder.encode(value)
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+        } catch {
+            FileHandle.standardError.write(Data("cachectl: cannot encode JSON: \(error)\n".utf8))
+        }
+    }
+
+    /// An error that ended a command before it could report: stderr, plus the
+    /// envelope on stdout with --json.
+    static func reportFailure(_ message: String, json: Bool) {
+        if json { printJSON(Envelope(changed: false, failed: true, msg: message, data: NoData())) }
+        FileHandle.standardError.write(Data("cachectl: error: \(message)\n".utf8))
+    }
+}
+
+/// `cachectl: warning: message` on stderr; metadata as key=value.
+struct StderrLogHandler: LogHandler {
+    let label: String
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(
+        level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
+        source: String, file: String, function: String, line: UInt
+    ) {
+        var text = "cachectl: \(level == .info ? "" : "\(level): ")\(message)"
+        let merged = metadata.merging(explicit ?? [:]) { $1 }
+        if !merged.isEmpty {
+            text += " " + merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        }
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+}
+
+final class LockedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var set = false
+    /// True the first time only.
+    func setOnce() -> Bool { lock.withLock { defer { set = true }; return !set } }
+}
