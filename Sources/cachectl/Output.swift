@@ -77,6 +77,7 @@ enum CommandOutput {
     static func printJSON<T: Encodable>(_ value: T) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
         do {
             let data = try encoder.encode(value)
             FileHandle.standardOutput.write(data + Data("\n".utf8))
