@@ -34,6 +34,8 @@ let package = Package(
 
         .testTarget(name: "CachectlSystemTests", dependencies: ["CachectlSystem"]),
         .testTarget(name: "CachectlWarmTests", dependencies: ["CachectlWarm", "CachectlSystem"]),
+        // Runs the built binary: exit codes, --json, privilege drops.
+        .testTarget(name: "CLITests", dependencies: ["cachectl", "CachectlSystem"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -91,14 +91,19 @@ public struct Prewarmer: Sendable {
         self.options = options
     }
 
+    /// Plans and reads: ``plan(_:)`` then ``run(_:progress:)``.
     public func warm(_ files: [SelectedFile], progress: ProgressBar? = nil) -> WarmReport {
+        run(plan(files), progress: progress)
+    }
+
+    /// Opens each file, sizes it now (it may have changed since selection), and lists
+    /// the chunks that are not yet resident. Reads no data.
+    public func plan(_ files: [SelectedFile]) -> WarmPlan {
         let start = Monotonic.now()
         var results = files.map { FileWarmResult(path: $0.path, size: $0.size) }
         var opened: [OpenFile?] = Array(repeating: nil, count: files.count)
         var chunks: [Chunk] = []
 
-        // Plan on this thread: open each file, size it now (it may have changed
-        // since selection), and list the chunks that are not yet resident.
         for (index, selected) in files.enumerated() {
             do {
                 let file = try OpenFile(selected.path)
@@ -129,7 +134,15 @@ public struct Prewarmer: Sendable {
             }
         }
 
-        let state = WarmState(fileCount: files.count)
+        return WarmPlan(started: start, results: results, opened: opened, chunks: chunks)
+    }
+
+    /// Reads the planned chunks with `options.jobs` threads, then measures residency.
+    public func run(_ plan: WarmPlan, progress: ProgressBar? = nil) -> WarmReport {
+        var results = plan.results
+        let opened = plan.opened
+        let chunks = plan.chunks
+        let state = WarmState(fileCount: results.count)
         let work = WorkList(chunks: chunks)
         let openedFiles = opened
         let workers = min(options.jobs, max(1, chunks.count))
@@ -161,7 +174,7 @@ public struct Prewarmer: Sendable {
             }
         }
 
-        let seconds = Monotonic.now() - start
+        let seconds = Monotonic.now() - plan.started
         let bytesRead = results.reduce(0) { $0 + $1.bytesRead }
         let measured = results.filter { $0.residentAfter != nil && $0.error == nil }
         let measuredSize = measured.reduce(0) { $0 + $1.size }
@@ -232,6 +245,18 @@ public struct Prewarmer: Sendable {
             progress?.add(UInt64(n))
         }
     }
+}
+
+/// What ``Prewarmer/plan(_:)`` found: per-file state and the chunks still to read.
+public struct WarmPlan: Sendable {
+    let started: Double
+    /// Per file: size now, bytes already resident, or why it cannot be warmed.
+    public let results: [FileWarmResult]
+    let opened: [OpenFile?]
+    let chunks: [Chunk]
+
+    /// Bytes the run will read.
+    public var bytesToRead: UInt64 { chunks.reduce(0) { $0 + $1.length } }
 }
 
 struct WarmError: Error, CustomStringConvertible {

@@ -44,12 +44,17 @@ struct Cachectl: ParsableCommand {
             try command.run()
         } catch let code as ExitCode {
             Foundation.exit(code.rawValue)
-        } catch let error as ValidationError {
-            report(usageError: "\(error)", json: wantsJSON)
-            Foundation.exit(2)
         } catch {
-            CommandOutput.reportFailure(String(describing: error), json: wantsJSON)
-            Foundation.exit(1)
+            switch exitCode(for: error) {
+            case .success:  // help requested for a subcommand
+                exit(withError: error)
+            case .validationFailure:
+                report(usageError: fullMessage(for: error), json: wantsJSON)
+                Foundation.exit(2)
+            default:
+                CommandOutput.reportFailure(String(describing: error), json: wantsJSON)
+                Foundation.exit(1)
+            }
         }
     }
 

@@ -69,7 +69,7 @@ enum CommandOutput {
             printJSON(Envelope(changed: changed, failed: failed, msg: msg, data: data))
         } else {
             let text = human()
-            if !text.isEmpty { print(text) }
+            if !text.isEmpty { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
         }
         if failed { throw ExitCode.failure }
     }

@@ -1,0 +1,163 @@
+import CachectlSystem
+import Foundation
+import Glibc
+import Testing
+
+/// Runs the built `cachectl` binary as a user would, and checks exit status,
+/// stdout JSON and stderr.
+enum CLI {
+    /// The binary SwiftPM built next to this test bundle.
+    static let binary: String = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = Path.directory(of: exe)
+        while dir != "/" && !FileManager.default.isExecutableFile(atPath: dir + "/cachectl") {
+            dir = Path.directory(of: dir)
+        }
+        return dir + "/cachectl"
+    }()
+
+    static func run(_ arguments: [String], as user: String? = nil /* uid, e.g. 65534 (nobody) */, memlockKiB: Int? = nil) throws -> ExternalCommand.Result {
+        var argv = [binary] + arguments
+        if let user {
+            argv = ["setpriv", "--reuid=\(user)", "--regid=\(user)", "--clear-groups", "--"] + argv
+        }
+        if let memlockKiB {
+            argv = ["prlimit", "--memlock=\(memlockKiB * 1024)"] + argv
+        }
+        return try ExternalCommand(argv).run()
+    }
+
+    static func json(_ result: ExternalCommand.Result) throws -> [String: Any] {
+        let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
+        return try #require(object as? [String: Any])
+    }
+}
+
+/// A file of random bytes under /var/tmp, dropped from the page cache.
+final class ScratchFile {
+    let dir: String
+    let path: String
+
+    init(size: Int, mode: mode_t = 0o644) throws {
+        dir = "/var/tmp/cachectl-cli-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        path = dir + "/model.gguf"
+        var bytes = [UInt8](repeating: 0, count: size)
+        for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 7) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        chmod(path, mode)
+        let file = try OpenFile(path)
+        _ = fdatasync(file.fd)
+        try file.advise(POSIX_FADV_DONTNEED)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
+}
+
+@Suite struct CLITests {
+    @Test func versionAndHelpExitZero() throws {
+        #expect(try CLI.run(["--version"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
+        let help = try CLI.run(["warm", "--help"])
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("--into"))
+    }
+
+    @Test func usageErrorsExitTwoWithAJSONEnvelope() throws {
+        let result = try CLI.run(["warm", "--jobs", "0", "--json", "x"])
+        #expect(result.status == 2)
+        let json = try CLI.json(result)
+        #expect(json["failed"] as? Bool == true)
+        #expect((json["msg"] as? String)?.contains("--jobs") == true)
+    }
+
+    @Test func warmPrintsOneJSONDocumentAndReachesFullResidency() throws {
+        let file = try ScratchFile(size: 6 << 20)
+        let result = try CLI.run(["warm", "--json", file.path])
+        #expect(result.status == 0)
+        let json = try CLI.json(result)
+        #expect(json["failed"] as? Bool == false)
+        #expect(json["changed"] as? Bool == true)
+        #expect(json["bytes_read"] as? Int == 6 << 20)
+        #expect(json["residency_percent"] as? Double == 100)
+
+        let again = try CLI.json(try CLI.run(["warm", "--json", file.path]))
+        #expect(again["changed"] as? Bool == false)
+        #expect(again["bytes_already_resident"] as? Int == 6 << 20)
+    }
+
+    @Test func aMissingFileFailsTheRunButTheOthersAreWarmed() throws {
+        let file = try ScratchFile(size: 1 << 20)
+        let result = try CLI.run(["warm", "--json", file.dir + "/missing.gguf", file.path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains(file.dir + "/missing.gguf"))
+        let json = try CLI.json(result)
+        #expect(json["failed"] as? Bool == true)
+        #expect(json["bytes_read"] as? Int == 1 << 20)
+    }
+
+    @Test(.enabled(if: Privileges.isRoot, "needs root to drop to another user"))
+    func permissionDeniedIsReportedPerFile() throws {
+        let file = try ScratchFile(size: 1 << 20, mode: 0o600)
+        let result = try CLI.run(["warm", file.path], as: "65534")
+        #expect(result.status == 1)
+        #expect(result.stderr.contains(file.path))
+        #expect(result.stderr.contains("EACCES"))
+    }
+
+    @Test(.enabled(if: Privileges.isRoot, "needs root to drop to another user"))
+    func untrustworthyMincoreIsReportedAsUnknownAndWarmReadsEverything() throws {
+        let file = try ScratchFile(size: 2 << 20, mode: 0o644)
+        // mincore claims full residency of a file nobody cannot write: cachectl must not believe it.
+        let residency = try CLI.json(try CLI.run(["residency", "--json", "--residency-method", "mincore", file.path], as: "65534"))
+        let entry = try #require((residency["files"] as? [[String: Any]])?.first)
+        #expect(entry["resident"] == nil)
+        #expect((entry["error"] as? String)?.contains("134fca9063ad") == true)
+
+        let warm = try CLI.json(try CLI.run(["warm", "--json", "--residency-method", "mincore", file.path], as: "65534"))
+        #expect(warm["bytes_read"] as? Int == 2 << 20)
+    }
+
+    @Test func lockHoldsPagesUntilSIGTERM() throws {
+        let file = try ScratchFile(size: 4 << 20)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.binary)
+        process.arguments = ["warm", "--lock", file.path]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        // Wait for the "locked" line, then check the kernel's count of locked memory.
+        var text = ""
+        while !text.contains("locked") {
+            let data = out.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            text += String(decoding: data, as: UTF8.self)
+        }
+        #expect(text.contains("locked 4.00 MiB"))
+        let status = try String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)
+        let vmLck = status.split(separator: "\n").first { $0.hasPrefix("VmLck:") }
+        let kib = Int(vmLck?.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "0") ?? 0
+        #expect(kib >= 4096)
+        process.terminate()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+    }
+
+    @Test(.enabled(if: Privileges.isRoot, "needs root to drop to another user"))
+    func lockBeyondRLIMIT_MEMLOCKExplainsTheLimit() throws {
+        let file = try ScratchFile(size: 4 << 20)
+        let result = try CLI.run(["warm", "--lock", file.path], as: "65534", memlockKiB: 64)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("RLIMIT_MEMLOCK is 64.0 KiB"))
+    }
+
+    @Test func evictAndResidencyAgree() throws {
+        let file = try ScratchFile(size: 3 << 20)
+        _ = try CLI.run(["warm", file.path])
+        let evict = try CLI.json(try CLI.run(["evict", "--json", file.path]))
+        #expect(evict["released_bytes"] as? Int == 3 << 20)
+        let residency = try CLI.json(try CLI.run(["residency", "--json", file.path]))
+        #expect((residency["total"] as? [String: Any])?["resident"] as? Int == 0)
+    }
+}
