@@ -27,10 +27,11 @@ started=yes
 start_cachefilesd "$conf" || started=no
 expect_eq "cachefilesd brought its cache up" yes "$started"
 
-mkdir -p /srv/export
-mount -t tmpfs -o size=256M export /srv/export
+make_export_dir /srv/export 256M
 make_file /srv/export/model.bin 32
+log "wrote /srv/export/model.bin (32 MiB)"
 start_nfs_server /srv/export
+log "NFS server up"
 
 opts=ro
 [[ $break_mode == nofsc ]] || opts=ro,fsc

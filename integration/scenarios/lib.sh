@@ -125,10 +125,18 @@ start_cachefilesd() {
 }
 
 # --- NFS server on 127.0.0.1 ----------------------------------------------------------
+# make_export_dir DIR [SIZE]: a tmpfs to export. The guest's root is an overlay
+# without nfs_export, which nfsd refuses ("does not support NFS export").
+make_export_dir() {
+  mkdir -p "$1"
+  mount -t tmpfs -o "size=${2:-512M}" export "$1" || die "tmpfs on $1"
+}
+
 # start_nfs_server DIR: exports DIR as the NFSv4 root (fsid=0), so clients mount
-# 127.0.0.1:/ . DIR may sit on the overlay root or on a tmpfs.
+# 127.0.0.1:/ . DIR must be on an exportable filesystem (see make_export_dir).
 start_nfs_server() {
   local dir=$1
+  [[ $(stat -f -c %T "$dir") != overlayfs ]] || die "$dir is on the overlay root, which nfsd cannot export; use make_export_dir"
   load_modules nfsd
   mountpoint -q /proc/fs/nfsd || mount -t nfsd nfsd /proc/fs/nfsd || die "mount nfsd fs"
   mkdir -p /run/rpcbind /var/lib/nfs/rpc_pipefs /var/lib/nfs/v4recovery
