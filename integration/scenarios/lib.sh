@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for scenarios run inside the test bed's guest (integration/vm/run).
 # Source it first thing:  . "$(dirname "$0")/lib.sh"
 #
@@ -80,7 +81,7 @@ make_zram_ext4() {
   [[ -e /sys/class/zram-control ]] || modprobe zram num_devices=0 || die "modprobe zram"
   id=$(cat /sys/class/zram-control/hot_add) || die "zram hot_add"
   dev=/dev/zram$id
-  echo "$size" >/sys/block/zram$id/disksize || die "zram$id disksize $size"
+  echo "$size" >"/sys/block/zram$id/disksize" || die "zram$id disksize $size"
   mkfs.ext4 -q -F -O ^has_journal -E nodiscard "$dev" || die "mkfs.ext4 $dev"
   mkdir -p "$mnt"
   mount -o user_xattr "$dev" "$mnt" || die "mount $dev $mnt"
@@ -181,8 +182,8 @@ start_samba() {
 EOF
   printf 'cachectl\ncachectl\n' | smbpasswd -s -a root >/dev/null || die "smbpasswd -a root"
   smbd -D || die "smbd"
-  local i
-  for i in $(seq 50); do
+  local _
+  for _ in $(seq 50); do
     (exec 3<>/dev/tcp/127.0.0.1/445) 2>/dev/null && return 0
     sleep 0.2
   done
