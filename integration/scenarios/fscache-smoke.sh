@@ -8,6 +8,7 @@
 #   nofsc    mount without fsc            -> FSC no, counters stay put
 #   badconf  cachefilesd.conf names a cache dir that does not exist -> no cache
 # timeout: 240
+# shellcheck source=integration/scenarios/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 break_mode=${FSCACHE_SMOKE_BREAK:-}

@@ -107,11 +107,11 @@ EOF
 # logs to /tmp/cachefilesd.log, and waits until the kernel lists the cache.
 # Returns 1 (and prints the daemon's log) if it did not come up.
 start_cachefilesd() {
-  local conf=$1 i
+  local conf=$1 _
   load_modules cachefiles
   cachefilesd -n -s -f "$conf" >/tmp/cachefilesd.log 2>&1 &
   CACHEFILESD_PID=$!
-  for i in $(seq 50); do
+  for _ in $(seq 50); do
     # /proc/fs/fscache/caches: a header line, then one line per live cache.
     if [[ $(tail -n +2 /proc/fs/fscache/caches 2>/dev/null) == *[![:space:]]* ]] &&
        kill -0 "$CACHEFILESD_PID" 2>/dev/null; then

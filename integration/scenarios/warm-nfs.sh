@@ -5,6 +5,7 @@
 # after drop_caches warming again is served from FS-Cache (IO rd), byte-exact.
 # requires: cachectl
 # timeout: 300
+# shellcheck source=integration/scenarios/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 command -v cachectl >/dev/null || die "cachectl is not on PATH ($PATH)"
