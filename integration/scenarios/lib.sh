@@ -135,6 +135,10 @@ make_export_dir() {
 
 # start_nfs_server DIR: exports DIR as the NFSv4 root (fsid=0), so clients mount
 # 127.0.0.1:/ . DIR must be on an exportable filesystem (see make_export_dir).
+#
+# nfsd's 90-second grace period ends at once only because the kernel can run
+# nfsdcltrack (nfs-common) to learn there are no clients to reclaim; without it
+# (e.g. nfsd.cltrack_prog pointed elsewhere) the first open waits ~90 s.
 start_nfs_server() {
   local dir=$1
   [[ $(stat -f -c %T "$dir") != overlayfs ]] || die "$dir is on the overlay root, which nfsd cannot export; use make_export_dir"
