@@ -32,12 +32,15 @@ public enum AtomicFile {
         let dir = Path.directory(of: path)
         let temp = dir + "/." + Path.lastComponent(of: path) + ".cachectl-tmp-\(getpid())"
         let file = try OpenFile(temp, flags: O_WRONLY | O_CREAT | O_TRUNC | O_EXCL, mode: exists ? old.st_mode & 0o7777 : mode)
-        do {
+        do throws(SystemError) {
             if exists {
                 _ = try sys("fchmod", temp) { fchmod(file.fd, old.st_mode & 0o7777) }
                 _ = try sys("fchown", temp) { fchown(file.fd, old.st_uid, old.st_gid) }
             }
-            try contents.withUnsafeBytes { (bytes) throws(SystemError) in try file.writeAll(bytes) }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: contents.count, alignment: 1)
+            defer { buffer.deallocate() }
+            buffer.copyBytes(from: contents)
+            try file.writeAll(UnsafeRawBufferPointer(buffer))
             try file.sync()
             if exists && backup {
                 let backupPath = path + backupSuffix
@@ -65,10 +68,11 @@ public enum AtomicFile {
     public static func readBytes(_ path: String) throws(SystemError) -> [UInt8] {
         let file = try OpenFile(path)
         var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 8)
+        defer { chunk.deallocate() }
         var offset: Int64 = 0
         while true {
-            let n = try chunk.withUnsafeMutableBytes { (buf) throws(SystemError) in try file.read(into: buf, at: offset) }
+            let n = try file.read(into: chunk, at: offset)
             if n == 0 { break }
             result.append(contentsOf: chunk[0..<n])
             offset += Int64(n)
