@@ -33,6 +33,8 @@ public struct PlacementChange: Encodable, Sendable {
     public var verifiedBlobs: Int
     public var seconds: Double
     public var pinned: Bool
+    /// The model's links in the models directory (what applications open).
+    public var links: [String] = []
 }
 
 /// A link that was (or would be) created or repointed.
@@ -130,7 +132,7 @@ extension RAMTiers {
             var result = PlacementChange(
                 changed: false, action: "already placed", model: model.name, layout: model.layout, tier: current,
                 from: current, bytes: model.bytes, files: model.files.count, copiedBytes: 0, verifiedBlobs: 0,
-                seconds: 0, pinned: pinned != nil || pin)
+                seconds: 0, pinned: pinned != nil || pin, links: model.files.map { modelsDir + "/" + $0.path })
 
             let wanted = tier ?? pinned
             if let current, wanted == nil || wanted == current {

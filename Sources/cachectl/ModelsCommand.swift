@@ -1,6 +1,7 @@
 import ArgumentParser
 import CachectlSystem
 import CachectlTiers
+import CachectlWarm
 import Foundation
 
 struct Models: ParsableCommand {
@@ -76,27 +77,58 @@ struct Promote: ParsableCommand {
               cachectl promote llama3:8b
               cachectl promote Qwen2.5-7B-Instruct --tier fast --pin
               cachectl promote mixtral-00001-of-00004.gguf --strategy fill-first --check
+              cachectl promote llama3:8b --tier squeezed --warm
+
+            --warm then makes sure the model is in the page cache, reading through its links \
+            what is not resident (as `cachectl warm` does), and reports residency. Right after \
+            a copy the pages are usually still cached; a tmpfs copy is always in RAM.
             """)
 
     @Argument(help: "Model name as `cachectl models` shows it (ollama NAME:TAG; a .gguf file name works too).") var model: String
     @Option(help: "Tier to use (default: chosen by --strategy).") var tier: String?
     @Option(help: "fastest-fit, fill-first or round-robin.") var strategy: PlacementStrategy = .fastestFit
     @Flag(help: "Pin the model to the tier it goes to.") var pin = false
+    @Flag(help: "Then warm the model's files into the page cache.") var warm = false
     @Flag(help: "Change nothing; report what would change.") var check = false
     @OptionGroup var state: TierStateOptions
     @OptionGroup var output: OutputOptions
+
+    struct Data: Encodable {
+        var placement: PlacementChange
+        var warm: WarmReport?
+
+        func encode(to encoder: Encoder) throws {
+            try placement.encode(to: encoder)
+            var container = encoder.container(keyedBy: Keys.self)
+            try container.encodeIfPresent(warm, forKey: .warm)
+        }
+        private enum Keys: String, CodingKey { case warm }
+    }
 
     func run() throws {
         output.bootstrap()
         let change = try usageChecked {
             try state.tiers.promote(model, tier: tier, strategy: strategy, pin: pin, check: check, progress: output.showsProgress)
         }
+        var warmed: WarmReport?
+        if warm && !check {
+            let files = FileSelection(paths: change.links, expandShards: false)
+            let bar = ProgressBar(total: files.totalSize, label: "warm", enabled: output.showsProgress)
+            warmed = Prewarmer().warm(files.files, progress: bar)
+            bar.finish()
+        }
+        let warmFailed = (warmed?.failedFiles ?? 0) > 0
         let msg = "\(change.model): \(change.action)" + (change.tier.map { " (\($0))" } ?? "")
-        try CommandOutput.finish(output, changed: change.changed, failed: false, msg: msg, data: change) {
-            guard change.changed, change.copiedBytes > 0, !check else { return msg }
-            return msg + ": copied \(ByteSize.format(change.copiedBytes)) in \(formatFixed(change.seconds, digits: 1)) s"
+            + (warmFailed ? "; warming failed for \(warmed!.failedFiles) file(s)" : "")
+        try CommandOutput.finish(output, changed: change.changed, failed: warmFailed, msg: msg, data: Data(placement: change, warm: warmed)) {
+            let warmText = warmed.map {
+                "\nwarmed \(ByteSize.format($0.bytesRead)) (\(ByteSize.format($0.bytesAlreadyResident)) already resident)"
+                    + ($0.residencyPercent.map { ", \(formatFixed($0, digits: 1))% resident" } ?? "")
+            } ?? ""
+            guard change.changed, change.copiedBytes > 0, !check else { return msg + warmText }
+            return msg + "\ncopied \(ByteSize.format(change.copiedBytes)) in \(formatFixed(change.seconds, digits: 1)) s"
                 + " (\(ByteSize.formatRate(bytes: change.copiedBytes, seconds: change.seconds)))"
-                + (change.verifiedBlobs > 0 ? ", \(change.verifiedBlobs) blob(s) sha256-verified" : "")
+                + (change.verifiedBlobs > 0 ? ", \(change.verifiedBlobs) blob(s) sha256-verified" : "") + warmText
         }
     }
 }
