@@ -15,6 +15,7 @@ let package = Package(
         .systemLibrary(name: "CLibMount", pkgConfig: "mount", providers: [.apt(["libmount-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // C that Swift cannot call: variadic syscall(2), macros.
         .target(name: "CCachectlShims"),
 
@@ -23,10 +24,11 @@ let package = Package(
             dependencies: ["CCachectlShims", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "CachectlWarm", dependencies: ["CachectlSystem", "CCachectlShims"]),
+        .target(name: "CachectlTiers", dependencies: ["CachectlSystem", "CLibCrypto"]),
         .executableTarget(
             name: "cachectl",
             dependencies: [
-                "CachectlSystem", "CachectlWarm",
+                "CachectlSystem", "CachectlWarm", "CachectlTiers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -36,6 +38,7 @@ let package = Package(
         .testTarget(name: "CachectlWarmTests", dependencies: ["CachectlWarm", "CachectlSystem"]),
         // Runs the built binary: exit codes, --json, privilege drops.
         .testTarget(name: "CLITests", dependencies: ["cachectl", "CachectlSystem"]),
+        .testTarget(name: "CachectlTiersTests", dependencies: ["CachectlTiers", "CachectlSystem"]),
     ],
     swiftLanguageModes: [.v6]
 )

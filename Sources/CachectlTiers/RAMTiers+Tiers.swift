@@ -1,0 +1,261 @@
+import CachectlSystem
+import Glibc
+
+extension RAMTiers {
+    /// All tiers in speed order, with usage and zram counters.
+    public func listTiers() throws -> [TierStatus] {
+        let state = try stateFile.load()
+        return state.tiersBySpeed.map { status(of: $0, state: state) }
+    }
+
+    /// Creates a tier, or mounts it again when it is recorded but gone (after a
+    /// reboot). Idempotent: an identical live tier is left alone.
+    public func createTier(_ spec: TierSpec, check: Bool = false) throws -> TierChange {
+        try spec.validate()
+        return try transaction(check: check) { state in
+            if let existing = state.tier(named: spec.name) {
+                let differs = Self.immutableDifferences(existing.spec, spec)
+                if !differs.isEmpty {
+                    throw SystemError.failed(
+                        "create tier \(spec.name)",
+                        hint: "it exists with a different \(differs.joined(separator: ", ")); destroy it first"
+                            + (differs == ["size"] ? " or use: cachectl tier resize \(spec.name) --size \(spec.size)" : ""))
+                }
+                var updated = existing
+                updated.spec.rank = spec.rank
+                if isLive(existing) {
+                    let rankChanged = existing.spec.rank != spec.rank
+                    if rankChanged && !check { state.replace(updated) }
+                    return TierChange(
+                        changed: rankChanged, action: rankChanged ? "rank" : "exists",
+                        tier: status(of: rankChanged ? updated : existing, state: state), demoted: [],
+                        steps: rankChanged ? ["rank \(existing.spec.rank) → \(spec.rank)"] : [])
+                }
+                if check {
+                    return TierChange(changed: true, action: "would recreate", tier: status(of: existing, state: state), demoted: [], steps: [])
+                }
+                // Recorded but not mounted (reboot, or unmounted by hand): whatever was
+                // placed there is gone, so links fall back to cold storage first.
+                let demoted = try fallBackToCold(tier: spec.name, state: &state)
+                var steps: [String] = demoted.isEmpty ? [] : ["demoted \(demoted.joined(separator: ", ")) (the tier was gone)"]
+                let fresh = try bringUp(spec, previous: existing, steps: &steps)
+                state.replace(fresh)
+                return TierChange(changed: true, action: "recreated", tier: status(of: fresh, state: state), demoted: demoted, steps: steps)
+            }
+            if let other = state.tiers.first(where: { $0.spec.path == spec.path }) {
+                throw SystemError.failed("create tier \(spec.name)", path: spec.path, hint: "tier \(other.spec.name) already uses that path")
+            }
+            if let entry = try MountTable.entry(at: spec.path, roots: roots) {
+                throw SystemError(
+                    "create tier \(spec.name)", path: spec.path, errno: EBUSY,
+                    hint: "\(entry.fsType) from \(entry.source) is already mounted there; choose another --path")
+            }
+            if check {
+                let record = TierRecord(spec: spec)
+                return TierChange(changed: true, action: "would create", tier: status(of: record, state: state), demoted: [], steps: [])
+            }
+            var steps: [String] = []
+            let record = try bringUp(spec, previous: nil, steps: &steps)
+            state.tiers.append(record)
+            return TierChange(changed: true, action: "created", tier: status(of: record, state: state), demoted: [], steps: steps)
+        }
+    }
+
+    /// Unmounts a tier and frees its memory. Refuses while models are placed
+    /// there unless `demote`; a busy mount is refused unless `force`.
+    public func destroyTier(_ name: String, demote: Bool = false, force: Bool = false, check: Bool = false) throws -> TierChange {
+        try TierSpec.validateName(name)
+        return try transaction(check: check) { state in
+            guard let record = state.tier(named: name) else {
+                return TierChange(changed: false, action: "absent", tier: nil, demoted: [], steps: [])
+            }
+            let placed = state.models(in: name)
+            if !placed.isEmpty && !demote {
+                throw SystemError.failed(
+                    "destroy tier \(name)",
+                    hint: "models are placed there: \(placed.joined(separator: ", ")); demote them, or pass --demote")
+            }
+            let before = status(of: record, state: state)
+            if check {
+                return TierChange(changed: true, action: "would destroy", tier: before, demoted: placed, steps: [])
+            }
+            var demoted: [String] = []
+            for model in placed {
+                try demoteModel(model, state: &state)
+                demoted.append(model)
+            }
+            var steps: [String] = demoted.map { "demoted \($0)" }
+            try tearDown(record, force: force, steps: &steps)
+            if record.createdPath && rmdir(record.spec.path) == 0 { steps.append("removed \(record.spec.path)") }
+            state.tiers.removeAll { $0.spec.name == name }
+            state.pins = state.pins.filter { $0.value != name }
+            return TierChange(changed: true, action: "destroyed", tier: before, demoted: demoted, steps: steps)
+        }
+    }
+
+    /// Changes a tier's size: tmpfs remounts in place (never below what is
+    /// stored); zram is rebuilt, which only an empty tier allows.
+    public func resizeTier(_ name: String, size: ByteSize, check: Bool = false) throws -> TierChange {
+        try TierSpec.validateName(name)
+        return try transaction(check: check) { state in
+            guard var record = state.tier(named: name) else {
+                throw SystemError.failed("resize tier \(name)", hint: "no such tier; see: cachectl tier list")
+            }
+            var spec = record.spec
+            spec.size = size
+            try spec.validate()
+            let live = isLive(record)
+            let current = live && record.spec.type == .zram
+                ? (try? ZramDevice(id: record.zramDevice ?? -1, roots: roots).diskSize()) ?? record.spec.size.bytes
+                : record.spec.size.bytes
+            if current == size.bytes && record.spec.size == size {
+                return TierChange(changed: false, action: "unchanged", tier: status(of: record, state: state), demoted: [], steps: [])
+            }
+            let models = state.models(in: name)
+            if live, let usage = try? SpaceUsage.of(record.spec.path) {
+                if record.spec.type == .tmpfs && usage.used > size.bytes {
+                    throw SystemError.failed(
+                        "resize tier \(name) to \(size)", path: record.spec.path,
+                        hint: "\(ByteSize.format(usage.used)) is stored there; demote models first")
+                }
+                if record.spec.type == .zram && (!models.isEmpty || !Self.isEmptyDirectory(record.spec.path)) {
+                    throw SystemError.failed(
+                        "resize zram tier \(name)", path: record.spec.path,
+                        hint: "a zram tier is rebuilt to resize, so it must be empty"
+                            + (models.isEmpty ? "; remove the files in it" : "; demote first: \(models.joined(separator: ", "))"))
+                }
+            }
+            let steps = ["size \(record.spec.size) → \(size)"]
+            if check {
+                return TierChange(changed: true, action: "would resize", tier: status(of: record, state: state), demoted: [], steps: steps)
+            }
+            var done = steps
+            if live {
+                switch record.spec.type {
+                case .tmpfs:
+                    try Mounter.remount(
+                        target: spec.path, type: "tmpfs", flags: Self.mountFlags, data: "size=\(size.bytes)")
+                    record.spec = spec
+                case .zram:
+                    try tearDown(record, force: false, steps: &done)
+                    record = try bringUp(spec, previous: record, steps: &done)
+                }
+            } else {
+                record.spec = spec
+                done.append("not mounted now: the new size applies when it is created again (cachectl tier health --restore)")
+            }
+            state.replace(record)
+            return TierChange(changed: true, action: "resized", tier: status(of: record, state: state), demoted: [], steps: done)
+        }
+    }
+
+    static let mountFlags = UInt(MS_NOSUID | MS_NODEV | MS_NOATIME)
+
+    /// Mounts a tier (creating the zram device and filesystem). On failure, undoes
+    /// every step it took, so nothing is left behind.
+    func bringUp(_ spec: TierSpec, previous: TierRecord?, steps: inout [String]) throws -> TierRecord {
+        let createdPath = try makeDirectory(spec.path) || (previous?.createdPath ?? false)
+        var record = TierRecord(spec: spec, createdPath: createdPath)
+        switch spec.type {
+        case .tmpfs:
+            do {
+                try Mounter.mount(
+                    source: "cachectl-" + spec.name, target: spec.path, type: "tmpfs", flags: Self.mountFlags,
+                    data: "size=\(spec.size.bytes),mode=0755")
+            } catch {
+                if createdPath { rmdir(spec.path) }
+                throw error
+            }
+            steps.append("mounted tmpfs (\(spec.size)) on \(spec.path)")
+        case .zram:
+            // A device left from before a reboot does not exist; one from a resize is reused.
+            let device: ZramDevice
+            if let id = previous?.zramDevice, ZramDevice(id: id, roots: roots).exists, (try? ZramDevice(id: id, roots: roots).diskSize()) == 0 {
+                device = ZramDevice(id: id, roots: roots)
+            } else {
+                device = try ZramDevice.hotAdd(roots: roots)
+                steps.append("added \(device.devicePath)")
+            }
+            do {
+                if let algorithm = spec.algorithm {
+                    try device.setAlgorithm(algorithm)  // must precede disksize
+                    steps.append("algorithm \(algorithm)")
+                }
+                try device.setDiskSize(spec.size.bytes)
+                try Self.makeFilesystem(spec.filesystem ?? .ext4, on: device.devicePath)
+                steps.append("made \((spec.filesystem ?? .ext4).rawValue) on \(device.devicePath)")
+                try Mounter.mount(
+                    source: device.devicePath, target: spec.path, type: (spec.filesystem ?? .ext4).rawValue,
+                    flags: Self.mountFlags, data: "discard")
+                steps.append("mounted \(device.devicePath) on \(spec.path) with discard")
+            } catch {
+                try? device.reset()
+                try? device.hotRemove()
+                if createdPath { rmdir(spec.path) }
+                throw error
+            }
+            record.zramDevice = device.id
+        }
+        return record
+    }
+
+    /// Unmounts and, for zram, resets and removes the device.
+    func tearDown(_ record: TierRecord, force: Bool, steps: inout [String]) throws {
+        if let entry = try MountTable.entry(at: record.spec.path, roots: roots), mount(of: record) != nil {
+            try Mounter.unmount(record.spec.path, force: force)
+            steps.append("unmounted \(entry.fsType) from \(record.spec.path)")
+        }
+        if record.spec.type == .zram, let id = record.zramDevice {
+            let device = ZramDevice(id: id, roots: roots)
+            if device.exists {
+                do {
+                    try device.reset()
+                } catch {
+                    throw SystemError(
+                        "reset", path: device.blockDirectory, errno: error.errno,
+                        hint: "\(device.devicePath) is still in use (a lazily detached mount keeps it until its last file is closed); try again later")
+                }
+                try device.hotRemove()
+                steps.append("reset and removed \(device.devicePath)")
+            }
+        }
+    }
+
+    static func makeFilesystem(_ fs: TierFilesystem, on device: String) throws {
+        switch fs {
+        case .ext4:
+            // No journal and no reserved blocks: the tier is rebuilt from cold
+            // storage after a crash anyway, and RAM is too dear for either.
+            try ExternalCommand(["mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal", "-E", "nodiscard", device])
+                .check(hint: "install e2fsprogs")
+        case .xfs:
+            try ExternalCommand(["mkfs.xfs", "-q", "-f", "-K", device]).check(hint: "install xfsprogs")
+        }
+    }
+
+    static func immutableDifferences(_ a: TierSpec, _ b: TierSpec) -> [String] {
+        var fields: [String] = []
+        if a.type != b.type { fields.append("type") }
+        if a.path != b.path { fields.append("path") }
+        if a.size != b.size { fields.append("size") }
+        if a.algorithm != b.algorithm { fields.append("algorithm") }
+        if a.filesystem != b.filesystem { fields.append("filesystem") }
+        return fields
+    }
+
+    static func isEmptyDirectory(_ path: String) -> Bool {
+        guard let entries = try? ModelCatalog.listDirectory(path) else { return true }
+        // ext4's lost+found is always there and hidden names are cachectl's temp files.
+        return entries.allSatisfy { $0.name == "lost+found" }
+    }
+}
+
+extension TierState {
+    mutating func replace(_ record: TierRecord) {
+        if let index = tiers.firstIndex(where: { $0.spec.name == record.spec.name }) {
+            tiers[index] = record
+        } else {
+            tiers.append(record)
+        }
+    }
+}

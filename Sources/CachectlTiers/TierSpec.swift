@@ -1,0 +1,94 @@
+import CachectlSystem
+
+/// What backs a RAM tier.
+public enum TierType: String, Codable, Sendable, CaseIterable {
+    /// tmpfs: page-cache memory, swappable, no compression; the fastest tier.
+    case tmpfs
+    /// A zram block device with a filesystem on it: compressed RAM.
+    case zram
+
+    /// Speed rank when none is given: lower ranks are faster and are filled first.
+    public var defaultRank: Int { self == .tmpfs ? 10 : 20 }
+}
+
+/// Filesystem made on a zram device.
+public enum TierFilesystem: String, Codable, Sendable, CaseIterable {
+    case ext4, xfs
+}
+
+/// A bad value given for a tier or a model: the CLI reports it as a usage error.
+public struct TierInputError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The desired shape of one RAM tier, as `tier create` and a YAML plan give it.
+public struct TierSpec: Codable, Sendable, Equatable {
+    public var name: String
+    public var type: TierType
+    public var size: ByteSize
+    /// Mount point.
+    public var path: String
+    /// zram compression algorithm (`lz4`, `zstd`, ...); nil keeps the kernel's default.
+    public var algorithm: String?
+    /// zram filesystem; nil for tmpfs.
+    public var filesystem: TierFilesystem?
+    /// Speed rank for placement: lower is faster.
+    public var rank: Int
+
+    public init(
+        name: String, type: TierType, size: ByteSize, path: String? = nil, algorithm: String? = nil,
+        filesystem: TierFilesystem? = nil, rank: Int? = nil
+    ) {
+        self.name = name
+        self.type = type
+        self.size = size
+        self.path = path ?? Self.defaultPath(for: name)
+        self.algorithm = type == .zram ? algorithm : nil
+        self.filesystem = type == .zram ? (filesystem ?? .ext4) : nil
+        self.rank = rank ?? type.defaultRank
+    }
+
+    /// Where a tier is mounted unless `--path` says otherwise.
+    public static func defaultPath(for name: String) -> String { "/run/cachectl/tiers/" + name }
+
+    /// Smallest tier: below this a filesystem does not fit its own metadata.
+    public static let minimumSize = ByteSize(16 << 20)
+
+    /// Compression algorithms Linux's zram knows by name (what this kernel offers
+    /// is checked again against `comp_algorithm` when the device exists).
+    public static let knownAlgorithms = ["lzo", "lzo-rle", "lz4", "lz4hc", "zstd", "deflate", "842"]
+
+    /// Checks every field before anything is changed.
+    public func validate() throws(TierInputError) {
+        try Self.validateName(name)
+        guard path.hasPrefix("/"), !path.contains("\n"), !path.contains(","), path != "/" else {
+            throw TierInputError("tier path must be an absolute directory without commas or newlines: \(path)")
+        }
+        guard !path.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else {
+            throw TierInputError("tier path must not contain . or .. components: \(path)")
+        }
+        guard size >= Self.minimumSize else {
+            throw TierInputError("tier size \(size) is too small; at least \(Self.minimumSize)")
+        }
+        guard (0...1000).contains(rank) else { throw TierInputError("rank must be 0...1000 (lower is faster): \(rank)") }
+        if let algorithm {
+            guard type == .zram else { throw TierInputError("--algorithm applies to zram tiers only") }
+            guard Self.knownAlgorithms.contains(algorithm) else {
+                throw TierInputError(
+                    "unknown zram algorithm '\(algorithm)'; one of: \(Self.knownAlgorithms.joined(separator: ", "))")
+            }
+        }
+        if filesystem != nil && type != .zram { throw TierInputError("--fs applies to zram tiers only") }
+    }
+
+    /// Tier names become path components and mount sources: keep them plain.
+    public static func validateName(_ name: String) throws(TierInputError) {
+        let allowed = name.utf8.allSatisfy { c in
+            (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f
+        }
+        guard !name.isEmpty, name.utf8.count <= 32, allowed, !name.hasPrefix("-") else {
+            throw TierInputError("tier name must be 1-32 characters of a-z, 0-9, - and _: '\(name)'")
+        }
+    }
+}
