@@ -23,10 +23,12 @@ let package = Package(
             dependencies: ["CCachectlShims", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "CachectlWarm", dependencies: ["CachectlSystem", "CCachectlShims"]),
+        .target(name: "CCachectlFuse", dependencies: ["CFuse3"]),
+        .target(name: "CachectlFUSE", dependencies: ["CachectlSystem", "CLZ4", "CFuse3", "CCachectlFuse"]),
         .executableTarget(
             name: "cachectl",
             dependencies: [
-                "CachectlSystem", "CachectlWarm",
+                "CachectlSystem", "CachectlWarm", "CachectlFUSE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -34,6 +36,7 @@ let package = Package(
 
         .testTarget(name: "CachectlSystemTests", dependencies: ["CachectlSystem"]),
         .testTarget(name: "CachectlWarmTests", dependencies: ["CachectlWarm", "CachectlSystem"]),
+        .testTarget(name: "CachectlFUSETests", dependencies: ["CachectlFUSE", "CachectlSystem"]),
     ],
     swiftLanguageModes: [.v6]
 )

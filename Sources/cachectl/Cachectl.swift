@@ -23,7 +23,7 @@ struct Cachectl: ParsableCommand {
             """,
         version: version,
         subcommands: [
-            Warm.self, Residency.self, Evict.self,
+            Warm.self, Residency.self, Evict.self, Fuse.self,
         ]
     )
 
