@@ -46,9 +46,16 @@ enum FuseOperations {
             }
             return fuse_get_context()!.pointee.private_data
         }
-        ops.getattr = { path, st, _ in
+        ops.getattr = { path, st, fi in
             guard let st else { return -EINVAL }
-            return FuseOperations.mirror().getattr(FuseOperations.string(path), st)
+            // With nullpath_ok, an open file's attributes come with its handle and
+            // no path: stat the source descriptor (never "/", which would turn the
+            // file into a directory and make the kernel mark the inode bad: EIO).
+            if let handle = FuseOperations.handle(fi) {
+                return fstat(handle.file.fd, st) == 0 ? 0 : -errno
+            }
+            guard let path else { return -ENOENT }
+            return FuseOperations.mirror().getattr(String(cString: path), st)
         }
         ops.readlink = { path, buffer, size in
             guard let buffer else { return -EINVAL }
