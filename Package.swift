@@ -25,10 +25,12 @@ let package = Package(
         ),
         .target(name: "CachectlWarm", dependencies: ["CachectlSystem", "CCachectlShims"]),
         .target(name: "CachectlTiers", dependencies: ["CachectlSystem", "CLibCrypto"]),
+        .target(name: "CCachectlFuse", dependencies: ["CFuse3"]),
+        .target(name: "CachectlFUSE", dependencies: ["CachectlSystem", "CLZ4", "CFuse3", "CCachectlFuse"]),
         .executableTarget(
             name: "cachectl",
             dependencies: [
-                "CachectlSystem", "CachectlWarm", "CachectlTiers",
+                "CachectlSystem", "CachectlWarm", "CachectlTiers", "CachectlFUSE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -39,6 +41,7 @@ let package = Package(
         // Runs the built binary: exit codes, --json, privilege drops.
         .testTarget(name: "CLITests", dependencies: ["cachectl", "CachectlSystem"]),
         .testTarget(name: "CachectlTiersTests", dependencies: ["CachectlTiers", "CachectlSystem"]),
+        .testTarget(name: "CachectlFUSETests", dependencies: ["CachectlFUSE", "CachectlSystem"]),
     ],
     swiftLanguageModes: [.v6]
 )

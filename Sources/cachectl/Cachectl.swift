@@ -25,6 +25,7 @@ struct Cachectl: ParsableCommand {
         subcommands: [
             Warm.self, Residency.self, Evict.self,
             Tier.self, Models.self, Promote.self, Demote.self,
+            Fuse.self,
         ]
     )
 

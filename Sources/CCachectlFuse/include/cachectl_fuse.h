@@ -1,0 +1,40 @@
+#ifndef CACHECTL_FUSE_H
+#define CACHECTL_FUSE_H
+
+#include <stddef.h>
+
+/* What Swift cannot call in libfuse 3: fuse_new() and fuse_loop_mt() are
+   versioned macros, and stopping a multithreaded loop from another thread
+   needs a signal to interrupt the loop thread's sem_wait(). Every symbol
+   carries the cachectl_fuse_ prefix. The operations table itself is built in
+   Swift (CachectlFUSE/FuseOperations.swift) and passed as an opaque pointer. */
+
+struct cachectl_fuse;
+
+/* Creates a libfuse session with `argv` (options such as "-o", "ro,..."), the
+   operations table `ops` (a struct fuse_operations of size `ops_size`) and
+   `user_data` (returned by fuse_get_context()->private_data), and mounts it on
+   `mountpoint`. Returns NULL on failure; libfuse has printed why on stderr. */
+struct cachectl_fuse *cachectl_fuse_mount(int argc, char **argv, const void *ops,
+                                          size_t ops_size, void *user_data,
+                                          const char *mountpoint);
+
+/* Runs the multithreaded request loop on the calling thread until
+   cachectl_fuse_request_exit() or until the filesystem is unmounted from
+   outside. `max_threads` bounds libfuse's worker threads. Returns 0 or -1. */
+int cachectl_fuse_loop(struct cachectl_fuse *handle, unsigned int max_threads);
+
+/* Asks the loop to end: marks the session exited and interrupts the thread
+   blocked in cachectl_fuse_loop(). Safe from any thread, more than once; never
+   blocks. Returns 1 while the loop is still running (the signal can land just
+   before the loop waits, so callers repeat until it returns 0), else 0. */
+int cachectl_fuse_request_exit(struct cachectl_fuse *handle);
+
+/* Unmounts (lazily, as libfuse does: open files see ENOTCONN once the
+   connection closes) and frees the session. Call after the loop returned. */
+void cachectl_fuse_unmount_and_destroy(struct cachectl_fuse *handle);
+
+/* The /dev/fuse descriptor of the session (for diagnostics). */
+int cachectl_fuse_fd(struct cachectl_fuse *handle);
+
+#endif
