@@ -37,7 +37,7 @@ public enum AtomicFile {
                 _ = try sys("fchmod", temp) { fchmod(file.fd, old.st_mode & 0o7777) }
                 _ = try sys("fchown", temp) { fchown(file.fd, old.st_uid, old.st_gid) }
             }
-            try contents.withUnsafeBytes { (bytes) throws(SystemError) in try file.writeAll(bytes) }
+            try writeAll(contents, to: file)
             try file.sync()
             if exists && backup {
                 let backupPath = path + backupSuffix
@@ -49,10 +49,18 @@ public enum AtomicFile {
             _ = try sys("rename", path) { rename(temp, path) }
         } catch {
             unlink(temp)
-            throw error
+            throw SystemError.narrowing(error, "write", path: path)
         }
         try syncDirectory(dir)
         return true
+    }
+
+    private static func writeAll(_ contents: [UInt8], to file: OpenFile) throws(SystemError) {
+        var failure: SystemError?
+        contents.withUnsafeBytes { bytes in
+            do { try file.writeAll(bytes) } catch { failure = SystemError.narrowing(error, "write", path: file.path) }
+        }
+        if let failure { throw failure }
     }
 
     /// fsync(2) on a directory, so a rename or create in it is durable.
@@ -68,7 +76,12 @@ public enum AtomicFile {
         var chunk = [UInt8](repeating: 0, count: 65536)
         var offset: Int64 = 0
         while true {
-            let n = try chunk.withUnsafeMutableBytes { (buf) throws(SystemError) in try file.read(into: buf, at: offset) }
+            // A non-throwing closure: withUnsafeMutableBytes would widen the error to `any Error`.
+            var failure: SystemError?
+            let n = chunk.withUnsafeMutableBytes { (buf) -> Int in
+                do { return try file.read(into: buf, at: offset) } catch { failure = SystemError.narrowing(error, "read", path: path); return 0 }
+            }
+            if let failure { throw failure }
             if n == 0 { break }
             result.append(contentsOf: chunk[0..<n])
             offset += Int64(n)
