@@ -23,10 +23,14 @@ let package = Package(
             dependencies: ["CCachectlShims", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "CachectlWarm", dependencies: ["CachectlSystem", "CCachectlShims"]),
+        .target(name: "CachectlMount", dependencies: ["CachectlSystem", "CLibMount"]),
+        .target(
+            name: "CachectlFSCache", dependencies: ["CachectlSystem", "CachectlMount"],
+            resources: [.embedInCode("Templates/cachefilesd.conf.mustache")]),
         .executableTarget(
             name: "cachectl",
             dependencies: [
-                "CachectlSystem", "CachectlWarm",
+                "CachectlSystem", "CachectlWarm", "CachectlMount", "CachectlFSCache",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -34,6 +38,9 @@ let package = Package(
 
         .testTarget(name: "CachectlSystemTests", dependencies: ["CachectlSystem"]),
         .testTarget(name: "CachectlWarmTests", dependencies: ["CachectlWarm", "CachectlSystem"]),
+        .testTarget(
+            name: "CachectlFSCacheTests", dependencies: ["CachectlFSCache", "CachectlMount", "CachectlSystem"],
+            resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
 )
