@@ -15,6 +15,8 @@ let package = Package(
         .systemLibrary(name: "CLibMount", pkgConfig: "mount", providers: [.apt(["libmount-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        // statfs(2) and xattr headers that Swift's Glibc module leaves out (header only).
+        .systemLibrary(name: "CLinuxFS"),
         // C that Swift cannot call: variadic syscall(2), macros.
         .target(name: "CCachectlShims"),
 
@@ -25,7 +27,7 @@ let package = Package(
         .target(name: "CachectlWarm", dependencies: ["CachectlSystem", "CCachectlShims"]),
         .target(name: "CachectlMount", dependencies: ["CachectlSystem", "CLibMount"]),
         .target(
-            name: "CachectlFSCache", dependencies: ["CachectlSystem", "CachectlMount"],
+            name: "CachectlFSCache", dependencies: ["CachectlSystem", "CachectlMount", "CLinuxFS"],
             resources: [.embedInCode("Templates/cachefilesd.conf.mustache")]),
         .executableTarget(
             name: "cachectl",
