@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #ifndef __NR_cachestat
@@ -27,4 +28,12 @@ pid_t cachectl_gettid(void) {
 
 long cachectl_page_size(void) {
     return sysconf(_SC_PAGESIZE);
+}
+
+uint64_t cachectl_memlock_limit(void) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_MEMLOCK, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) {
+        return UINT64_MAX;
+    }
+    return (uint64_t)limit.rlim_cur;
 }

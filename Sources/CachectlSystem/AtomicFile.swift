@@ -32,12 +32,15 @@ public enum AtomicFile {
         let dir = Path.directory(of: path)
         let temp = dir + "/." + Path.lastComponent(of: path) + ".cachectl-tmp-\(getpid())"
         let file = try OpenFile(temp, flags: O_WRONLY | O_CREAT | O_TRUNC | O_EXCL, mode: exists ? old.st_mode & 0o7777 : mode)
-        do {
+        do throws(SystemError) {
             if exists {
                 _ = try sys("fchmod", temp) { fchmod(file.fd, old.st_mode & 0o7777) }
                 _ = try sys("fchown", temp) { fchown(file.fd, old.st_uid, old.st_gid) }
             }
-            try writeAll(contents, to: file)
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: contents.count, alignment: 1)
+            defer { buffer.deallocate() }
+            buffer.copyBytes(from: contents)
+            try file.writeAll(UnsafeRawBufferPointer(buffer))
             try file.sync()
             if exists && backup {
                 let backupPath = path + backupSuffix
@@ -49,18 +52,10 @@ public enum AtomicFile {
             _ = try sys("rename", path) { rename(temp, path) }
         } catch {
             unlink(temp)
-            throw SystemError.narrowing(error, "write", path: path)
+            throw error
         }
         try syncDirectory(dir)
         return true
-    }
-
-    private static func writeAll(_ contents: [UInt8], to file: OpenFile) throws(SystemError) {
-        var failure: SystemError?
-        contents.withUnsafeBytes { bytes in
-            do { try file.writeAll(bytes) } catch { failure = SystemError.narrowing(error, "write", path: file.path) }
-        }
-        if let failure { throw failure }
     }
 
     /// fsync(2) on a directory, so a rename or create in it is durable.
@@ -73,15 +68,11 @@ public enum AtomicFile {
     public static func readBytes(_ path: String) throws(SystemError) -> [UInt8] {
         let file = try OpenFile(path)
         var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 8)
+        defer { chunk.deallocate() }
         var offset: Int64 = 0
         while true {
-            // A non-throwing closure: withUnsafeMutableBytes would widen the error to `any Error`.
-            var failure: SystemError?
-            let n = chunk.withUnsafeMutableBytes { (buf) -> Int in
-                do { return try file.read(into: buf, at: offset) } catch { failure = SystemError.narrowing(error, "read", path: path); return 0 }
-            }
-            if let failure { throw failure }
+            let n = try file.read(into: chunk, at: offset)
             if n == 0 { break }
             result.append(contentsOf: chunk[0..<n])
             offset += Int64(n)

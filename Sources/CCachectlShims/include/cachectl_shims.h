@@ -29,4 +29,7 @@ pid_t cachectl_gettid(void);
 /* The kernel's page size, for mincore vectors and alignment. */
 long cachectl_page_size(void);
 
+/* The soft RLIMIT_MEMLOCK in bytes; UINT64_MAX when unlimited. */
+uint64_t cachectl_memlock_limit(void);
+
 #endif

@@ -1,0 +1,285 @@
+import CCachectlShims
+import CachectlSystem
+import Foundation
+import Glibc
+
+/// Where warmed data should end up.
+public enum WarmDestination: String, Sendable, Codable, CaseIterable {
+    /// The page cache: data stays in RAM (and, on an `fsc` mount, also reaches FS-Cache).
+    case ram
+    /// FS-Cache on local disk only: read through, then drop each chunk from RAM
+    /// (POSIX_FADV_DONTNEED) so staging a large model does not fill memory.
+    case disk
+}
+
+/// Tuning of the parallel reader. Defaults come from measurements recorded in README.md.
+public struct WarmOptions: Sendable, Equatable {
+    /// Reader threads.
+    public var jobs: Int
+    /// Bytes each read covers; a multiple of the page size.
+    public var chunkSize: UInt64
+    public var destination: WarmDestination
+    public var residencyMethod: ResidencyMethod
+
+    public static let defaultJobs = 16
+    public static let defaultChunkSize: UInt64 = 2 << 20
+    public static let jobsRange = 1...256
+    public static let chunkRange: ClosedRange<UInt64> = (64 << 10)...(1 << 30)
+
+    public init(
+        jobs: Int = defaultJobs, chunkSize: UInt64 = defaultChunkSize,
+        destination: WarmDestination = .ram, residencyMethod: ResidencyMethod = .auto
+    ) {
+        self.jobs = jobs
+        self.chunkSize = chunkSize
+        self.destination = destination
+        self.residencyMethod = residencyMethod
+    }
+
+    /// Nil when valid, else what is wrong, naming the option.
+    public func validationError() -> String? {
+        if !Self.jobsRange.contains(jobs) {
+            return "--jobs must be between \(Self.jobsRange.lowerBound) and \(Self.jobsRange.upperBound), got \(jobs)"
+        }
+        if !Self.chunkRange.contains(chunkSize) {
+            return "--chunk must be between 64K and 1G, got \(ByteSize.format(chunkSize))"
+        }
+        if chunkSize % UInt64(cachectl_page_size()) != 0 {
+            return "--chunk must be a multiple of the page size (\(cachectl_page_size()) bytes), got \(chunkSize)"
+        }
+        return nil
+    }
+}
+
+/// What warming one file did.
+public struct FileWarmResult: Sendable, Codable, Equatable {
+    public var path: String
+    public var size: UInt64
+    public var bytesRead: UInt64 = 0
+    public var bytesAlreadyResident: UInt64 = 0
+    /// Resident bytes after warming; nil when residency cannot be measured.
+    public var residentAfter: UInt64?
+    /// Why this file failed (missing, permission, EIO, truncated); nil on success.
+    public var error: String?
+}
+
+/// The outcome of ``Prewarmer/warm(_:progress:)``.
+public struct WarmReport: Sendable, Codable, Equatable {
+    public var files: [FileWarmResult]
+    public var bytesRead: UInt64
+    public var bytesAlreadyResident: UInt64
+    public var totalSize: UInt64
+    public var seconds: Double
+    /// Bytes read per second of wall time.
+    public var throughput: Double
+    /// Resident share of the measurable files after warming; nil when none could be measured.
+    public var residencyPercent: Double?
+    public var failedFiles: Int { files.filter { $0.error != nil }.count }
+}
+
+/// Reads files into the page cache with parallel `pread` workers over fixed-size
+/// chunks, skipping chunks that are already resident.
+///
+/// Workers are threads of our own (blocking reads must not run on Swift's
+/// cooperative pool). Each file gets POSIX_FADV_SEQUENTIAL, and each claimed chunk
+/// a POSIX_FADV_WILLNEED for the chunk `jobs` positions ahead, so the kernel's
+/// readahead runs in front of the readers rather than behind them.
+public struct Prewarmer: Sendable {
+    public var options: WarmOptions
+
+    public init(options: WarmOptions = WarmOptions()) {
+        self.options = options
+    }
+
+    public func warm(_ files: [SelectedFile], progress: ProgressBar? = nil) -> WarmReport {
+        let start = Monotonic.now()
+        var results = files.map { FileWarmResult(path: $0.path, size: $0.size) }
+        var opened: [OpenFile?] = Array(repeating: nil, count: files.count)
+        var chunks: [Chunk] = []
+
+        // Plan on this thread: open each file, size it now (it may have changed
+        // since selection), and list the chunks that are not yet resident.
+        for (index, selected) in files.enumerated() {
+            do {
+                let file = try OpenFile(selected.path)
+                let size = UInt64(try file.status().st_size)
+                results[index].size = size
+                opened[index] = file
+                try? file.advise(POSIX_FADV_SEQUENTIAL)
+                let probe = try ResidencyProbe(file: file, size: size, preferred: options.residencyMethod)
+                let resident = probe.residentBytes() ?? 0
+                if resident >= size {
+                    results[index].bytesAlreadyResident = size
+                    continue
+                }
+                var offset: UInt64 = 0
+                while offset < size {
+                    let length = min(options.chunkSize, size - offset)
+                    // A chunk is skipped only when every page of it is resident.
+                    if resident > 0, let chunkResident = probe.residentBytes(offset: offset, length: length),
+                       chunkResident >= length {
+                        results[index].bytesAlreadyResident += length
+                    } else {
+                        chunks.append(Chunk(file: index, offset: offset, length: length))
+                    }
+                    offset += length
+                }
+            } catch {
+                results[index].error = error.description
+            }
+        }
+
+        let state = WarmState(fileCount: files.count)
+        let work = WorkList(chunks: chunks)
+        let openedFiles = opened
+        let workers = min(options.jobs, max(1, chunks.count))
+        let chunkSize = Int(options.chunkSize)
+        let destination = options.destination
+        let done = DispatchGroup()
+        for _ in 0..<workers {
+            done.enter()
+            let thread = Thread {
+                defer { done.leave() }
+                Self.runWorker(
+                    work: work, files: openedFiles, state: state, chunkSize: chunkSize,
+                    lookahead: workers, destination: destination, progress: progress)
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+        done.wait()
+        progress?.finish()
+
+        // Record per-file outcomes, drop what --into disk left behind, and measure.
+        for index in results.indices {
+            if let error = state.error(of: index), results[index].error == nil { results[index].error = error }
+            results[index].bytesRead = state.bytesRead(of: index)
+            guard let file = opened[index] else { continue }
+            if destination == .disk { try? file.advise(POSIX_FADV_DONTNEED) }
+            if let probe = try? ResidencyProbe(file: file, size: results[index].size, preferred: options.residencyMethod) {
+                results[index].residentAfter = probe.residentBytes()
+            }
+        }
+
+        let seconds = Monotonic.now() - start
+        let bytesRead = results.reduce(0) { $0 + $1.bytesRead }
+        let measured = results.filter { $0.residentAfter != nil && $0.error == nil }
+        let measuredSize = measured.reduce(0) { $0 + $1.size }
+        let measuredResident = measured.reduce(0) { $0 + ($1.residentAfter ?? 0) }
+        return WarmReport(
+            files: results,
+            bytesRead: bytesRead,
+            bytesAlreadyResident: results.reduce(0) { $0 + $1.bytesAlreadyResident },
+            totalSize: results.reduce(0) { $0 + $1.size },
+            seconds: seconds,
+            throughput: seconds > 0 ? Double(bytesRead) / seconds : 0,
+            residencyPercent: measured.isEmpty ? nil : Residency.percent(measuredResident, of: measuredSize))
+    }
+
+    private static func runWorker(
+        work: WorkList, files: [OpenFile?], state: WarmState, chunkSize: Int, lookahead: Int,
+        destination: WarmDestination, progress: ProgressBar?
+    ) {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 4096)
+        defer { buffer.deallocate() }
+        var previous: Chunk?
+        while let (position, chunk) = work.next() {
+            guard let file = files[chunk.file], !state.hasFailed(chunk.file) else { continue }
+            if let ahead = work.chunk(at: position + lookahead), let aheadFile = files[ahead.file] {
+                try? aheadFile.advise(POSIX_FADV_WILLNEED, offset: Int64(ahead.offset), length: Int64(ahead.length))
+            }
+            progress?.setItem(Path.lastComponent(of: file.path))
+            do {
+                try read(chunk, of: file, into: buffer, state: state, progress: progress)
+            } catch {
+                state.fail(chunk.file, error.description)
+                continue
+            }
+            // --into disk: drop the chunk behind the one just read. Pages FS-Cache is
+            // still writing are kept by the kernel; a final pass drops them later.
+            if destination == .disk {
+                if let previous, let previousFile = files[previous.file] {
+                    try? previousFile.advise(POSIX_FADV_DONTNEED, offset: Int64(previous.offset), length: Int64(previous.length))
+                }
+                previous = chunk
+            }
+        }
+    }
+
+    private static func read(
+        _ chunk: Chunk, of file: OpenFile, into buffer: UnsafeMutableRawBufferPointer,
+        state: WarmState, progress: ProgressBar?
+    ) throws(WarmError) {
+        var done: UInt64 = 0
+        while done < chunk.length {
+            let want = Int(chunk.length - done)
+            let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want])
+            let offset = chunk.offset + done
+            let n: Int
+            do {
+                n = try file.read(into: slice, at: Int64(offset))
+            } catch {
+                throw WarmError("read at offset \(offset): \(Errno.message(error.errno ?? EIO)) (\(Errno.name(error.errno ?? EIO)))")
+            }
+            if n == 0 {
+                let now = (try? file.status()).map { UInt64($0.st_size) }
+                throw WarmError(
+                    "file shrank while being warmed: expected data at offset \(offset), file is now "
+                        + (now.map { "\($0) bytes" } ?? "unreadable") + "; warm it again when it is complete")
+            }
+            done += UInt64(n)
+            state.addRead(chunk.file, UInt64(n))
+            progress?.add(UInt64(n))
+        }
+    }
+}
+
+struct WarmError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+struct Chunk: Sendable {
+    var file: Int
+    var offset: UInt64
+    var length: UInt64
+}
+
+/// The chunks to read, handed out in order to whichever worker asks next.
+final class WorkList: @unchecked Sendable {
+    private let lock = NSLock()
+    private let chunks: [Chunk]
+    private var nextIndex = 0
+
+    init(chunks: [Chunk]) { self.chunks = chunks }
+
+    func next() -> (Int, Chunk)? {
+        lock.withLock {
+            guard nextIndex < chunks.count else { return nil }
+            defer { nextIndex += 1 }
+            return (nextIndex, chunks[nextIndex])
+        }
+    }
+
+    func chunk(at position: Int) -> Chunk? {
+        position < chunks.count ? chunks[position] : nil
+    }
+}
+
+/// Per-file counters and failures shared by the workers.
+final class WarmState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var read: [UInt64]
+    private var errors: [String?]
+
+    init(fileCount: Int) {
+        read = Array(repeating: 0, count: fileCount)
+        errors = Array(repeating: nil, count: fileCount)
+    }
+
+    func addRead(_ file: Int, _ bytes: UInt64) { lock.withLock { read[file] += bytes } }
+    func bytesRead(of file: Int) -> UInt64 { lock.withLock { read[file] } }
+    func fail(_ file: Int, _ message: String) { lock.withLock { if errors[file] == nil { errors[file] = message } } }
+    func hasFailed(_ file: Int) -> Bool { lock.withLock { errors[file] != nil } }
+    func error(of file: Int) -> String? { lock.withLock { errors[file] } }
+}

@@ -1,0 +1,144 @@
+import CCachectlShims
+import CachectlSystem
+import Glibc
+
+/// How page-cache residency is measured.
+public enum ResidencyMethod: String, Sendable, Codable, CaseIterable {
+    /// cachestat(2) where the kernel has it (6.5+), else mincore(2).
+    case auto
+    /// cachestat(2): one call per range, no mapping.
+    case cachestat
+    /// mincore(2) on a read-only shared mapping of the file.
+    case mincore
+}
+
+/// The page-cache residency of one open file, by cachestat(2) or mincore(2).
+///
+/// Both calls refuse to leak residency of files the caller could not write:
+/// mincore reports every page as resident for such files (kernel commit
+/// 134fca9063ad, Linux 5.0), and newer kernels make cachestat fail with EPERM.
+/// `method` is then `nil` and residency is unknown: callers must read, not skip.
+public final class ResidencyProbe {
+    public let file: OpenFile
+    public let size: UInt64
+    /// The method in use, or nil when residency cannot be measured for this file.
+    public private(set) var method: ResidencyMethod?
+    /// Why `method` is nil.
+    public private(set) var unavailableReason: String?
+
+    private var mapping: UnsafeMutableRawPointer?
+    private static let pageSize = UInt64(cachectl_page_size())
+
+    /// - Throws: only when `preferred` names a method this kernel lacks.
+    public init(file: OpenFile, size: UInt64, preferred: ResidencyMethod = .auto) throws(SystemError) {
+        self.file = file
+        self.size = size
+        if preferred != .mincore {
+            var stat = cachectl_cachestat()
+            if cachectl_cachestat(file.fd, 0, 1, &stat) == 0 {
+                method = .cachestat
+                return
+            }
+            let code = errno
+            if preferred == .cachestat {
+                throw SystemError(
+                    "cachestat", path: file.path, errno: code,
+                    hint: code == ENOSYS ? "this kernel is older than 6.5; use --residency-method mincore" : nil)
+            }
+            if code == EPERM {
+                unavailableReason = "the kernel refuses cachestat for files this user cannot write (EPERM)"
+                return
+            }
+        }
+        guard Self.mincoreIsTruthful(file) else {
+            unavailableReason = "mincore reports every page resident for files this user cannot write (kernel commit 134fca9063ad); run as root or as the file's owner"
+            return
+        }
+        method = .mincore
+        if size > 0 {
+            let address = mmap(nil, Int(size), PROT_READ, MAP_SHARED, file.fd, 0)
+            if address == MAP_FAILED {
+                let code = errno
+                throw SystemError("mmap", path: file.path, errno: code)
+            }
+            mapping = address
+        }
+    }
+
+    deinit {
+        if let mapping { munmap(mapping, Int(size)) }
+    }
+
+    /// The kernel answers mincore truthfully only for the owner, a writer, or a
+    /// process with CAP_FOWNER (root): `can_do_mincore()` in mm/mincore.c.
+    static func mincoreIsTruthful(_ file: OpenFile) -> Bool {
+        if geteuid() == 0 { return true }
+        guard let st = try? file.status() else { return false }
+        if st.st_uid == geteuid() { return true }
+        return faccessat(AT_FDCWD, file.path, W_OK, AT_EACCESS) == 0
+    }
+
+    /// Resident bytes in `[offset, offset + length)`, clipped to the file size;
+    /// nil when residency cannot be measured.
+    public func residentBytes(offset: UInt64 = 0, length: UInt64? = nil) -> UInt64? {
+        guard let method else { return nil }
+        let end = min(size, length.map { offset + $0 } ?? size)
+        guard end > offset else { return 0 }
+        let span = end - offset
+        let pages: UInt64
+        switch method {
+        case .cachestat, .auto:
+            var stat = cachectl_cachestat()
+            guard retryingEINTR({ cachectl_cachestat(file.fd, offset, span, &stat) }) == 0 else { return nil }
+            pages = stat.nr_cache
+        case .mincore:
+            guard let mapping else { return 0 }
+            let first = offset / Self.pageSize
+            let last = (end + Self.pageSize - 1) / Self.pageSize
+            var vector = [UInt8](repeating: 0, count: Int(last - first))
+            let start = mapping + Int(first * Self.pageSize)
+            let rc = vector.withUnsafeMutableBufferPointer {
+                mincore(start, Int(end - first * Self.pageSize), $0.baseAddress)
+            }
+            guard rc == 0 else { return nil }
+            pages = UInt64(vector.reduce(0) { $0 + Int($1 & 1) })
+        }
+        return min(span, pages * Self.pageSize)
+    }
+}
+
+/// One file's residency, as `cachectl residency` reports it.
+public struct FileResidency: Sendable, Codable, Equatable {
+    public var path: String
+    public var size: UInt64
+    /// nil when it cannot be measured (see ``ResidencyProbe``).
+    public var resident: UInt64?
+    public var percent: Double?
+    public var method: ResidencyMethod?
+    public var error: String?
+
+    /// Measures `file` now. Never throws: a failure is recorded in `error`.
+    public static func measure(_ file: SelectedFile, method: ResidencyMethod = .auto) -> FileResidency {
+        var result = FileResidency(path: file.path, size: file.size)
+        do {
+            let handle = try OpenFile(file.path)
+            let size = UInt64(try handle.status().st_size)
+            result.size = size
+            let probe = try ResidencyProbe(file: handle, size: size, preferred: method)
+            result.method = probe.method
+            result.resident = probe.residentBytes()
+            if result.resident == nil { result.error = probe.unavailableReason }
+            result.percent = result.resident.map { Residency.percent($0, of: size) }
+        } catch {
+            result.error = error.description
+        }
+        return result
+    }
+}
+
+public enum Residency {
+    /// Percent with 100 for an empty file (nothing is missing from the cache).
+    public static func percent(_ part: UInt64, of whole: UInt64) -> Double {
+        whole == 0 ? 100 : Double(part) * 100 / Double(whole)
+    }
+}
