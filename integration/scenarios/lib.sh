@@ -1,0 +1,214 @@
+# Helpers for scenarios run inside the test bed's guest (integration/vm/run).
+# Source it first thing:  . "$(dirname "$0")/lib.sh"
+#
+# Exit codes a scenario ends with (the runner relies on them):
+#   0  every check passed
+#   1  a check failed (expect_* recorded it; `finish` exits 1)
+#   2  the setup broke (`die`): the scenario could not get as far as checking
+#
+# Everything here runs as root in a throw-away guest: it may load modules, start
+# daemons, write /etc and drop caches. Never source it on the host.
+
+set -uo pipefail
+
+if [[ ${CACHECTL_VM_MODE:-} == "" && ${CACHECTL_VM_ALLOW_HOST:-0} != 1 ]]; then
+  echo "lib.sh: refusing to run outside the test bed's guest (integration/vm/run)" >&2
+  exit 2
+fi
+
+_failures=0
+_scenario=${CACHECTL_VM_SCENARIO:-$(basename "$0" .sh)}
+_t0=${EPOCHREALTIME/./}
+
+# log MESSAGE: to stderr, with seconds since the scenario started.
+log() {
+  local us=$((${EPOCHREALTIME/./} - _t0))
+  printf '[%3d.%02d] %s\n' $((us / 1000000)) $((us % 1000000 / 10000)) "$*" >&2
+}
+die() { echo "SETUP FAILED: $*" >&2; exit 2; }
+
+# --- assertions: record, print expected vs seen, keep going ----------------------
+_pass() { echo "ok:   $1"; }
+_fail() { echo "FAIL: $1"; echo "      expected: $2"; echo "      seen:     $3"; _failures=$((_failures + 1)); }
+
+# expect_eq WHAT EXPECTED SEEN
+expect_eq() { if [[ $3 == "$2" ]]; then _pass "$1 ($3)"; else _fail "$1" "$2" "$3"; fi; }
+# expect_ge WHAT SEEN MIN   (integers)
+expect_ge() { if [[ $2 =~ ^-?[0-9]+$ ]] && (($2 >= $3)); then _pass "$1 ($2 >= $3)"; else _fail "$1" ">= $3" "$2"; fi; }
+# expect_gt WHAT SEEN MIN   (integers)
+expect_gt() { if [[ $2 =~ ^-?[0-9]+$ ]] && (($2 > $3)); then _pass "$1 ($2 > $3)"; else _fail "$1" "> $3" "$2"; fi; }
+# expect_match WHAT REGEX TEXT
+expect_match() { if [[ $3 =~ $2 ]]; then _pass "$1"; else _fail "$1" "text matching /$2/" "${3:-<empty>}"; fi; }
+# expect_cmd WHAT COMMAND...   (the command's exit status decides)
+expect_cmd() {
+  local what=$1 output; shift
+  if output=$("$@" 2>&1); then _pass "$what"; else _fail "$what" "'$*' succeeds" "exit $?: ${output:0:400}"; fi
+}
+# finish: the scenario's last line.
+finish() {
+  if ((_failures > 0)); then
+    echo "$_scenario: $_failures check(s) failed"
+    exit 1
+  fi
+  echo "$_scenario: all checks passed"
+  exit 0
+}
+
+# --- kernel -------------------------------------------------------------------------
+load_modules() { local m; for m in "$@"; do modprobe "$m" || die "modprobe $m"; done; }
+
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+# fscache_counter LABEL KEY: one counter of /proc/fs/fscache/stats, e.g.
+# `fscache_counter IO rd` reads "IO     : rd=N wr=N" (the 6.1 layout; labels and
+# keys differ between kernels, so scenarios name both). Prints 0 if it is absent.
+fscache_counter() {
+  awk -v label="$1" -v key="$2" -F: '
+    { l = $1; gsub(/^[ \t]+|[ \t]+$/, "", l) }
+    l == label {
+      rest = substr($0, index($0, ":") + 1)
+      n = split(rest, kv, /[ \t]+/)
+      for (i = 1; i <= n; i++) { split(kv[i], p, "="); if (p[1] == key) { print p[2]; found = 1; exit } }
+    }
+    END { if (!found) print 0 }' /proc/fs/fscache/stats
+}
+
+# --- a zram-backed ext4 (cachefilesd needs user xattrs, which tmpfs on 6.1 lacks)
+# make_zram_ext4 MOUNTPOINT [SIZE]: prints the device.
+make_zram_ext4() {
+  local mnt=$1 size=${2:-512M} id dev
+  [[ -e /sys/class/zram-control ]] || modprobe zram num_devices=0 || die "modprobe zram"
+  id=$(cat /sys/class/zram-control/hot_add) || die "zram hot_add"
+  dev=/dev/zram$id
+  echo "$size" >/sys/block/zram$id/disksize || die "zram$id disksize $size"
+  mkfs.ext4 -q -F -O ^has_journal -E nodiscard "$dev" || die "mkfs.ext4 $dev"
+  mkdir -p "$mnt"
+  mount -o user_xattr "$dev" "$mnt" || die "mount $dev $mnt"
+  echo "$dev"
+}
+
+# --- cachefilesd ---------------------------------------------------------------------
+# write_cachefilesd_conf FILE CACHEDIR [TAG]
+write_cachefilesd_conf() {
+  cat >"$1" <<EOF
+dir $2
+tag ${3:-cachectl-test}
+brun 10%
+bcull 7%
+bstop 3%
+frun 10%
+fcull 7%
+fstop 3%
+EOF
+}
+
+# start_cachefilesd CONF: runs the daemon in the foreground of a background job,
+# logs to /tmp/cachefilesd.log, and waits until the kernel lists the cache.
+# Returns 1 (and prints the daemon's log) if it did not come up.
+start_cachefilesd() {
+  local conf=$1 i
+  load_modules cachefiles
+  cachefilesd -n -s -f "$conf" >/tmp/cachefilesd.log 2>&1 &
+  CACHEFILESD_PID=$!
+  for i in $(seq 50); do
+    # /proc/fs/fscache/caches: a header line, then one line per live cache.
+    if [[ $(tail -n +2 /proc/fs/fscache/caches 2>/dev/null) == *[![:space:]]* ]] &&
+       kill -0 "$CACHEFILESD_PID" 2>/dev/null; then
+      return 0
+    fi
+    kill -0 "$CACHEFILESD_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "cachefilesd did not bring a cache up; its log:" >&2
+  sed 's/^/  cachefilesd: /' /tmp/cachefilesd.log >&2
+  return 1
+}
+
+# --- NFS server on 127.0.0.1 ----------------------------------------------------------
+# make_export_dir DIR [SIZE]: a tmpfs to export. The guest's root is an overlay
+# without nfs_export, which nfsd refuses ("does not support NFS export").
+make_export_dir() {
+  mkdir -p "$1"
+  mount -t tmpfs -o "size=${2:-512M}" export "$1" || die "tmpfs on $1"
+}
+
+# start_nfs_server DIR: exports DIR as the NFSv4 root (fsid=0), so clients mount
+# 127.0.0.1:/ . DIR must be on an exportable filesystem (see make_export_dir).
+start_nfs_server() {
+  local dir=$1
+  [[ $(stat -f -c %T "$dir") != overlayfs ]] || die "$dir is on the overlay root, which nfsd cannot export; use make_export_dir"
+  load_modules nfsd
+  mountpoint -q /proc/fs/nfsd || mount -t nfsd nfsd /proc/fs/nfsd || die "mount nfsd fs"
+  mkdir -p /run/rpcbind /var/lib/nfs/rpc_pipefs /var/lib/nfs/v4recovery
+  mountpoint -q /var/lib/nfs/rpc_pipefs || mount -t rpc_pipefs sunrpc /var/lib/nfs/rpc_pipefs || die "mount rpc_pipefs"
+  echo "$dir 127.0.0.1(rw,sync,no_subtree_check,no_root_squash,insecure,fsid=0)" >/etc/exports
+  rpcbind -w || die "rpcbind"
+  exportfs -ra || die "exportfs -ra"
+  rpc.nfsd 4 || die "rpc.nfsd"
+  rpc.mountd || die "rpc.mountd"
+}
+
+# mount_nfs MOUNTPOINT OPTIONS: mounts 127.0.0.1:/ (NFSv4.2) with OPTIONS.
+mount_nfs() {
+  mkdir -p "$1"
+  load_modules nfs nfsv4
+  mount -t nfs4 -o "vers=4.2,$2" 127.0.0.1:/ "$1" || die "mount 127.0.0.1:/ on $1 -o $2"
+}
+
+# nfs_volume_fsc: the FSC column of /proc/fs/nfsfs/volumes for the first volume.
+nfs_volume_fsc() { awk 'NR > 1 { print $NF; exit }' /proc/fs/nfsfs/volumes; }
+
+# --- Samba share on 127.0.0.1 -----------------------------------------------------------
+# start_samba DIR [SHARE]: serves DIR as //127.0.0.1/SHARE (default "models"),
+# user root, password "cachectl".
+start_samba() {
+  local dir=$1 share=${2:-models}
+  mkdir -p /etc/samba /var/lib/samba/private /var/cache/samba /var/log/samba /run/samba
+  cat >/etc/samba/smb.conf <<EOF
+[global]
+  server role = standalone server
+  interfaces = lo
+  bind interfaces only = yes
+  smb ports = 445
+  disable netbios = yes
+  passdb backend = tdbsam
+  log file = /var/log/samba/%m.log
+  server min protocol = SMB3
+[$share]
+  path = $dir
+  read only = no
+  force user = root
+EOF
+  printf 'cachectl\ncachectl\n' | smbpasswd -s -a root >/dev/null || die "smbpasswd -a root"
+  smbd -D || die "smbd"
+  local i
+  for i in $(seq 50); do
+    (exec 3<>/dev/tcp/127.0.0.1/445) 2>/dev/null && return 0
+    sleep 0.2
+  done
+  die "smbd is not listening on 127.0.0.1:445"
+}
+
+# mount_cifs MOUNTPOINT [OPTIONS] [SHARE]
+mount_cifs() {
+  mkdir -p "$1"
+  load_modules cifs
+  mount -t cifs "//127.0.0.1/${3:-models}" "$1" -o "username=root,password=cachectl,vers=3.1.1${2:+,$2}" ||
+    die "mount //127.0.0.1/${3:-models} on $1"
+}
+
+# --- files and JSON -------------------------------------------------------------------------
+# make_file PATH MIB: MIB mebibytes of incompressible data.
+make_file() { head -c "$(($2 * 1024 * 1024))" /dev/urandom >"$1" || die "write $1"; }
+
+# read_file_through PATH: read every byte, bypass nothing.
+read_through() { cat "$@" >/dev/null || die "read $*"; }
+
+# json_get FILE PYEXPR: evaluates PYEXPR with the document bound to d, e.g.
+#   json_get /tmp/out.json 'd["total"]["percent"]'
+json_get() {
+  python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+v = eval(sys.argv[2], {"d": d})
+print(json.dumps(v) if isinstance(v, (dict, list, bool)) or v is None else v)' "$1" "$2"
+}
