@@ -7,7 +7,7 @@ import Foundation
 public struct CacheStatus: Sendable, Codable, Equatable {
     public var configPath: String
     public var config: CachefilesdConfig?
-    public var daemonPIDs: [Int32]
+    public var daemonPids: [Int32]
     public var caches: [FSCacheCache]
     public var cacheReads: UInt64?
     public var cacheWrites: UInt64?
@@ -29,7 +29,7 @@ public struct CacheStatus: Sendable, Codable, Equatable {
             findings.append(CacheDirectory.spaceFinding("free files", usage.freeFilesPercent, run: config.frun, cull: config.fcull, stop: config.fstop, dir: config.dir, prefix: "f"))
         }
         return CacheStatus(
-            configPath: configPath, config: config, daemonPIDs: CachefilesDaemon.runningPIDs(proc: roots.proc),
+            configPath: configPath, config: config, daemonPids: CachefilesDaemon.runningPIDs(proc: roots.proc),
             caches: (try? FSCacheCache.read(proc: roots.proc)) ?? [],
             cacheReads: stats.cacheReads, cacheWrites: stats.cacheWrites, hitRatio: stats.hitRatio,
             cookies: stats.cookies, culled: stats.culled, noSpaceWrites: stats.noSpaceWrites,

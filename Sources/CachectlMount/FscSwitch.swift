@@ -21,6 +21,9 @@ public struct FscSwitch: Sendable {
     /// Also set the mount's readahead window.
     public var readahead: ByteSize?
     public var roots: KernelRoots
+    /// Other filesystem types to accept, for tests that exercise the unmount,
+    /// mount and rollback path on tmpfs (no server there, so no probe).
+    var testFilesystems: Set<String> = []
 
     public init(
         enable: Bool, mountpoints: [String], all: Bool = false, force: Bool = false, check: Bool = false,
@@ -109,7 +112,8 @@ public struct FscSwitch: Sendable {
         }
         report.fstype = mount.fstype
         report.source = mount.source
-        guard let kind = NetworkFilesystem(fstype: mount.fstype) else {
+        let isTestFilesystem = testFilesystems.contains(mount.fstype)
+        guard let kind = NetworkFilesystem(fstype: mount.fstype) ?? (isTestFilesystem ? .nfs : nil) else {
             throw SystemError.failed("fsc \(verb): \(target) is \(mount.fstype), not NFS or CIFS", path: nil,
                                      hint: "FS-Cache backs only NFS and CIFS mounts")
         }
@@ -177,6 +181,17 @@ public struct FscSwitch: Sendable {
             return
         }
 
+        if remountNeeded && !isTestFilesystem {
+            // Once unmounted, a share whose server is gone cannot come back: check first.
+            let (server, _) = NetworkMounts.splitSource(mount.source, fstype: mount.fstype)
+            let portOption = OptionString.value(entry?.options ?? mount.options, "port") ?? nil
+            let port = portOption.flatMap { UInt16($0) }.flatMap { $0 == 0 ? nil : $0 } ?? (kind == .nfs ? 2049 : 445)
+            if let reason = ServerProbe.unreachableReason(host: server, port: port) {
+                throw SystemError.failed(
+                    "fsc \(verb): server of \(target) is unreachable (\(reason))",
+                    hint: "left \(target) mounted and fstab unchanged; run again when the server answers")
+            }
+        }
         if remountNeeded && !force {
             report.busy = BusyScan.users(of: target, device: mount.device, proc: roots.proc)
             if !report.busy.isEmpty {

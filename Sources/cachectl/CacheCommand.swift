@@ -134,7 +134,7 @@ struct CacheStatusCommand: ParsableCommand {
         try CommandOutput.finish(output, changed: false, failed: false, msg: msg, data: status) {
             var lines: [String] = []
             lines.append("config:   \(status.configPath)" + (status.config.map { " (dir \($0.dir), tag \($0.tag), brun/bcull/bstop \($0.brun)/\($0.bcull)/\($0.bstop)%)" } ?? " (missing)"))
-            lines.append("daemon:   " + (status.daemonPIDs.isEmpty ? "cachefilesd not running" : "cachefilesd pid \(status.daemonPIDs.map(String.init).joined(separator: ","))"))
+            lines.append("daemon:   " + (status.daemonPids.isEmpty ? "cachefilesd not running" : "cachefilesd pid \(status.daemonPids.map(String.init).joined(separator: ","))"))
             if status.caches.isEmpty { lines.append("caches:   none bound") }
             for cache in status.caches {
                 lines.append("cache:    \(cache.name) \(cache.state) (\(cache.stateName)), \(cache.objects ?? 0) objects, \(cache.volumes ?? 0) volumes")
