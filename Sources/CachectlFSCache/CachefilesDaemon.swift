@@ -1,3 +1,4 @@
+import CachectlMount
 import CachectlSystem
 import Foundation
 
@@ -13,10 +14,7 @@ public enum CachefilesDaemon {
 
     /// PIDs of running cachefilesd processes.
     public static func runningPIDs(proc: String = "/proc") -> [Int32] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: proc)) ?? []
-        return entries.compactMap(Int32.init).filter { pid in
-            (try? AtomicFile.readText("\(proc)/\(pid)/comm"))?.trimmedSpaces() == "cachefilesd"
-        }.sorted()
+        Processes.named("cachefilesd", proc: proc)
     }
 
     /// Makes sure the daemon runs with `configPath`; restarts it when `restart`.

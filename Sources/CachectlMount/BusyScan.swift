@@ -65,9 +65,7 @@ public enum BusyScan {
         return users
     }
 
-    static func processIDs(proc: String) -> [Int32] {
-        directoryEntries(proc).compactMap { Int32($0) }.sorted()
-    }
+    static func processIDs(proc: String) -> [Int32] { Processes.ids(proc: proc) }
 
     static func directoryEntries(_ path: String) -> [String] {
         guard let dir = opendir(path) else { return [] }
@@ -96,5 +94,23 @@ extension StringProtocol {
         while let c = s.first, c == " " || c == "\t" || c == "\n" { s = s.dropFirst() }
         while let c = s.last, c == " " || c == "\t" || c == "\n" || c == "\r" { s = s.dropLast() }
         return String(s)
+    }
+}
+
+/// The process table, read with opendir(3) on /proc (Foundation's directory
+/// listing came back empty for /proc in the test bed's guest).
+public enum Processes {
+    public static func ids(proc: String = "/proc") -> [Int32] {
+        BusyScan.directoryEntries(proc).compactMap { Int32($0) }.sorted()
+    }
+
+    /// /proc/PID/comm: the command name (15 characters at most).
+    public static func command(of pid: Int32, proc: String = "/proc") -> String? {
+        (try? AtomicFile.readText("\(proc)/\(pid)/comm"))?.trimmedSpaces()
+    }
+
+    /// PIDs whose command name is `name`, like pidof.
+    public static func named(_ name: String, proc: String = "/proc") -> [Int32] {
+        ids(proc: proc).filter { command(of: $0, proc: proc) == name }
     }
 }
