@@ -11,26 +11,33 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
-        // System libraries (Debian: libmount-dev, liblz4-dev, libfuse3-dev).
+        // System libraries (Debian: libmount-dev, liblz4-dev, libfuse3-dev, libssl-dev).
         .systemLibrary(name: "CLibMount", pkgConfig: "mount", providers: [.apt(["libmount-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
-        // C that Swift cannot call: variadic syscall(2), macros.
+        // statfs(2) and xattr headers that Swift's Glibc module leaves out (header only).
+        .systemLibrary(name: "CLinuxFS"),
+        // C that Swift cannot call: variadic syscall(2), macros, libfuse's versioned symbols.
         .target(name: "CCachectlShims"),
+        .target(name: "CCachectlFuse", dependencies: ["CFuse3"]),
 
         .target(
             name: "CachectlSystem",
             dependencies: ["CCachectlShims", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "CachectlWarm", dependencies: ["CachectlSystem", "CCachectlShims"]),
+        .target(name: "CachectlMount", dependencies: ["CachectlSystem", "CLibMount"]),
+        .target(
+            name: "CachectlFSCache", dependencies: ["CachectlSystem", "CachectlMount", "CLinuxFS"],
+            resources: [.embedInCode("Templates/cachefilesd.conf.mustache")]),
         .target(name: "CachectlTiers", dependencies: ["CachectlSystem", "CLibCrypto"]),
-        .target(name: "CCachectlFuse", dependencies: ["CFuse3"]),
         .target(name: "CachectlFUSE", dependencies: ["CachectlSystem", "CLZ4", "CFuse3", "CCachectlFuse"]),
         .executableTarget(
             name: "cachectl",
             dependencies: [
-                "CachectlSystem", "CachectlWarm", "CachectlTiers", "CachectlFUSE",
+                "CachectlSystem", "CachectlWarm", "CachectlMount", "CachectlFSCache", "CachectlTiers",
+                "CachectlFUSE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -38,10 +45,13 @@ let package = Package(
 
         .testTarget(name: "CachectlSystemTests", dependencies: ["CachectlSystem"]),
         .testTarget(name: "CachectlWarmTests", dependencies: ["CachectlWarm", "CachectlSystem"]),
-        // Runs the built binary: exit codes, --json, privilege drops.
-        .testTarget(name: "CLITests", dependencies: ["cachectl", "CachectlSystem"]),
+        .testTarget(
+            name: "CachectlFSCacheTests", dependencies: ["CachectlFSCache", "CachectlMount", "CachectlSystem"],
+            resources: [.copy("Fixtures")]),
         .testTarget(name: "CachectlTiersTests", dependencies: ["CachectlTiers", "CachectlSystem"]),
         .testTarget(name: "CachectlFUSETests", dependencies: ["CachectlFUSE", "CachectlSystem"]),
+        // Runs the built binary: exit codes, --json, privilege drops.
+        .testTarget(name: "CLITests", dependencies: ["cachectl", "CachectlSystem"]),
     ],
     swiftLanguageModes: [.v6]
 )

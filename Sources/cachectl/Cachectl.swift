@@ -24,6 +24,7 @@ struct Cachectl: ParsableCommand {
         version: version,
         subcommands: [
             Warm.self, Residency.self, Evict.self,
+            Cache.self, Mounts.self, Fsc.self, Doctor.self,
             Tier.self, Models.self, Promote.self, Demote.self,
             Fuse.self,
         ]

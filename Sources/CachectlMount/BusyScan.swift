@@ -1,0 +1,116 @@
+import CachectlSystem
+import Glibc
+
+/// A process that holds something under a mount point, so unmounting it would fail (EBUSY).
+public struct MountUser: Sendable, Equatable, Codable, CustomStringConvertible {
+    public var pid: Int32
+    public var command: String
+    /// What it holds: `cwd`, `root`, `fd 3 /mnt/models/a.gguf`, `mmap /mnt/models/b.gguf`.
+    public var holds: [String]
+
+    public var description: String { "\(command) (pid \(pid)): \(holds.prefix(3).joined(separator: ", "))" }
+}
+
+/// Finds the processes using a mount, the way fuser -m does: open files
+/// (/proc/PID/fd), working and root directories (/proc/PID/cwd, root) and
+/// mapped files (/proc/PID/maps). It matches on paths read with readlink(2)
+/// and on the device in maps — never stat(2) on the files, which could hang on
+/// an unreachable NFS server.
+public enum BusyScan {
+    public static func users(
+        of mountPoint: String, device: DeviceNumber?, proc: String = "/proc"
+    ) -> [MountUser] {
+        let root = normalizedMountPoint(mountPoint)
+        func isUnder(_ path: String) -> Bool {
+            let clean = path.hasSuffix(" (deleted)") ? String(path.dropLast(10)) : path
+            return root == "/" || clean == root || clean.hasPrefix(root + "/")
+        }
+        let me = getpid()
+        var users: [MountUser] = []
+        for pid in processIDs(proc: proc) where pid != me {
+            let base = "\(proc)/\(pid)"
+            var holds: [String] = []
+            for link in ["cwd", "root"] {
+                if let target = readLink(base + "/" + link), isUnder(target), !(link == "root" && target == "/") {
+                    holds.append(link)
+                }
+            }
+            for fd in directoryEntries(base + "/fd") {
+                if let target = readLink(base + "/fd/" + fd), target.hasPrefix("/"), isUnder(target) {
+                    holds.append("fd \(fd) \(target)")
+                }
+            }
+            if let maps = try? AtomicFile.readText(base + "/maps") {
+                var seen = Set<String>()
+                for line in maps.split(separator: "\n") {
+                    // address perms offset dev inode path — dev is hex MAJ:MIN.
+                    let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
+                    guard fields.count == 6 else { continue }
+                    let path = fields[5].trimmedSpaces()
+                    let devParts = fields[3].split(separator: ":")
+                    let onDevice = device.map { device in
+                        devParts.count == 2 && UInt32(devParts[0], radix: 16) == device.major
+                            && UInt32(devParts[1], radix: 16) == device.minor
+                    } ?? false
+                    if (onDevice || (path.hasPrefix("/") && isUnder(path))) && seen.insert(path).inserted {
+                        holds.append("mmap \(path)")
+                    }
+                }
+            }
+            if !holds.isEmpty {
+                let command = (try? AtomicFile.readText(base + "/comm"))?.trimmedSpaces() ?? "?"
+                users.append(MountUser(pid: pid, command: command, holds: holds))
+            }
+        }
+        return users
+    }
+
+    static func processIDs(proc: String) -> [Int32] { Processes.ids(proc: proc) }
+
+    static func directoryEntries(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    static func readLink(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink(path, &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+extension StringProtocol {
+    func trimmedSpaces() -> String {
+        var s = Substring(self)
+        while let c = s.first, c == " " || c == "\t" || c == "\n" { s = s.dropFirst() }
+        while let c = s.last, c == " " || c == "\t" || c == "\n" || c == "\r" { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+/// The process table, read with opendir(3) on /proc (Foundation's directory
+/// listing came back empty for /proc in the test bed's guest).
+public enum Processes {
+    public static func ids(proc: String = "/proc") -> [Int32] {
+        BusyScan.directoryEntries(proc).compactMap { Int32($0) }.sorted()
+    }
+
+    /// /proc/PID/comm: the command name (15 characters at most).
+    public static func command(of pid: Int32, proc: String = "/proc") -> String? {
+        (try? AtomicFile.readText("\(proc)/\(pid)/comm"))?.trimmedSpaces()
+    }
+
+    /// PIDs whose command name is `name`, like pidof.
+    public static func named(_ name: String, proc: String = "/proc") -> [Int32] {
+        ids(proc: proc).filter { command(of: $0, proc: proc) == name }
+    }
+}

@@ -1,0 +1,331 @@
+import CachectlSystem
+import Glibc
+
+/// Turns FS-Cache on or off for NFS/CIFS mounts: `fsc` in fstab, the mount
+/// made again with it, and the kernel's word that it took effect.
+///
+/// A remount cannot do it: NFS refuses to change `fsc` on remount
+/// (`nfs_compare_remount_data()` in fs/nfs/super.c returns EINVAL), so the
+/// share is unmounted and mounted again. If mounting again fails, the old
+/// fstab is put back and the share is mounted with its old options: it is
+/// never left unmounted by choice.
+public struct FscSwitch: Sendable {
+    public var enable: Bool
+    /// Mount points; empty with `all` means every NFS/CIFS mount.
+    public var mountpoints: [String]
+    public var all: Bool
+    /// Unmount even when processes use the mount (they see errors or stale handles).
+    public var force: Bool
+    /// Change nothing; report what would change.
+    public var check: Bool
+    /// Also set the mount's readahead window.
+    public var readahead: ByteSize?
+    public var roots: KernelRoots
+    /// Other filesystem types to accept, for tests that exercise the unmount,
+    /// mount and rollback path on tmpfs (no server there, so no probe).
+    var testFilesystems: Set<String> = []
+
+    public init(
+        enable: Bool, mountpoints: [String], all: Bool = false, force: Bool = false, check: Bool = false,
+        readahead: ByteSize? = nil, roots: KernelRoots = .system
+    ) {
+        self.enable = enable
+        self.mountpoints = mountpoints
+        self.all = all
+        self.force = force
+        self.check = check
+        self.readahead = readahead
+        self.roots = roots
+    }
+
+    /// What happened (or, with `check`, would happen) to one mount.
+    public struct MountReport: Sendable, Codable, Equatable {
+        public var mountpoint: String
+        public var fstype: String?
+        public var source: String?
+        public var changed = false
+        public var failed = false
+        /// Steps done, in order (with `check`: the steps it would do).
+        public var actions: [String] = []
+        public var fscBefore: Bool?
+        public var fscAfter: Bool?
+        public var fstabChanged = false
+        public var remounted = false
+        public var readaheadKB: UInt64?
+        /// Processes that keep the mount busy.
+        public var busy: [MountUser] = []
+        public var notes: [String] = []
+        public var error: String?
+        /// Unified diff of fstab (before → after).
+        public var fstabDiff: String?
+    }
+
+    public struct Report: Sendable, Codable, Equatable {
+        public var changed: Bool
+        public var failed: Bool
+        public var mounts: [MountReport]
+    }
+
+    /// Validates the request before touching anything.
+    public func validate() throws(SystemError) {
+        if mountpoints.isEmpty && !all {
+            throw SystemError.failed("fsc: no mount point given", hint: "name one or more mount points, or use --all")
+        }
+        if let readahead, readahead.bytes < 4096 || readahead.bytes > 1 << 30 {
+            throw SystemError.failed("fsc: readahead \(readahead) out of range", hint: "use 4K...1G, e.g. --readahead 16M")
+        }
+    }
+
+    public func run() throws(SystemError) -> Report {
+        try validate()
+        var targets = mountpoints.map { normalizedMountPoint(Path.absolute($0)) }
+        if all {
+            let mounted = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")
+            for entry in mounted where entry.isNetworkShare && !targets.contains(entry.target) {
+                targets.append(entry.target)
+            }
+        }
+        let reports = targets.map { switchOne($0) }
+        return Report(
+            changed: reports.contains(where: \.changed), failed: reports.contains(where: \.failed), mounts: reports)
+    }
+
+    private var fstabPath: String { roots.etc + "/fstab" }
+
+    private func switchOne(_ target: String) -> MountReport {
+        var report = MountReport(mountpoint: target)
+        do {
+            try switchOne(target, &report)
+        } catch {
+            report.failed = true
+            report.error = error.description
+        }
+        return report
+    }
+
+    private func switchOne(_ target: String, _ report: inout MountReport) throws(SystemError) {
+        let verb = enable ? "enable" : "disable"
+        let mounted = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")
+        guard let mount = MountTable.mount(at: target, in: mounted) else {
+            throw SystemError.failed("fsc \(verb): nothing is mounted on", path: target,
+                                     hint: "mount the share first (see `cachectl mounts`)")
+        }
+        report.fstype = mount.fstype
+        report.source = mount.source
+        let isTestFilesystem = testFilesystems.contains(mount.fstype)
+        guard let kind = NetworkFilesystem(fstype: mount.fstype) ?? (isTestFilesystem ? .nfs : nil) else {
+            throw SystemError.failed("fsc \(verb): \(target) is \(mount.fstype), not NFS or CIFS", path: nil,
+                                     hint: "FS-Cache backs only NFS and CIFS mounts")
+        }
+        let fscBefore = Self.fscOn(mount, volumes: NFSVolume.read(proc: roots.proc))
+        report.fscBefore = fscBefore
+
+        let fstab = try FstabFile(path: fstabPath)
+        let entry = fstab.entry(forTarget: target)
+        if kind == .cifs { try checkCIFSSecrets(entry, target: target, &report) }
+
+        // Several superblocks of one export, each with fsc, would share a cache
+        // volume key; NFS then needs fsc=UNIQ to tell them apart.
+        let volumes = NFSVolume.read(proc: roots.proc)
+        let siblings = mounted.filter {
+            $0.target != mount.target && $0.source == mount.source && $0.device != mount.device && $0.isNetworkShare
+        }
+        let needsUnique = kind == .nfs && enable
+            && (siblings.contains { Self.fscOn($0, volumes: volumes) }
+                || (!siblings.isEmpty && OptionString.contains(entry?.options ?? mount.options, "nosharecache")))
+        func switched(_ options: String) -> String {
+            guard enable else { return OptionString.removing(options, "fsc") }
+            if OptionString.contains(options, "fsc") { return options }
+            if needsUnique {
+                let unique = "cachectl" + target.map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined()
+                return OptionString.setting(options, "fsc", to: unique)
+            }
+            return OptionString.setting(options, "fsc")
+        }
+
+        let newFstabOptions = entry.map { switched($0.options) }
+        let fstabNeedsChange = entry != nil && newFstabOptions != entry?.options
+        let remountNeeded = fscBefore != enable
+        let oldMountOptions = entry?.options ?? Self.liveOptions(mount, kind: kind)
+        let newMountOptions = switched(oldMountOptions)
+        let wantedReadaheadKB = readahead.map { $0.bytes / 1024 }
+        let readaheadNeedsChange = wantedReadaheadKB != nil
+
+        if needsUnique && !OptionString.contains(entry?.options ?? "", "fsc") {
+            report.notes.append("another mount of \(mount.source) already uses FS-Cache: using fsc=UNIQ so their cache volumes differ")
+        }
+        if entry == nil && (remountNeeded || !enable) {
+            report.notes.append("no fstab entry for \(target): mounting it again with its current options \(enable ? "plus" : "minus") fsc; this does not last past a reboot unless fstab says so")
+        }
+
+        var fstabDiff = ""
+        if fstabNeedsChange, let newFstabOptions {
+            fstab.setOptions(newFstabOptions, forTarget: target)
+            let rendered = try fstab.render()
+            fstabDiff = UnifiedDiff.make(old: fstab.originalText, new: rendered, oldLabel: fstabPath, newLabel: fstabPath + " (cachectl)")
+            report.fstabDiff = fstabDiff.isEmpty ? nil : fstabDiff
+            report.actions.append("\(enable ? "add fsc to" : "remove fsc from") the fstab entry (backup \(fstabPath)\(AtomicFile.backupSuffix))")
+        }
+        if remountNeeded {
+            report.actions.append("unmount \(target) and mount it again with \(OptionString.redacted(newMountOptions))")
+        }
+        var readaheadChanges = false
+        if let wantedReadaheadKB, let device = mount.device {
+            let current = Readahead.kilobytes(for: device, sys: roots.sys)
+            report.readaheadKB = current
+            readaheadChanges = current != wantedReadaheadKB || remountNeeded
+            if readaheadChanges { report.actions.append("set readahead to \(wantedReadaheadKB) KiB") }
+        }
+        guard fstabNeedsChange || remountNeeded || (readaheadNeedsChange && readaheadChanges) else {
+            report.fscAfter = fscBefore
+            return
+        }
+
+        if remountNeeded && !isTestFilesystem {
+            // Once unmounted, a share whose server is gone cannot come back: check first.
+            let (server, _) = NetworkMounts.splitSource(mount.source, fstype: mount.fstype)
+            let portOption = OptionString.value(entry?.options ?? mount.options, "port") ?? nil
+            let port = portOption.flatMap { UInt16($0) }.flatMap { $0 == 0 ? nil : $0 } ?? (kind == .nfs ? 2049 : 445)
+            if let reason = ServerProbe.unreachableReason(host: server, port: port) {
+                throw SystemError.failed(
+                    "fsc \(verb): server of \(target) is unreachable (\(reason))",
+                    hint: "left \(target) mounted and fstab unchanged; run again when the server answers")
+            }
+        }
+        if remountNeeded && !force {
+            report.busy = BusyScan.users(of: target, device: mount.device, proc: roots.proc)
+            if !report.busy.isEmpty {
+                throw SystemError.failed(
+                    "fsc \(verb): \(target) is busy: " + report.busy.map(\.description).joined(separator: "; "),
+                    hint: "stop those processes (or leave their directories), then run again; --force unmounts anyway")
+            }
+        }
+        if check {
+            report.changed = true
+            report.actions = report.actions.map { "would " + $0 }
+            return
+        }
+
+        if fstabNeedsChange {
+            try fstab.write()
+            report.fstabChanged = true
+            report.changed = true
+        }
+        if remountNeeded {
+            try remount(mount, from: oldMountOptions, to: newMountOptions, fstab: fstab, &report)
+            let after = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")
+            guard let remounted = MountTable.mount(at: target, in: after) else {
+                throw SystemError.failed("fsc \(verb): \(target) is not in mountinfo after mounting it again")
+            }
+            let fscAfter = Self.fscOn(remounted, volumes: NFSVolume.read(proc: roots.proc))
+            report.fscAfter = fscAfter
+            if fscAfter != enable {
+                throw SystemError.failed(
+                    "fsc \(verb): \(target) was mounted again but FS-Cache is still \(fscAfter ? "on" : "off")",
+                    hint: enable ? "this kernel's \(kind == .nfs ? "NFS" : "CIFS") client may lack FS-Cache support (CONFIG_\(kind == .nfs ? "NFS" : "CIFS")_FSCACHE); see `cachectl doctor`" : "another mount of the same export may share its superblock; disable fsc there too")
+            }
+            if let wantedReadaheadKB, let device = remounted.device {
+                try Readahead.set(kilobytes: wantedReadaheadKB, for: device, sys: roots.sys)
+                report.readaheadKB = wantedReadaheadKB
+            }
+        } else {
+            report.fscAfter = fscBefore
+            if let wantedReadaheadKB, let device = mount.device, readaheadChanges {
+                try Readahead.set(kilobytes: wantedReadaheadKB, for: device, sys: roots.sys)
+                report.readaheadKB = wantedReadaheadKB
+                report.changed = true
+            }
+        }
+    }
+
+    /// Unmount, mount with `newOptions`; on failure put fstab back and mount with `oldOptions`.
+    private func remount(
+        _ mount: MountEntry, from oldOptions: String, to newOptions: String, fstab: FstabFile,
+        _ report: inout MountReport
+    ) throws(SystemError) {
+        func restoreFstab() {
+            guard report.fstabChanged else { return }
+            do {
+                try FstabFile.restore(fstab.originalText, to: fstab.path)
+                report.fstabChanged = false
+                report.notes.append("restored \(fstab.path) to what it was")
+            } catch {
+                report.notes.append("could not restore \(fstab.path): \(error); the old file is \(fstab.path)\(AtomicFile.backupSuffix)")
+            }
+        }
+        do {
+            try Mounter.unmount(mount.target)
+        } catch {
+            restoreFstab()
+            if error.errno == EBUSY {
+                report.busy = BusyScan.users(of: mount.target, device: mount.device, proc: roots.proc)
+            }
+            throw error
+        }
+        report.changed = true
+        do {
+            try Mounter.mount(source: mount.source, target: mount.target, fstype: mount.fstype, options: newOptions)
+            report.remounted = true
+        } catch let failure {
+            restoreFstab()
+            var message = failure.description
+            do {
+                try Mounter.mount(source: mount.source, target: mount.target, fstype: mount.fstype, options: oldOptions)
+                message += "; mounted \(mount.target) again with its old options"
+            } catch {
+                message += "; mounting with the old options failed too (\(error)): \(mount.target) is NOT mounted, run `mount \(mount.target)` once the server answers"
+            }
+            throw SystemError(failure.operation, path: failure.path, errno: failure.errno, hint: message)
+        }
+    }
+
+    /// FS-Cache state of a live mount: NFS's volumes table, else the superblock option.
+    static func fscOn(_ mount: MountEntry, volumes: [NFSVolume]) -> Bool {
+        if NetworkFilesystem(fstype: mount.fstype) == .nfs, let device = mount.device,
+           let volume = volumes.first(where: { $0.device == device }) {
+            return volume.fsc
+        }
+        return OptionString.contains(mount.superOptions ?? mount.options, "fsc")
+    }
+
+    /// The options of a live mount as mount(8) would take them back: VFS plus
+    /// superblock options, without the ones the kernel reports but mount.nfs
+    /// computes itself (`addr`, `clientaddr`) or that are not options (`seclabel`).
+    static func liveOptions(_ mount: MountEntry, kind: NetworkFilesystem) -> String {
+        var seen = Set<String>()
+        var result: [String] = []
+        let dropped: Set<String> = kind == .nfs ? ["addr", "clientaddr", "seclabel"] : ["seclabel"]
+        for item in OptionString.split(mount.vfsOptions ?? "") + OptionString.split(mount.superOptions ?? "") {
+            let name = String(item.split(separator: "=", maxSplits: 1).first ?? "")
+            guard !dropped.contains(name), seen.insert(name).inserted else { continue }
+            result.append(item)
+        }
+        return result.joined(separator: ",")
+    }
+
+    /// CIFS passwords belong in a credentials file (mode 0600), never in fstab
+    /// or in cachectl's output; and without fstab cachectl has no credentials to mount with.
+    private func checkCIFSSecrets(_ entry: MountEntry?, target: String, _ report: inout MountReport) throws(SystemError) {
+        guard let entry else {
+            throw SystemError.failed(
+                "fsc: \(target) is a CIFS mount with no fstab entry", path: nil,
+                hint: "cachectl cannot mount it again without its credentials: add an fstab line with credentials=/etc/cachectl/NAME.cred (mode 0600)")
+        }
+        if OptionString.contains(entry.options, "password") || OptionString.contains(entry.options, "pass") {
+            throw SystemError.failed(
+                "fsc: the fstab entry for \(target) holds a password", path: fstabPath,
+                hint: "move it into a credentials file (username=, password= lines; chmod 600) and use credentials=FILE")
+        }
+        let credentials = OptionString.value(entry.options, "credentials") ?? OptionString.value(entry.options, "cred")
+        if case .some(.some(let file)) = credentials {
+            var st = stat()
+            if stat(file, &st) != 0 {
+                throw SystemError("fsc: CIFS credentials file", path: file, errno: errno,
+                                  hint: "create it (username=, password= lines) with mode 0600")
+            }
+            if st.st_mode & 0o077 != 0 {
+                report.notes.append("credentials file \(file) is readable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))): chmod 600 \(file)")
+            }
+        }
+    }
+}

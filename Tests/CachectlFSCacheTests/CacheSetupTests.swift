@@ -1,0 +1,53 @@
+import CachectlSystem
+import Foundation
+import Testing
+@testable import CachectlFSCache
+
+/// `CacheSetup` writing files for real (the daemon part runs in the VM scenarios).
+@Suite struct CacheSetupTests {
+    func setup(_ dir: String, check: Bool = false, change: (inout CachefilesdConfig) -> Void = { _ in }) -> CacheSetup {
+        var config = CachefilesdConfig()
+        config.dir = dir + "/cache"
+        change(&config)
+        return CacheSetup(config: config, configPath: dir + "/cachefilesd.conf", check: check, manageDaemon: false)
+    }
+
+    @Test func writesOnceThenReportsUnchanged() throws {
+        let dir = temporaryDirectory()
+        defer { _ = try? FileManager.default.removeItem(atPath: dir) }
+        let first = try setup(dir).run()
+        #expect(first.changed && first.configChanged && first.createdDir)
+        #expect(first.diff.contains("+dir \(dir)/cache"))
+        #expect(first.findings.contains { $0.check == "user xattrs" && $0.severity == .ok })
+        let written = try String(contentsOfFile: dir + "/cachefilesd.conf", encoding: .utf8)
+        #expect(CachefilesdConfig.parse(written).dir == dir + "/cache")
+        let second = try setup(dir).run()
+        #expect(!second.changed && !second.configChanged && second.diff.isEmpty)
+        // A change keeps the old file as the backup.
+        let third = try setup(dir) { $0.brun = 20 }.run()
+        #expect(third.changed && third.diff.contains("-brun 10%\n+brun 20%"))
+        #expect(try String(contentsOfFile: dir + "/cachefilesd.conf.cachectl.bak", encoding: .utf8) == written)
+    }
+
+    @Test func checkAndBadValuesWriteNothing() throws {
+        let dir = temporaryDirectory()
+        defer { _ = try? FileManager.default.removeItem(atPath: dir) }
+        let checked = try setup(dir, check: true).run()
+        #expect(checked.changed && checked.actions.contains { $0.hasPrefix("write ") })
+        #expect(!FileManager.default.fileExists(atPath: dir + "/cachefilesd.conf"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/cache"))
+        #expect(throws: CachefilesdConfig.Invalid.self) { try setup(dir) { $0.bstop = 8 }.run() }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/cachefilesd.conf"))
+    }
+
+    @Test func refusesACacheDirOnProcfs() throws {
+        // /proc refuses user xattrs: setup must stop before writing.
+        let dir = temporaryDirectory()
+        defer { _ = try? FileManager.default.removeItem(atPath: dir) }
+        var config = CachefilesdConfig()
+        config.dir = "/proc/self"
+        let setup = CacheSetup(config: config, configPath: dir + "/c.conf", manageDaemon: false)
+        #expect(throws: CacheSetup.Refused.self) { try setup.run() }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/c.conf"))
+    }
+}

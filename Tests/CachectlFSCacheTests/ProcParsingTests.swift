@@ -1,0 +1,119 @@
+import CachectlSystem
+import Foundation
+import Testing
+@testable import CachectlFSCache
+@testable import CachectlMount
+
+/// Parsers against files captured from the test bed's guest kernel (6.1), and
+/// a hand-written pre-5.17 stats file (fs/fscache/stats.c layout of 5.10).
+@Suite struct ProcParsingTests {
+    func text(_ name: String) throws -> String { try String(contentsOfFile: fixture(name), encoding: .utf8) }
+
+    @Test func stats61ByKey() throws {
+        let stats = FSCacheStats.parse(try text("fscache-stats-6.1"))
+        #expect(stats.cacheReads == 4096)
+        #expect(stats.cacheWrites == 2048)
+        #expect(stats.value("Cookies", "n") == 2)
+        #expect(stats.value("LRU", "at") == 1146)
+        // netfs's several "RdHelp" lines merge under one label.
+        #expect(stats.netfsDownloads == 5145)
+        #expect(stats.value("RdHelp", "ZR") == 201)
+        let ratio = try #require(stats.hitRatio)
+        #expect(abs(ratio - 4096.0 / 6144.0) < 1e-9)
+    }
+
+    @Test func statsBefore517UseRetrievals() throws {
+        let stats = FSCacheStats.parse(try text("fscache-stats-5.10"))
+        #expect(stats.value("IO", "rd") == nil)
+        #expect(stats.cacheReads == 300)  // Retrvls ok
+        #expect(stats.cacheWrites == 100)  // Retrvls nod (misses)
+        #expect(stats.value("Retrvls", "ops") == 400)  // second Retrvls line merged
+        #expect(stats.hitRatio == 0.75)
+    }
+
+    @Test func renamedNetfsLinesAreFoundByKey() {
+        let stats = FSCacheStats.parse("Netfs  : DL=10 ds=10 df=0 di=0\nNetfs  : RD=30 rs=30 rf=0\nIO     : rd=0 wr=0\n")
+        #expect(stats.netfsDownloads == 10 && stats.netfsCacheReads == 30)
+        #expect(stats.hitRatio == nil)  // no cache I/O yet
+    }
+
+    @Test func statsDelta() {
+        let before = FSCacheStats.parse("IO     : rd=10 wr=5\n")
+        let after = FSCacheStats.parse("IO     : rd=110 wr=5\n")
+        #expect(after.delta(since: before).cacheReads == 100)
+    }
+
+    @Test func caches61() throws {
+        let caches = FSCacheCache.parse(try text("fscache-caches-6.1"))
+        #expect(caches == [FSCacheCache(name: "cachectl-test", state: "A", refs: 3, volumes: 2, objects: 1, accesses: 1)])
+        #expect(caches[0].isActive && caches[0].stateName == "active")
+        #expect(FSCacheCache.parse("CACHE    REF   VOLS  OBJS  ACCES S NAME\n======== ===== ===== ===== ===== = ===\n").isEmpty)
+    }
+
+    @Test func nfsVolumes61() throws {
+        let volumes = NFSVolume.parse(try text("nfsfs-volumes-6.1"))
+        #expect(volumes.count == 2)
+        #expect(volumes[0].device == DeviceNumber(major: 0, minor: 35) && volumes[0].fsc)
+        #expect(volumes[1].device == DeviceNumber(major: 0, minor: 36) && !volumes[1].fsc)
+        #expect(volumes[0].server == "127.0.0.1" && volumes[0].version == "v4")
+    }
+
+    @Test func mountinfo61() throws {
+        let mounts = try MountTable.mounted(mountinfo: fixture("mountinfo-6.1"))
+        let models = try #require(MountTable.mount(at: "/mnt/models", in: mounts))
+        #expect(models.fstype == "nfs4" && models.source == "127.0.0.1:/")
+        #expect(models.device == DeviceNumber(major: 0, minor: 35))
+        #expect(OptionString.contains(models.superOptions ?? "", "fsc"))
+        #expect(models.vfsOptions == "ro,relatime")
+        #expect(mounts.filter(\.isNetworkShare).map(\.target) == ["/mnt/models", "/mnt/plain", "/mnt/smb"])
+    }
+
+    /// A fixture root laid out like / : mountinfo, nfsfs volumes, bdi readahead and fstab.
+    func fixtureRoot() throws -> String {
+        let root = temporaryDirectory()
+        let fm = FileManager.default
+        for dir in ["proc/self", "proc/fs/nfsfs", "sys/class/bdi/0:35", "sys/class/bdi/0:36", "etc"] {
+            try fm.createDirectory(atPath: root + "/" + dir, withIntermediateDirectories: true)
+        }
+        try fm.copyItem(atPath: fixture("mountinfo-6.1"), toPath: root + "/proc/self/mountinfo")
+        try fm.copyItem(atPath: fixture("nfsfs-volumes-6.1"), toPath: root + "/proc/fs/nfsfs/volumes")
+        try fm.copyItem(atPath: fixture("fstab-with-comments"), toPath: root + "/etc/fstab")
+        try "128\n".write(toFile: root + "/sys/class/bdi/0:35/read_ahead_kb", atomically: false, encoding: .utf8)
+        try "128\n".write(toFile: root + "/sys/class/bdi/0:36/read_ahead_kb", atomically: false, encoding: .utf8)
+        return root
+    }
+
+    @Test func networkMountsJoinVolumesOnDeviceAndFstabOnTarget() throws {
+        let root = try fixtureRoot()
+        defer { _ = try? FileManager.default.removeItem(atPath: root) }
+        let mounts = try NetworkMounts.list(roots: .fixture(root))
+        #expect(mounts.map(\.mountpoint) == ["/mnt/models", "/mnt/plain", "/mnt/smb"])
+        let models = mounts[0], plain = mounts[1], smb = mounts[2]
+        #expect(models.nfsFSC == true && models.fscEnabled && models.readaheadKB == 128)
+        #expect(models.server == "127.0.0.1" && models.export == "/")
+        #expect(models.fstabHasFsc == false && models.fstabOptions == "ro,vers=4.2,_netdev")
+        #expect(plain.nfsFSC == false && !plain.fscEnabled && plain.fstabOptions == nil)
+        #expect(smb.nfsFSC == nil && smb.fscInSuperblock && smb.fscEnabled)
+        #expect(smb.export == "/models")
+    }
+
+    @Test func liveOptionsDropWhatMountNFSComputes() throws {
+        let mounts = try MountTable.mounted(mountinfo: fixture("mountinfo-6.1"))
+        let plain = try #require(MountTable.mount(at: "/mnt/plain", in: mounts))
+        let options = FscSwitch.liveOptions(plain, kind: .nfs)
+        #expect(!OptionString.contains(options, "addr") && !OptionString.contains(options, "clientaddr"))
+        #expect(options.hasPrefix("ro,relatime,vers=4.2,"))
+        #expect(OptionString.contains(options, "nosharecache"))
+    }
+
+    @Test func doctorOnTheFixtureTreeFlagsTheMountWithoutFsc() throws {
+        let root = try fixtureRoot()
+        defer { _ = try? FileManager.default.removeItem(atPath: root) }
+        let findings = Doctor.examine(configPath: root + "/etc/cachefilesd.conf", roots: .fixture(root))
+        #expect(findings.contains { $0.check == "config" && $0.severity == .error })
+        #expect(findings.contains { $0.check == "daemon" && $0.severity == .error })
+        let plain = try #require(findings.first { $0.check == "mount /mnt/plain" && $0.detail.contains("without FS-Cache") })
+        #expect(plain.fix == "cachectl fsc enable /mnt/plain")
+        #expect(findings.contains { $0.check == "mount /mnt/models" && $0.fix == "cachectl fsc enable /mnt/models --readahead 16M" })
+    }
+}

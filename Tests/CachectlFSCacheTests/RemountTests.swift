@@ -1,0 +1,112 @@
+import CachectlSystem
+import Foundation
+import Glibc
+import Testing
+@testable import CachectlMount
+
+/// The unmount / mount again / roll back path of `fsc enable`, for real, on
+/// tmpfs inside a private mount namespace:
+///   unshare -m --propagation private swift test --scratch-path .build --filter RemountTests
+/// tmpfs refuses the `fsc` option (EINVAL), which is exactly a failed mount
+/// after the unmount: fstab must come back and the old mount with it.
+@Suite(.enabled(if: Privileges.isRoot && Privileges.hasPrivateMountNamespace), .serialized)
+struct RemountTests {
+    struct Bed {
+        let dir: String
+        let target: String
+        let fstab: String
+        let fstabText: String
+
+        init() throws {
+            dir = temporaryDirectory()
+            target = dir + "/mnt"
+            fstab = dir + "/fstab"
+            try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+            fstabText = "# test fstab\n\n# the share under test\ntmpfs \(target) tmpfs size=1m,mode=0755 0 0\n"
+            try fstabText.write(toFile: fstab, atomically: false, encoding: .utf8)
+            try Mounter.mount(source: "tmpfs", target: target, fstype: "tmpfs", options: "size=1m,mode=0755")
+        }
+
+        func switcher(force: Bool = false, check: Bool = false) -> FscSwitch {
+            var s = FscSwitch(enable: true, mountpoints: [target], force: force, check: check, roots: KernelRoots(etc: dir))
+            s.testFilesystems = ["tmpfs"]
+            return s
+        }
+
+        var mount: MountEntry? { MountTable.mount(at: target, in: (try? MountTable.mounted()) ?? []) }
+
+        func tearDown() {
+            while umount2(target, Int32(MNT_DETACH)) == 0 {}
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+    }
+
+    @Test func mountsAndUnmountsThroughLibmount() throws {
+        let bed = try Bed()
+        defer { bed.tearDown() }
+        let mount = try #require(bed.mount)
+        #expect(mount.fstype == "tmpfs" && OptionString.value(mount.superOptions ?? "", "size") == .some("1024k"))
+        try Mounter.unmount(bed.target)
+        #expect(bed.mount == nil)
+        #expect(throws: SystemError.self) { try Mounter.unmount(bed.target) }
+    }
+
+    @Test func aRejectedOptionFailsWithTheKernelsReason() throws {
+        let bed = try Bed()
+        defer { bed.tearDown() }
+        let other = bed.dir + "/other"
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        do {
+            try Mounter.mount(source: "tmpfs", target: other, fstype: "tmpfs", options: "size=1m,fsc")
+            Issue.record("tmpfs accepted fsc")
+        } catch {
+            #expect(error.errno == EINVAL)
+            #expect(error.description.contains(other))
+        }
+    }
+
+    @Test func failedMountRestoresFstabAndTheOldMount() throws {
+        let bed = try Bed()
+        defer { bed.tearDown() }
+        let report = try bed.switcher().run()
+        let result = try #require(report.mounts.first)
+        #expect(report.failed && result.failed)
+        #expect(result.error?.contains("mounted \(bed.target) again with its old options") == true)
+        #expect(result.notes.contains { $0.hasPrefix("restored") })
+        #expect(try String(contentsOfFile: bed.fstab, encoding: .utf8) == bed.fstabText)
+        let mount = try #require(bed.mount)
+        #expect(!OptionString.contains(mount.superOptions ?? "", "fsc"))
+        #expect(OptionString.value(mount.superOptions ?? "", "size") == .some("1024k"))
+    }
+
+    @Test func busyMountIsRefusedNamingTheProcess() throws {
+        let bed = try Bed()
+        defer { bed.tearDown() }
+        let sleeper = Process()
+        sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        sleeper.arguments = ["30"]
+        sleeper.currentDirectoryURL = URL(fileURLWithPath: bed.target)
+        try sleeper.run()
+        defer { kill(sleeper.processIdentifier, SIGKILL); sleeper.waitUntilExit() }
+        let report = try bed.switcher().run()
+        let result = try #require(report.mounts.first)
+        #expect(result.failed && !result.changed)
+        #expect(result.busy.contains { $0.pid == sleeper.processIdentifier && $0.command == "sleep" })
+        #expect(result.error?.contains("sleep (pid \(sleeper.processIdentifier))") == true)
+        #expect(try String(contentsOfFile: bed.fstab, encoding: .utf8) == bed.fstabText)
+        #expect(bed.mount != nil)
+    }
+
+    @Test func checkChangesNothing() throws {
+        let bed = try Bed()
+        defer { bed.tearDown() }
+        let before = try #require(bed.mount)
+        let report = try bed.switcher(check: true).run()
+        let result = try #require(report.mounts.first)
+        #expect(result.changed && !result.failed)
+        #expect(result.actions.allSatisfy { $0.hasPrefix("would ") })
+        #expect(result.fstabDiff?.contains("+tmpfs \(bed.target) tmpfs size=1m,mode=0755,fsc 0 0") == true)
+        #expect(try String(contentsOfFile: bed.fstab, encoding: .utf8) == bed.fstabText)
+        #expect(bed.mount?.id == before.id)  // not remounted
+    }
+}

@@ -1,0 +1,117 @@
+#!/bin/bash
+# The main FS-Cache flow through cachectl on the guest's real kernel:
+#   an NFS share mounted without fsc, with an fstab entry (and comments)
+#   -> `cachectl cache setup` (bad thresholds first: nothing written; then the
+#      real one; a second run reports changed:false)
+#   -> `cachectl fsc enable` refused while a process sits in the share
+#   -> `cachectl fsc enable --readahead 16M`: fstab gets fsc (comments kept,
+#      backup made), FSC yes, readahead set; a second run is changed:false
+#   -> reads after drop_caches are served from the cache (IO rd rises)
+#   -> `cachectl mounts`, `cachectl doctor`, `cachectl fsc disable`
+#   -> with the NFS server stopped, `fsc enable` refuses and leaves the mount
+#      and fstab as they were.
+# requires: cachectl
+# timeout: 300
+. "$(dirname "$0")/lib.sh"
+
+command -v cachectl >/dev/null || die "cachectl is not on PATH ($PATH)"
+load_modules zram
+make_zram_ext4 /var/cache/fscache 512M >/dev/null
+make_export_dir /srv/export 256M
+make_file /srv/export/model.bin 32
+start_nfs_server /srv/export
+cat >/etc/fstab <<EOF2
+# /etc/fstab of the test guest
+# <file system> <mount point> <type> <options> <dump> <pass>
+
+# the model share (read-only)
+127.0.0.1:/ /mnt/models nfs4 ro,vers=4.2 0 0
+EOF2
+cp /etc/fstab /tmp/fstab.orig
+mount_nfs /mnt/models ro
+expect_eq "share starts without FS-Cache" no "$(nfs_volume_fsc)"
+rm -f /etc/cachefilesd.conf
+
+# --- cache setup ---------------------------------------------------------------------
+cachectl cache setup --dir /var/cache/fscache --brun 5 --bcull 7 --json >/tmp/bad.json 2>/tmp/bad.err
+expect_eq "bad thresholds exit 2" 2 "$?"
+expect_match "the error names the field" 'invalid brun' "$(cat /tmp/bad.err)"
+expect_eq "bad thresholds wrote no file" no "$([[ -e /etc/cachefilesd.conf ]] && echo yes || echo no)"
+
+cachectl cache setup --dir /var/cache/fscache --tag models --json >/tmp/setup1.json
+expect_eq "cache setup exit 0" 0 "$?"
+expect_eq "cache setup changed" true "$(json_get /tmp/setup1.json .changed)"
+expect_eq "the kernel lists the cache as active" active "$(json_get /tmp/setup1.json .cache_state)"
+expect_match "config has the dir" 'dir /var/cache/fscache' "$(cat /etc/cachefilesd.conf)"
+expect_match "cachefilesd runs" '[0-9]' "$(pidof cachefilesd)"
+pid1=$(pidof cachefilesd)
+cachectl cache setup --dir /var/cache/fscache --tag models --json >/tmp/setup2.json
+expect_eq "second cache setup changed" false "$(json_get /tmp/setup2.json .changed)"
+expect_eq "daemon not restarted" "$pid1" "$(pidof cachefilesd)"
+cachectl cache setup --dir /var/cache/fscache --tag models --brun 20 --bcull 15 --bstop 10 --check --diff >/tmp/check.txt
+expect_match "--check --diff shows the change" '\+brun 20%' "$(cat /tmp/check.txt)"
+expect_match "--check left the file" 'brun 10%' "$(cat /etc/cachefilesd.conf)"
+
+# --- busy mount ----------------------------------------------------------------------
+(cd /mnt/models && exec sleep 120) &
+sleeper=$!
+sleep 0.3
+cachectl fsc enable /mnt/models --json >/tmp/busy.json
+expect_eq "busy mount: exit 1" 1 "$?"
+expect_eq "busy mount: names the sleeper" "$sleeper" "$(json_get /tmp/busy.json '.mounts[0].busy[0].pid')"
+expect_cmd "busy mount: fstab unchanged" cmp /etc/fstab /tmp/fstab.orig
+expect_eq "busy mount: still without fsc" no "$(nfs_volume_fsc)"
+kill "$sleeper"; wait "$sleeper" 2>/dev/null
+
+# --- enable ------------------------------------------------------------------------------
+cachectl fsc enable /mnt/models --readahead 16M --diff --json >/tmp/enable1.json
+expect_eq "fsc enable exit 0" 0 "$?"
+log "enable: $(cat /tmp/enable1.json)"
+expect_eq "fsc enable changed" true "$(json_get /tmp/enable1.json .changed)"
+expect_eq "FSC column says yes" yes "$(nfs_volume_fsc)"
+expect_eq "report says fsc after" true "$(json_get /tmp/enable1.json '.mounts[0].fsc_after')"
+expect_match "fstab entry has fsc" '127\.0\.0\.1:/ /mnt/models nfs4 ro,vers=4\.2,fsc 0 0' "$(cat /etc/fstab)"
+expect_match "fstab comments kept" '# the model share \(read-only\)' "$(cat /etc/fstab)"
+expect_cmd "fstab backup is the old file" cmp /etc/fstab.cachectl.bak /tmp/fstab.orig
+expect_match "diff in the report" '\+127' "$(json_get /tmp/enable1.json '.mounts[0].fstab_diff')"
+dev=$(mountpoint -d /mnt/models)
+expect_eq "readahead set" 16384 "$(cat /sys/class/bdi/$dev/read_ahead_kb)"
+cachectl fsc enable /mnt/models --readahead 16M --json >/tmp/enable2.json
+expect_eq "second fsc enable changed" false "$(json_get /tmp/enable2.json .changed)"
+
+# --- reads come from the cache ------------------------------------------------------------
+drop_caches
+read_through /mnt/models/model.bin
+sleep 1
+cachectl cache status --json >/tmp/status1.json
+drop_caches
+read_through /mnt/models/model.bin
+cachectl cache status --json >/tmp/status2.json
+rd1=$(json_get /tmp/status1.json .cache_reads); rd2=$(json_get /tmp/status2.json .cache_reads)
+log "cache reads (IO rd): $rd1 -> $rd2; hit ratio $(json_get /tmp/status2.json .hit_ratio)"
+expect_ge "second read served from the cache (IO rd delta, pages)" $((rd2 - rd1)) 4096
+expect_eq "status shows the active cache" A "$(json_get /tmp/status2.json '.caches[0].state')"
+expect_cmd "bytes read through the cache are right" cmp /srv/export/model.bin /mnt/models/model.bin
+
+cachectl mounts --json >/tmp/mounts.json
+expect_eq "mounts: FSC joined on the device" true "$(json_get /tmp/mounts.json '.mounts[0].nfs_fsc')"
+expect_eq "mounts: fstab has fsc" true "$(json_get /tmp/mounts.json '.mounts[0].fstab_has_fsc')"
+cachectl doctor --json >/tmp/doctor.json
+expect_eq "doctor: no errors" 0 "$(jq '[.findings[] | select(.severity == "error")] | length' /tmp/doctor.json)"
+expect_eq "doctor: exit 0" false "$(json_get /tmp/doctor.json .failed)"
+
+# --- disable -------------------------------------------------------------------------------
+cachectl fsc disable /mnt/models --json >/tmp/disable.json
+expect_eq "fsc disable exit 0" 0 "$?"
+expect_eq "FSC column says no after disable" no "$(nfs_volume_fsc)"
+expect_cmd "fstab back to the original entry" cmp /etc/fstab /tmp/fstab.orig
+
+# --- unreachable server: leave everything as it is -------------------------------------------
+rpc.nfsd 0
+cp /etc/fstab /tmp/fstab.before
+cachectl fsc enable /mnt/models --json >/tmp/unreach.json
+expect_eq "unreachable server: exit 1" 1 "$?"
+expect_match "unreachable server: says so" 'unreachable' "$(json_get /tmp/unreach.json .msg)"
+expect_match "unreachable server: still mounted" ' /mnt/models nfs4 ' "$(cat /proc/mounts)"
+expect_cmd "unreachable server: fstab unchanged" cmp /etc/fstab /tmp/fstab.before
+finish
