@@ -26,16 +26,26 @@ final class StoredChunk: @unchecked Sendable {
     /// (a block whose stored size equals its raw size is stored raw).
     let blockOffsets: [UInt32]?
     let base: UnsafeMutableRawPointer
+    /// Bytes of `base` mapped by ``ChunkMemory``, or nil when it came from malloc.
+    private let mappedCount: Int?
 
-    /// Takes ownership of `base` (allocated with malloc).
-    init(base: UnsafeMutableRawPointer, rawCount: Int, storedCount: Int, blockOffsets: [UInt32]?) {
+    /// Takes ownership of `base`: allocated with malloc, or with
+    /// ``ChunkMemory/allocate(_:)`` for `mappedCount` bytes.
+    init(base: UnsafeMutableRawPointer, rawCount: Int, storedCount: Int, blockOffsets: [UInt32]?,
+         mappedCount: Int? = nil) {
         self.base = base
         self.rawCount = rawCount
         self.storedCount = storedCount
         self.blockOffsets = blockOffsets
+        self.mappedCount = mappedCount
     }
 
-    deinit { free(base) }
+    deinit {
+        if let mappedCount { ChunkMemory.release(base, count: mappedCount) } else { free(base) }
+    }
+
+    /// Whether the bytes live in a ``ChunkMemory`` mapping.
+    var isMapped: Bool { mappedCount != nil }
 
     var isCompressed: Bool { blockOffsets != nil }
 
@@ -130,9 +140,10 @@ enum ChunkCodec {
         return StoredChunk(base: base, rawCount: count, storedCount: count, blockOffsets: nil)
     }
 
-    /// A raw chunk that adopts a malloc'ed buffer without copying.
-    static func adopt(_ base: UnsafeMutableRawPointer, count: Int) -> StoredChunk {
-        StoredChunk(base: base, rawCount: count, storedCount: count, blockOffsets: nil)
+    /// A raw chunk that adopts, without copying, the first `count` bytes of a
+    /// buffer from ``ChunkMemory/allocate(_:)`` of `allocated` bytes.
+    static func adopt(mapped base: UnsafeMutableRawPointer, count: Int, allocated: Int) -> StoredChunk {
+        StoredChunk(base: base, rawCount: count, storedCount: count, blockOffsets: nil, mappedCount: allocated)
     }
 
     /// LZ4-compresses every block; blocks that do not shrink stay raw. Returns a

@@ -235,14 +235,17 @@ final class SourceMirror: @unchecked Sendable {
         let chunkSize = Int64(options.chunkBytes)
         let start = Int64(fill.key.index) * chunkSize
         let length = Int(max(0, min(chunkSize, version.size - start)))
-        let buffer = malloc(max(length, 1))!
+        guard let buffer = ChunkMemory.allocate(length) else {
+            pool.abandon(fill)
+            return .failure(Errno32(ENOMEM))
+        }
         var done = 0
         while done < length {
             let n = pread(file.fd, buffer + done, length - done, off_t(start + Int64(done)))
             if n < 0 {
                 if errno == EINTR { continue }
                 let code = errno
-                free(buffer)
+                ChunkMemory.release(buffer, count: length)
                 pool.abandon(fill)
                 return .failure(Errno32(code))
             }
@@ -262,10 +265,15 @@ final class SourceMirror: @unchecked Sendable {
             && ChunkCodec.shouldCompress(buffer, count: done, mode: options.compression)
         {
             // Prefetch runs in the background: compress before storing.
-            chunk = ChunkCodec.compress(buffer, count: done)
-            free(buffer)
+            let compressed = ChunkCodec.compress(buffer, count: done)
+            if compressed.isCompressed {
+                chunk = compressed
+                ChunkMemory.release(buffer, count: length)
+            } else {
+                chunk = ChunkCodec.adopt(mapped: buffer, count: done, allocated: length)
+            }
         } else {
-            chunk = ChunkCodec.adopt(buffer, count: done)
+            chunk = ChunkCodec.adopt(mapped: buffer, count: done, allocated: length)
         }
         pool.complete(fill, with: chunk, sourceBytes: done, prefetched: !demand)
         if demand && options.compression != .off {

@@ -4,9 +4,13 @@
 
      fusebench gen PATH BYTES     write a GGUF-like file
      fusebench read PATH          sequential 1 MiB reads; prints seconds
-     fusebench evict PATH         drop PATH's pages from the page cache        */
+     fusebench evict PATH         drop PATH's pages from the page cache
+     fusebench lz4 PATH           LZ4 ratio of PATH in 64 KiB blocks (as the
+                                  pool compresses: raw/stored, blocks that do
+                                  not shrink counted raw)                      */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <lz4.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -114,10 +118,29 @@ static int evict(const char *path) {
     return err != 0;
 }
 
+static int lz4ratio(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) { perror(path); return 1; }
+    enum { block = 64 * 1024 };
+    static char in[block], out[LZ4_COMPRESSBOUND(block)];
+    unsigned long long raw = 0, stored = 0;
+    ssize_t r;
+    while ((r = read(fd, in, block)) > 0) {
+        int n = LZ4_compress_default(in, out, (int)r, (int)sizeof out);
+        raw += (unsigned long long)r;
+        stored += (n > 0 && n < r) ? (unsigned long long)n : (unsigned long long)r;
+    }
+    close(fd);
+    if (r < 0) { perror("read"); return 1; }
+    printf("%.4f %llu %llu\n", stored ? (double)raw / (double)stored : 1.0, raw, stored);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "gen")) return gen(argv[2], strtoull(argv[3], NULL, 10));
     if (argc == 3 && !strcmp(argv[1], "read")) return readall(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "evict")) return evict(argv[2]);
-    fprintf(stderr, "usage: fusebench gen PATH BYTES | read PATH | evict PATH\n");
+    if (argc == 3 && !strcmp(argv[1], "lz4")) return lz4ratio(argv[2]);
+    fprintf(stderr, "usage: fusebench gen PATH BYTES | read PATH | evict PATH | lz4 PATH\n");
     return 2;
 }
