@@ -26,26 +26,37 @@ final class StoredChunk: @unchecked Sendable {
     /// (a block whose stored size equals its raw size is stored raw).
     let blockOffsets: [UInt32]?
     let base: UnsafeMutableRawPointer
-    /// Bytes of `base` mapped by ``ChunkMemory``, or nil when it came from malloc.
-    private let mappedCount: Int?
+    /// The ``ChunkMemory`` region holding `base`, or nil when it came from malloc.
+    private let region: ChunkMemory.Region?
 
-    /// Takes ownership of `base`: allocated with malloc, or with
-    /// ``ChunkMemory/allocate(_:)`` for `mappedCount` bytes.
-    init(base: UnsafeMutableRawPointer, rawCount: Int, storedCount: Int, blockOffsets: [UInt32]?,
-         mappedCount: Int? = nil) {
+    /// Takes ownership of `base` (allocated with malloc).
+    init(base: UnsafeMutableRawPointer, rawCount: Int, storedCount: Int, blockOffsets: [UInt32]?) {
         self.base = base
         self.rawCount = rawCount
         self.storedCount = storedCount
         self.blockOffsets = blockOffsets
-        self.mappedCount = mappedCount
+        self.region = nil
+    }
+
+    /// A raw chunk of the first `rawCount` bytes of `region`, which it owns.
+    init(region: ChunkMemory.Region, rawCount: Int) {
+        self.base = region.base
+        self.rawCount = rawCount
+        self.storedCount = rawCount
+        self.blockOffsets = nil
+        self.region = region
     }
 
     deinit {
-        if let mappedCount { ChunkMemory.release(base, count: mappedCount) } else { free(base) }
+        if let region { ChunkMemory.release(region) } else { free(base) }
     }
 
-    /// Whether the bytes live in a ``ChunkMemory`` mapping.
-    var isMapped: Bool { mappedCount != nil }
+    /// A descriptor holding the raw bytes from offset 0 (a memfd), for replies
+    /// that splice instead of copying; nil for compressed or malloc'ed chunks.
+    var spliceFD: Int32? {
+        guard let region, region.fd >= 0, blockOffsets == nil else { return nil }
+        return region.fd
+    }
 
     var isCompressed: Bool { blockOffsets != nil }
 
@@ -140,10 +151,9 @@ enum ChunkCodec {
         return StoredChunk(base: base, rawCount: count, storedCount: count, blockOffsets: nil)
     }
 
-    /// A raw chunk that adopts, without copying, the first `count` bytes of a
-    /// buffer from ``ChunkMemory/allocate(_:)`` of `allocated` bytes.
-    static func adopt(mapped base: UnsafeMutableRawPointer, count: Int, allocated: Int) -> StoredChunk {
-        StoredChunk(base: base, rawCount: count, storedCount: count, blockOffsets: nil, mappedCount: allocated)
+    /// A raw chunk that adopts, without copying, the first `count` bytes of `region`.
+    static func adopt(_ region: ChunkMemory.Region, count: Int) -> StoredChunk {
+        StoredChunk(region: region, rawCount: count)
     }
 
     /// LZ4-compresses every block; blocks that do not shrink stay raw. Returns a

@@ -1,3 +1,4 @@
+import CCachectlFuse
 import CFuse3
 import Glibc
 
@@ -22,6 +23,15 @@ enum FuseOperations {
     /// for 1 MiB sequential reads of model files in one request.
     static let maxRead = 1 << 20
 
+    /// Replaces the calling thread's pinned chunk (see cachectl_fuse_swap_pin).
+    static func pin(_ chunk: StoredChunk?) {
+        let new = chunk.map { Unmanaged.passRetained($0).toOpaque() }
+        let old = cachectl_fuse_swap_pin(new) { pinned in
+            if let pinned { Unmanaged<StoredChunk>.fromOpaque(pinned).release() }
+        }
+        if let old { Unmanaged<StoredChunk>.fromOpaque(old).release() }
+    }
+
     static func table() -> fuse_operations {
         var ops = fuse_operations()
         ops.`init` = { conn, cfg in
@@ -43,6 +53,11 @@ enum FuseOperations {
                 conn.pointee.max_read = UInt32(FuseOperations.maxRead)
                 conn.pointee.max_background = 64
                 conn.pointee.congestion_threshold = 48
+                // Replies from a chunk's memfd splice its pages into /dev/fuse
+                // (one kernel copy into the page cache, none in user space).
+                // Not SPLICE_MOVE: moving would take the pages out of the pool.
+                let splice = UInt32(FUSE_CAP_SPLICE_WRITE)
+                if conn.pointee.capable & splice != 0 { conn.pointee.want |= splice }
             }
             return fuse_get_context()!.pointee.private_data
         }
@@ -92,6 +107,35 @@ enum FuseOperations {
             case .success(let (handle, keepCache)):
                 fi.pointee.fh = UInt64(UInt(bitPattern: Unmanaged.passRetained(handle).toOpaque()))
                 fi.pointee.keep_cache = keepCache ? 1 : 0
+                return 0
+            }
+        }
+        ops.read_buf = { _, bufp, size, offset, fi in
+            guard let bufp, let handle = FuseOperations.handle(fi) else { return -EBADF }
+            // This thread's previous reply has been sent: its chunk may go.
+            FuseOperations.pin(nil)
+            let mirror = FuseOperations.mirror()
+            guard let vector = malloc(MemoryLayout<fuse_bufvec>.size)?.bindMemory(to: fuse_bufvec.self, capacity: 1)
+            else { return -ENOMEM }
+            vector.initialize(to: fuse_bufvec())
+            vector.pointee.count = 1
+            bufp.pointee = vector  // libfuse frees it (and a memory buffer in it)
+            switch mirror.spliceReply(handle, size: size, offset: Int64(offset)) {
+            case .spliced(let chunk, let fd, let within, let count):
+                vector.pointee.buf.size = count
+                vector.pointee.buf.flags = fuse_buf_flags(FUSE_BUF_IS_FD.rawValue | FUSE_BUF_FD_SEEK.rawValue)
+                vector.pointee.buf.fd = fd
+                vector.pointee.buf.pos = off_t(within)
+                // libfuse splices after we return: keep the chunk (and its
+                // descriptor) alive until this thread's next request.
+                FuseOperations.pin(chunk)
+                return 0
+            case .copy:
+                guard let memory = malloc(max(size, 1)) else { return -ENOMEM }
+                vector.pointee.buf.mem = memory
+                let n = mirror.read(handle, into: memory, size: size, offset: Int64(offset))
+                if n < 0 { return n }
+                vector.pointee.buf.size = Int(n)
                 return 0
             }
         }

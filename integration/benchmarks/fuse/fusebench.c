@@ -3,7 +3,8 @@
    pages with POSIX_FADV_DONTNEED (only that file: never drop_caches).
 
      fusebench gen PATH BYTES     write a GGUF-like file
-     fusebench read PATH          sequential 1 MiB reads; prints seconds
+     fusebench read PATH          sequential 1 MiB reads; prints seconds,
+                                  bytes and the reader's CPU seconds
      fusebench evict PATH         drop PATH's pages from the page cache
      fusebench lz4 PATH           LZ4 ratio of PATH in 64 KiB blocks (as the
                                   pool compresses: raw/stored, blocks that do
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -105,7 +107,10 @@ static int readall(const char *path) {
     while ((r = read(fd, buf, size)) > 0) total += (unsigned long long)r;
     double seconds = now() - start;
     if (r < 0) { perror("read"); return 1; }
-    printf("%.4f %llu\n", seconds, total);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    printf("%.4f %llu %.4f\n", seconds, total, cpu);
     close(fd);
     return 0;
 }
