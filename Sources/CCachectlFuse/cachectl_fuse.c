@@ -1,9 +1,6 @@
 /* Do not define _FILE_OFFSET_BITS: on 64-bit it is already 64, and defining it
    breaks the Swift build (statvfs declared twice). */
 #define FUSE_USE_VERSION 312
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* memfd_create */
-#endif
 #include "cachectl_fuse.h"
 
 #include <fuse3/fuse.h>
@@ -13,7 +10,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 struct cachectl_fuse {
     struct fuse *fuse;
@@ -102,29 +98,4 @@ void cachectl_fuse_unmount_and_destroy(struct cachectl_fuse *handle) {
 
 int cachectl_fuse_fd(struct cachectl_fuse *handle) {
     return fuse_session_fd(fuse_get_session(handle->fuse));
-}
-
-int cachectl_fuse_memfd(const char *name) {
-    return memfd_create(name, MFD_CLOEXEC);
-}
-
-static pthread_key_t pin_key;
-static pthread_once_t pin_once = PTHREAD_ONCE_INIT;
-static void (*_Atomic pin_release)(void *);
-
-static void cachectl_fuse_pin_destructor(void *pinned) {
-    void (*release)(void *) = atomic_load(&pin_release);
-    if (pinned && release) release(pinned);
-}
-
-static void cachectl_fuse_pin_key_once(void) {
-    pthread_key_create(&pin_key, cachectl_fuse_pin_destructor);
-}
-
-void *cachectl_fuse_swap_pin(void *pinned, void (*release)(void *)) {
-    pthread_once(&pin_once, cachectl_fuse_pin_key_once);
-    atomic_store(&pin_release, release);
-    void *old = pthread_getspecific(pin_key);
-    pthread_setspecific(pin_key, pinned);
-    return old;
 }

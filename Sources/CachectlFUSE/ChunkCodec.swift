@@ -26,8 +26,6 @@ final class StoredChunk: @unchecked Sendable {
     /// (a block whose stored size equals its raw size is stored raw).
     let blockOffsets: [UInt32]?
     let base: UnsafeMutableRawPointer
-    /// The ``ChunkMemory`` region holding `base`, or nil when it came from malloc.
-    private let region: ChunkMemory.Region?
 
     /// Takes ownership of `base` (allocated with malloc).
     init(base: UnsafeMutableRawPointer, rawCount: Int, storedCount: Int, blockOffsets: [UInt32]?) {
@@ -35,28 +33,9 @@ final class StoredChunk: @unchecked Sendable {
         self.rawCount = rawCount
         self.storedCount = storedCount
         self.blockOffsets = blockOffsets
-        self.region = nil
     }
 
-    /// A raw chunk of the first `rawCount` bytes of `region`, which it owns.
-    init(region: ChunkMemory.Region, rawCount: Int) {
-        self.base = region.base
-        self.rawCount = rawCount
-        self.storedCount = rawCount
-        self.blockOffsets = nil
-        self.region = region
-    }
-
-    deinit {
-        if let region { ChunkMemory.release(region) } else { free(base) }
-    }
-
-    /// A descriptor holding the raw bytes from offset 0 (a memfd), for replies
-    /// that splice instead of copying; nil for compressed or malloc'ed chunks.
-    var spliceFD: Int32? {
-        guard let region, region.fd >= 0, blockOffsets == nil else { return nil }
-        return region.fd
-    }
+    deinit { free(base) }
 
     var isCompressed: Bool { blockOffsets != nil }
 
@@ -151,9 +130,9 @@ enum ChunkCodec {
         return StoredChunk(base: base, rawCount: count, storedCount: count, blockOffsets: nil)
     }
 
-    /// A raw chunk that adopts, without copying, the first `count` bytes of `region`.
-    static func adopt(_ region: ChunkMemory.Region, count: Int) -> StoredChunk {
-        StoredChunk(region: region, rawCount: count)
+    /// A raw chunk that adopts a malloc'ed buffer without copying.
+    static func adopt(_ base: UnsafeMutableRawPointer, count: Int) -> StoredChunk {
+        StoredChunk(base: base, rawCount: count, storedCount: count, blockOffsets: nil)
     }
 
     /// LZ4-compresses every block; blocks that do not shrink stay raw. Returns a

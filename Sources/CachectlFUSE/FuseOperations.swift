@@ -1,4 +1,3 @@
-import CCachectlFuse
 import CFuse3
 import Glibc
 
@@ -19,38 +18,9 @@ enum FuseOperations {
         path.map { String(cString: $0) } ?? "/"
     }
 
-    /// Largest read request (the kernel also caps it at max_pages, 256 pages).
-    ///
-    /// 1 MiB when libfuse can splice a reply that large, else the largest power
-    /// of two it can splice. libfuse splices a reply only when its per-thread
-    /// pipe holds the data plus a few pages of header; a pipe may not grow past
-    /// /proc/sys/fs/pipe-max-size (1 MiB by default) without CAP_SYS_RESOURCE,
-    /// which containers often drop. Too large a request would silently fall back
-    /// to preading the chunk into a buffer and copying it (measured: no gain
-    /// over plain read), so 512 KiB spliced requests beat 1 MiB copied ones.
-    static let maxRead: Int = {
-        let largest = 1 << 20
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { return largest }
-        defer {
-            close(fds[0])
-            close(fds[1])
-        }
-        let setPipeSize: Int32 = 1031  // F_SETPIPE_SZ (fcntl.h; not imported by Glibc)
-        let header = 4 * 4096  // libfuse's estimate: (iovecs + buffers + 1) pages
-        var size = largest
-        while size > 128 << 10, fcntl(fds[0], setPipeSize, Int32(size + header)) < 0 { size /= 2 }
-        return size
-    }()
-
-    /// Replaces the calling thread's pinned chunk (see cachectl_fuse_swap_pin).
-    static func pin(_ chunk: StoredChunk?) {
-        let new = chunk.map { Unmanaged.passRetained($0).toOpaque() }
-        let old = cachectl_fuse_swap_pin(new) { pinned in
-            if let pinned { Unmanaged<StoredChunk>.fromOpaque(pinned).release() }
-        }
-        if let old { Unmanaged<StoredChunk>.fromOpaque(old).release() }
-    }
+    /// Largest read request (the kernel also caps it at max_pages): large enough
+    /// for 1 MiB sequential reads of model files in one request.
+    static let maxRead = 1 << 20
 
     static func table() -> fuse_operations {
         var ops = fuse_operations()
@@ -73,11 +43,6 @@ enum FuseOperations {
                 conn.pointee.max_read = UInt32(FuseOperations.maxRead)
                 conn.pointee.max_background = 64
                 conn.pointee.congestion_threshold = 48
-                // Replies from a chunk's memfd splice its pages into /dev/fuse
-                // (one kernel copy into the page cache, none in user space).
-                // Not SPLICE_MOVE: moving would take the pages out of the pool.
-                let splice = UInt32(FUSE_CAP_SPLICE_WRITE)
-                if conn.pointee.capable & splice != 0 { conn.pointee.want |= splice }
             }
             return fuse_get_context()!.pointee.private_data
         }
@@ -127,35 +92,6 @@ enum FuseOperations {
             case .success(let (handle, keepCache)):
                 fi.pointee.fh = UInt64(UInt(bitPattern: Unmanaged.passRetained(handle).toOpaque()))
                 fi.pointee.keep_cache = keepCache ? 1 : 0
-                return 0
-            }
-        }
-        ops.read_buf = { _, bufp, size, offset, fi in
-            guard let bufp, let handle = FuseOperations.handle(fi) else { return -EBADF }
-            // This thread's previous reply has been sent: its chunk may go.
-            FuseOperations.pin(nil)
-            let mirror = FuseOperations.mirror()
-            guard let vector = malloc(MemoryLayout<fuse_bufvec>.size)?.bindMemory(to: fuse_bufvec.self, capacity: 1)
-            else { return -ENOMEM }
-            vector.initialize(to: fuse_bufvec())
-            vector.pointee.count = 1
-            bufp.pointee = vector  // libfuse frees it (and a memory buffer in it)
-            switch mirror.spliceReply(handle, size: size, offset: Int64(offset)) {
-            case .spliced(let chunk, let fd, let within, let count):
-                vector.pointee.buf.size = count
-                vector.pointee.buf.flags = fuse_buf_flags(FUSE_BUF_IS_FD.rawValue | FUSE_BUF_FD_SEEK.rawValue)
-                vector.pointee.buf.fd = fd
-                vector.pointee.buf.pos = off_t(within)
-                // libfuse splices after we return: keep the chunk (and its
-                // descriptor) alive until this thread's next request.
-                FuseOperations.pin(chunk)
-                return 0
-            case .copy:
-                guard let memory = malloc(max(size, 1)) else { return -ENOMEM }
-                vector.pointee.buf.mem = memory
-                let n = mirror.read(handle, into: memory, size: size, offset: Int64(offset))
-                if n < 0 { return n }
-                vector.pointee.buf.size = Int(n)
                 return 0
             }
         }

@@ -46,7 +46,6 @@ public final class MirrorMount: @unchecked Sendable {
                               hint: "load the fuse module (modprobe fuse) and install fuse3; containers need --device /dev/fuse")
         }
         let mirror = try SourceMirror(options: options)
-        ChunkMemory.raiseDescriptorLimit()
 
         var fuseOptions = [
             "ro", "default_permissions", "subtype=cachectl", "fsname=" + Self.fsname(options.source),

@@ -205,42 +205,6 @@ final class SourceMirror: @unchecked Sendable {
         return Int32(position - offset)
     }
 
-    /// What a read request is answered with.
-    enum ReadReply {
-        /// `count` bytes at `offset` of a raw chunk's memfd: the reply splices
-        /// them (or libfuse preads them when it cannot splice). The caller keeps
-        /// `chunk` alive until the reply is sent.
-        case spliced(chunk: StoredChunk, fd: Int32, offset: Int, count: Int)
-        /// Copy into a buffer: compressed chunks, reads that cross a chunk
-        /// boundary, end of file, errors.
-        case copy
-    }
-
-    /// Answers a read that lies inside one raw chunk with that chunk's memfd,
-    /// so no copy is made in user space (pool hits and freshly read chunks
-    /// alike); anything else is `.copy` (then call ``read(_:into:size:offset:)``).
-    func spliceReply(_ handle: SourceFileHandle, size: Int, offset: Int64) -> ReadReply {
-        let fileSize = handle.version.size
-        guard offset >= 0, offset < fileSize, size > 0 else { return .copy }
-        let end = min(offset + Int64(size), fileSize)
-        let chunkSize = Int64(options.chunkBytes)
-        let index = Int(offset / chunkSize)
-        guard Int((end - 1) / chunkSize) == index else { return .copy }
-        let key = ChunkKey(file: handle.id, index: index)
-        // Only chunks already raw in the pool or just read: a compressed one
-        // takes the copy path (it must be decompressed anyway).
-        if let cached = pool.peek(key), cached.spliceFD == nil { return .copy }
-        let outcome = obtain(handle.file, handle.id, handle.version, handle.path, index: index, demand: true)
-        guard case .success(let (chunk, wasCached)) = outcome, let fd = chunk.spliceFD else { return .copy }
-        let within = Int(offset - Int64(index) * chunkSize)
-        // A short chunk means the file shrank while open: the copy path ends the read there.
-        guard within < chunk.rawCount else { return .copy }
-        let take = min(chunk.rawCount - within, Int(end - offset))
-        if wasCached { pool.countBytesFromRAM(take) }
-        if handle.shouldReadAhead(from: index) { scheduleReadAhead(handle, after: index) }
-        return .spliced(chunk: chunk, fd: fd, offset: within, count: take)
-    }
-
     // MARK: - Chunks
 
     /// A chunk from the pool, or read from the source (by this thread, or by
@@ -271,20 +235,20 @@ final class SourceMirror: @unchecked Sendable {
         let chunkSize = Int64(options.chunkBytes)
         let start = Int64(fill.key.index) * chunkSize
         let length = Int(max(0, min(chunkSize, version.size - start)))
-        guard let region = ChunkMemory.allocate(length) else {
-            pool.abandon(fill)
-            return .failure(Errno32(ENOMEM))
+        let buffer = malloc(max(length, 1))!
+        var done = 0
+        while done < length {
+            let n = pread(file.fd, buffer + done, length - done, off_t(start + Int64(done)))
+            if n < 0 {
+                if errno == EINTR { continue }
+                let code = errno
+                free(buffer)
+                pool.abandon(fill)
+                return .failure(Errno32(code))
+            }
+            if n == 0 { break }
+            done += n
         }
-        let done: Int
-        switch ChunkMemory.fill(region, from: file.fd, at: start, length: length) {
-        case .success(let n):
-            done = n
-        case .failure(let code):
-            ChunkMemory.release(region)
-            pool.abandon(fill)
-            return .failure(code)
-        }
-        let buffer = region.base
         // The source may have changed while we read: then these bytes are not the
         // version the key promises. Record the new version (dropping old chunks);
         // complete() will not store this chunk, but the reader still gets what the
@@ -298,15 +262,10 @@ final class SourceMirror: @unchecked Sendable {
             && ChunkCodec.shouldCompress(buffer, count: done, mode: options.compression)
         {
             // Prefetch runs in the background: compress before storing.
-            let compressed = ChunkCodec.compress(buffer, count: done)
-            if compressed.isCompressed {
-                chunk = compressed
-                ChunkMemory.release(region)
-            } else {
-                chunk = ChunkCodec.adopt(region, count: done)
-            }
+            chunk = ChunkCodec.compress(buffer, count: done)
+            free(buffer)
         } else {
-            chunk = ChunkCodec.adopt(region, count: done)
+            chunk = ChunkCodec.adopt(buffer, count: done)
         }
         pool.complete(fill, with: chunk, sourceBytes: done, prefetched: !demand)
         if demand && options.compression != .off {

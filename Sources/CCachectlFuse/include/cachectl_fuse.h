@@ -37,16 +37,4 @@ void cachectl_fuse_unmount_and_destroy(struct cachectl_fuse *handle);
 /* The /dev/fuse descriptor of the session (for diagnostics). */
 int cachectl_fuse_fd(struct cachectl_fuse *handle);
 
-/* memfd_create(name, MFD_CLOEXEC): an anonymous file holding one pool chunk,
-   so a reply can splice from it (Swift's Glibc does not declare memfd_create). */
-int cachectl_fuse_memfd(const char *name);
-
-/* Per-thread pin: stores `pinned` for the calling thread and returns what the
-   thread pinned before (the caller releases that). libfuse sends a read_buf
-   reply (splicing from a chunk's descriptor) after the callback returns, on
-   the same thread, before that thread takes its next request; so a chunk
-   pinned until the thread's next read outlives the reply. `release` is called
-   on a thread's last pin when the thread exits. */
-void *cachectl_fuse_swap_pin(void *pinned, void (*release)(void *));
-
 #endif
