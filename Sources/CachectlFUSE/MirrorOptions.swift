@@ -8,7 +8,8 @@ public struct MirrorOptions: Sendable {
     public var mountpoint: String
     /// Maximum bytes of chunk payload (compressed size when compressed) kept in RAM.
     public var poolBytes: UInt64
-    /// Cache unit. 4 MiB measured best on this project's benchmark (README).
+    /// Cache unit. 4 MiB cost the least CPU, cold and from the pool, of 1/2/4/8 MiB
+    /// on integration/benchmarks/fuse (README, FUSE section).
     public var chunkBytes: Int = MirrorOptions.defaultChunkBytes
     public var compression: CompressionMode = .auto
     /// How many following files of the same directory (sorted by name) to read
