@@ -31,8 +31,8 @@ let package = Package(
         .target(
             name: "CachectlFSCache", dependencies: ["CachectlSystem", "CachectlMount", "CLinuxFS"],
             resources: [.embedInCode("Templates/cachefilesd.conf.mustache")]),
-        .target(name: "CachectlTiers", dependencies: ["CachectlSystem", "CLibCrypto"]),
-        .target(name: "CachectlFUSE", dependencies: ["CachectlSystem", "CLZ4", "CFuse3", "CCachectlFuse"]),
+        .target(name: "CachectlTiers", dependencies: ["CachectlSystem", "CachectlMount", "CLibCrypto"]),
+        .target(name: "CachectlFUSE", dependencies: ["CachectlSystem", "CachectlMount", "CLZ4", "CFuse3", "CCachectlFuse"]),
         .executableTarget(
             name: "cachectl",
             dependencies: [
@@ -48,8 +48,8 @@ let package = Package(
         .testTarget(
             name: "CachectlFSCacheTests", dependencies: ["CachectlFSCache", "CachectlMount", "CachectlSystem"],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "CachectlTiersTests", dependencies: ["CachectlTiers", "CachectlSystem"]),
-        .testTarget(name: "CachectlFUSETests", dependencies: ["CachectlFUSE", "CachectlSystem"]),
+        .testTarget(name: "CachectlTiersTests", dependencies: ["CachectlTiers", "CachectlMount", "CachectlSystem"]),
+        .testTarget(name: "CachectlFUSETests", dependencies: ["CachectlFUSE", "CachectlMount", "CachectlSystem"]),
         // Runs the built binary: exit codes, --json, privilege drops.
         .testTarget(name: "CLITests", dependencies: ["cachectl", "CachectlSystem"]),
     ],

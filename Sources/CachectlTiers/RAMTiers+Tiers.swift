@@ -1,3 +1,4 @@
+import CachectlMount
 import CachectlSystem
 import Glibc
 
@@ -48,7 +49,7 @@ extension RAMTiers {
             if let entry = try MountTable.entry(at: spec.path, roots: roots) {
                 throw SystemError(
                     "create tier \(spec.name)", path: spec.path, errno: EBUSY,
-                    hint: "\(entry.fsType) from \(entry.source) is already mounted there; choose another --path")
+                    hint: "\(entry.fstype) from \(entry.source) is already mounted there; choose another --path")
             }
             if check {
                 let record = TierRecord(spec: spec)
@@ -134,7 +135,7 @@ extension RAMTiers {
                 switch record.spec.type {
                 case .tmpfs:
                     try Mounter.remount(
-                        target: spec.path, type: "tmpfs", flags: Self.mountFlags, data: "size=\(size.bytes)")
+                        target: spec.path, fstype: "tmpfs", flags: Self.mountFlags, data: "size=\(size.bytes)")
                     record.spec = spec
                 case .zram:
                     try tearDown(record, force: false, steps: &done)
@@ -160,7 +161,7 @@ extension RAMTiers {
         case .tmpfs:
             do {
                 try Mounter.mount(
-                    source: "cachectl-" + spec.name, target: spec.path, type: "tmpfs", flags: Self.mountFlags,
+                    source: "cachectl-" + spec.name, target: spec.path, fstype: "tmpfs", flags: Self.mountFlags,
                     data: "size=\(spec.size.bytes),mode=0755")
             } catch {
                 if createdPath { rmdir(spec.path) }
@@ -185,7 +186,7 @@ extension RAMTiers {
                 try Self.makeFilesystem(spec.filesystem ?? .ext4, on: device.devicePath)
                 steps.append("made \((spec.filesystem ?? .ext4).rawValue) on \(device.devicePath)")
                 try Mounter.mount(
-                    source: device.devicePath, target: spec.path, type: (spec.filesystem ?? .ext4).rawValue,
+                    source: device.devicePath, target: spec.path, fstype: (spec.filesystem ?? .ext4).rawValue,
                     flags: Self.mountFlags, data: "discard")
                 steps.append("mounted \(device.devicePath) on \(spec.path) with discard")
             } catch {
@@ -203,7 +204,7 @@ extension RAMTiers {
     func tearDown(_ record: TierRecord, force: Bool, steps: inout [String]) throws {
         if let entry = try MountTable.entry(at: record.spec.path, roots: roots), mount(of: record) != nil {
             try Mounter.unmount(record.spec.path, force: force)
-            steps.append("unmounted \(entry.fsType) from \(record.spec.path)")
+            steps.append("unmounted \(entry.fstype) from \(record.spec.path)")
         }
         if record.spec.type == .zram, let id = record.zramDevice {
             let device = ZramDevice(id: id, roots: roots)

@@ -1,3 +1,4 @@
+import CachectlMount
 import CachectlSystem
 import Glibc
 
@@ -42,7 +43,7 @@ public struct RAMTiers: Sendable {
         guard let entry = try? MountTable.entry(at: record.spec.path, roots: roots) else { return nil }
         switch record.spec.type {
         case .tmpfs:
-            return entry.fsType == "tmpfs" ? entry : nil
+            return entry.fstype == "tmpfs" ? entry : nil
         case .zram:
             guard let id = record.zramDevice, ZramDevice(id: id, roots: roots).exists,
                 entry.source.hasSuffix("/zram\(id)")

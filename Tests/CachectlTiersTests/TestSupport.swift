@@ -1,3 +1,4 @@
+import CachectlMount
 import CachectlSystem
 import Foundation
 import Glibc
@@ -65,9 +66,9 @@ final class Scratch {
                 }
             }
         }
-        if let mounts = try? MountTable.read() {
-            for entry in mounts.reversed() where entry.mountPoint.hasPrefix(root + "/") {
-                umount2(entry.mountPoint, Int32(MNT_DETACH))
+        if let mounts = try? MountTable.mounted() {
+            for entry in mounts.reversed() where entry.target.hasPrefix(root + "/") {
+                umount2(entry.target, Int32(MNT_DETACH))
             }
         }
         _ = try? ExternalCommand(["rm", "-rf", "--one-file-system", root]).run()
