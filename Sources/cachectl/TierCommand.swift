@@ -15,6 +15,14 @@ struct TierStateOptions: ParsableArguments {
     var tiers: RAMTiers { RAMTiers(stateFile: TierStateFile.resolve(statePath)) }
 }
 
+/// Ends a tier command: `tier NAME: ACTION` and the steps taken, one a line.
+func finish(_ change: TierChange, tier name: String, _ output: OutputOptions) throws {
+    let msg = "tier \(name): \(change.action)"
+    try CommandOutput.finish(output, changed: change.changed, failed: false, msg: msg, data: change) {
+        ([msg] + change.steps.map { "  " + $0 }).joined(separator: "\n")
+    }
+}
+
 /// Runs a library call, turning bad input into a usage error (exit 2).
 func usageChecked<T>(_ body: () throws -> T) throws -> T {
     do {
@@ -80,9 +88,7 @@ struct Tier: ParsableCommand {
                 name: name, type: type, size: bytes, path: path.map { Path.absolute($0) }, algorithm: algorithm,
                 filesystem: filesystem, rank: rank)
             let change = try usageChecked { try state.tiers.createTier(spec, check: check) }
-            try CommandOutput.finish(output, changed: change.changed, failed: false, msg: "tier \(name): \(change.action)", data: change) {
-                ([("tier \(name): \(change.action)")] + change.steps.map { "  " + $0 }).joined(separator: "\n")
-            }
+            try finish(change, tier: name, output)
         }
     }
 
@@ -143,9 +149,7 @@ struct Tier: ParsableCommand {
             output.bootstrap()
             guard let bytes = ByteSize(parsing: size) else { throw ValidationError("not a size: \(size) (examples: 16G, 512M)") }
             let change = try usageChecked { try state.tiers.resizeTier(name, size: bytes, check: check) }
-            try CommandOutput.finish(output, changed: change.changed, failed: false, msg: "tier \(name): \(change.action)", data: change) {
-                ([("tier \(name): \(change.action)")] + change.steps.map { "  " + $0 }).joined(separator: "\n")
-            }
+            try finish(change, tier: name, output)
         }
     }
 
@@ -170,9 +174,7 @@ struct Tier: ParsableCommand {
         func run() throws {
             output.bootstrap()
             let change = try usageChecked { try state.tiers.destroyTier(name, demote: demote, force: force, check: check) }
-            try CommandOutput.finish(output, changed: change.changed, failed: false, msg: "tier \(name): \(change.action)", data: change) {
-                ([("tier \(name): \(change.action)")] + change.steps.map { "  " + $0 }).joined(separator: "\n")
-            }
+            try finish(change, tier: name, output)
         }
     }
 
