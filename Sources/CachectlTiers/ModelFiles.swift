@@ -13,7 +13,7 @@ enum ModelFiles {
         progress: ProgressBar?
     ) throws {
         let dir = Path.directory(of: destination)
-        try makeDirectory(dir)
+        try Path.makeDirectory(dir)
         let temp = dir + "/." + Path.lastComponent(of: destination) + ".cachectl-copy-\(getpid())"
         let input = try OpenFile(source)
         try? input.advise(POSIX_FADV_SEQUENTIAL)
@@ -82,7 +82,7 @@ enum ModelFiles {
                 hint: "it is a real file or directory, not a link cachectl made; move it out of the models directory")
         }
         let dir = Path.directory(of: link)
-        try makeDirectory(dir)
+        try Path.makeDirectory(dir)
         let temp = dir + "/." + Path.lastComponent(of: link) + ".cachectl-link-\(getpid())"
         unlink(temp)
         _ = try sys("symlink", temp) { symlink(target, temp) }

@@ -79,7 +79,7 @@ extension RAMTiers {
             let configChanged = state.modelsDir != models || state.coldStore != cold
             state.modelsDir = models
             state.coldStore = cold
-            if !check { try makeDirectory(models) }
+            if !check { try Path.makeDirectory(models) }
             let catalog = try ModelCatalog.scan(coldStore: cold)
             let links = try syncLinks(catalog: catalog, state: state, check: check)
             return ModelsSetup(changed: configChanged || !links.repaired.isEmpty, modelsDir: models, coldStore: cold, links: links.repaired)

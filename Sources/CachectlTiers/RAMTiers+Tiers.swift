@@ -155,7 +155,7 @@ extension RAMTiers {
     /// Mounts a tier (creating the zram device and filesystem). On failure, undoes
     /// every step it took, so nothing is left behind.
     func bringUp(_ spec: TierSpec, previous: TierRecord?, steps: inout [String]) throws -> TierRecord {
-        let createdPath = try makeDirectory(spec.path) || (previous?.createdPath ?? false)
+        let createdPath = try Path.makeDirectory(spec.path) || (previous?.createdPath ?? false)
         var record = TierRecord(spec: spec, createdPath: createdPath)
         switch spec.type {
         case .tmpfs:

@@ -193,7 +193,7 @@ extension GGUFShardName {
             90 27 252:1 / /run/cachectl/tiers/z rw,noatime - ext4 /dev/zram1 rw,discard
 
             """
-        try makeDirectory(s.root + "/proc/self")
+        try Path.makeDirectory(s.root + "/proc/self")
         _ = try AtomicFile.write(text, to: s.root + "/proc/self/mountinfo")
         let roots = KernelRoots.fixture(s.root)
         let entries = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")

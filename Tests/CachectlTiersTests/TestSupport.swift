@@ -18,7 +18,7 @@ final class Scratch {
         var template = Array("/tmp/cachectl-tiers-test-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw SystemError("mkdtemp", errno: errno) }
         root = String(cString: made)
-        try makeDirectory(cold)
+        try Path.makeDirectory(cold)
     }
 
     func tierPath(_ name: String) -> String { root + "/tiers/" + name }
@@ -27,7 +27,7 @@ final class Scratch {
     @discardableResult
     func write(_ relative: String, bytes: [UInt8]) throws -> [UInt8] {
         let path = cold + "/" + relative
-        try makeDirectory(Path.directory(of: path))
+        try Path.makeDirectory(Path.directory(of: path))
         _ = try AtomicFile.write(bytes, to: path)
         return bytes
     }
