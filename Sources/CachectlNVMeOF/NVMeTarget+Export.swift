@@ -100,7 +100,7 @@ extension NVMeTarget {
                 let ram = path.flatMap { RAMBacking.parse($0, backingRoot: backingRoot) }
                 return .init(
                     nsid: ns.nsid, path: path, enabled: ns.node.enable == 1,
-                    size: ram?.size ?? (found && !isBlock ? UInt64(st.st_size) : path.flatMap(Self.blockDeviceSize)),
+                    size: ram?.size ?? (found && !isBlock ? UInt64(st.st_size) : path.flatMap { Self.blockDeviceSize($0, roots: roots) }),
                     backing: ram != nil ? "ram" : isBlock ? "block" : "file", residentBytes: ram?.residentBytes())
             },
             allowAnyHost: subsystem.allowAnyHost, allowedHosts: subsystem.allowedHosts,
@@ -109,10 +109,11 @@ extension NVMeTarget {
             })
     }
 
-    /// /sys/class/block/NAME/size is in 512-byte sectors whatever the block size.
-    static func blockDeviceSize(_ path: String) -> UInt64? {
+    /// A block device's size in bytes, from sysfs (`size` counts 512-byte sectors
+    /// whatever the block size).
+    public static func blockDeviceSize(_ path: String, roots: KernelRoots = .system) -> UInt64? {
         let name = Path.lastComponent(of: path)
-        return Configfs.read("/sys/class/block/\(name)/size").flatMap { UInt64($0) }.map { $0 * 512 }
+        return Configfs.read(roots.sys + "/class/block/\(name)/size").flatMap { UInt64($0) }.map { $0 * 512 }
     }
 
     /// Exports a RAM namespace: backing tmpfs and file, host entries, subsystem
