@@ -148,7 +148,6 @@ extension NVMeTarget {
                 try deleteHostIfUnused(host, log: log, ignoring: log.check ? spec.nqn : nil)
             }
             for host in spec.allowedHosts { try allowHost(host, in: spec.nqn, log: log) }
-            try backing.ensure(roots: roots, log: log)
             try ensureNamespace(
                 spec.nqn, .init(nsid: 1, node: NvmetNode(groups: ["device": ["path": backing.file]], enable: 1)), log: log)
             var addr: [String: String] = ["trtype": spec.address.transport.rawValue, "adrfam": spec.address.family]
