@@ -187,7 +187,7 @@ extension Fuse {
                     if readyFd >= 0 { Daemon.tell(readyFd, "error \(error)") }
                 }
             }
-            log("unmounted \(options.mountpoint)")
+            console.info("unmounted \(options.mountpoint)")
         }
     }
 
@@ -300,7 +300,7 @@ extension Fuse {
                 if let pid = running?.pid {
                     let deadline = Monotonic.now() + 10
                     while kill(pid, 0) == 0 && Monotonic.now() < deadline { usleep(20_000) }
-                    if kill(pid, 0) == 0 { report.pid = pid; log("warning: daemon pid \(pid) still running") }
+                    if kill(pid, 0) == 0 { report.pid = pid; console.warning("daemon pid \(pid) still running") }
                 }
                 try CommandOutput.finish(output, changed: true, failed: false, msg: "unmounted", data: report) {
                     "unmounted \(mountpoint)"

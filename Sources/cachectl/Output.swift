@@ -94,6 +94,11 @@ enum CommandOutput {
     }
 }
 
+/// Messages for the person at the shell, on stderr: errors per file, warnings, notes.
+/// `--quiet` keeps only errors; `-v` adds debug detail. Created on first use, which is
+/// after `OutputOptions.bootstrap()`.
+let console = Logger(label: "cachectl")
+
 /// `cachectl: warning: message` on stderr; metadata as key=value.
 struct StderrLogHandler: LogHandler {
     let label: String
@@ -106,7 +111,12 @@ struct StderrLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        var text = "cachectl: \(event.level == .info ? "" : "\(event.level): ")\(event.message)"
+        let prefix = switch event.level {
+        case .info: ""
+        case .notice: "note: "
+        default: "\(event.level): "
+        }
+        var text = "cachectl: \(prefix)\(event.message)"
         let merged = metadata.merging(event.metadata ?? [:]) { $1 }
         if !merged.isEmpty {
             text += " " + merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")

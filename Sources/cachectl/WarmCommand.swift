@@ -34,15 +34,28 @@ extension ByteSize: ExpressibleByArgument {
 
 /// Problems found while selecting files, reported on stderr; true when any is a failure.
 func reportSelectionProblems(_ selection: FileSelection) -> Bool {
-    for problem in selection.problems { log("error: \(problem)") }
-    for skipped in selection.skipped { log("note: \(skipped)") }
-    for shard in selection.missingShards { log("warning: shard \(shard) does not exist; warming the shards that do") }
+    for problem in selection.problems { console.error("\(problem)") }
+    for skipped in selection.skipped { console.notice("\(skipped)") }
+    for shard in selection.missingShards { console.warning("shard \(shard) does not exist; using the shards that do") }
     return !selection.problems.isEmpty
 }
 
-func log(_ line: String) {
-    FileHandle.standardError.write(Data("cachectl: \(line)\n".utf8))
+/// A per-file result of warm, residency or evict: a failure names its file.
+protocol PerFileOutcome {
+    var path: String { get }
+    var error: String? { get }
 }
+
+extension FileWarmResult: PerFileOutcome {}
+extension FileResidency: PerFileOutcome {}
+extension FileEviction: PerFileOutcome {}
+
+/// Reports each failed file on stderr; true when any failed.
+func reportFileErrors(_ results: [some PerFileOutcome]) -> Bool {
+    for result in results { if let error = result.error { console.error("\(result.path): \(error)") } }
+    return results.contains { $0.error != nil }
+}
+
 
 struct Warm: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -96,16 +109,16 @@ struct Warm: ParsableCommand {
         let selectionFailed = reportSelectionProblems(files)
         let progress = ProgressBar(total: files.totalSize, label: "warm", enabled: output.showsProgress)
         let report = Prewarmer(options: options).warm(files.files, progress: progress)
-        for file in report.files { if let error = file.error { log("error: \(file.path): \(error)") } }
+        let filesFailed = reportFileErrors(report.files)
 
         var locked: MemoryLock?
         var lockError: String?
         if lock {
             do { locked = try MemoryLock(files: files.files) } catch { lockError = error.description }
-            if let lockError { log("error: \(lockError)") }
+            if let lockError { console.error("\(lockError)") }
         }
 
-        let failed = selectionFailed || report.failedFiles > 0 || lockError != nil
+        let failed = selectionFailed || filesFailed || lockError != nil
         let summary = Self.summary(report, problems: files.problems.count)
         let data = WarmOutput(report: report, problems: files.problems, lockedBytes: locked?.lockedBytes)
         if let locked, !failed {
@@ -113,7 +126,7 @@ struct Warm: ParsableCommand {
                 summary + "\nlocked \(ByteSize.format(locked.lockedBytes)) in RAM; press Ctrl-C (or send SIGTERM) to release"
             }
             let signal = SignalWaiter.waitForTermination()
-            if !output.quiet { log("received \(signal == SIGINT ? "SIGINT" : "SIGTERM"); released \(ByteSize.format(locked.lockedBytes))") }
+            console.info("received \(signal == SIGINT ? "SIGINT" : "SIGTERM"); released \(ByteSize.format(locked.lockedBytes))")
             return
         }
         try CommandOutput.finish(output, changed: report.bytesRead > 0, failed: failed, msg: summary, data: data) { summary }
