@@ -140,6 +140,8 @@ extension RAMTiers {
                 case .zram:
                     try tearDown(record, force: false, steps: &done)
                     record = try bringUp(spec, previous: record, steps: &done)
+                case .nvmeof:
+                    throw Self.nvmeofResizeRefusal(name)
                 }
             } else {
                 record.spec = spec
@@ -196,6 +198,8 @@ extension RAMTiers {
                 throw error
             }
             record.zramDevice = device.id
+        case .nvmeof:
+            try bringUpNVMeOF(spec, createdPath: createdPath, steps: &steps)
         }
         return record
     }

@@ -18,14 +18,12 @@ public enum Evictor {
     public static func evict(_ file: SelectedFile, method: ResidencyMethod = .auto) -> FileEviction {
         var result = FileEviction(path: file.path, size: file.size)
         do {
-            let handle = try OpenFile(file.path)
-            let size = UInt64(try handle.status().st_size)
-            result.size = size
-            let probe = try ResidencyProbe(file: handle, size: size, preferred: method)
+            let probe = try ResidencyProbe(opening: file.path, preferred: method)
+            result.size = probe.size
             result.residentBefore = probe.residentBytes()
             // Dirty pages are not dropped by DONTNEED: write them back first.
-            _ = fdatasync(handle.fd)
-            try handle.advise(POSIX_FADV_DONTNEED)
+            _ = fdatasync(probe.file.fd)
+            try probe.file.advise(POSIX_FADV_DONTNEED)
             result.residentAfter = probe.residentBytes()
             if let before = result.residentBefore, let after = result.residentAfter {
                 result.released = before > after ? before - after : 0

@@ -65,6 +65,12 @@ public final class ResidencyProbe {
         }
     }
 
+    /// Opens `path` read-only and probes it at its current size.
+    public convenience init(opening path: String, preferred: ResidencyMethod = .auto) throws(SystemError) {
+        let file = try OpenFile(path)
+        try self.init(file: file, size: UInt64(try file.status().st_size), preferred: preferred)
+    }
+
     deinit {
         if let mapping { munmap(mapping, Int(size)) }
     }
@@ -121,14 +127,12 @@ public struct FileResidency: Sendable, Codable, Equatable {
     public static func measure(_ file: SelectedFile, method: ResidencyMethod = .auto) -> FileResidency {
         var result = FileResidency(path: file.path, size: file.size)
         do {
-            let handle = try OpenFile(file.path)
-            let size = UInt64(try handle.status().st_size)
-            result.size = size
-            let probe = try ResidencyProbe(file: handle, size: size, preferred: method)
+            let probe = try ResidencyProbe(opening: file.path, preferred: method)
+            result.size = probe.size
             result.method = probe.method
             result.resident = probe.residentBytes()
             if result.resident == nil { result.error = probe.unavailableReason }
-            result.percent = result.resident.map { Residency.percent($0, of: size) }
+            result.percent = result.resident.map { Residency.percent($0, of: probe.size) }
         } catch {
             result.error = error.description
         }

@@ -24,9 +24,8 @@ struct Residency: ParsableCommand {
         let files = selection.select()
         let selectionFailed = reportSelectionProblems(files)
         let results = files.files.map { FileResidency.measure($0, method: selection.residencyMethod) }
-        for result in results { if let error = result.error { console.error("\(result.path): \(error)") } }
+        let failed = reportFileErrors(results) || selectionFailed
         let total = ResidencyTotal(results)
-        let failed = selectionFailed || results.contains { $0.error != nil }
         let summary = "\(results.count) file\(results.count == 1 ? "" : "s"): \(ByteSize.format(total.resident)) of \(ByteSize.format(total.size)) resident"
             + (total.percent.map { " (\(formatFixed($0, digits: 1))%)" } ?? "")
         try CommandOutput.finish(
@@ -111,9 +110,8 @@ struct Evict: ParsableCommand {
         let files = selection.select()
         let selectionFailed = reportSelectionProblems(files)
         let results = files.files.map { Evictor.evict($0, method: selection.residencyMethod) }
-        for result in results { if let error = result.error { console.error("\(result.path): \(error)") } }
+        let failed = reportFileErrors(results) || selectionFailed
         let released = results.reduce(0) { $0 + ($1.released ?? 0) }
-        let failed = selectionFailed || results.contains { $0.error != nil }
         let summary = "evicted \(results.count) file\(results.count == 1 ? "" : "s"): released \(ByteSize.format(released)) from the page cache"
         try CommandOutput.finish(
             output, changed: released > 0, failed: failed, msg: summary,

@@ -36,8 +36,24 @@ extension ByteSize: ExpressibleByArgument {
 func reportSelectionProblems(_ selection: FileSelection) -> Bool {
     for problem in selection.problems { console.error("\(problem)") }
     for skipped in selection.skipped { console.notice("\(skipped)") }
-    for shard in selection.missingShards { console.warning("shard \(shard) does not exist; warming the shards that do") }
+    for shard in selection.missingShards { console.warning("shard \(shard) does not exist; using the shards that do") }
     return !selection.problems.isEmpty
+}
+
+/// A per-file result of warm, residency or evict: a failure names its file.
+protocol PerFileOutcome {
+    var path: String { get }
+    var error: String? { get }
+}
+
+extension FileWarmResult: PerFileOutcome {}
+extension FileResidency: PerFileOutcome {}
+extension FileEviction: PerFileOutcome {}
+
+/// Reports each failed file on stderr; true when any failed.
+func reportFileErrors(_ results: [some PerFileOutcome]) -> Bool {
+    for result in results { if let error = result.error { console.error("\(result.path): \(error)") } }
+    return results.contains { $0.error != nil }
 }
 
 
@@ -93,7 +109,7 @@ struct Warm: ParsableCommand {
         let selectionFailed = reportSelectionProblems(files)
         let progress = ProgressBar(total: files.totalSize, label: "warm", enabled: output.showsProgress)
         let report = Prewarmer(options: options).warm(files.files, progress: progress)
-        for file in report.files { if let error = file.error { console.error("\(file.path): \(error)") } }
+        let filesFailed = reportFileErrors(report.files)
 
         var locked: MemoryLock?
         var lockError: String?
@@ -102,7 +118,7 @@ struct Warm: ParsableCommand {
             if let lockError { console.error("\(lockError)") }
         }
 
-        let failed = selectionFailed || report.failedFiles > 0 || lockError != nil
+        let failed = selectionFailed || filesFailed || lockError != nil
         let summary = Self.summary(report, problems: files.problems.count)
         let data = WarmOutput(report: report, problems: files.problems, lockedBytes: locked?.lockedBytes)
         if let locked, !failed {
