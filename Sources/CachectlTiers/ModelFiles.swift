@@ -96,6 +96,20 @@ enum ModelFiles {
         return true
     }
 
+    /// How long a replaced copy outlives the link swap. An open(2) that read the old
+    /// link just before the rename is still walking to its target; deleting the
+    /// target at once can fail that open with ENOENT (seen in the concurrent-reader
+    /// test). Path walks in a tier take microseconds, so a quarter second is ample.
+    static let linkGracePeriod: useconds_t = 250_000
+
+    /// Removes copies whose links were just repointed elsewhere, after the grace
+    /// period, so a reader that resolved an old link still finds its file.
+    static func retireCopies(_ relatives: [String], tierRoot: String) {
+        guard !relatives.isEmpty else { return }
+        usleep(linkGracePeriod)
+        for relative in relatives { removeCopy(relative, tierRoot: tierRoot) }
+    }
+
     /// Removes a copy from a tier and the directories it leaves empty (up to the tier root).
     static func removeCopy(_ relative: String, tierRoot: String) {
         unlink(tierRoot + "/" + relative)

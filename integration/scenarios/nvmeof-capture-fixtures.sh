@@ -1,4 +1,5 @@
 #!/bin/bash
+# manual: needs nvmetcli's source in NVMETCLI_SRC; records fixtures, not a test
 # Records nvmetcli-format configs from the guest kernel for the unit tests'
 # fixtures (Tests/CachectlNVMeOFTests/Fixtures), and checks cachectl's save
 # against nvmetcli's own (its nvmet/nvme.py, pure Python, from a checkout at
