@@ -31,13 +31,14 @@ let package = Package(
         .target(
             name: "CachectlFSCache", dependencies: ["CachectlSystem", "CachectlMount", "CLinuxFS"],
             resources: [.embedInCode("Templates/cachefilesd.conf.mustache")]),
-        .target(name: "CachectlTiers", dependencies: ["CachectlSystem", "CLibCrypto"]),
-        .target(name: "CachectlFUSE", dependencies: ["CachectlSystem", "CLZ4", "CFuse3", "CCachectlFuse"]),
+        .target(name: "CachectlTiers", dependencies: ["CachectlSystem", "CachectlMount", "CLibCrypto"]),
+        .target(name: "CachectlFUSE", dependencies: ["CachectlSystem", "CachectlMount", "CLZ4", "CFuse3", "CCachectlFuse"]),
+        .target(name: "CachectlNVMeOF", dependencies: ["CachectlSystem", "CachectlMount"]),
         .executableTarget(
             name: "cachectl",
             dependencies: [
                 "CachectlSystem", "CachectlWarm", "CachectlMount", "CachectlFSCache", "CachectlTiers",
-                "CachectlFUSE",
+                "CachectlFUSE", "CachectlNVMeOF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -48,8 +49,11 @@ let package = Package(
         .testTarget(
             name: "CachectlFSCacheTests", dependencies: ["CachectlFSCache", "CachectlMount", "CachectlSystem"],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "CachectlTiersTests", dependencies: ["CachectlTiers", "CachectlSystem"]),
-        .testTarget(name: "CachectlFUSETests", dependencies: ["CachectlFUSE", "CachectlSystem"]),
+        .testTarget(name: "CachectlTiersTests", dependencies: ["CachectlTiers", "CachectlMount", "CachectlSystem"]),
+        .testTarget(name: "CachectlFUSETests", dependencies: ["CachectlFUSE", "CachectlMount", "CachectlSystem"]),
+        .testTarget(
+            name: "CachectlNVMeOFTests", dependencies: ["CachectlNVMeOF", "CachectlSystem"],
+            resources: [.copy("Fixtures")]),
         // Runs the built binary: exit codes, --json, privilege drops.
         .testTarget(name: "CLITests", dependencies: ["cachectl", "CachectlSystem"]),
     ],

@@ -68,19 +68,11 @@ public enum CacheDirectory {
     /// mkdir -p with mode 0700 for what it creates. Returns true when it created something.
     @discardableResult
     public static func create(_ dir: String) throws(SystemError) -> Bool {
-        var st = stat()
-        if stat(dir, &st) == 0 {
-            guard st.st_mode & S_IFMT == S_IFDIR else {
-                throw SystemError("cache dir", path: dir, errno: ENOTDIR, hint: "choose a directory, or remove that file")
-            }
-            return false
+        do {
+            return try Path.makeDirectory(dir, mode: 0o700)
+        } catch where error.errno == ENOTDIR && error.path == dir {
+            throw SystemError("cache dir", path: dir, errno: ENOTDIR, hint: "choose a directory, or remove that file")
         }
-        let parent = Path.directory(of: dir)
-        if parent != dir && parent != "/" { try create(parent) }
-        if mkdir(dir, 0o700) != 0 && errno != EEXIST {
-            throw SystemError("mkdir", path: dir, errno: errno)
-        }
-        return true
     }
 
     /// Every check for a cache at `config.dir` (which must exist).

@@ -113,7 +113,7 @@ public enum FuseStatsFile {
     /// Writes the snapshot atomically (readers never see half a file).
     static func write(_ stats: FuseStats, to path: String) throws {
         let data = try encoder().encode(stats)
-        try mkdirs(Path.directory(of: path))
+        try Path.makeDirectory(Path.directory(of: path))
         try AtomicFile.write(Array(data) + [UInt8(ascii: "\n")], to: path, mode: 0o644)
     }
 
@@ -124,15 +124,5 @@ public enum FuseStatsFile {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         return try decoder.decode(FuseStats.self, from: Data(bytes))
-    }
-
-    static func mkdirs(_ directory: String) throws(SystemError) {
-        var partial = ""
-        for component in directory.split(separator: "/") {
-            partial += "/" + component
-            if mkdir(partial, 0o755) != 0 && errno != EEXIST {
-                throw SystemError("mkdir", path: partial, errno: errno)
-            }
-        }
     }
 }

@@ -20,6 +20,9 @@ public final class MirrorMount: @unchecked Sendable {
     private var stopDone = false
     private var operations: UnsafeMutablePointer<fuse_operations>
     private let statsPath: String?
+    /// Signalled when the stats writer has written its last file, so stop() can
+    /// remove the file without the writer putting it back.
+    private let statsWriterDone = DispatchSemaphore(value: 0)
 
     private init(options: MirrorOptions, mirror: SourceMirror, session: OpaquePointer,
                  operations: UnsafeMutablePointer<fuse_operations>) {
@@ -90,7 +93,10 @@ public final class MirrorMount: @unchecked Sendable {
         loop.name = "cachectl-fuse-loop"
         loop.start()
         if statsPath != nil {
-            let writer = Thread { [self] in statsLoop() }
+            let writer = Thread { [self] in
+                statsLoop()
+                statsWriterDone.signal()
+            }
             writer.name = "cachectl-fuse-stats"
             writer.start()
         }
@@ -194,6 +200,7 @@ public final class MirrorMount: @unchecked Sendable {
             if waitForLoopEnd(timeout: 0.05) { break }
         }
         waitUntilUnmounted()
+        if statsPath != nil { statsWriterDone.wait() }
         cachectl_fuse_unmount_and_destroy(session)
         mirror.shutdown()
         mirror.pool.removeAll()

@@ -17,6 +17,11 @@ public enum MountTable {
         return try LibMountTable(parsing: path, kind: .fstab).entries()
     }
 
+    /// The live mount at `target` (the top one when several are stacked), or nil.
+    public static func entry(at target: String, roots: KernelRoots = .system) throws(SystemError) -> MountEntry? {
+        mount(at: target, in: try mounted(mountinfo: roots.proc + "/self/mountinfo"))
+    }
+
     /// The mount at `target` (the top one when several are stacked), or nil.
     public static func mount(at target: String, in entries: [MountEntry]) -> MountEntry? {
         let wanted = normalizedMountPoint(target)

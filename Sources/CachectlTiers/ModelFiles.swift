@@ -13,7 +13,7 @@ enum ModelFiles {
         progress: ProgressBar?
     ) throws {
         let dir = Path.directory(of: destination)
-        try makeDirectory(dir)
+        try Path.makeDirectory(dir)
         let temp = dir + "/." + Path.lastComponent(of: destination) + ".cachectl-copy-\(getpid())"
         let input = try OpenFile(source)
         try? input.advise(POSIX_FADV_SEQUENTIAL)
@@ -82,7 +82,7 @@ enum ModelFiles {
                 hint: "it is a real file or directory, not a link cachectl made; move it out of the models directory")
         }
         let dir = Path.directory(of: link)
-        try makeDirectory(dir)
+        try Path.makeDirectory(dir)
         let temp = dir + "/." + Path.lastComponent(of: link) + ".cachectl-link-\(getpid())"
         unlink(temp)
         _ = try sys("symlink", temp) { symlink(target, temp) }
@@ -94,6 +94,20 @@ enum ModelFiles {
         }
         try AtomicFile.syncDirectory(dir)
         return true
+    }
+
+    /// How long a replaced copy outlives the link swap. An open(2) that read the old
+    /// link just before the rename is still walking to its target; deleting the
+    /// target at once can fail that open with ENOENT (seen in the concurrent-reader
+    /// test). Path walks in a tier take microseconds, so a quarter second is ample.
+    static let linkGracePeriod: useconds_t = 250_000
+
+    /// Removes copies whose links were just repointed elsewhere, after the grace
+    /// period, so a reader that resolved an old link still finds its file.
+    static func retireCopies(_ relatives: [String], tierRoot: String) {
+        guard !relatives.isEmpty else { return }
+        usleep(linkGracePeriod)
+        for relative in relatives { removeCopy(relative, tierRoot: tierRoot) }
     }
 
     /// Removes a copy from a tier and the directories it leaves empty (up to the tier root).

@@ -79,7 +79,7 @@ extension RAMTiers {
             let configChanged = state.modelsDir != models || state.coldStore != cold
             state.modelsDir = models
             state.coldStore = cold
-            if !check { try makeDirectory(models) }
+            if !check { try Path.makeDirectory(models) }
             let catalog = try ModelCatalog.scan(coldStore: cold)
             let links = try syncLinks(catalog: catalog, state: state, check: check)
             return ModelsSetup(changed: configChanged || !links.repaired.isEmpty, modelsDir: models, coldStore: cold, links: links.repaired)
@@ -249,9 +249,10 @@ extension RAMTiers {
                 tier: target.spec.name, files: model.files.map(\.path), bytes: model.bytes)
             if pin { state.pins[model.name] = target.spec.name }
             if let old, old.tier != target.spec.name, let oldTier = state.tier(named: old.tier) {
-                for path in old.files where !state.placements.contains(where: { $0.value.tier == old.tier && $0.value.files.contains(path) }) {
-                    ModelFiles.removeCopy(path, tierRoot: oldTier.spec.path)
+                let unused = old.files.filter { path in
+                    !state.placements.contains(where: { $0.value.tier == old.tier && $0.value.files.contains(path) })
                 }
+                ModelFiles.retireCopies(unused, tierRoot: oldTier.spec.path)
             }
             result.action = current == nil ? "promoted" : "moved"
             result.seconds = Monotonic.now() - start
@@ -344,10 +345,10 @@ extension RAMTiers {
             try ModelFiles.pointLink(modelsDir + "/" + path, to: target)
         }
         guard let tier = state.tier(named: placement.tier) else { return }
-        for path in placement.files
-        where !state.placements.contains(where: { $0.value.tier == placement.tier && $0.value.files.contains(path) }) {
-            ModelFiles.removeCopy(path, tierRoot: tier.spec.path)
+        let unused = placement.files.filter { path in
+            !state.placements.contains(where: { $0.value.tier == placement.tier && $0.value.files.contains(path) })
         }
+        ModelFiles.retireCopies(unused, tierRoot: tier.spec.path)
     }
 
     /// Demotes every model placed in `tier` (its copies may already be gone).

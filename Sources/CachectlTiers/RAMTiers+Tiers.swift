@@ -1,3 +1,4 @@
+import CachectlMount
 import CachectlSystem
 import Glibc
 
@@ -48,7 +49,7 @@ extension RAMTiers {
             if let entry = try MountTable.entry(at: spec.path, roots: roots) {
                 throw SystemError(
                     "create tier \(spec.name)", path: spec.path, errno: EBUSY,
-                    hint: "\(entry.fsType) from \(entry.source) is already mounted there; choose another --path")
+                    hint: "\(entry.fstype) from \(entry.source) is already mounted there; choose another --path")
             }
             if check {
                 let record = TierRecord(spec: spec)
@@ -134,11 +135,13 @@ extension RAMTiers {
                 switch record.spec.type {
                 case .tmpfs:
                     try Mounter.remount(
-                        target: spec.path, type: "tmpfs", flags: Self.mountFlags, data: "size=\(size.bytes)")
+                        target: spec.path, fstype: "tmpfs", flags: Self.mountFlags, data: "size=\(size.bytes)")
                     record.spec = spec
                 case .zram:
                     try tearDown(record, force: false, steps: &done)
                     record = try bringUp(spec, previous: record, steps: &done)
+                case .nvmeof:
+                    throw Self.nvmeofResizeRefusal(name)
                 }
             } else {
                 record.spec = spec
@@ -154,13 +157,13 @@ extension RAMTiers {
     /// Mounts a tier (creating the zram device and filesystem). On failure, undoes
     /// every step it took, so nothing is left behind.
     func bringUp(_ spec: TierSpec, previous: TierRecord?, steps: inout [String]) throws -> TierRecord {
-        let createdPath = try makeDirectory(spec.path) || (previous?.createdPath ?? false)
+        let createdPath = try Path.makeDirectory(spec.path) || (previous?.createdPath ?? false)
         var record = TierRecord(spec: spec, createdPath: createdPath)
         switch spec.type {
         case .tmpfs:
             do {
                 try Mounter.mount(
-                    source: "cachectl-" + spec.name, target: spec.path, type: "tmpfs", flags: Self.mountFlags,
+                    source: "cachectl-" + spec.name, target: spec.path, fstype: "tmpfs", flags: Self.mountFlags,
                     data: "size=\(spec.size.bytes),mode=0755")
             } catch {
                 if createdPath { rmdir(spec.path) }
@@ -185,7 +188,7 @@ extension RAMTiers {
                 try Self.makeFilesystem(spec.filesystem ?? .ext4, on: device.devicePath)
                 steps.append("made \((spec.filesystem ?? .ext4).rawValue) on \(device.devicePath)")
                 try Mounter.mount(
-                    source: device.devicePath, target: spec.path, type: (spec.filesystem ?? .ext4).rawValue,
+                    source: device.devicePath, target: spec.path, fstype: (spec.filesystem ?? .ext4).rawValue,
                     flags: Self.mountFlags, data: "discard")
                 steps.append("mounted \(device.devicePath) on \(spec.path) with discard")
             } catch {
@@ -195,6 +198,8 @@ extension RAMTiers {
                 throw error
             }
             record.zramDevice = device.id
+        case .nvmeof:
+            try bringUpNVMeOF(spec, createdPath: createdPath, steps: &steps)
         }
         return record
     }
@@ -203,7 +208,7 @@ extension RAMTiers {
     func tearDown(_ record: TierRecord, force: Bool, steps: inout [String]) throws {
         if let entry = try MountTable.entry(at: record.spec.path, roots: roots), mount(of: record) != nil {
             try Mounter.unmount(record.spec.path, force: force)
-            steps.append("unmounted \(entry.fsType) from \(record.spec.path)")
+            steps.append("unmounted \(entry.fstype) from \(record.spec.path)")
         }
         if record.spec.type == .zram, let id = record.zramDevice {
             let device = ZramDevice(id: id, roots: roots)

@@ -98,14 +98,14 @@ public struct TierStateFile: Sendable {
     /// Writes the state atomically. Returns false when it was already exactly this.
     @discardableResult
     public func save(_ state: TierState) throws -> Bool {
-        try makeDirectory(Path.directory(of: path))
+        try Path.makeDirectory(Path.directory(of: path))
         let data = try Self.encoder.encode(state)
         return try AtomicFile.write(Array(data) + [0x0a], to: path, mode: 0o644)
     }
 
     /// Runs `body` holding an exclusive flock(2) on `path.lock`.
     public func withLock<T>(_ body: () throws -> T) throws -> T {
-        try makeDirectory(Path.directory(of: path))
+        try Path.makeDirectory(Path.directory(of: path))
         let lock = try OpenFile(path + ".lock", flags: O_RDWR | O_CREAT, mode: 0o644)
         _ = try sys("flock", lock.path) { flock(lock.fd, LOCK_EX) }
         defer { _ = flock(lock.fd, LOCK_UN) }
@@ -124,24 +124,4 @@ public struct TierStateFile: Sendable {
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         return decoder
     }()
-}
-
-/// mkdir -p. Returns true when it created the last component.
-@discardableResult
-func makeDirectory(_ path: String, mode: mode_t = 0o755) throws(SystemError) -> Bool {
-    var st = stat()
-    if stat(path, &st) == 0 {
-        guard st.st_mode & S_IFMT == S_IFDIR else {
-            throw SystemError("mkdir", path: path, errno: ENOTDIR, hint: "a file is in the way; move it")
-        }
-        return false
-    }
-    let parent = Path.directory(of: path)
-    if parent != path && parent != "/" && parent != "." { try makeDirectory(parent, mode: mode) }
-    if mkdir(path, mode) != 0 {
-        let code = errno
-        if code == EEXIST { return false }
-        throw SystemError("mkdir", path: path, errno: code)
-    }
-    return true
 }

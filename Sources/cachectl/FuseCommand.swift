@@ -1,5 +1,6 @@
 import ArgumentParser
 import CachectlFUSE
+import CachectlMount
 import CachectlSystem
 import Foundation
 import Glibc
@@ -147,9 +148,9 @@ extension Fuse {
                 }
                 return
             }
-            if let type = FuseMountTable.filesystemType(at: mountpoint) {
+            if let existing = try MountTable.entry(at: mountpoint) {
                 throw SystemError.failed("fuse mount", path: mountpoint,
-                    hint: "a \(type) filesystem is mounted there; choose an empty directory")
+                    hint: "a \(existing.fstype) filesystem is mounted there; choose an empty directory")
             }
             if check {
                 try CommandOutput.finish(output, changed: true, failed: false, msg: "would mount", data: report) {
@@ -283,9 +284,9 @@ extension Fuse {
             let running = try? FuseStatsFile.read(mountpoint: mountpoint, directory: state.stateDir)
             var report = Report(mountpoint: mountpoint, pid: running?.pid)
             guard FuseMountTable.isMirror(mountpoint) else {
-                if let type = FuseMountTable.filesystemType(at: mountpoint) {
+                if let existing = try MountTable.entry(at: mountpoint) {
                     throw SystemError.failed("fuse unmount", path: mountpoint,
-                        hint: "that is a \(type) mount, not a cachectl mirror; use umount")
+                        hint: "that is a \(existing.fstype) mount, not a cachectl mirror; use umount")
                 }
                 try CommandOutput.finish(output, changed: false, failed: false, msg: "not mounted", data: report) {
                     "\(mountpoint): no cachectl mirror mounted"

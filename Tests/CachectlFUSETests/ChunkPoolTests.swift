@@ -1,3 +1,5 @@
+import CachectlMount
+import CachectlSystem
 import Glibc
 import Testing
 
@@ -120,9 +122,18 @@ struct ChunkPoolTests {
         #expect(FuseStatsFile.escape(path) == expected)
     }
 
-    @Test func mountinfoFieldsAreUnescaped() {
-        #expect(FuseMountTable.unescape("/mnt/with\\040space") == "/mnt/with space")
-        #expect(FuseMountTable.unescape("/plain") == "/plain")
+    /// isMirror reads CachectlMount's table, which unescapes mountinfo's `\040`.
+    @Test func mountinfoFieldsAreUnescaped() throws {
+        var template = Array("/tmp/cachectl-fuse-test-XXXXXX".utf8CString)
+        let root = String(cString: try #require(mkdtemp(&template)))
+        defer { _ = try? ExternalCommand(["rm", "-rf", root]).run() }
+        #expect(mkdir(root + "/proc", 0o755) == 0 && mkdir(root + "/proc/self", 0o755) == 0)
+        let line = "61 27 0:52 / /mnt/with\\040space ro,nosuid,nodev,relatime - fuse.cachectl cachectl rw,user_id=0,group_id=0\n"
+        _ = try AtomicFile.write(line, to: root + "/proc/self/mountinfo")
+        let roots = KernelRoots.fixture(root)
+        #expect(try MountTable.entry(at: "/mnt/with space", roots: roots)?.target == "/mnt/with space")
+        #expect(FuseMountTable.isMirror("/mnt/with space", roots: roots))
+        #expect(!FuseMountTable.isMirror("/plain", roots: roots))
     }
 
     @Test func optionsRejectAPoolSmallerThanAChunk() {

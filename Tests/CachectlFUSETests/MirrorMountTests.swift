@@ -1,3 +1,4 @@
+import CachectlMount
 import CachectlSystem
 import Foundation
 import Glibc
@@ -45,7 +46,7 @@ final class MirrorFixture: @unchecked Sendable {
     /// Unmounts (if still mounted) and removes the tree: every test path ends here.
     func tearDown() {
         mount?.stop()
-        if FuseMountTable.filesystemType(at: mountpoint) != nil { umount2(mountpoint, Int32(MNT_DETACH)) }
+        if (try? MountTable.entry(at: mountpoint)) != nil { umount2(mountpoint, Int32(MNT_DETACH)) }
         try? FileManager.default.removeItem(atPath: root)
     }
 
@@ -100,6 +101,27 @@ func compressible(_ count: Int) -> [UInt8] {
 /// `unshare -m --propagation private swift test --filter MirrorMountTests`.
 @Suite(.serialized, .enabled(if: Privileges.isRoot && Privileges.hasPrivateMountNamespace, "needs root in a private mount namespace (unshare -m)"))
 struct MirrorMountTests {
+    /// The CLI's unmount: refused while a file is open, then forced (lazy detach,
+    /// and the FUSE connection aborted when fusectl is mounted).
+    @Test func unmountRefusesWhileBusyAndForceDetaches() throws {
+        let fx = try MirrorFixture()
+        defer { fx.tearDown() }
+        fx.write("held", pseudoRandom(8192, seed: 9))
+        try fx.mount(pool: 16 << 20)
+        #expect(FuseMountTable.isMirror(fx.mountpoint))
+        let minor = try #require(try MountTable.entry(at: fx.mountpoint)?.device?.minor)
+        let held = try OpenFile(fx.mountpoint + "/held")
+        #expect(try FuseMountTable.unmount(fx.mountpoint, force: false) == .busy)
+        #expect(FuseMountTable.isMirror(fx.mountpoint))
+        let abortable = access("/sys/fs/fuse/connections/\(minor)/abort", W_OK) == 0
+        #expect(try FuseMountTable.unmount(fx.mountpoint, force: true) == .unmounted)
+        #expect(!FuseMountTable.isMirror(fx.mountpoint))
+        if abortable {
+            var byte: UInt8 = 0
+            #expect(pread(held.fd, &byte, 1, 4096) == -1 && errno == ENOTCONN)
+        }
+    }
+
     @Test func everyFileIsIdenticalThroughTheMountAndWritesAreRefused() throws {
         let fx = try MirrorFixture()
         defer { fx.tearDown() }

@@ -1,3 +1,4 @@
+import CachectlMount
 import CachectlSystem
 import Foundation
 import Testing
@@ -182,18 +183,27 @@ extension GGUFShardName {
         #expect(parsed.current == "lzo-rle")
     }
 
-    @Test func parsesMountinfo() {
+    /// Tiers read mounts through CachectlMount's libmount table; a fixture proc tree
+    /// checks the fields they use, escaped mount points included.
+    @Test func parsesMountinfo() throws {
+        let s = try Scratch()
         let text = """
             24 27 0:6 / /dev rw,relatime - devtmpfs devtmpfs rw,size=12334460k,nr_inodes=3083615,mode=755
             88 27 0:51 / /run/cachectl/tiers/my\\040tier rw,nosuid,nodev,noatime shared:40 - tmpfs cachectl-fast rw,size=65536k,mode=755
             90 27 252:1 / /run/cachectl/tiers/z rw,noatime - ext4 /dev/zram1 rw,discard
+
             """
-        let entries = MountTable.parse(text)
+        try Path.makeDirectory(s.root + "/proc/self")
+        _ = try AtomicFile.write(text, to: s.root + "/proc/self/mountinfo")
+        let roots = KernelRoots.fixture(s.root)
+        let entries = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")
         #expect(entries.count == 3)
-        #expect(entries[1].mountPoint == "/run/cachectl/tiers/my tier")
-        #expect(entries[1].fsType == "tmpfs" && entries[1].source == "cachectl-fast")
-        #expect(entries[1].options.contains("size=65536k") && entries[1].options.contains("noatime"))
-        #expect(entries[2].source == "/dev/zram1" && entries[2].options.contains("discard"))
+        #expect(entries[1].target == "/run/cachectl/tiers/my tier")
+        #expect(entries[1].fstype == "tmpfs" && entries[1].source == "cachectl-fast")
+        #expect(OptionString.split(entries[1].options).contains("size=65536k") && OptionString.split(entries[1].options).contains("noatime"))
+        #expect(entries[2].source == "/dev/zram1" && OptionString.split(entries[2].options).contains("discard"))
+        #expect(try MountTable.entry(at: "/run/cachectl/tiers/my tier", roots: roots)?.source == "cachectl-fast")
+        #expect(try MountTable.entry(at: "/run/cachectl/tiers/none", roots: roots) == nil)
     }
 
     @Test func stateRoundTripsAndDefaultsWhenMissing() throws {

@@ -1,3 +1,4 @@
+import CachectlMount
 import CachectlSystem
 import Foundation
 import Glibc
@@ -17,7 +18,7 @@ final class Scratch {
         var template = Array("/tmp/cachectl-tiers-test-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw SystemError("mkdtemp", errno: errno) }
         root = String(cString: made)
-        try makeDirectory(cold)
+        try Path.makeDirectory(cold)
     }
 
     func tierPath(_ name: String) -> String { root + "/tiers/" + name }
@@ -26,7 +27,7 @@ final class Scratch {
     @discardableResult
     func write(_ relative: String, bytes: [UInt8]) throws -> [UInt8] {
         let path = cold + "/" + relative
-        try makeDirectory(Path.directory(of: path))
+        try Path.makeDirectory(Path.directory(of: path))
         _ = try AtomicFile.write(bytes, to: path)
         return bytes
     }
@@ -65,9 +66,9 @@ final class Scratch {
                 }
             }
         }
-        if let mounts = try? MountTable.read() {
-            for entry in mounts.reversed() where entry.mountPoint.hasPrefix(root + "/") {
-                umount2(entry.mountPoint, Int32(MNT_DETACH))
+        if let mounts = try? MountTable.mounted() {
+            for entry in mounts.reversed() where entry.target.hasPrefix(root + "/") {
+                umount2(entry.target, Int32(MNT_DETACH))
             }
         }
         _ = try? ExternalCommand(["rm", "-rf", "--one-file-system", root]).run()

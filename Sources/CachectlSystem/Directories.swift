@@ -1,0 +1,24 @@
+import Glibc
+
+extension Path {
+    /// mkdir -p: makes `path` and any missing parents with `mode`. Returns true
+    /// when it created the last component; a non-directory in the way is ENOTDIR.
+    @discardableResult
+    public static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws(SystemError) -> Bool {
+        var st = stat()
+        if stat(path, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFDIR else {
+                throw SystemError("mkdir", path: path, errno: ENOTDIR, hint: "a file is in the way; move it")
+            }
+            return false
+        }
+        let parent = directory(of: path)
+        if parent != path && parent != "/" && parent != "." { try makeDirectory(parent, mode: mode) }
+        if mkdir(path, mode) != 0 {
+            let code = errno  // saved before anything else can overwrite it
+            if code == EEXIST { return false }  // made by someone else meanwhile
+            throw SystemError("mkdir", path: path, errno: code)
+        }
+        return true
+    }
+}

@@ -1,0 +1,123 @@
+import CachectlSystem
+import Testing
+
+@testable import CachectlNVMeOF
+
+@Suite("validation")
+struct ValidationTests {
+    @Test("well-formed NQNs pass", arguments: [
+        "nqn.2014-08.org.cachectl:lend",
+        "nqn.2014-08.org.nvmexpress:uuid:1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+        "nqn.2016-06.io.spdk:cnode1",
+    ])
+    func goodNQN(nqn: String) throws {
+        try NQN.validate(nqn)
+    }
+
+    @Test("malformed NQNs are refused", arguments: [
+        "", "lend", "nqn.14-08.org.x:y", "nqn.2014-13.org.x:y", "nqn.2014-08.org.x", "nqn.2014-08.org.x:",
+        "nqn.2014-08..x:y", "nqn.2014-08.org.x:a,b", "nqn.2014-08.org.x:a/b", "nqn.2014-08.org.x:a b",
+        "nqn.2014-08.org.x:" + String(repeating: "a", count: 210),
+    ])
+    func badNQN(nqn: String) {
+        #expect(throws: NVMeOFInputError.self) { try NQN.validate(nqn) }
+    }
+
+    @Test("plain subsystem names from nvmetcli configs are accepted for restore, unsafe ones are not")
+    func relaxedNames() throws {
+        try NQN.validateName("testnqn")
+        #expect(throws: NVMeOFInputError.self) { try NQN.validateName("..") }
+        #expect(throws: NVMeOFInputError.self) { try NQN.validateName("a/b") }
+    }
+
+    @Test("ports must be 1-65535", arguments: [0, -1, 65536])
+    func badPort(port: Int) {
+        #expect(throws: NVMeOFInputError.self) {
+            try FabricsAddress(transport: .tcp, address: "127.0.0.1", port: port).validate()
+        }
+    }
+
+    @Test("addresses must be IP literals", arguments: ["", "localhost", "10.0.0", "1.2.3.4.5", "::g", "10.0.0.1,nqn=x"])
+    func badAddress(address: String) {
+        #expect(throws: NVMeOFInputError.self) {
+            try FabricsAddress(transport: .tcp, address: address, port: 4420).validate()
+        }
+    }
+
+    @Test("IPv4 and IPv6 addresses pass and pick the family")
+    func goodAddresses() throws {
+        let v4 = FabricsAddress(transport: .tcp, address: "192.168.1.7", port: 4420)
+        let v6 = FabricsAddress(transport: .rdma, address: "fe80::1", port: 4420)
+        try v4.validate()
+        try v6.validate()
+        #expect(v4.family == "ipv4" && v6.family == "ipv6")
+        #expect(throws: NVMeOFInputError.self) { try FabricsAddress(transport: .loop, address: "127.0.0.1", port: nil).validate() }
+        try FabricsAddress(transport: .loop, address: nil, port: nil).validate()
+    }
+
+    @Test("an export names its hosts or allows any host explicitly, never both")
+    func exportAccess() throws {
+        let address = FabricsAddress(transport: .tcp, address: "127.0.0.1", port: 4420)
+        let host = "nqn.2014-08.org.cachectl:h"
+        try ExportSpec(name: "lend", size: ByteSize(1 << 30), address: address, allowedHosts: [host]).validate()
+        try ExportSpec(name: "lend", size: ByteSize(1 << 30), address: address, allowAnyHost: true).validate()
+        #expect(throws: NVMeOFInputError.self) { try ExportSpec(name: "lend", size: ByteSize(1 << 30), address: address).validate() }
+        #expect(throws: NVMeOFInputError.self) {
+            try ExportSpec(name: "lend", size: ByteSize(1 << 30), address: address, allowedHosts: [host], allowAnyHost: true).validate()
+        }
+        #expect(throws: NVMeOFInputError.self) {
+            try ExportSpec(name: "lend", size: ByteSize(1 << 30), address: address, allowedHosts: [host, host]).validate()
+        }
+    }
+
+    @Test("export sizes and names are checked", arguments: [
+        ("lend", UInt64(1 << 20)), ("lend", UInt64(64 << 20) + 512), ("Lend", UInt64(64 << 20)), ("-x", UInt64(64 << 20)), ("a/b", UInt64(64 << 20)),
+    ])
+    func badExport(name: String, size: UInt64) {
+        #expect(throws: NVMeOFInputError.self) {
+            try ExportSpec(name: name, size: ByteSize(size), address: FabricsAddress(transport: .tcp, address: "127.0.0.1", port: 4420), allowAnyHost: true).validate()
+        }
+    }
+
+    @Test("restore refuses inconsistent files before touching configfs")
+    func restoreValidation() throws {
+        func config(_ text: String) throws -> NvmetConfig { try NvmetConfig(jsonBytes: Array(text.utf8)) }
+        let dangling = try config(#"{"ports":[{"portid":1,"addr":{"trtype":"tcp","traddr":"127.0.0.1"},"subsystems":["nope"]}]}"#)
+        #expect(throws: NVMeOFInputError.self) { try NVMeTarget.validate(dangling) }
+        let twice = try config(#"{"subsystems":[{"nqn":"a"},{"nqn":"a"}]}"#)
+        #expect(throws: NVMeOFInputError.self) { try NVMeTarget.validate(twice) }
+        let passthru = try config(#"{"subsystems":[{"nqn":"a","passthru":[{"device":{"path":"/dev/nvme0"}}]}]}"#)
+        #expect(throws: NVMeOFInputError.self) { try NVMeTarget.validate(passthru) }
+        let relative = try config(#"{"subsystems":[{"nqn":"a","namespaces":[{"nsid":1,"device":{"path":"disk.img"}}]}]}"#)
+        #expect(throws: NVMeOFInputError.self) { try NVMeTarget.validate(relative) }
+        let badPort = try config(#"{"ports":[{"portid":70000}]}"#)
+        #expect(throws: NVMeOFInputError.self) { try NVMeTarget.validate(badPort) }
+    }
+
+    @Test("the fabrics option string carries exactly the given fields")
+    func options() {
+        let spec = ConnectSpec(address: FabricsAddress(transport: .tcp, address: "127.0.0.1", port: 4420), nqn: "nqn.2014-08.org.cachectl:lend")
+        #expect(spec.options(hostNQN: "nqn.2014-08.org.cachectl:h")
+            == "transport=tcp,traddr=127.0.0.1,trsvcid=4420,nqn=nqn.2014-08.org.cachectl:lend,hostnqn=nqn.2014-08.org.cachectl:h")
+        let loop = ConnectSpec(address: FabricsAddress(transport: .loop, address: nil, port: nil), nqn: "testnqn")
+        #expect(loop.options(hostNQN: nil) == "transport=loop,nqn=testnqn")
+    }
+
+    @Test("namespace device names map to their /dev head")
+    func namespaceNames() {
+        #expect(FabricsHost.parseNamespaceName("nvme0c0n1")! == (0, 1))
+        #expect(FabricsHost.parseNamespaceName("nvme3n12")! == (3, 12))
+        #expect(FabricsHost.parseNamespaceName("nvme3") == nil)
+        #expect(FabricsHost.parseNamespaceName("nvme3n") == nil)
+        #expect(FabricsHost.parseNamespaceName("power") == nil)
+    }
+
+    @Test("RAM backing paths carry their size")
+    func backingPaths() {
+        let root = "/run/cachectl/nvmet"
+        #expect(RAMBacking.parse(root + "/lend/ram-268435456.img", backingRoot: root) == RAMBacking(backingRoot: root, name: "lend", size: 268435456))
+        #expect(RAMBacking.parse(root + "/lend/other.img", backingRoot: root) == nil)
+        #expect(RAMBacking.parse(root + "/a/b/ram-1.img", backingRoot: root) == nil)
+        #expect(RAMBacking.parse("/dev/ram0", backingRoot: root) == nil)
+    }
+}
