@@ -9,6 +9,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // System libraries (Debian: libmount-dev, liblz4-dev, libfuse3-dev, libssl-dev).
@@ -33,11 +35,30 @@ let package = Package(
             resources: [.embedInCode("Templates/cachefilesd.conf.mustache")]),
         .target(name: "CachectlTiers", dependencies: ["CachectlSystem", "CLibCrypto"]),
         .target(name: "CachectlFUSE", dependencies: ["CachectlSystem", "CLZ4", "CFuse3", "CCachectlFuse"]),
+        // cachectl apply/plan: the YAML desired state, composed from the modules above.
+        .target(
+            name: "CachectlPlan",
+            dependencies: [
+                "CachectlSystem", "CachectlWarm", "CachectlMount", "CachectlFSCache", "CachectlTiers",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            resources: [
+                .embedInCode("Templates/cachectl-apply.service.mustache"),
+                .embedInCode("Templates/cachectl-warm@.service.mustache"),
+                .embedInCode("Templates/cachectl-fuse@.service.mustache"),
+            ]),
+        // cachectl status: everything on one screen, and Prometheus metrics.
+        .target(
+            name: "CachectlStatus",
+            dependencies: [
+                "CachectlSystem", "CachectlMount", "CachectlFSCache", "CachectlTiers", "CachectlFUSE", "CachectlPlan",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
         .executableTarget(
             name: "cachectl",
             dependencies: [
                 "CachectlSystem", "CachectlWarm", "CachectlMount", "CachectlFSCache", "CachectlTiers",
-                "CachectlFUSE",
+                "CachectlFUSE", "CachectlPlan", "CachectlStatus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -50,6 +71,9 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(name: "CachectlTiersTests", dependencies: ["CachectlTiers", "CachectlSystem"]),
         .testTarget(name: "CachectlFUSETests", dependencies: ["CachectlFUSE", "CachectlSystem"]),
+        .testTarget(
+            name: "CachectlPlanTests",
+            dependencies: ["CachectlPlan", "CachectlStatus", "CachectlSystem", "CachectlTiers", "CachectlFSCache"]),
         // Runs the built binary: exit codes, --json, privilege drops.
         .testTarget(name: "CLITests", dependencies: ["cachectl", "CachectlSystem"]),
     ],
