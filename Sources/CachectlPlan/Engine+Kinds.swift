@@ -187,6 +187,9 @@ extension Engine {
     /// `promote` copies, swaps links atomically, and on failure removes its
     /// copies and puts the links back.
     func runPlacement(_ model: String, tier: String?, pin: Bool, strategy: PlacementStrategy, check: Bool) throws -> Action {
+        if check, let models = config.models, ModelCatalog.find(model, in: try ModelCatalog.scan(coldStore: models.coldStore)) == nil {
+            throw MissingReference(description: "no model \(model) in \(models.coldStore); see: cachectl models")
+        }
         let change = try tiers.promote(model, tier: tier, strategy: strategy, pin: pin, check: check, progress: environment.progress && !check)
         let where_ = { (tier: String?) in tier.map { "in tier \($0)" } ?? "cold" }
         var steps: [String] = []
@@ -207,15 +210,21 @@ extension Engine {
     /// The files of a warm list: its paths, and each model's files reached
     /// through its links in the models directory (so a promoted model is
     /// warmed from its tier, a cold one through the share and FS-Cache).
+    /// Before the models directory is set up (a plan on a new machine), a
+    /// model's files are planned from the cold store.
     func selection(for list: MachineConfig.WarmList) throws -> FileSelection {
         var paths = list.files
         if !list.models.isEmpty, let models = config.models {
             let catalog = try ModelCatalog.scan(coldStore: models.coldStore)
             for name in list.models {
                 guard let model = ModelCatalog.find(name, in: catalog) else {
-                    throw SystemError.failed("warm \(list.name): no model \(name) in \(models.coldStore)", hint: "see: cachectl models")
+                    throw MissingReference(description: "warm \(list.name): no model \(name) in \(models.coldStore); see: cachectl models")
                 }
-                paths += model.files.map { models.dir + "/" + $0.path }
+                paths += model.files.map { file in
+                    let link = models.dir + "/" + file.path
+                    var st = stat()
+                    return stat(link, &st) == 0 ? link : models.coldStore + "/" + file.path
+                }
             }
         }
         return FileSelection(paths: paths, include: list.include, exclude: list.exclude, expandShards: true)

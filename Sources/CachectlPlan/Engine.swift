@@ -111,7 +111,7 @@ public struct Engine: Sendable {
                 actions.append(try check(item))
             } catch {
                 var action = Action(kind: item.kind, target: item.target)
-                if pendingBefore, isDependent(item) {
+                if pendingBefore, isDependent(item), !(error is MissingReference) {
                     action.changed = true
                     action.status = .pending
                     action.after = "checked again when the earlier steps have run"
@@ -204,6 +204,12 @@ public struct Engine: Sendable {
         return PlanReport(
             changed: actions.contains(where: \.changed), failed: actions.contains { $0.status == .failed }, check: false,
             file: file, actions: actions)
+    }
+
+    /// The file names something that does not exist (a model not in the cold
+    /// store): no earlier step can fix that, so planning fails at once.
+    struct MissingReference: Error, CustomStringConvertible {
+        var description: String
     }
 
     /// A failed step: what went wrong, and what was undone.
