@@ -193,8 +193,7 @@ public struct Prewarmer: Sendable {
         work: WorkList, files: [OpenFile?], state: WarmState, chunkSize: Int, lookahead: Int,
         destination: WarmDestination, progress: ProgressBar?
     ) {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 4096)
-        defer { buffer.deallocate() }
+        var reader = ChunkReader(chunkSize: chunkSize)
         var previous: Chunk?
         while let (position, chunk) = work.next() {
             guard let file = files[chunk.file], !state.hasFailed(chunk.file) else { continue }
@@ -203,7 +202,10 @@ public struct Prewarmer: Sendable {
             }
             progress?.setItem(Path.lastComponent(of: file.path))
             do {
-                try read(chunk, of: file, into: buffer, state: state, progress: progress)
+                try reader.read(chunk, of: file) { bytes in
+                    state.addRead(chunk.file, bytes)
+                    progress?.add(bytes)
+                }
             } catch {
                 state.fail(chunk.file, error.description)
                 continue
@@ -218,21 +220,49 @@ public struct Prewarmer: Sendable {
             }
         }
     }
+}
 
-    private static func read(
-        _ chunk: Chunk, of file: OpenFile, into buffer: UnsafeMutableRawBufferPointer,
-        state: WarmState, progress: ProgressBar?
-    ) throws(WarmError) {
+/// Brings a chunk into the page cache. sendfile(2) to /dev/null reads through the
+/// page cache like read(2) but copies nothing to user space (measured faster than
+/// pread on a 2-core machine, where that copy competes with the kernel's own work);
+/// filesystems without splice support fall back to pread(2) into a buffer.
+/// Errors and end of file are the same as read(2)'s, so EIO and truncation are reported alike.
+struct ChunkReader: ~Copyable {
+    private let devNull: Int32
+    private let chunkSize: Int
+    private var buffer: UnsafeMutableRawBufferPointer?
+
+    init(chunkSize: Int) {
+        self.chunkSize = chunkSize
+        devNull = open("/dev/null", O_WRONLY | O_CLOEXEC)
+    }
+
+    deinit {
+        if devNull >= 0 { close(devNull) }
+        buffer?.deallocate()
+    }
+
+    mutating func read(_ chunk: Chunk, of file: OpenFile, progress: (UInt64) -> Void) throws(WarmError) {
         var done: UInt64 = 0
         while done < chunk.length {
             let want = Int(chunk.length - done)
-            let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want])
             let offset = chunk.offset + done
-            let n: Int
-            do {
-                n = try file.read(into: slice, at: Int64(offset))
-            } catch {
-                throw WarmError("read at offset \(offset): \(Errno.message(error.errno ?? EIO)) (\(Errno.name(error.errno ?? EIO)))")
+            var n = -1
+            var code: Int32 = 0
+            if buffer == nil && devNull >= 0 {
+                var position = off_t(offset)
+                n = retryingEINTR { sendfile(devNull, file.fd, &position, want) }
+                code = errno
+                if n < 0 && (code == EINVAL || code == ENOSYS || code == EOPNOTSUPP) {
+                    buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 4096)
+                }
+            }
+            if let buffer {
+                n = retryingEINTR { pread(file.fd, buffer.baseAddress, want, off_t(offset)) }
+                code = errno
+            }
+            if n < 0 {
+                throw WarmError("read at offset \(offset): \(Errno.message(code)) (\(Errno.name(code)))")
             }
             if n == 0 {
                 let now = (try? file.status()).map { UInt64($0.st_size) }
@@ -241,8 +271,7 @@ public struct Prewarmer: Sendable {
                         + (now.map { "\($0) bytes" } ?? "unreadable") + "; warm it again when it is complete")
             }
             done += UInt64(n)
-            state.addRead(chunk.file, UInt64(n))
-            progress?.add(UInt64(n))
+            progress(UInt64(n))
         }
     }
 }

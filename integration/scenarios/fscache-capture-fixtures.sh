@@ -1,4 +1,5 @@
 #!/bin/bash
+# manual: a recorder for fixtures, not a test
 # Captures the guest kernel's FS-Cache, NFS and CIFS proc files for the unit
 # tests' fixtures (Tests/CachectlFSCacheTests/Fixtures). Checks little: it is a
 # recorder. Run: integration/vm/run --keep-logs DIR fscache-capture-fixtures,
