@@ -35,12 +35,13 @@ let package = Package(
             resources: [.embedInCode("Templates/cachefilesd.conf.mustache")]),
         .target(name: "CachectlTiers", dependencies: ["CachectlSystem", "CLibCrypto"]),
         .target(name: "CachectlFUSE", dependencies: ["CachectlSystem", "CLZ4", "CFuse3", "CCachectlFuse"]),
+        .target(name: "CachectlNVMeOF", dependencies: ["CachectlSystem"]),
         // cachectl apply/plan: the YAML desired state, composed from the modules above.
         .target(
             name: "CachectlPlan",
             dependencies: [
                 "CachectlSystem", "CachectlWarm", "CachectlMount", "CachectlFSCache", "CachectlTiers",
-                .product(name: "Yams", package: "Yams"),
+                "CachectlNVMeOF", .product(name: "Yams", package: "Yams"),
             ],
             resources: [
                 .embedInCode("Templates/cachectl-apply.service.mustache"),
@@ -52,13 +53,13 @@ let package = Package(
             name: "CachectlStatus",
             dependencies: [
                 "CachectlSystem", "CachectlMount", "CachectlFSCache", "CachectlTiers", "CachectlFUSE", "CachectlPlan",
-                .product(name: "Prometheus", package: "swift-prometheus"),
+                "CachectlNVMeOF", .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
         .executableTarget(
             name: "cachectl",
             dependencies: [
                 "CachectlSystem", "CachectlWarm", "CachectlMount", "CachectlFSCache", "CachectlTiers",
-                "CachectlFUSE", "CachectlPlan", "CachectlStatus",
+                "CachectlFUSE", "CachectlNVMeOF", "CachectlPlan", "CachectlStatus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -71,6 +72,9 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(name: "CachectlTiersTests", dependencies: ["CachectlTiers", "CachectlSystem"]),
         .testTarget(name: "CachectlFUSETests", dependencies: ["CachectlFUSE", "CachectlSystem"]),
+        .testTarget(
+            name: "CachectlNVMeOFTests", dependencies: ["CachectlNVMeOF", "CachectlSystem"],
+            resources: [.copy("Fixtures")]),
         .testTarget(
             name: "CachectlPlanTests",
             dependencies: ["CachectlPlan", "CachectlStatus", "CachectlSystem", "CachectlTiers", "CachectlFSCache"]),

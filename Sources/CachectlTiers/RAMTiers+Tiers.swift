@@ -139,6 +139,8 @@ extension RAMTiers {
                 case .zram:
                     try tearDown(record, force: false, steps: &done)
                     record = try bringUp(spec, previous: record, steps: &done)
+                case .nvmeof:
+                    throw Self.nvmeofResizeRefusal(name)
                 }
             } else {
                 record.spec = spec
@@ -195,6 +197,8 @@ extension RAMTiers {
                 throw error
             }
             record.zramDevice = device.id
+        case .nvmeof:
+            try bringUpNVMeOF(spec, createdPath: createdPath, steps: &steps)
         }
         return record
     }

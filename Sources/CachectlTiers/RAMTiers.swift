@@ -48,6 +48,8 @@ public struct RAMTiers: Sendable {
                 entry.source.hasSuffix("/zram\(id)")
             else { return nil }
             return entry
+        case .nvmeof:
+            return nvmeofMount(entry, of: record)
         }
     }
 
@@ -64,7 +66,7 @@ public struct TierStatus: Encodable, Sendable {
     public var size: UInt64
     public var algorithm: String?
     public var filesystem: TierFilesystem?
-    /// `/dev/zramN` for zram tiers.
+    /// `/dev/zramN` for zram tiers, the NVMe namespace for nvmeof tiers.
     public var device: String?
     /// Mounted and usable now (false after a reboot until `tier health --restore`).
     public var live: Bool
@@ -96,7 +98,7 @@ extension RAMTiers {
         return TierStatus(
             name: record.spec.name, type: record.spec.type, path: record.spec.path, rank: record.spec.rank,
             size: record.spec.size.bytes, algorithm: record.spec.algorithm, filesystem: record.spec.filesystem,
-            device: record.zramDevice.map { ZramDevice(id: $0, roots: roots).devicePath }, live: live,
+            device: record.zramDevice.map { ZramDevice(id: $0, roots: roots).devicePath } ?? record.spec.device, live: live,
             usage: live ? try? SpaceUsage.of(record.spec.path) : nil, zram: zram,
             models: state.models(in: record.spec.name))
     }

@@ -6,9 +6,20 @@ public enum TierType: String, Codable, Sendable, CaseIterable {
     case tmpfs
     /// A zram block device with a filesystem on it: compressed RAM.
     case zram
+    /// An NVMe-over-Fabrics namespace (another machine's RAM) with a filesystem on it.
+    case nvmeof
 
     /// Speed rank when none is given: lower ranks are faster and are filled first.
-    public var defaultRank: Int { self == .tmpfs ? 10 : 20 }
+    public var defaultRank: Int {
+        switch self {
+        case .tmpfs: 10
+        case .zram: 20
+        case .nvmeof: 30
+        }
+    }
+
+    /// Tiers made on a block device, with a filesystem of cachectl's making.
+    public var hasFilesystem: Bool { self != .tmpfs }
 }
 
 /// Filesystem made on a zram device.
@@ -31,22 +42,25 @@ public struct TierSpec: Codable, Sendable, Equatable {
     public var path: String
     /// zram compression algorithm (`lz4`, `zstd`, ...); nil keeps the kernel's default.
     public var algorithm: String?
-    /// zram filesystem; nil for tmpfs.
+    /// Filesystem of a zram or nvmeof tier; nil for tmpfs.
     public var filesystem: TierFilesystem?
+    /// Block device of an nvmeof tier (`/dev/nvme1n1`); nil for the others.
+    public var device: String?
     /// Speed rank for placement: lower is faster.
     public var rank: Int
 
     public init(
         name: String, type: TierType, size: ByteSize, path: String? = nil, algorithm: String? = nil,
-        filesystem: TierFilesystem? = nil, rank: Int? = nil
+        filesystem: TierFilesystem? = nil, rank: Int? = nil, device: String? = nil
     ) {
         self.name = name
         self.type = type
         self.size = size
         self.path = path ?? Self.defaultPath(for: name)
         self.algorithm = type == .zram ? algorithm : nil
-        self.filesystem = type == .zram ? (filesystem ?? .ext4) : nil
+        self.filesystem = type.hasFilesystem ? (filesystem ?? .ext4) : nil
         self.rank = rank ?? type.defaultRank
+        self.device = type == .nvmeof ? device : nil
     }
 
     /// Where a tier is mounted unless `--path` says otherwise.
@@ -79,7 +93,8 @@ public struct TierSpec: Codable, Sendable, Equatable {
                     "unknown zram algorithm '\(algorithm)'; one of: \(Self.knownAlgorithms.joined(separator: ", "))")
             }
         }
-        if filesystem != nil && type != .zram { throw TierInputError("--fs applies to zram tiers only") }
+        if filesystem != nil && !type.hasFilesystem { throw TierInputError("--fs applies to zram and nvmeof tiers only") }
+        try validateDevice()
     }
 
     /// Tier names become path components and mount sources: keep them plain.

@@ -27,6 +27,7 @@ struct Cachectl: ParsableCommand {
             Cache.self, Mounts.self, Fsc.self, Doctor.self,
             Tier.self, Models.self, Promote.self, Demote.self,
             Fuse.self,
+            Nvmet.self,
             Apply.self, Plan.self,
         ]
     )

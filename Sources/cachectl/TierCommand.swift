@@ -1,4 +1,5 @@
 import ArgumentParser
+import CachectlNVMeOF
 import CachectlSystem
 import CachectlTiers
 import Foundation
@@ -26,7 +27,7 @@ func usageChecked<T>(_ body: () throws -> T) throws -> T {
 
 struct Tier: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create, list, resize, destroy and repair RAM tiers (tmpfs, zram).",
+        abstract: "Create, list, resize, destroy and repair RAM tiers (tmpfs, zram, nvmeof).",
         discussion: """
             A tier is RAM that holds model copies: tmpfs (fastest, uncompressed) or zram \
             (compressed; a filesystem on a zram block device). Models are placed in tiers with \
@@ -58,27 +59,36 @@ struct Tier: ParsableCommand {
                 Examples:
                   cachectl tier create fast --type tmpfs --size 16G
                   cachectl tier create big --type zram --size 48G --algorithm zstd --fs ext4 --check
+                  cachectl tier create remote --type nvmeof --device /dev/nvme1n1
+                  cachectl tier create remote --type nvmeof --nqn nqn.2014-08.org.cachectl:lend --addr 10.0.0.5
+
+                nvmeof: a filesystem on an NVMe-over-Fabrics namespace (see cachectl nvmet), mounted \
+                with discard so deleted copies give the target's RAM back; default rank 30. \
+                cachectl refuses devices that are not fabrics namespaces, as it makes a new \
+                filesystem on them.
                 """)
 
         @Argument(help: "Tier name: a-z, 0-9, - and _.") var name: String
-        @Option(help: "tmpfs or zram.") var type: TierType
-        @Option(help: "Size: 16G, 512M (K/M/G/T are 1024-based).") var size: String
+        @Option(help: "tmpfs, zram or nvmeof.") var type: TierType
+        @Option(help: "Size: 16G, 512M (K/M/G/T are 1024-based); nvmeof: the device's size unless given.") var size: String?
         @Option(help: "Mount point (default /run/cachectl/tiers/NAME).") var path: String?
         @Option(help: "zram compression algorithm (lz4, zstd, lzo-rle, ...; default: the kernel's).") var algorithm: String?
-        @Option(name: .customLong("fs"), help: "zram filesystem: ext4 (default) or xfs.") var filesystem: TierFilesystem?
+        @Option(name: .customLong("fs"), help: "zram and nvmeof filesystem: ext4 (default) or xfs.") var filesystem: TierFilesystem?
         @Option(help: "Speed rank for placement; lower is faster.") var rank: Int?
+        @OptionGroup var nvmeof: NVMeOFTierOptions
         @Flag(help: "Change nothing; report what would change.") var check = false
         @OptionGroup var state: TierStateOptions
         @OptionGroup var output: OutputOptions
 
         func run() throws {
             output.bootstrap()
-            guard let bytes = ByteSize(parsing: size) else {
-                throw ValidationError("not a size: \(size) (examples: 16G, 512M)")
+            let device = type == .nvmeof ? try nvmeof.resolveDevice(check: check) : nvmeof.device
+            guard let bytes = size.map({ ByteSize(parsing: $0) }) ?? device.flatMap({ NVMeTarget.blockDeviceSize($0) }).map(ByteSize.init) else {
+                throw ValidationError(size.map { "not a size: \($0) (examples: 16G, 512M)" } ?? "--size is required")
             }
             let spec = TierSpec(
                 name: name, type: type, size: bytes, path: path.map { Path.absolute($0) }, algorithm: algorithm,
-                filesystem: filesystem, rank: rank)
+                filesystem: filesystem, rank: rank, device: device)
             let change = try usageChecked { try state.tiers.createTier(spec, check: check) }
             try CommandOutput.finish(output, changed: change.changed, failed: false, msg: "tier \(name): \(change.action)", data: change) {
                 ([("tier \(name): \(change.action)")] + change.steps.map { "  " + $0 }).joined(separator: "\n")

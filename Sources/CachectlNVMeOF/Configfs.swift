@@ -1,0 +1,141 @@
+import CachectlSystem
+import Glibc
+
+/// Directory, attribute and symlink operations on configfs, each named in the
+/// errors it throws. Mutations go through ``ChangeLog`` so `check` runs record
+/// what they would do and change nothing.
+enum Configfs {
+    /// Entry names of a directory, in readdir(3) order (the order nvmetcli's
+    /// os.listdir sees), without `.` and `..`. Missing directory: empty.
+    static func list(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
+    }
+
+    /// An attribute's value with surrounding whitespace removed (Python's strip()).
+    static func read(_ path: String) -> String? {
+        guard let text = try? AtomicFile.readText(path) else { return nil }
+        return text.trimmingWhitespace()
+    }
+
+    /// Writes an attribute in one write(2), as configfs wants; the kernel's
+    /// refusal (EINVAL, EBUSY, EACCES) comes back as the errno of that write.
+    static func write(_ value: String, to path: String, hint: String? = nil) throws(SystemError) {
+        let file = try OpenFile(path, flags: O_WRONLY)
+        let bytes = Array(value.utf8)
+        let written = retryingEINTR { bytes.withUnsafeBytes { Glibc.write(file.fd, $0.baseAddress, $0.count) } }
+        if written < 0 {
+            let code = errno
+            throw SystemError("write '\(value)' to", path: path, errno: code, hint: hint)
+        }
+    }
+
+    /// Attribute groups as nvmetcli's `dump()` reads them: every regular file
+    /// named `GROUP_NAME` that the owner may write, value stripped.
+    static func groups(_ dir: String, _ names: [String]) -> AttributeGroups {
+        var groups: AttributeGroups = [:]
+        let files = list(dir)
+        for group in names {
+            var attrs: [String: String] = [:]
+            for file in files where file.hasPrefix(group + "_") {
+                var st = stat()
+                guard stat(dir + "/" + file, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_mode & S_IWUSR != 0 else { continue }
+                attrs[String(file.dropFirst(group.count + 1))] = read(dir + "/" + file) ?? ""
+            }
+            groups[group] = attrs
+        }
+        return groups
+    }
+
+    /// The `enable` file as a number, when the object has one.
+    static func enable(_ dir: String) -> Int? {
+        read(dir + "/enable").flatMap { Int($0) }
+    }
+}
+
+extension String {
+    func trimmingWhitespace() -> String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }
+        guard let start = firstIndex(where: { !isSpace($0) }), let end = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[start...end])
+    }
+}
+
+/// Steps taken (or, in a check, that would be taken), in order, plus an undo
+/// list so a failed export leaves nothing half-built behind.
+final class ChangeLog {
+    let check: Bool
+    private(set) var steps: [String] = []
+    private var undo: [() -> Void] = []
+
+    init(check: Bool) { self.check = check }
+
+    var changed: Bool { !steps.isEmpty }
+
+    /// Records `step` and runs `action` unless checking. `revert` is run by ``rollBack()``.
+    func perform(_ step: String, revert: (() -> Void)? = nil, _ action: () throws -> Void) throws {
+        if !check {
+            try action()
+            if let revert { undo.append(revert) }
+        }
+        steps.append(step)
+    }
+
+    /// Undoes what was done, newest first (best effort: the original error is what matters).
+    func rollBack() {
+        for action in undo.reversed() { action() }
+        undo.removeAll()
+    }
+
+    func mkdir(_ path: String, what: String) throws {
+        try perform("create \(what)", revert: { Glibc.rmdir(path) }) {
+            _ = try sys("mkdir", path) { Glibc.mkdir(path, 0o755) }
+        }
+    }
+
+    func rmdir(_ path: String, what: String) throws {
+        try perform("remove \(what)") {
+            _ = try sys("rmdir", path, hint: "configfs refuses while it still has links or children; run cachectl nvmet list") {
+                Glibc.rmdir(path)
+            }
+        }
+    }
+
+    func symlink(_ target: String, at link: String, what: String) throws {
+        try perform("link \(what)", revert: { Glibc.unlink(link) }) {
+            _ = try sys("symlink \(target) at", link) { Glibc.symlink(target, link) }
+        }
+    }
+
+    func unlink(_ link: String, what: String) throws {
+        try perform("unlink \(what)") {
+            _ = try sys("unlink", link) { Glibc.unlink(link) }
+        }
+    }
+
+    /// Writes an attribute when its value differs; returns whether it did.
+    @discardableResult
+    func set(_ path: String, to value: String, what: String, revertTo old: String? = nil) throws -> Bool {
+        let current = Configfs.read(path)
+        if current == value { return false }
+        try perform("\(what) = \(value)", revert: old.map { old in { try? Configfs.write(old, to: path) } }) {
+            try Configfs.write(value, to: path)
+        }
+        return true
+    }
+}
