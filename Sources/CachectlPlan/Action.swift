@@ -60,8 +60,6 @@ public struct Action: Codable, Sendable, Equatable {
         case failed
         /// Not run because an earlier step failed.
         case skipped
-        /// Valid in the file, but this build cannot act on it yet.
-        case unsupported
     }
 
     /// `kind target`, e.g. `tier fast`.

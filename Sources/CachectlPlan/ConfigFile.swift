@@ -1,5 +1,6 @@
 import CachectlFSCache
 import CachectlMount
+import CachectlNVMeOF
 import CachectlSystem
 import CachectlTiers
 import Foundation
@@ -127,11 +128,17 @@ public struct ConfigFile {
             do {
                 try tier.spec.validate()
             } catch {
-                errors.append(self.error(at + [.key(Self.field(of: error.description, in: ["name", "path", "size", "rank", "algorithm", "filesystem"]))], error.description))
+                errors.append(self.error(at + [.key(Self.field(of: error.description, in: ["name", "path", "size", "rank", "algorithm", "filesystem", "device"]))], error.description))
             }
-            // TierSpec drops these for tmpfs; in a file they are a mistake worth saying.
-            if tier.type == .tmpfs, tier.algorithm != nil || tier.filesystem != nil {
-                errors.append(error(at + [tier.algorithm != nil ? "algorithm" : "filesystem"], "algorithm and filesystem apply to zram tiers only"))
+            // TierSpec drops what does not apply to the type; in a file that is a mistake worth saying.
+            if tier.type != .zram, tier.algorithm != nil {
+                errors.append(error(at + ["algorithm"], "algorithm applies to zram tiers only"))
+            }
+            if !tier.type.hasFilesystem, tier.filesystem != nil {
+                errors.append(error(at + ["filesystem"], "filesystem applies to zram and nvmeof tiers only"))
+            }
+            if tier.type != .nvmeof, tier.device != nil {
+                errors.append(error(at + ["device"], "device applies to nvmeof tiers only"))
             }
             if !tierNames.insert(tier.name).inserted { errors.append(error(at + ["name"], "tier \(tier.name) is listed twice")) }
             if tier.state == .present, !tierPaths.insert(tier.spec.path).inserted {
@@ -160,19 +167,22 @@ public struct ConfigFile {
         }
 
         if let nvmeof = config.nvmeof {
-            var nqns: Set<String> = []
+            var names: Set<String> = []
             for (i, export) in nvmeof.exports.enumerated() {
                 let at: [Step] = ["nvmeof", "exports", .index(i)]
-                errors += NVMeOFRules.problems(nqn: export.nqn, address: export.address, port: export.port).map { error(at + [.key($0.field)], $0.message) }
-                if !export.device.hasPrefix("/dev/") { errors.append(error(at + ["device"], "must be a block device under /dev: \(export.device)")) }
-                if !nqns.insert(export.nqn).inserted { errors.append(error(at + ["nqn"], "\(export.nqn) is exported twice")) }
-                for (j, host) in export.allowedHosts.enumerated() {
-                    errors += NVMeOFRules.problems(nqn: host, address: nil, port: nil).map { error(at + ["allowed_hosts", .index(j)], $0.message) }
+                do {
+                    if export.state == .present { try export.spec.validate() } else { try ExportSpec.validateName(export.name) }
+                } catch {
+                    errors.append(self.error(at + [.key(Self.nvmeofField(error.description))], error.description))
                 }
+                if !names.insert(export.name).inserted { errors.append(error(at + ["name"], "export \(export.name) is listed twice")) }
             }
             for (i, connection) in nvmeof.connections.enumerated() {
-                let at: [Step] = ["nvmeof", "connections", .index(i)]
-                errors += NVMeOFRules.problems(nqn: connection.nqn, address: connection.address, port: connection.port).map { error(at + [.key($0.field)], $0.message) }
+                do {
+                    try connection.spec.validate()
+                } catch {
+                    errors.append(self.error(["nvmeof", "connections", .index(i), .key(Self.nvmeofField(error.description))], error.description))
+                }
             }
         }
 
@@ -203,6 +213,7 @@ public struct ConfigFile {
         let lowered = message.lowercased()
         if lowered.contains("algorithm") { return "algorithm" }
         if lowered.contains("--fs") { return "filesystem" }
+        if lowered.contains("device") { return "device" }
         return fields.first { lowered.contains("tier \($0)") || lowered.hasPrefix($0) } ?? fields[0]
     }
 }
@@ -217,25 +228,15 @@ public enum WarmListName {
     }
 }
 
-/// The YAML-level rules for NVMe-oF values (NVMe base spec: an NQN is at most 223
-/// bytes and starts with `nqn.`). The nvmeof module validates again when it acts.
-enum NVMeOFRules {
-    struct Problem {
-        var field: String
-        var message: String
-    }
-
-    static func problems(nqn: String, address: String?, port: Int?) -> [Problem] {
-        var problems: [Problem] = []
-        if !nqn.hasPrefix("nqn.") || nqn.utf8.count > 223 || nqn.contains(where: { $0 == " " || $0 == "\n" || $0 == "/" }) {
-            problems.append(Problem(field: "nqn", message: "not an NQN (nqn.YYYY-MM.reverse.domain:name, at most 223 bytes, no spaces or slashes): \(nqn)"))
+extension ConfigFile {
+    /// The YAML key a CachectlNVMeOF message is about (its messages name CLI flags).
+    static func nvmeofField(_ message: String) -> String {
+        for (flag, key) in [("name the hosts", "allowed_hosts"), ("--allow-any-host", "allow_any_host"), ("--allow-host", "allowed_hosts"), ("--addr", "address"),
+                            ("--port", "port"), ("--size", "size"), ("--hostnqn", "host_nqn"), ("--nqn", "nqn"),
+                            ("export name", "name"), ("subsystem NQN", "name")]
+        where message.contains(flag) {
+            return key
         }
-        if let address, address.isEmpty || address.contains(where: { $0 == " " || $0 == "\n" || $0 == "," }) {
-            problems.append(Problem(field: "address", message: "not an address: '\(address)'"))
-        }
-        if let port, !(1...65535).contains(port) {
-            problems.append(Problem(field: "port", message: "port must be 1...65535, got \(port)"))
-        }
-        return problems
+        return message.contains("loop") ? "transport" : "name"
     }
 }

@@ -1,5 +1,6 @@
 import CachectlFSCache
 import CachectlMount
+import CachectlNVMeOF
 import CachectlSystem
 import CachectlTiers
 import CachectlWarm
@@ -167,6 +168,44 @@ extension Engine {
 
     static func sameExceptSize(_ a: TierSpec, _ b: TierSpec) -> Bool {
         a.type == b.type && a.path == b.path && a.algorithm == b.algorithm && a.filesystem == b.filesystem
+    }
+}
+
+// MARK: - NVMe-oF
+
+extension Engine {
+    /// `NVMeTarget.export`: idempotent, and a failed step undoes the ones before it.
+    func runExport(_ export: MachineConfig.NVMeOF.Export, check: Bool) throws -> Action {
+        let target = NVMeTarget(roots: environment.roots)
+        let existing = target.isLoaded ? (try? target.list())?.first { $0.nqn == export.spec.nqn } : nil
+        let before = existing.map { status in
+            "exported as \(status.nqn)" + (status.ports.first.map { " on \($0.transport ?? "?") \($0.address ?? "")\($0.port.map { ":\($0)" } ?? "")" } ?? "")
+        } ?? "absent"
+        let change: TargetChange
+        let after: String
+        switch export.state {
+        case .present:
+            change = try target.export(export.spec, check: check)
+            after = "exported as \(export.spec.nqn) (\(export.size)) on \(export.transport.rawValue)"
+                + (export.address.map { " \($0)" } ?? "") + (export.port.map { ":\($0)" } ?? "")
+        case .absent:
+            change = try target.unexport(export.name, check: check)
+            after = "absent"
+        }
+        return Action(
+            kind: .nvmeofExport, target: export.name, before: before, after: after, changed: change.changed,
+            status: change.changed ? (check ? .pending : .done) : .unchanged, steps: change.steps)
+    }
+
+    /// `FabricsHost.connect`: an existing live connection is reused.
+    func runConnection(_ connection: MachineConfig.NVMeOF.Connection, check: Bool) throws -> Action {
+        let change = try FabricsHost(roots: environment.roots).connect(connection.spec, check: check)
+        let at = connection.transport.rawValue + (connection.address.map { " \($0)" } ?? "") + (connection.port.map { ":\($0)" } ?? "")
+        return Action(
+            kind: .nvmeofConnection, target: connection.nqn,
+            before: change.changed ? "not connected" : "connected" + (change.device.map { " (\($0))" } ?? ""),
+            after: "connected over \(at)" + (change.device.map { " (\($0))" } ?? ""), changed: change.changed,
+            status: change.changed ? (check ? .pending : .done) : .unchanged, steps: change.changed ? [change.action] : [])
     }
 }
 

@@ -58,8 +58,8 @@ public struct Engine: Sendable {
             case .cache(let cache): cache.dir
             case .share(let share): share.mountpoint
             case .tier(let tier): tier.name
-            case .nvmeofExport(let export): export.nqn
-            case .nvmeofConnection(let connection): "\(connection.nqn)@\(connection.address):\(connection.port)"
+            case .nvmeofExport(let export): export.name
+            case .nvmeofConnection(let connection): connection.nqn
             case .models(let models): models.dir
             case .placement(let model, _, _, _): model
             case .warm(let list): list.name
@@ -228,7 +228,8 @@ public struct Engine: Sendable {
         case .cache(let cache): try checkCache(cache)
         case .share(let share): try runShare(share, check: true)
         case .tier(let tier): try runTier(tier, check: true)
-        case .nvmeofExport, .nvmeofConnection: unsupported(item)
+        case .nvmeofExport(let export): try runExport(export, check: true)
+        case .nvmeofConnection(let connection): try runConnection(connection, check: true)
         case .models(let models): try runModels(models, check: true)
         case .placement(let model, let tier, let pin, let strategy):
             try runPlacement(model, tier: tier, pin: pin, strategy: strategy, check: true)
@@ -241,17 +242,12 @@ public struct Engine: Sendable {
         case .cache(let cache): try runCache(cache, planned: planned)
         case .share(let share): try runShare(share, check: false)
         case .tier(let tier): try runTier(tier, check: false)
-        case .nvmeofExport, .nvmeofConnection: unsupported(item)
+        case .nvmeofExport(let export): try runExport(export, check: false)
+        case .nvmeofConnection(let connection): try runConnection(connection, check: false)
         case .models(let models): try runModels(models, check: false)
         case .placement(let model, let tier, let pin, let strategy):
             try runPlacement(model, tier: tier, pin: pin, strategy: strategy, check: false)
         case .warm(let list): try runWarm(list)
         }
-    }
-
-    private func unsupported(_ item: Work) -> Action {
-        var action = Action(kind: item.kind, target: item.target, status: .unsupported)
-        action.notes = ["validated; this build has no NVMe-oF support to apply it (the nvmeof module is not merged yet)"]
-        return action
     }
 }

@@ -1,4 +1,5 @@
 import CachectlFSCache
+import CachectlNVMeOF
 import CachectlSystem
 import CachectlTiers
 import CachectlWarm
@@ -72,10 +73,12 @@ public struct MachineConfig: Decodable, Sendable, Equatable {
         public var algorithm: String?
         public var filesystem: TierFilesystem?
         public var rank: Int?
+        /// Block device of an `nvmeof` tier (a connected namespace, e.g. /dev/nvme1n1).
+        public var device: String?
         /// `absent`: demote what is placed there and destroy the tier.
         public var state: Presence = .present
 
-        enum CodingKeys: String, CodingKey { case name, type, size, path, algorithm, filesystem, rank, state }
+        enum CodingKeys: String, CodingKey { case name, type, size, path, algorithm, filesystem, rank, device, state }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -86,12 +89,15 @@ public struct MachineConfig: Decodable, Sendable, Equatable {
             algorithm = try c.decodeIfPresent(String.self, forKey: .algorithm)
             filesystem = try c.decodeIfPresent(TierFilesystem.self, forKey: .filesystem)
             rank = try c.decodeIfPresent(Int.self, forKey: .rank)
+            device = try c.decodeIfPresent(String.self, forKey: .device)
             state = try c.decodeIfPresent(Presence.self, forKey: .state) ?? .present
         }
 
         /// What `cachectl tier create` would be given.
         public var spec: TierSpec {
-            TierSpec(name: name, type: type, size: size, path: path, algorithm: algorithm, filesystem: filesystem, rank: rank)
+            TierSpec(
+                name: name, type: type, size: size, path: path, algorithm: algorithm, filesystem: filesystem, rank: rank,
+                device: device)
         }
     }
 
@@ -120,8 +126,9 @@ public struct MachineConfig: Decodable, Sendable, Equatable {
         }
     }
 
-    /// NVMe over Fabrics (TCP): block devices this machine exports, and remote
-    /// namespaces it connects to.
+    /// NVMe over Fabrics: this machine's RAM exported to others (tmpfs-backed
+    /// namespaces, as `cachectl nvmet export`), and remote namespaces connected here
+    /// (as `cachectl nvmet connect`; an `nvmeof` tier then puts a filesystem on one).
     public struct NVMeOF: Decodable, Sendable, Equatable {
         public var exports: [Export] = []
         public var connections: [Connection] = []
@@ -134,43 +141,66 @@ public struct MachineConfig: Decodable, Sendable, Equatable {
             connections = try c.decodeIfPresent([Connection].self, forKey: .connections) ?? []
         }
 
-        /// One nvmet subsystem with one namespace, on one TCP port.
+        /// One subsystem (nqn.2014-08.org.cachectl:NAME) with one RAM namespace, on one port.
         public struct Export: Decodable, Sendable, Equatable {
-            /// Subsystem NQN, e.g. `nqn.2026-01.io.cachectl:ram0`.
-            public var nqn: String
-            /// Block device backing the namespace, e.g. `/dev/zram1` or `/dev/ram0`.
-            public var device: String
-            /// Address to listen on (IPv4/IPv6).
-            public var address: String
-            public var port: Int = 4420
-            /// Host NQNs allowed to connect; empty allows any host.
+            public var name: String
+            /// RAM the namespace holds (a multiple of 4K, at least 16M).
+            public var size: ByteSize
+            public var transport: FabricsTransport = .tcp
+            /// IP address to listen on (not for loop).
+            public var address: String?
+            public var port: Int?
+            /// Host NQNs allowed to connect.
             public var allowedHosts: [String] = []
+            /// Any host may connect (must be said explicitly).
+            public var allowAnyHost: Bool = false
+            /// `absent`: unexport (the namespace's data is lost).
+            public var state: Presence = .present
 
-            enum CodingKeys: String, CodingKey { case nqn, device, address, port, allowedHosts }
+            enum CodingKeys: String, CodingKey { case name, size, transport, address, port, allowedHosts, allowAnyHost, state }
 
             public init(from decoder: any Decoder) throws {
                 let c = try decoder.container(keyedBy: CodingKeys.self)
-                nqn = try c.decode(String.self, forKey: .nqn)
-                device = try c.decode(String.self, forKey: .device)
-                address = try c.decode(String.self, forKey: .address)
-                port = try c.decodeIfPresent(Int.self, forKey: .port) ?? 4420
+                name = try c.decode(String.self, forKey: .name)
+                size = try c.decode(ByteSize.self, forKey: .size)
+                transport = try c.decodeIfPresent(FabricsTransport.self, forKey: .transport) ?? .tcp
+                address = try c.decodeIfPresent(String.self, forKey: .address)
+                port = try c.decodeIfPresent(Int.self, forKey: .port) ?? (transport == .loop ? nil : 4420)
                 allowedHosts = try c.decodeIfPresent([String].self, forKey: .allowedHosts) ?? []
+                allowAnyHost = try c.decodeIfPresent(Bool.self, forKey: .allowAnyHost) ?? false
+                state = try c.decodeIfPresent(Presence.self, forKey: .state) ?? .present
+            }
+
+            /// What `cachectl nvmet export` would be given.
+            public var spec: ExportSpec {
+                ExportSpec(
+                    name: name, size: size, address: FabricsAddress(transport: transport, address: address, port: port),
+                    allowedHosts: allowedHosts, allowAnyHost: allowAnyHost)
             }
         }
 
-        /// A remote subsystem to connect to (`nvme connect -t tcp`).
+        /// A remote subsystem to connect to.
         public struct Connection: Decodable, Sendable, Equatable {
             public var nqn: String
-            public var address: String
-            public var port: Int = 4420
+            public var transport: FabricsTransport = .tcp
+            public var address: String?
+            public var port: Int?
+            /// This host's NQN; default /etc/nvme/hostnqn.
+            public var hostNqn: String?
 
-            enum CodingKeys: String, CodingKey { case nqn, address, port }
+            enum CodingKeys: String, CodingKey { case nqn, transport, address, port, hostNqn }
 
             public init(from decoder: any Decoder) throws {
                 let c = try decoder.container(keyedBy: CodingKeys.self)
                 nqn = try c.decode(String.self, forKey: .nqn)
-                address = try c.decode(String.self, forKey: .address)
-                port = try c.decodeIfPresent(Int.self, forKey: .port) ?? 4420
+                transport = try c.decodeIfPresent(FabricsTransport.self, forKey: .transport) ?? .tcp
+                address = try c.decodeIfPresent(String.self, forKey: .address)
+                port = try c.decodeIfPresent(Int.self, forKey: .port) ?? (transport == .loop ? nil : 4420)
+                hostNqn = try c.decodeIfPresent(String.self, forKey: .hostNqn)
+            }
+
+            public var spec: ConnectSpec {
+                ConnectSpec(address: FabricsAddress(transport: transport, address: address, port: port), nqn: nqn, hostNQN: hostNqn)
             }
         }
     }

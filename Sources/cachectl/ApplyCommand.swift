@@ -69,7 +69,6 @@ func describe(_ report: PlanReport, diff: Bool, verbose: Bool) -> String {
         case .done: "changed"
         case .failed: "FAILED"
         case .skipped: "skipped"
-        case .unsupported: "unsupported"
         }
         guard action.status != .unchanged || verbose else { continue }
         var line = "\(index + 1). [\(mark)] \(action.id)"

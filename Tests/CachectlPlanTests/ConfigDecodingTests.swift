@@ -80,7 +80,7 @@ func errors(_ yaml: String) -> [ConfigError] {
     @Test(arguments: [
         ("cache:\n  brun: ten\n", 2, 9, "cache.brun", "expected an integer, got 'ten'"),
         ("cache:\n  nocull: \"yes\"\n", 2, 11, "cache.nocull", "expected true or false"),
-        ("tiers:\n  - name: a\n    type: ramfs\n    size: 1G\n", 3, 11, "tiers[0].type", "'ramfs' is not one of: tmpfs, zram"),
+        ("tiers:\n  - name: a\n    type: ramfs\n    size: 1G\n", 3, 11, "tiers[0].type", "'ramfs' is not one of: tmpfs, zram, nvmeof"),
         ("tiers:\n  - name: a\n    type: tmpfs\n    size: 8Q\n", 4, 11, "tiers[0].size", "not a size: 8Q"),
         ("tiers:\n  - name: a\n    type: tmpfs\n", 2, 5, "tiers[0]", "missing required key 'size'"),
         ("shares: /mnt/models\n", 1, 9, "shares", "expected a list"),
@@ -134,8 +134,11 @@ func errors(_ yaml: String) -> [ConfigError] {
         ("warm:\n  - name: a b\n    files: [/x]\n", "warm[0].name", "warm list name"),
         ("warm:\n  - name: a\n    models: [m]\n", "warm[0].models", "needs the models section"),
         ("warm:\n  - name: a\n", "warm[0]", "at least one file or model"),
-        ("nvmeof:\n  exports:\n    - {nqn: ram0, device: /dev/ram0, address: 10.0.0.1}\n", "nvmeof.exports[0].nqn", "not an NQN"),
-        ("nvmeof:\n  connections:\n    - {nqn: nqn.2026-01.x:a, address: 10.0.0.1, port: 70000}\n", "nvmeof.connections[0].port", "1...65535"),
+        ("nvmeof:\n  exports:\n    - {name: ram0, size: 64M, address: 10.0.0.1}\n", "nvmeof.exports[0].allowed_hosts", "name the hosts"),
+        ("nvmeof:\n  exports:\n    - {name: Ram0, size: 64M, address: 10.0.0.1, allow_any_host: true}\n", "nvmeof.exports[0].name", "export name must be"),
+        ("nvmeof:\n  exports:\n    - {name: r, size: 64M, address: host.example, allow_any_host: true}\n", "nvmeof.exports[0].address", "not a host name"),
+        ("nvmeof:\n  connections:\n    - {nqn: nqn.2014-08.org.cachectl:a, address: 10.0.0.1, port: 70000}\n", "nvmeof.connections[0].port", "1-65535"),
+        ("tiers:\n  - {name: n, type: tmpfs, size: 1G, device: /dev/nvme1n1}\n", "tiers[0].device", "nvmeof tiers only"),
         ("version: 2\n", "version", "unsupported version"),
     ])
     func valuesAreValidatedByTheModulesOwnRules(yaml: String, path: String, message: String) {
