@@ -45,6 +45,12 @@ public struct ConfigFile {
         return loaded
     }
 
+    /// The keys the decoder accepts in each mapping of `yaml` (paths like `tiers[]`).
+    static func acceptedKeys(_ yaml: String) throws -> [String: Set<String>] {
+        guard let root = try Yams.compose(yaml: yaml) else { return [:] }
+        return try YAMLNodeDecoder(file: "-").acceptedKeys(MachineConfig.self, from: root)
+    }
+
     private static func syntaxError(_ error: YamlError, file: String) -> ConfigError {
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),

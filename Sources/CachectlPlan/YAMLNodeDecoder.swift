@@ -16,6 +16,13 @@ import Yams
 struct YAMLNodeDecoder {
     let file: String
 
+    /// Decodes, then reports the keys every mapping accepts (for the schema test).
+    func acceptedKeys<T: Decodable>(_ type: T.Type, from node: Node) throws -> [String: Set<String>] {
+        let context = DecodingState(file: file)
+        _ = try T(from: NodeDecoder(node: node, path: [], state: context))
+        return context.acceptedKeys()
+    }
+
     func decode<T: Decodable>(_ type: T.Type, from node: Node) throws(ConfigErrors) -> T {
         let context = DecodingState(file: file)
         let decoder = NodeDecoder(node: node, path: [], state: context)
@@ -96,6 +103,17 @@ final class DecodingState {
 
     func askedAll(at path: [any CodingKey]) {
         mappings[renderPath(path)]?.all = true
+    }
+
+    /// Keys each mapping's type asked for, by path with list indices as `[]`
+    /// (maps decoded whole, such as `pinned`, are left out): what the decoder accepts.
+    func acceptedKeys() -> [String: Set<String>] {
+        var result: [String: Set<String>] = [:]
+        for (id, entry) in mappings where !entry.all {
+            let generic = id.replacingOccurrences(of: #"\[[0-9]+\]"#, with: "[]", options: .regularExpression)
+            result[generic, default: []].formUnion(entry.used.filter { $0 == YAMLKey.snakeCase($0) })
+        }
+        return result
     }
 
     func unknownKeys() -> [ConfigError] {
