@@ -9,6 +9,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // System libraries (Debian: libmount-dev, liblz4-dev, libfuse3-dev, libssl-dev).
@@ -34,11 +36,30 @@ let package = Package(
         .target(name: "CachectlTiers", dependencies: ["CachectlSystem", "CachectlMount", "CLibCrypto"]),
         .target(name: "CachectlFUSE", dependencies: ["CachectlSystem", "CachectlMount", "CLZ4", "CFuse3", "CCachectlFuse"]),
         .target(name: "CachectlNVMeOF", dependencies: ["CachectlSystem", "CachectlMount"]),
+        // cachectl apply/plan: the YAML desired state, composed from the modules above.
+        .target(
+            name: "CachectlPlan",
+            dependencies: [
+                "CachectlSystem", "CachectlWarm", "CachectlMount", "CachectlFSCache", "CachectlTiers",
+                "CachectlNVMeOF", .product(name: "Yams", package: "Yams"),
+            ],
+            resources: [
+                .embedInCode("Templates/cachectl-apply.service.mustache"),
+                .embedInCode("Templates/cachectl-warm@.service.mustache"),
+                .embedInCode("Templates/cachectl-fuse@.service.mustache"),
+            ]),
+        // cachectl status: everything on one screen, and Prometheus metrics.
+        .target(
+            name: "CachectlStatus",
+            dependencies: [
+                "CachectlSystem", "CachectlMount", "CachectlFSCache", "CachectlTiers", "CachectlFUSE", "CachectlPlan",
+                "CachectlNVMeOF", .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
         .executableTarget(
             name: "cachectl",
             dependencies: [
                 "CachectlSystem", "CachectlWarm", "CachectlMount", "CachectlFSCache", "CachectlTiers",
-                "CachectlFUSE", "CachectlNVMeOF",
+                "CachectlFUSE", "CachectlNVMeOF", "CachectlPlan", "CachectlStatus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -54,6 +75,9 @@ let package = Package(
         .testTarget(
             name: "CachectlNVMeOFTests", dependencies: ["CachectlNVMeOF", "CachectlSystem"],
             resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "CachectlPlanTests",
+            dependencies: ["CachectlPlan", "CachectlStatus", "CachectlSystem", "CachectlTiers", "CachectlFSCache"]),
         // Runs the built binary: exit codes, --json, privilege drops.
         .testTarget(name: "CLITests", dependencies: ["cachectl", "CachectlSystem"]),
     ],

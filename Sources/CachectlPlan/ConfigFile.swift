@@ -1,0 +1,248 @@
+import CachectlFSCache
+import CachectlMount
+import CachectlNVMeOF
+import CachectlSystem
+import CachectlTiers
+import Foundation
+import Yams
+
+/// A YAML file read, decoded and validated: the desired state, and the node
+/// tree kept to point at the line and column of any value.
+public struct ConfigFile {
+    public let path: String
+    public let config: MachineConfig
+    private let root: Node?
+
+    /// Reads, decodes (unknown keys and wrong types are errors) and validates
+    /// with the same rules as the single commands. Nothing is changed.
+    public static func load(_ path: String) throws(ConfigErrors) -> ConfigFile {
+        let text: String
+        do {
+            text = try AtomicFile.readText(path)
+        } catch {
+            throw ConfigErrors([ConfigError(file: path, path: "", message: "\(error.description)")])
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws(ConfigErrors) -> ConfigFile {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw ConfigErrors([Self.syntaxError(error, file: file)])
+        } catch {
+            throw ConfigErrors([ConfigError(file: file, path: "", message: "\(error)")])
+        }
+        guard let root else {
+            // An empty file asks for nothing: a valid, empty state.
+            return ConfigFile(path: file, config: MachineConfig(), root: nil)
+        }
+        let config = try YAMLNodeDecoder(file: file).decode(MachineConfig.self, from: root)
+        let loaded = ConfigFile(path: file, config: config, root: root)
+        let problems = loaded.validationErrors()
+        if !problems.isEmpty { throw ConfigErrors(problems) }
+        return loaded
+    }
+
+    /// The keys the decoder accepts in each mapping of `yaml` (paths like `tiers[]`).
+    static func acceptedKeys(_ yaml: String) throws -> [String: Set<String>] {
+        guard let root = try Yams.compose(yaml: yaml) else { return [:] }
+        return try YAMLNodeDecoder(file: "-").acceptedKeys(MachineConfig.self, from: root)
+    }
+
+    private static func syntaxError(_ error: YamlError, file: String) -> ConfigError {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            let message = "YAML syntax: " + problem + (context.map { " \($0.text)" } ?? "")
+            return ConfigError(file: file, line: mark.line, column: mark.column, path: "", message: message)
+        default:
+            return ConfigError(file: file, path: "", message: "YAML: \(error)")
+        }
+    }
+
+    /// One step of a path into the document.
+    enum Step: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
+        case key(String)
+        case index(Int)
+        init(stringLiteral value: String) { self = .key(value) }
+        init(integerLiteral value: Int) { self = .index(value) }
+    }
+
+    /// An error at the node `path` names (or the nearest node above it that exists).
+    func error(_ path: [Step], _ message: String) -> ConfigError {
+        var node = root
+        var keyNode: Node?
+        var rendered = ""
+        for step in path {
+            switch step {
+            case .key(let name):
+                rendered += (rendered.isEmpty ? "" : ".") + name
+                guard case .mapping(let mapping)? = node, let pair = mapping.first(where: { $0.key.string == name }) else { continue }
+                keyNode = pair.key
+                node = pair.value
+            case .index(let index):
+                rendered += "[\(index)]"
+                guard case .sequence(let sequence)? = node, index < sequence.count else { continue }
+                keyNode = nil
+                node = sequence[index]
+            }
+        }
+        // A scalar is pointed at itself; a mapping or list at its key, which reads better.
+        let mark: Mark?
+        if case .scalar? = node { mark = node?.mark } else { mark = keyNode?.mark ?? node?.mark }
+        return ConfigError(file: self.path, line: mark?.line, column: mark?.column, path: rendered, message: message)
+    }
+
+    /// Every rule the single commands apply to these values, plus the rules of
+    /// the file as a whole (unique names, references that resolve).
+    func validationErrors() -> [ConfigError] {
+        var errors: [ConfigError] = []
+        if config.version != 1 { errors.append(error(["version"], "unsupported version \(config.version); this cachectl reads version 1")) }
+
+        if let cache = config.cache {
+            do {
+                try cache.validate()
+            } catch {
+                let field = YAMLKey.snakeCase(error.field)
+                errors.append(self.error(["cache", .key(field)], error.description))
+            }
+        }
+
+        var mountpoints: Set<String> = []
+        for (i, share) in config.shares.enumerated() {
+            let at: [Step] = ["shares", .index(i)]
+            guard share.mountpoint.hasPrefix("/"), !share.mountpoint.contains("\n") else {
+                errors.append(error(at + ["mountpoint"], "must be an absolute path: \(share.mountpoint)"))
+                continue
+            }
+            if !mountpoints.insert(share.mountpoint.count > 1 && share.mountpoint.hasSuffix("/") ? String(share.mountpoint.dropLast()) : share.mountpoint).inserted {
+                errors.append(error(at + ["mountpoint"], "\(share.mountpoint) is listed twice"))
+            }
+            do {
+                try FscSwitch(enable: share.fsc, mountpoints: [share.mountpoint], readahead: share.readahead).validate()
+            } catch {
+                errors.append(self.error(at + [share.readahead != nil ? "readahead" : "mountpoint"], error.description))
+            }
+        }
+
+        var tierNames: Set<String> = []
+        var tierPaths: Set<String> = []
+        for (i, tier) in config.tiers.enumerated() {
+            let at: [Step] = ["tiers", .index(i)]
+            do {
+                try tier.spec.validate()
+            } catch {
+                errors.append(self.error(at + [.key(Self.field(of: error.description, in: ["name", "path", "size", "rank", "algorithm", "filesystem", "device"]))], error.description))
+            }
+            // TierSpec drops what does not apply to the type; in a file that is a mistake worth saying.
+            if tier.type != .zram, tier.algorithm != nil {
+                errors.append(error(at + ["algorithm"], "algorithm applies to zram tiers only"))
+            }
+            if !tier.type.hasFilesystem, tier.filesystem != nil {
+                errors.append(error(at + ["filesystem"], "filesystem applies to zram and nvmeof tiers only"))
+            }
+            if tier.type != .nvmeof, tier.device != nil {
+                errors.append(error(at + ["device"], "device applies to nvmeof tiers only"))
+            }
+            if !tierNames.insert(tier.name).inserted { errors.append(error(at + ["name"], "tier \(tier.name) is listed twice")) }
+            if tier.state == .present, !tierPaths.insert(tier.spec.path).inserted {
+                errors.append(error(at + ["path"], "two tiers use the path \(tier.spec.path)"))
+            }
+        }
+
+        if let models = config.models {
+            for (key, value) in [("dir", models.dir), ("cold_store", models.coldStore)] where !value.hasPrefix("/") {
+                errors.append(error(["models", .key(key)], "must be an absolute path: \(value)"))
+            }
+            let absent = Set(config.tiers.filter { $0.state == .absent }.map(\.name))
+            for (model, tier) in models.pinned.sorted(by: { $0.key < $1.key }) {
+                do {
+                    try TierSpec.validateName(tier)
+                    if absent.contains(tier) {
+                        errors.append(error(["models", "pinned", .key(model)], "tier \(tier) is declared absent"))
+                    }
+                } catch {
+                    errors.append(self.error(["models", "pinned", .key(model)], error.description))
+                }
+            }
+            for (i, model) in models.promote.enumerated() where models.pinned[model] != nil {
+                errors.append(error(["models", "promote", .index(i)], "\(model) is also pinned; list it in one place"))
+            }
+        }
+
+        if let nvmeof = config.nvmeof {
+            var names: Set<String> = []
+            for (i, export) in nvmeof.exports.enumerated() {
+                let at: [Step] = ["nvmeof", "exports", .index(i)]
+                do {
+                    if export.state == .present { try export.spec.validate() } else { try ExportSpec.validateName(export.name) }
+                } catch {
+                    errors.append(self.error(at + [.key(Self.nvmeofField(error.description))], error.description))
+                }
+                if !names.insert(export.name).inserted { errors.append(error(at + ["name"], "export \(export.name) is listed twice")) }
+            }
+            for (i, connection) in nvmeof.connections.enumerated() {
+                do {
+                    try connection.spec.validate()
+                } catch {
+                    errors.append(self.error(["nvmeof", "connections", .index(i), .key(Self.nvmeofField(error.description))], error.description))
+                }
+            }
+        }
+
+        var warmNames: Set<String> = []
+        for (i, list) in config.warm.enumerated() {
+            let at: [Step] = ["warm", .index(i)]
+            if !WarmListName.isValid(list.name) {
+                errors.append(error(at + ["name"], "warm list name must be 1-64 characters of A-Z, a-z, 0-9, - and _ (it names cachectl-warm@NAME.service): '\(list.name)'"))
+            }
+            if !warmNames.insert(list.name).inserted { errors.append(error(at + ["name"], "warm list \(list.name) is listed twice")) }
+            if let problem = list.options.validationError() {
+                let field = problem.hasPrefix("--jobs") ? "jobs" : "chunk"
+                errors.append(error(at + [.key(field)], problem.replacingOccurrences(of: "--\(field)", with: field)))
+            }
+            if list.files.isEmpty && list.models.isEmpty { errors.append(error(at, "name at least one file or model")) }
+            for (j, file) in list.files.enumerated() where !file.hasPrefix("/") {
+                errors.append(error(at + ["files", .index(j)], "must be an absolute path: \(file)"))
+            }
+            if !list.models.isEmpty && config.models == nil {
+                errors.append(error(at + ["models"], "warming models needs the models section (dir and cold_store)"))
+            }
+        }
+        return errors
+    }
+
+    /// Which field a library's message is about (TierInputError has only text).
+    static func field(of message: String, in fields: [String]) -> String {
+        let lowered = message.lowercased()
+        if lowered.contains("algorithm") { return "algorithm" }
+        if lowered.contains("--fs") { return "filesystem" }
+        if lowered.contains("device") { return "device" }
+        return fields.first { lowered.contains("tier \($0)") || lowered.hasPrefix($0) } ?? fields[0]
+    }
+}
+
+/// Names of warm lists: they become systemd instance names.
+public enum WarmListName {
+    public static func isValid(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 64 && !name.hasPrefix("-")
+            && name.utf8.allSatisfy { c in
+                (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f
+            }
+    }
+}
+
+extension ConfigFile {
+    /// The YAML key a CachectlNVMeOF message is about (its messages name CLI flags).
+    static func nvmeofField(_ message: String) -> String {
+        for (flag, key) in [("name the hosts", "allowed_hosts"), ("--allow-any-host", "allow_any_host"), ("--allow-host", "allowed_hosts"), ("--addr", "address"),
+                            ("--port", "port"), ("--size", "size"), ("--hostnqn", "host_nqn"), ("--nqn", "nqn"),
+                            ("export name", "name"), ("subsystem NQN", "name")]
+        where message.contains(flag) {
+            return key
+        }
+        return message.contains("loop") ? "transport" : "name"
+    }
+}

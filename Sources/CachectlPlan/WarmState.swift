@@ -1,0 +1,70 @@
+import CachectlSystem
+import Foundation
+import Glibc
+
+/// What the last warm of each list did: the throughput `cachectl status`
+/// exports, and, for lists warmed `into: disk`, the files that FS-Cache already
+/// holds (pages dropped from RAM cannot be measured by residency, so the
+/// record is what makes a second apply a no-op).
+public struct WarmState: Codable, Sendable, Equatable {
+    public var lists: [String: WarmRecord] = [:]
+    public init() {}
+}
+
+public struct WarmRecord: Codable, Sendable, Equatable {
+    /// Unix time the warm finished.
+    public var finishedAt: Double
+    public var into: String
+    public var bytesRead: UInt64
+    public var totalBytes: UInt64
+    public var seconds: Double
+    /// Bytes read per second.
+    public var throughput: Double
+    public var residencyPercent: Double?
+    /// The files as they were when warmed (device, inode, size, mtime).
+    public var files: [FileStamp]
+}
+
+/// Identifies one version of a file: a change of any field means it must be read again.
+public struct FileStamp: Codable, Sendable, Equatable, Hashable {
+    public var path: String
+    public var device: UInt64
+    public var inode: UInt64
+    public var size: UInt64
+    public var mtimeNanoseconds: Int64
+
+    /// stat(2) of the path (following links); nil when it cannot be read.
+    public static func of(_ path: String) -> FileStamp? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return FileStamp(
+            path: path, device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: UInt64(st.st_size),
+            mtimeNanoseconds: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
+    }
+}
+
+/// `/var/lib/cachectl/warm.json`, written atomically only when a warm ran.
+public struct WarmStateFile: Sendable {
+    public static let defaultPath = "/var/lib/cachectl/warm.json"
+    public let path: String
+
+    public init(path: String = WarmStateFile.defaultPath) { self.path = path }
+
+    /// The saved state; empty when there is none (or it cannot be parsed: it is only a record).
+    public func load() -> WarmState {
+        guard let bytes = try? AtomicFile.readBytes(path),
+              let state = try? JSONDecoder().decode(WarmState.self, from: Data(bytes)) else { return WarmState() }
+        return state
+    }
+
+    public func record(_ list: String, _ record: WarmRecord) throws {
+        var state = load()
+        state.lists[list] = record
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(state)
+        let dir = Path.directory(of: path)
+        if access(dir, F_OK) != 0 { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        try AtomicFile.write(Array(data) + [0x0a], to: path, mode: 0o644)
+    }
+}

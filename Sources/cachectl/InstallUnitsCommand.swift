@@ -1,0 +1,57 @@
+import ArgumentParser
+import CachectlPlan
+import CachectlSystem
+import Foundation
+
+struct InstallUnits: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "install-units",
+        abstract: "Write cachectl's systemd units: apply at boot, warm a list, a FUSE mirror.",
+        discussion: """
+            Writes, from the templates built into this binary, only the units that differ \
+            (atomically), then runs systemctl daemon-reload when systemd runs:
+
+              cachectl-apply.service   apply FILE at boot, after network-online and remote-fs
+              cachectl-warm@.service   warm one list of FILE: systemctl start cachectl-warm@boot
+              cachectl-fuse@.service   a FUSE mirror from FUSE_DIR/NAME.env (SOURCE=, MOUNTPOINT=, OPTIONS=)
+
+            It enables nothing; then: systemctl enable cachectl-apply.service
+
+            Examples:
+              cachectl install-units
+              cachectl install-units --check --diff
+              cachectl install-units --binary /usr/bin/cachectl --config /etc/cachectl/site.yaml
+            """)
+
+    @Option(help: ArgumentHelp("Unit directory.", valueName: "dir")) var dir = "/etc/systemd/system"
+    @Option(help: ArgumentHelp("The cachectl binary the units run (default: this one).", valueName: "path")) var binary: String?
+    @Option(help: ArgumentHelp("The YAML file the units apply.", valueName: "file")) var config = MachineConfig.defaultPath
+    @Option(help: ArgumentHelp("Directory of the FUSE mirrors' NAME.env files.", valueName: "dir")) var fuseDir = "/etc/cachectl/fuse"
+    @Flag(help: "Change nothing; report what would change.") var check = false
+    @Flag(help: "Show the diffs of the unit files.") var diff = false
+    @OptionGroup var output: OutputOptions
+
+    struct Data: Encodable {
+        var units: [UnitFiles.Unit]
+        var reloaded: Bool
+    }
+
+    func run() throws {
+        output.bootstrap()
+        let exe = binary ?? ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/usr/local/bin/cachectl")
+        let files = UnitFiles(directory: Path.absolute(dir), binary: exe, config: Path.absolute(config), fuseDirectory: Path.absolute(fuseDir), check: check)
+        do { try files.validate() } catch { throw ValidationError(error.message) }
+        let result = try files.install()
+        let changed = result.units.filter(\.changed).map(\.name)
+        let msg = changed.isEmpty ? "units up to date in \(files.directory)"
+            : (check ? "would write " : "wrote ") + changed.joined(separator: ", ") + (result.reloaded ? (check ? "; would reload systemd" : "; reloaded systemd") : "")
+        let units = diff ? result.units : result.units.map { unit in
+            var unit = unit
+            unit.diff = ""
+            return unit
+        }
+        try CommandOutput.finish(output, changed: result.changed, failed: false, msg: msg, data: Data(units: units, reloaded: result.reloaded)) {
+            ([msg] + (diff ? result.units.map(\.diff).filter { !$0.isEmpty } : [])).joined(separator: "\n")
+        }
+    }
+}
