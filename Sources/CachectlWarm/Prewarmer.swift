@@ -20,6 +20,11 @@ public struct WarmOptions: Sendable, Equatable {
     public var chunkSize: UInt64
     public var destination: WarmDestination
     public var residencyMethod: ResidencyMethod
+    /// posix_fadvise hints: SEQUENTIAL on each file and WILLNEED for the chunk `jobs`
+    /// places ahead of the readers. Off by default: on a local disk they made 16
+    /// parallel readers slower (SEQUENTIAL doubles readahead, so the readers fetch
+    /// each other's chunks), see README.md. They may help on high-latency shares.
+    public var adviseAhead: Bool
 
     public static let defaultJobs = 16
     public static let defaultChunkSize: UInt64 = 2 << 20
@@ -28,12 +33,13 @@ public struct WarmOptions: Sendable, Equatable {
 
     public init(
         jobs: Int = defaultJobs, chunkSize: UInt64 = defaultChunkSize,
-        destination: WarmDestination = .ram, residencyMethod: ResidencyMethod = .auto
+        destination: WarmDestination = .ram, residencyMethod: ResidencyMethod = .auto, adviseAhead: Bool = false
     ) {
         self.jobs = jobs
         self.chunkSize = chunkSize
         self.destination = destination
         self.residencyMethod = residencyMethod
+        self.adviseAhead = adviseAhead
     }
 
     /// Nil when valid, else what is wrong, naming the option.
@@ -81,9 +87,8 @@ public struct WarmReport: Sendable, Codable, Equatable {
 /// chunks, skipping chunks that are already resident.
 ///
 /// Workers are threads of our own (blocking reads must not run on Swift's
-/// cooperative pool). Each file gets POSIX_FADV_SEQUENTIAL, and each claimed chunk
-/// a POSIX_FADV_WILLNEED for the chunk `jobs` positions ahead, so the kernel's
-/// readahead runs in front of the readers rather than behind them.
+/// cooperative pool). With `adviseAhead`, each file gets POSIX_FADV_SEQUENTIAL and
+/// each claimed chunk a POSIX_FADV_WILLNEED for the chunk `jobs` positions ahead.
 public struct Prewarmer: Sendable {
     public var options: WarmOptions
 
@@ -110,7 +115,7 @@ public struct Prewarmer: Sendable {
                 let size = UInt64(try file.status().st_size)
                 results[index].size = size
                 opened[index] = file
-                try? file.advise(POSIX_FADV_SEQUENTIAL)
+                if options.adviseAhead { try? file.advise(POSIX_FADV_SEQUENTIAL) }
                 let probe = try ResidencyProbe(file: file, size: size, preferred: options.residencyMethod)
                 let resident = probe.residentBytes() ?? 0
                 if resident >= size {
@@ -148,6 +153,7 @@ public struct Prewarmer: Sendable {
         let workers = min(options.jobs, max(1, chunks.count))
         let chunkSize = Int(options.chunkSize)
         let destination = options.destination
+        let lookahead = options.adviseAhead ? workers : 0
         let done = DispatchGroup()
         for _ in 0..<workers {
             done.enter()
@@ -155,7 +161,7 @@ public struct Prewarmer: Sendable {
                 defer { done.leave() }
                 Self.runWorker(
                     work: work, files: openedFiles, state: state, chunkSize: chunkSize,
-                    lookahead: workers, destination: destination, progress: progress)
+                    lookahead: lookahead, destination: destination, progress: progress)
             }
             thread.stackSize = 1 << 20
             thread.start()
@@ -197,7 +203,7 @@ public struct Prewarmer: Sendable {
         var previous: Chunk?
         while let (position, chunk) = work.next() {
             guard let file = files[chunk.file], !state.hasFailed(chunk.file) else { continue }
-            if let ahead = work.chunk(at: position + lookahead), let aheadFile = files[ahead.file] {
+            if lookahead > 0, let ahead = work.chunk(at: position + lookahead), let aheadFile = files[ahead.file] {
                 try? aheadFile.advise(POSIX_FADV_WILLNEED, offset: Int64(ahead.offset), length: Int64(ahead.length))
             }
             progress?.setItem(Path.lastComponent(of: file.path))

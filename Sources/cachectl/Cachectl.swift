@@ -49,6 +49,10 @@ struct Cachectl: ParsableCommand {
             try command.run()
         } catch let code as ExitCode {
             Foundation.exit(code.rawValue)
+        } catch let error as ValidationError {
+            // Thrown by a command's run(): the message names the option; no usage block.
+            report(usageError: "cachectl: error: \(error.message)", json: wantsJSON)
+            Foundation.exit(2)
         } catch {
             switch exitCode(for: error) {
             case .success:  // help requested for a subcommand

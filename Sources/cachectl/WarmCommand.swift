@@ -61,8 +61,8 @@ struct Warm: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read model files into the page cache (and FS-Cache) so the next load runs at RAM speed.",
         discussion: """
-            Parallel pread(2) workers read fixed-size chunks, with posix_fadvise hints running \
-            ahead of them. Chunks already in the page cache are skipped (cachestat(2) on Linux \
+            Parallel pread(2) workers read fixed-size chunks (--hints adds posix_fadvise \
+            SEQUENTIAL/WILLNEED). Chunks already in the page cache are skipped (cachestat(2) on Linux \
             6.5+, mincore(2) before). There is no size cap.
 
             On an NFS/CIFS share mounted with fsc, what is read also lands in FS-Cache on local \
@@ -88,6 +88,9 @@ struct Warm: ParsableCommand {
     @Option(help: "ram: keep the data in the page cache. disk: only populate FS-Cache on an fsc mount, dropping pages from RAM behind the readers.")
     var into: WarmDestination = .ram
 
+    @Flag(help: "Give the kernel posix_fadvise hints (SEQUENTIAL, and WILLNEED ahead of the readers). Off by default: on local disks they measured slower; try them on high-latency shares.")
+    var hints = false
+
     @Flag(help: "After warming, mlock(2) the files and hold them in RAM until interrupted (like vmtouch -l).")
     var lock = false
 
@@ -99,7 +102,9 @@ struct Warm: ParsableCommand {
     }
 
     var options: WarmOptions {
-        WarmOptions(jobs: jobs, chunkSize: chunk.bytes, destination: into, residencyMethod: selection.residencyMethod)
+        WarmOptions(
+            jobs: jobs, chunkSize: chunk.bytes, destination: into, residencyMethod: selection.residencyMethod,
+            adviseAhead: hints)
     }
 
     func run() throws {

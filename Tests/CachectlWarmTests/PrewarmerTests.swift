@@ -68,6 +68,14 @@ import Testing
         #expect(eviction.released == 4 << 20)
     }
 
+    @Test func adviseAheadWarmsFullyToo() throws {
+        let path = try scratch.file("hinted.gguf", size: 6 << 20)
+        let warmer = Prewarmer(options: WarmOptions(jobs: 3, chunkSize: 1 << 20, adviseAhead: true))
+        let report = warmer.warm(FileSelection(paths: [path]).files)
+        #expect(report.bytesRead == 6 << 20)
+        #expect(report.residencyPercent == 100)
+    }
+
     @Test func intoDiskLeavesLittleInRAM() throws {
         let path = try scratch.file("stage.gguf", size: 16 << 20)
         let warmer = Prewarmer(options: WarmOptions(jobs: 2, chunkSize: 1 << 20, destination: .disk))
