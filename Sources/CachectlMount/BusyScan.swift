@@ -68,16 +68,7 @@ public enum BusyScan {
     static func processIDs(proc: String) -> [Int32] { Processes.ids(proc: proc) }
 
     static func directoryEntries(_ path: String) -> [String] {
-        guard let dir = opendir(path) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
+        (try? Path.entries(of: path)) ?? []
     }
 
     static func readLink(_ path: String) -> String? {

@@ -8,16 +8,7 @@ enum Configfs {
     /// Entry names of a directory, in readdir(3) order (the order nvmetcli's
     /// os.listdir sees), without `.` and `..`. Missing directory: empty.
     static func list(_ path: String) -> [String] {
-        guard let dir = opendir(path) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
+        (try? Path.entries(of: path)) ?? []
     }
 
     static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }

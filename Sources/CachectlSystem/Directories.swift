@@ -1,6 +1,20 @@
 import Glibc
 
 extension Path {
+    /// The names in a directory, in readdir(3) order, without `.` and `..`.
+    public static func entries(of path: String) throws(SystemError) -> [String] {
+        guard let dir = opendir(path) else { throw SystemError("opendir", path: path, errno: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
     /// mkdir -p: makes `path` and any missing parents with `mode`. Returns true
     /// when it created the last component; a non-directory in the way is ENOTDIR.
     @discardableResult

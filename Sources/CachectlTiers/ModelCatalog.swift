@@ -145,13 +145,8 @@ public enum ModelCatalog {
 
     /// Regular files and directories (symlinks followed), hidden names skipped, sorted.
     static func listDirectory(_ dir: String) throws(SystemError) -> [Entry] {
-        guard let handle = opendir(dir) else { throw SystemError("opendir", path: dir, errno: errno) }
-        defer { closedir(handle) }
         var entries: [Entry] = []
-        while let ent = readdir(handle) {
-            let name = withUnsafeBytes(of: ent.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
+        for name in try Path.entries(of: dir) {
             if name.hasPrefix(".") { continue }
             var st = stat()
             guard stat(dir + "/" + name, &st) == 0 else { continue }

@@ -390,12 +390,9 @@ extension RAMTiers {
     }
 
     static func symlinks(under dir: String, depth: Int = 0) -> [String] {
-        guard depth <= 8, let handle = opendir(dir) else { return [] }
-        defer { closedir(handle) }
+        guard depth <= 8, let names = try? Path.entries(of: dir) else { return [] }
         var links: [String] = []
-        while let ent = readdir(handle) {
-            let name = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name == "." || name == ".." { continue }
+        for name in names {
             let path = dir + "/" + name
             var st = stat()
             guard lstat(path, &st) == 0 else { continue }

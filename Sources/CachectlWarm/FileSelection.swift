@@ -100,9 +100,11 @@ public struct FileSelection: Sendable {
             skipped.append(FileProblem(path: directory, reason: "directory already visited (symlink loop)"))
             return
         }
-        guard let names = Self.listDirectory(directory) else {
-            let code = errno
-            problems.append(FileProblem(path: directory, reason: Self.reason(errno: code, path: directory)))
+        let names: [String]
+        do {
+            names = try Path.entries(of: directory)
+        } catch {
+            problems.append(FileProblem(path: directory, reason: Self.reason(errno: error.errno ?? EIO, path: directory)))
             return
         }
         for name in names.sorted() {
@@ -137,19 +139,6 @@ public struct FileSelection: Sendable {
         files.append(SelectedFile(
             path: path, resolvedPath: resolved, size: UInt64(st.st_size),
             device: identity.device, inode: identity.inode))
-    }
-
-    static func listDirectory(_ path: String) -> [String]? {
-        guard let dir = opendir(path) else { return nil }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
     }
 
     static func kind(_ mode: mode_t) -> String {
