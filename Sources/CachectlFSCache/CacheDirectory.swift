@@ -56,13 +56,13 @@ public enum CacheDirectory {
         return networkFilesystems[Int(UInt32(truncatingIfNeeded: st.f_type))]
     }
 
-    /// Sets and removes a `user.` xattr on the directory. Returns the errno when refused.
+    /// Whether the filesystem of `dir` has the `user.` xattr namespace, asked
+    /// without writing: reading an absent user xattr answers ENODATA where the
+    /// namespace exists and EOPNOTSUPP where it does not. Returns the errno when refused.
     public static func probeUserXattr(_ dir: String) -> Int32? {
-        let name = "user.cachectl.probe"
-        let value: [UInt8] = [0x31]
-        if setxattr(dir, name, value, value.count, 0) != 0 { return errno }
-        removexattr(dir, name)
-        return nil
+        if getxattr(dir, "user.cachectl.probe", nil, 0) >= 0 { return nil }
+        let code = errno
+        return code == ENODATA ? nil : code
     }
 
     /// mkdir -p with mode 0700 for what it creates. Returns true when it created something.

@@ -10,9 +10,8 @@ import Glibc
 // MARK: - cache
 
 extension Engine {
-    /// Compares without calling `CacheSetup` when all is in place: its checks
-    /// probe user xattrs by setting one on the cache dir, which a second apply
-    /// must not do. When something differs, `CacheSetup(check: true)` says what
+    /// Compares without calling `CacheSetup` when all is in place, so a second
+    /// apply only reads. When something differs, `CacheSetup(check: true)` says what
     /// it would do and refuses a bad cache dir before anything is written.
     func checkCache(_ cache: CachefilesdConfig) throws -> Action {
         let path = environment.cachefilesdConfigPath

@@ -40,6 +40,22 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: dir + "/cachefilesd.conf"))
     }
 
+    @Test func checkingAnExistingCacheDirLeavesItUntouched() throws {
+        // The user-xattr probe only reads: the directory's ctime (which any
+        // setxattr would bump) stays as it was.
+        let dir = temporaryDirectory()
+        defer { _ = try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/cache", withIntermediateDirectories: false)
+        var before = stat()
+        #expect(stat(dir + "/cache", &before) == 0)
+        usleep(20_000)
+        let checked = try setup(dir, check: true).run()
+        #expect(checked.findings.contains { $0.check == "user xattrs" && $0.severity == .ok })
+        var after = stat()
+        #expect(stat(dir + "/cache", &after) == 0)
+        #expect(after.st_ctim.tv_sec == before.st_ctim.tv_sec && after.st_ctim.tv_nsec == before.st_ctim.tv_nsec)
+    }
+
     @Test func refusesACacheDirOnProcfs() throws {
         // /proc refuses user xattrs: setup must stop before writing.
         let dir = temporaryDirectory()
