@@ -8,7 +8,11 @@
      fusebench evict PATH         drop PATH's pages from the page cache
      fusebench lz4 PATH           LZ4 ratio of PATH in 64 KiB blocks (as the
                                   pool compresses: raw/stored, blocks that do
-                                  not shrink counted raw)                      */
+                                  not shrink counted raw)
+     fusebench folios PATH BYTES  map the first BYTES of PATH, touch every page,
+                                  and count the page-cache folios behind them
+                                  (pagemap + kpageflags; root): prints pages,
+                                  order-0 pages, large folios, average folio KiB */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <lz4.h>
@@ -17,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,11 +51,17 @@ static int gen(const char *path, uint64_t total) {
     FILE *f = fopen(path, "wb");
     if (!f) { perror(path); return 1; }
     /* Header and metadata: magic, version, key/value text, tensor infos. */
-    char header[65536];
-    int n = snprintf(header, sizeof header, "GGUF\x03\x00\x00\x00");
-    for (int i = 0; n < 60000; i++)
-        n += snprintf(header + n, sizeof header - n,
-                      "blk.%d.attn_q.weight\x02\x00\x00\x00\x00\x10\x00\x00q4_K;blk.%d.ffn_up.weight f16 ", i, i);
+    static char header[65536];
+    static const char magic[8] = {'G', 'G', 'U', 'F', 3, 0, 0, 0};
+    static const char type_q4k[8] = {2, 0, 0, 0, 0, 0x10, 0, 0};  /* dims, type */
+    memcpy(header, magic, sizeof magic);
+    size_t n = sizeof magic;
+    for (int i = 0; n < 60000; i++) {
+        n += (size_t)snprintf(header + n, sizeof header - n, "blk.%d.attn_q.weight", i);
+        memcpy(header + n, type_q4k, sizeof type_q4k);
+        n += sizeof type_q4k;
+        n += (size_t)snprintf(header + n, sizeof header - n, "q4_K;blk.%d.ffn_up.weight f16 ", i);
+    }
     fwrite(header, 1, 65536, f);
     uint64_t written = 65536;
     unsigned char *buf = malloc(1 << 20);
@@ -141,11 +152,37 @@ static int lz4ratio(const char *path) {
     return 0;
 }
 
+static int folios(const char *path, size_t bytes) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) { perror(path); return 1; }
+    const size_t page = 4096, pages = bytes / page;
+    volatile const char *map = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) { perror("mmap"); return 1; }
+    unsigned long sum = 0;
+    for (size_t i = 0; i < pages; i++) sum += (unsigned long)map[i * page];
+    int pagemap = open("/proc/self/pagemap", O_RDONLY), flags = open("/proc/kpageflags", O_RDONLY);
+    if (pagemap < 0 || flags < 0) { perror("pagemap/kpageflags (needs root)"); return 1; }
+    size_t small = 0, heads = 0, tails = 0;
+    for (size_t i = 0; i < pages; i++) {
+        uint64_t entry = 0, f = 0;
+        if (pread(pagemap, &entry, 8, (off_t)(((uintptr_t)map / page + i) * 8)) != 8 || !(entry >> 63)) continue;
+        if (pread(flags, &f, 8, (off_t)((entry & ((1ull << 55) - 1)) * 8)) != 8) continue;
+        if (f & (1ull << 15)) heads++;       /* KPF_COMPOUND_HEAD */
+        else if (f & (1ull << 16)) tails++;  /* KPF_COMPOUND_TAIL */
+        else small++;
+    }
+    size_t folios = small + heads;
+    printf("%zu %zu %zu %.1f\n", pages, small, heads, folios ? (double)(small + heads + tails) * 4.0 / (double)folios : 0.0);
+    (void)sum;
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "gen")) return gen(argv[2], strtoull(argv[3], NULL, 10));
     if (argc == 3 && !strcmp(argv[1], "read")) return readall(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "evict")) return evict(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "lz4")) return lz4ratio(argv[2]);
-    fprintf(stderr, "usage: fusebench gen PATH BYTES | read PATH | evict PATH | lz4 PATH\n");
+    if (argc == 4 && !strcmp(argv[1], "folios")) return folios(argv[2], strtoull(argv[3], NULL, 10));
+    fprintf(stderr, "usage: fusebench gen PATH BYTES | read PATH | evict PATH | lz4 PATH | folios PATH BYTES\n");
     return 2;
 }
