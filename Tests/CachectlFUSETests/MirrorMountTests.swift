@@ -352,6 +352,56 @@ struct MirrorMountTests {
     }
 }
 
+extension MirrorMountTests {
+    /// A user without privileges mounts through fusermount3 and unmounts with
+    /// `cachectl fuse unmount` (fusermount3 -u). This machine's /dev/fuse is 0600,
+    /// so the test binds a 0666 node over it inside its own mount namespace only.
+    @Test(.enabled(if: CLIBinary.path != nil && access("/usr/bin/fusermount3", X_OK) == 0, "needs the cachectl product and fusermount3"))
+    func aUserWithoutPrivilegesMountsAndUnmounts() throws {
+        let fx = try MirrorFixture()
+        defer { fx.tearDown() }
+        let bytes = pseudoRandom(3 * 1024 * 1024 + 17, seed: 21)
+        fx.write("model.gguf", bytes)
+        mkdir(fx.stateDir, 0o755)
+        chmod(fx.root, 0o755)
+        for dir in [fx.mountpoint, fx.stateDir] { #expect(chown(dir, 65534, 65534) == 0) }
+
+        let devices = fx.root + "/dev"
+        mkdir(devices, 0o755)
+        #expect(mount("tmpfs", devices, "tmpfs", 0, "mode=0755") == 0)
+        defer { umount2(devices, Int32(MNT_DETACH)) }
+        let fuseDevice = dev_t((10 << 8) | 229)  // makedev(10, 229), /dev/fuse
+        #expect(mknod(devices + "/fuse", S_IFCHR | 0o666, fuseDevice) == 0)
+        chmod(devices + "/fuse", 0o666)
+        #expect(mount(devices + "/fuse", "/dev/fuse", nil, UInt(MS_BIND), nil) == 0)
+        defer { umount2("/dev/fuse", Int32(MNT_DETACH)) }
+
+        let asNobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        process.arguments = Array(asNobody.dropFirst()) + [CLIBinary.path!, "fuse", "mount", fx.source, fx.mountpoint,
+                                                           "--pool", "16M", "--foreground", "--state-dir", fx.stateDir]
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        let deadline = Monotonic.now() + 10
+        while !fx.mounted && Monotonic.now() < deadline { usleep(20_000) }
+        #expect(fx.mounted)
+        let options = try MountTable.entry(at: fx.mountpoint)?.superOptions ?? ""
+        #expect(options.contains("user_id=65534"), "mounted by nobody: \(options)")
+
+        // Only the mounting user may enter a mount made without allow_other.
+        let same = try ExternalCommand(asNobody + ["cmp", fx.source + "/model.gguf", fx.mountpoint + "/model.gguf"]).run()
+        #expect(same.succeeded, "\(same.stderr)")
+        #expect(access(fx.mountpoint + "/model.gguf", R_OK) != 0)
+
+        let unmount = try ExternalCommand(asNobody + [CLIBinary.path!, "fuse", "unmount", fx.mountpoint, "--state-dir", fx.stateDir]).run()
+        #expect(unmount.succeeded, "\(unmount.stderr)")
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(!fx.mounted)
+    }
+}
+
 enum CLIBinary {
     /// The cachectl binary next to the test bundle (.build/debug/cachectl).
     static var path: String? {
