@@ -77,15 +77,33 @@ public struct CacheSetup: Sendable {
         }
         if configChanged { result.actions.append("write \(configPath)" + (old.isEmpty ? "" : " (backup \(configPath)\(AtomicFile.backupSuffix))")) }
         let running = CachefilesDaemon.runningPIDs(proc: roots.proc)
-        let daemonNeeded = manageDaemon && (configChanged || running.isEmpty)
+        // Under systemd the daemon is the distribution's unit: it must be
+        // enabled (to come back at boot) and, on Debian, allowed to run at all.
+        let systemd = manageDaemon && CachefilesDaemon.isSystemd(proc: roots.proc)
+        let defaults = systemd ? CachefilesdDefaults.read(etc: roots.etc).flatMap { $0.runsDaemon ? nil : $0 } : nil
+        let enable = systemd && !CachefilesDaemon.isEnabled(etc: roots.etc)
+        if let defaults {
+            result.actions.append("set RUN=yes in \(defaults.path) (backup \(defaults.path)\(AtomicFile.backupSuffix)): Debian's init script starts nothing without it")
+            result.diff += UnifiedDiff.make(old: defaults.text, new: defaults.enabled, oldLabel: defaults.path, newLabel: defaults.path + " (cachectl)")
+        }
+        if enable { result.actions.append("systemctl enable cachefilesd") }
+        let daemonNeeded = manageDaemon && (configChanged || running.isEmpty || defaults != nil)
         if daemonNeeded { result.actions.append(running.isEmpty ? "start cachefilesd" : "restart cachefilesd") }
         if check {
-            result.changed = configChanged || !dirExists || daemonNeeded
+            result.changed = configChanged || !dirExists || daemonNeeded || enable
             return result
         }
 
         if configChanged {
             try AtomicFile.write(rendered, to: configPath, mode: 0o644, backup: true)
+            result.changed = true
+        }
+        if let defaults {
+            try AtomicFile.write(defaults.enabled, to: defaults.path, mode: 0o644, backup: true)
+            result.changed = true
+        }
+        if enable {
+            try ExternalCommand(["systemctl", "enable", "cachefilesd"]).check(hint: "is the cachefilesd package installed?")
             result.changed = true
         }
         if daemonNeeded {

@@ -9,9 +9,16 @@ public struct CacheStatus: Sendable, Codable, Equatable {
     public var config: CachefilesdConfig?
     public var daemonPids: [Int32]
     public var caches: [FSCacheCache]
+    /// Which layout the kernel's counters are in, and so what they count.
+    public var statsLayout: CacheTraffic.Layout?
+    /// What cacheReads, cacheWrites, downloads and lookups count: pages or operations.
+    public var unit: CacheTraffic.Unit?
     public var cacheReads: UInt64?
     public var cacheWrites: UInt64?
+    public var downloads: UInt64?
+    public var lookups: UInt64?
     public var hitRatio: Double?
+    public var hitRatioBasis: String?
     public var cookies: UInt64?
     public var culled: UInt64?
     public var noSpaceWrites: UInt64?
@@ -22,6 +29,7 @@ public struct CacheStatus: Sendable, Codable, Equatable {
     public static func read(configPath: String = "/etc/cachefilesd.conf", roots: KernelRoots = .system) -> CacheStatus {
         let config = (try? AtomicFile.readText(configPath)).map(CachefilesdConfig.parse)
         let stats = (try? FSCacheStats.read(proc: roots.proc)) ?? FSCacheStats()
+        let traffic = stats.counters.isEmpty ? nil : (try? CacheTraffic.read(proc: roots.proc))
         let usage = config.flatMap { try? CacheDirectory.usage(of: $0.dir) }
         var findings: [Finding] = []
         if let config, let usage {
@@ -31,7 +39,9 @@ public struct CacheStatus: Sendable, Codable, Equatable {
         return CacheStatus(
             configPath: configPath, config: config, daemonPids: CachefilesDaemon.runningPIDs(proc: roots.proc),
             caches: (try? FSCacheCache.read(proc: roots.proc)) ?? [],
-            cacheReads: stats.cacheReads, cacheWrites: stats.cacheWrites, hitRatio: stats.hitRatio,
+            statsLayout: traffic?.layout, unit: traffic?.unit,
+            cacheReads: traffic?.cacheReads, cacheWrites: traffic?.cacheWrites, downloads: traffic?.downloads,
+            lookups: traffic?.lookups, hitRatio: traffic?.hitRatio, hitRatioBasis: traffic?.hitRatioBasis,
             cookies: stats.cookies, culled: stats.culled, noSpaceWrites: stats.noSpaceWrites,
             counters: stats.counters, usage: usage, findings: findings)
     }
@@ -76,6 +86,10 @@ public enum Doctor {
                                         ? "systemctl enable --now cachefilesd (or cachectl cache setup)" : "cachectl cache setup (starts cachefilesd)"))
         } else {
             findings.append(Finding("daemon", .ok, "cachefilesd running (pid \(pids.map(String.init).joined(separator: ",")))"))
+        }
+        if let traffic = try? CacheTraffic.read(proc: roots.proc) {
+            findings.append(Finding("counters", .ok, "FS-Cache's counters are in the \(traffic.layout.rawValue) layout: they count \(traffic.unit.rawValue)"
+                + (traffic.layout == .ioPages ? " (IO rd counts lookups, found or not; NFS's mountstats say what was served)" : "")))
         }
         let caches = (try? FSCacheCache.read(proc: roots.proc)) ?? []
         if let active = caches.first(where: \.isActive) {

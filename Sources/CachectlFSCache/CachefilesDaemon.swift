@@ -24,13 +24,18 @@ public enum CachefilesDaemon {
         if !running.isEmpty && !restart { return "cachefilesd already running (pid \(running.map(String.init).joined(separator: ",")))" }
         try loadModule(dev: roots.dev)
         if isSystemd(proc: roots.proc) {
-            try ExternalCommand(["systemctl", "enable", "cachefilesd"]).check(hint: "is the cachefilesd package installed?")
+            // The caller enables the unit (CacheSetup: only when it is not).
             let result = try ExternalCommand(["systemctl", "restart", "cachefilesd"]).run()
-            guard result.succeeded else {
-                let journal = (try? ExternalCommand(["journalctl", "-u", "cachefilesd", "-n", "15", "--no-pager"]).run().stdout) ?? ""
-                throw bindFailure(output: result.stderr + "\n" + journal, roots: roots)
+            // A unit can "succeed" and leave no daemon (Debian's script without
+            // RUN=yes exits 0): only a running cachefilesd counts.
+            let deadline = Monotonic.now() + 5
+            while result.succeeded && runningPIDs(proc: roots.proc).isEmpty && Monotonic.now() < deadline { usleep(100_000) }
+            guard result.succeeded, !runningPIDs(proc: roots.proc).isEmpty else {
+                let journal = (try? ExternalCommand(["journalctl", "-u", "cachefilesd", "-n", "15", "--no-pager", "-o", "cat"]).run().stdout) ?? ""
+                let said = result.succeeded ? "systemctl restart cachefilesd succeeded but no cachefilesd runs" : result.stderr
+                throw bindFailure(output: said + "\ncachefilesd.service's journal: " + journal, roots: roots)
             }
-            return "enabled and restarted cachefilesd.service"
+            return "restarted cachefilesd.service"
         }
         if !running.isEmpty { try stop(running, proc: roots.proc) }
         // -s: errors to stderr (we show them). It daemonises only after a

@@ -3,7 +3,8 @@ import CachectlSystem
 /// The counters of /proc/fs/fscache/stats (and /proc/fs/netfs/stats where the
 /// kernel has it), read by label and key rather than by position: the lines
 /// differ across kernels (`IO : rd= wr=` since 5.17, `Retrvls:`/`Pages :` before,
-/// the netfs `RdHelp :` lines renamed `Netfs :` later).
+/// netfs's `CaRdOps:`/`DownOps:` lines on 6.12). What they mean on each layout
+/// is `CacheTraffic`'s business.
 public struct FSCacheStats: Sendable, Equatable, Codable {
     /// label → key → value, e.g. `["IO": ["rd": 16384, "wr": 8192]]`. Lines that
     /// share a label (netfs prints several) are merged.
@@ -38,28 +39,8 @@ public struct FSCacheStats: Sendable, Equatable, Codable {
 
     public func value(_ label: String, _ key: String) -> UInt64? { counters[label]?[key] }
 
-    /// The first label among `labels` that has `key` (for renamed lines).
-    func value(anyOf labels: [String], _ key: String) -> UInt64? {
-        labels.lazy.compactMap { self.counters[$0]?[key] }.first
-    }
-
-    /// Reads served from the cache: `IO rd` (5.17+) or `Retrvls ok` (older).
-    public var cacheReads: UInt64? { value("IO", "rd") ?? value("Retrvls", "ok") }
-
-    /// Misses written into the cache after a server read: `IO wr` (5.17+);
-    /// older kernels count misses as `Retrvls nod` (no data).
-    public var cacheWrites: UInt64? { value("IO", "wr") ?? value("Retrvls", "nod") }
-
-    /// netfs subrequests read from the cache (`RD`) and downloaded from the server (`DL`).
-    public var netfsCacheReads: UInt64? { value(anyOf: ["RdHelp", "Netfs"], "RD") }
-    public var netfsDownloads: UInt64? { value(anyOf: ["RdHelp", "Netfs"], "DL") }
-
-    /// Share of cache traffic that was served from the cache: reads / (reads + misses).
-    /// nil before any cache I/O.
-    public var hitRatio: Double? {
-        guard let reads = cacheReads, let misses = cacheWrites, reads + misses > 0 else { return nil }
-        return Double(reads) / Double(reads + misses)
-    }
+    /// The counters by meaning (reads from the cache, writes, downloads) and their unit.
+    public var traffic: CacheTraffic { CacheTraffic(stats: self) }
 
     /// Cookies (files and volumes) the cache knows about: `Cookies n=`.
     public var cookies: UInt64? { value("Cookies", "n") }

@@ -24,11 +24,17 @@ public enum StatusMetrics {
 
         // FS-Cache
         let cache = status.cache
-        counter("fscache_reads_total", "Reads served from FS-Cache (fscache stats IO rd).", cache.cacheReads)
-        counter("fscache_writes_total", "Data written into FS-Cache after a miss (fscache stats IO wr).", cache.cacheWrites)
+        // What the kernel counts (pages on 6.1, operations on 6.12) is the unit label.
+        let unit = [("unit", cache.unit?.rawValue ?? "unknown")]
+        counter("fscache_reads_total", "Reads served from FS-Cache, in the unit the kernel counts (label unit).", cache.cacheReads, unit)
+        counter("fscache_writes_total", "Writes into FS-Cache after a miss, in the unit the kernel counts (label unit).", cache.cacheWrites, unit)
+        counter("fscache_downloads_total", "Reads that went to the server instead (netfs: every netfs filesystem; 6.1: NFS pages not in the cache).", cache.downloads, unit)
+        counter("fscache_lookups_total", "Pages looked up in FS-Cache, found or not (6.1's IO rd).", cache.lookups, unit)
         counter("fscache_culled_total", "Cache objects culled for space.", cache.culled)
         counter("fscache_nospace_writes_total", "Cache writes refused for lack of space.", cache.noSpaceWrites)
-        if let ratio = cache.hitRatio { gauge("fscache_hit_ratio", "Reads / (reads + writes) since boot.", ratio) }
+        if let ratio = cache.hitRatio {
+            gauge("fscache_hit_ratio", "Reads from FS-Cache / (those + reads from the server) since boot; basis in cachectl cache status.", ratio, unit)
+        }
         gauge("fscache_daemon_running", "1 when cachefilesd runs.", cache.daemonPids.isEmpty ? 0 : 1)
         for bound in cache.caches {
             gauge("fscache_cache_active", "1 when the kernel lists the cache as active.", bound.isActive ? 1 : 0, [("tag", bound.name)])
@@ -43,6 +49,8 @@ public enum StatusMetrics {
         // Shares
         for share in status.shares {
             let labels = [("mountpoint", share.mountpoint), ("fstype", share.fstype)]
+            gauge("share_mounted", "1 when the share is mounted; 0 for an fstab entry nothing is mounted on.", share.mounted ? 1 : 0, labels)
+            guard share.mounted else { continue }
             gauge("share_fsc_enabled", "1 when FS-Cache backs the NFS/CIFS mount.", share.fscEnabled ? 1 : 0, labels)
             if let kb = share.readaheadKB { gauge("share_readahead_bytes", "Readahead window of the mount.", Double(kb * 1024), labels) }
         }

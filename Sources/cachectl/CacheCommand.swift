@@ -142,8 +142,7 @@ struct CacheStatusCommand: ParsableCommand {
             if let usage = status.usage {
                 lines.append("disk:     \(ByteSize.format(usage.availableBytes)) free of \(ByteSize.format(usage.totalBytes)) (\(formatFixed(usage.freeBytesPercent, digits: 1))%), \(formatFixed(usage.freeFilesPercent, digits: 1))% files free")
             }
-            lines.append("io:       read from cache \(status.cacheReads.map(String.init) ?? "-"), written to cache \(status.cacheWrites.map(String.init) ?? "-")"
-                         + (status.hitRatio.map { ", hit ratio \(formatFixed($0 * 100, digits: 1))%" } ?? ""))
+            lines += trafficLines(status, indent: "io:       ")
             lines += status.findings.filter { $0.severity != .ok }.map(findingLine)
             return lines.joined(separator: "\n")
         }
@@ -154,4 +153,20 @@ struct CacheStatusCommand: ParsableCommand {
 func findingLine(_ finding: Finding) -> String {
     let mark = switch finding.severity { case .ok: "ok     "; case .warning: "warning"; case .error: "error  " }
     return "\(mark) \(finding.check): \(finding.detail)" + (finding.fix.map { "\n        fix: \($0)" } ?? "")
+}
+
+/// The cache's counters by meaning, each with its unit (pages on 6.1,
+/// operations on 6.12), and the hit ratio with what it divides.
+func trafficLines(_ status: CacheStatus, indent: String) -> [String] {
+    guard let unit = status.unit?.rawValue, let layout = status.statsLayout?.rawValue else { return [] }
+    func n(_ value: UInt64?) -> String { value.map(String.init) ?? "-" }
+    var line = "read from cache \(n(status.cacheReads)) \(unit), written to cache \(n(status.cacheWrites)) \(unit), "
+        + "from servers \(n(status.downloads)) \(unit)"
+    if let lookups = status.lookups { line += ", lookups \(lookups) \(unit)" }
+    var lines = [indent + line + " (\(layout) counters)"]
+    let pad = String(repeating: " ", count: indent.count)
+    if let ratio = status.hitRatio {
+        lines.append(pad + "hit ratio \(formatFixed(ratio * 100, digits: 1))%: \(status.hitRatioBasis ?? "")")
+    }
+    return lines
 }

@@ -46,7 +46,9 @@ struct Status: ParsableCommand {
 
     func summary(_ s: MachineStatus) -> String {
         let active = s.cache.caches.contains(where: \.isActive)
+        let down = s.shares.filter { !$0.mounted }.count
         return "cache \(active ? "active" : "not active"), \(s.shares.filter(\.fscEnabled).count)/\(s.shares.count) share(s) with fsc, "
+            + (down > 0 ? "\(down) share(s) not mounted, " : "")
             + "\(s.tiers.filter(\.live).count)/\(s.tiers.count) tier(s) live, \(s.models.count) model(s), "
             + "\(s.nvmeof.exports.count) export(s), \(s.nvmeof.connections.count) connection(s), \(s.fuse.count) FUSE mirror(s)"
     }
@@ -61,9 +63,7 @@ struct Status: ParsableCommand {
             out.append("  no \(c.configPath)")
         }
         for cache in c.caches { out.append("  kernel cache \(cache.name): \(cache.stateName)") }
-        if let reads = c.cacheReads, let writes = c.cacheWrites {
-            out.append("  reads from cache \(reads), writes into cache \(writes)" + (c.hitRatio.map { ", hit ratio \(formatFixed($0 * 100, digits: 1))%" } ?? ""))
-        }
+        out += trafficLines(c, indent: "  ")
         if let usage = c.usage {
             out.append("  \(ByteSize.format(usage.availableBytes)) of \(ByteSize.format(usage.totalBytes)) free (\(formatFixed(usage.freeBytesPercent, digits: 1))%)")
         }
@@ -72,6 +72,11 @@ struct Status: ParsableCommand {
         if s.shares.isEmpty { out.append("  no NFS or CIFS mount") }
         var rows = [["  MOUNTPOINT", "TYPE", "SOURCE", "FSC", "FSTAB FSC", "READAHEAD"]]
         for m in s.shares {
+            guard m.mounted else {
+                rows.append(["  " + m.mountpoint, m.fstype, m.source, "not mounted (fstab entry)",
+                             m.fstabHasFsc.map { $0 ? "yes" : "no" } ?? "-", "-"])
+                continue
+            }
             rows.append(["  " + m.mountpoint, m.fstype, m.source, m.fscEnabled ? "yes" : "no",
                          m.fstabHasFsc.map { $0 ? "yes" : "no" } ?? "-", m.readaheadKB.map { "\($0) KiB" } ?? "-"])
         }

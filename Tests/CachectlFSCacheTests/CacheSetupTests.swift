@@ -67,3 +67,27 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: dir + "/c.conf"))
     }
 }
+
+/// Debian's /etc/default/cachefilesd as the package ships it: the init script
+/// starts no daemon until RUN=yes, so cache setup under systemd turns it on.
+@Suite struct CachefilesdDefaultsTests {
+    let shipped = "# Defaults for cachefilesd initscript\n# sourced by /etc/init.d/cachefilesd\n\n# You must uncomment the run=yes line below for cachefilesd to start.\n# Before doing so, please read /usr/share/doc/cachefilesd/howto.txt.gz as\n# extended user attributes need to be enabled on the cache filesystem.\n#RUN=yes\n\n# Additional options that are passed to the Daemon.\nDAEMON_OPTS=\"\"\n"
+
+    @Test func theShippedFileRunsNothingAndEnablingChangesOneLine() {
+        let defaults = CachefilesdDefaults(path: "/etc/default/cachefilesd", text: shipped)
+        #expect(!defaults.runsDaemon)
+        let enabled = defaults.enabled
+        #expect(CachefilesdDefaults(path: defaults.path, text: enabled).runsDaemon)
+        let before = shipped.split(separator: "\n", omittingEmptySubsequences: false)
+        let after = enabled.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(before.count == after.count)
+        #expect(zip(before, after).filter { $0 != $1 }.map { "\($0.1)" } == ["RUN=yes"])
+    }
+
+    @Test func aFileWithoutARunLineGetsOneAppended() {
+        let defaults = CachefilesdDefaults(path: "x", text: "DAEMON_OPTS=\"\"")
+        #expect(defaults.enabled == "DAEMON_OPTS=\"\"\nRUN=yes\n")
+        #expect(CachefilesdDefaults(path: "x", text: "RUN=\"yes\"\n").runsDaemon)
+        #expect(!CachefilesdDefaults(path: "x", text: "  # RUN=yes\n").runsDaemon)
+    }
+}
