@@ -19,6 +19,9 @@ public struct NetworkMount: Sendable, Equatable, Codable {
     /// The fstab entry for this mount point (options redacted), if any.
     public var fstabOptions: String?
     public var fstabHasFsc: Bool?
+    /// False for an fstab entry of a network share that nothing is mounted on
+    /// (a dead server at boot, a failed mount): listed so that status shows it.
+    public var mounted: Bool = true
 
     /// FS-Cache is on: for NFS the volumes table says so, else the superblock option.
     public var fscEnabled: Bool { nfsFSC ?? fscInSuperblock }

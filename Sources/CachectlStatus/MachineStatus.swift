@@ -42,11 +42,12 @@ public struct MachineStatus: Encodable, Sendable {
         var unreadable: [String] = []
         let roots = environment.roots
         let cache = CacheStatus.read(configPath: environment.cachefilesdConfigPath, roots: roots)
-        let shares: [NetworkMount]
+        var shares: [NetworkMount]
         do { shares = try NetworkMounts.list(roots: roots) } catch {
             shares = []
             unreadable.append("mounts: \(error)")
         }
+        shares += NetworkMounts.unmountedFstabShares(roots: roots)
         let ramTiers = RAMTiers(stateFile: environment.tierState, roots: roots)
         let tiers: [TierStatus]
         do { tiers = try ramTiers.listTiers() } catch {
