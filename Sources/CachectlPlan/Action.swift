@@ -12,11 +12,16 @@ public struct PlanEnvironment: Sendable {
     public var warmState: WarmStateFile
     /// Progress bars on stderr (only on a tty).
     public var progress: Bool
+    /// Hand each warm list that needs reading to its own systemd unit
+    /// (`cachectl-warm@NAME.service`, started without waiting) instead of reading
+    /// here: what `cachectl-apply.service` does at boot, so that apply ends in
+    /// seconds and warming never holds anything back.
+    public var warmInUnits: Bool
 
     public init(
         roots: KernelRoots = .system, cachefilesdConfigPath: String = "/etc/cachefilesd.conf",
         manageCacheDaemon: Bool = true, tierState: TierStateFile = TierStateFile.resolve(nil),
-        warmState: WarmStateFile = WarmStateFile(), progress: Bool = false
+        warmState: WarmStateFile = WarmStateFile(), progress: Bool = false, warmInUnits: Bool = false
     ) {
         self.roots = roots
         self.cachefilesdConfigPath = cachefilesdConfigPath
@@ -24,6 +29,7 @@ public struct PlanEnvironment: Sendable {
         self.tierState = tierState
         self.warmState = warmState
         self.progress = progress
+        self.warmInUnits = warmInUnits
     }
 }
 

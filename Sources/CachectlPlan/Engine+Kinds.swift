@@ -306,6 +306,13 @@ extension Engine {
     /// stamps for `into: disk`). Warming changes no file: nothing to roll back.
     func runWarm(_ list: MachineConfig.WarmList) throws -> Action {
         var (action, plan, files) = try checkWarm(list)
+        if environment.warmInUnits {
+            let unit = "cachectl-warm@\(list.name).service"
+            try ExternalCommand(["systemctl", "start", "--no-block", unit])
+                .check(hint: "is the unit installed? cachectl install-units")
+            action.steps = ["queued \(unit) (systemctl start --no-block)"]
+            return action
+        }
         let prewarmer = Prewarmer(options: list.options)
         let bar = ProgressBar(total: plan?.bytesToRead ?? files.reduce(0) { $0 + $1.size }, label: "warm \(list.name)", enabled: environment.progress)
         let report = prewarmer.run(plan ?? prewarmer.plan(files), progress: bar)

@@ -14,17 +14,28 @@ public struct UnitFiles: Sendable {
     public var config: String
     /// Directory of the FUSE mirrors' environment files (`NAME.env`).
     public var fuseDirectory: String
+    /// Mount points apply needs (`RequiresMountsFor=`): the shares of `config`.
+    public var mounts: [String]
     public var check: Bool
 
     public init(
         directory: String = "/etc/systemd/system", binary: String = "/usr/local/bin/cachectl",
-        config: String = MachineConfig.defaultPath, fuseDirectory: String = "/etc/cachectl/fuse", check: Bool = false
+        config: String = MachineConfig.defaultPath, fuseDirectory: String = "/etc/cachectl/fuse",
+        mounts: [String] = [], check: Bool = false
     ) {
         self.directory = directory
         self.binary = binary
         self.config = config
         self.fuseDirectory = fuseDirectory
+        self.mounts = mounts
         self.check = check
+    }
+
+    /// The mount points of the shares in the YAML file at `config` (none when it
+    /// does not exist yet or does not parse: `apply` reports that itself).
+    public static func shareMounts(inConfig config: String) -> [String] {
+        guard let loaded = try? ConfigFile.load(config) else { return [] }
+        return loaded.config.shares.map(\.mountpoint)
     }
 
     public static let names = ["cachectl-apply.service", "cachectl-warm@.service", "cachectl-fuse@.service"]
@@ -47,7 +58,8 @@ public struct UnitFiles: Sendable {
     /// Values become whole lines' parts in unit files: absolute paths without
     /// whitespace, control characters or `%` (systemd's specifier character).
     public func validate() throws(ConfigError) {
-        for (name, value) in [("--dir", directory), ("--binary", binary), ("--config", config), ("--fuse-dir", fuseDirectory)] {
+        for (name, value) in [("--dir", directory), ("--binary", binary), ("--config", config), ("--fuse-dir", fuseDirectory)]
+            + mounts.map({ ("shares[].mountpoint", $0) }) {
             guard value.hasPrefix("/"), !value.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7f || $0 == "%" || $0 == "\\" }) else {
                 throw ConfigError(file: name, path: "", message: "\(name) must be an absolute path without spaces, control characters, % or backslashes: '\(value)'")
             }
@@ -60,7 +72,10 @@ public struct UnitFiles: Sendable {
         case "cachectl-warm@.service": Template(String(decoding: PackageResources.cachectl_warm__service_mustache, as: UTF8.self))
         default: Template(String(decoding: PackageResources.cachectl_fuse__service_mustache, as: UTF8.self))
         }
-        return try template.render(["cachectl": binary, "config": config, "fuse_dir": fuseDirectory])
+        return try template.render([
+            "cachectl": binary, "config": config, "fuse_dir": fuseDirectory,
+            "mounts": mounts.isEmpty ? nil : mounts.joined(separator: " "),
+        ])
     }
 
     /// Writes each unit atomically when it differs, then reloads systemd (when it runs).

@@ -20,7 +20,7 @@ struct DesiredStateOptions: ParsableArguments {
     var warmState: String = WarmStateFile.defaultPath
 
     /// Reads and validates the file; bad input exits 2 with every problem and its line:column.
-    func engine(progress: Bool, json: Bool) throws -> Engine {
+    func engine(progress: Bool, json: Bool, warmInUnits: Bool = false) throws -> Engine {
         let filter: ActionFilter
         let loaded: ConfigFile
         do {
@@ -34,7 +34,8 @@ struct DesiredStateOptions: ParsableArguments {
             throw ExitCode(2)
         }
         let environment = PlanEnvironment(
-            tierState: TierStateFile.resolve(state.statePath), warmState: WarmStateFile(path: warmState), progress: progress)
+            tierState: TierStateFile.resolve(state.statePath), warmState: WarmStateFile(path: warmState), progress: progress,
+            warmInUnits: warmInUnits)
         return Engine(config: loaded.config, file: file, environment: environment, filter: filter)
     }
 }
@@ -108,16 +109,21 @@ struct Apply: ParsableCommand {
               cachectl apply -f site.yaml --check --diff      # what would change, with file diffs
               cachectl apply --only warm:boot                 # one warm list (cachectl-warm@boot)
               cachectl apply --json                           # for Ansible and scripts
+              cachectl apply --warm-in-units                  # what cachectl-apply.service runs at boot
             """)
 
     @OptionGroup var desired: DesiredStateOptions
+    @Flag(help: ArgumentHelp(
+        "Start each warm list that needs reading as cachectl-warm@NAME.service (systemctl start --no-block) instead of reading here.",
+        discussion: "cachectl-apply.service uses this, so apply at boot ends in seconds and warming never holds boot back."))
+    var warmInUnits = false
     @Flag(help: "Change nothing; report what would change (same as `cachectl plan`).") var check = false
     @Flag(help: "Show the diffs of the files that change (cachefilesd.conf, fstab).") var diff = false
     @OptionGroup var output: OutputOptions
 
     func run() throws {
         output.bootstrap()
-        let engine = try desired.engine(progress: output.showsProgress, json: output.json)
+        let engine = try desired.engine(progress: output.showsProgress, json: output.json, warmInUnits: warmInUnits)
         let report = check ? engine.plan() : engine.apply()
         try CommandOutput.finish(
             output, changed: report.changed, failed: report.failed, msg: report.summary,

@@ -11,11 +11,15 @@ struct InstallUnits: ParsableCommand {
             Writes, from the templates built into this binary, only the units that differ \
             (atomically), then runs systemctl daemon-reload when systemd runs:
 
-              cachectl-apply.service   apply FILE at boot, after network-online and remote-fs
+              cachectl-apply.service   apply FILE at boot, after network-online, remote-fs and
+                                       the shares FILE names (RequiresMountsFor=); it does not
+                                       hold multi-user.target back, and hands warm lists to
+                                       cachectl-warm@NAME (started without waiting)
               cachectl-warm@.service   warm one list of FILE: systemctl start cachectl-warm@boot
               cachectl-fuse@.service   a FUSE mirror from FUSE_DIR/NAME.env (SOURCE=, MOUNTPOINT=, OPTIONS=)
 
             It enables nothing; then: systemctl enable cachectl-apply.service
+            Run it again after adding a share to FILE (RequiresMountsFor= follows the shares).
 
             Examples:
               cachectl install-units
@@ -39,7 +43,10 @@ struct InstallUnits: ParsableCommand {
     func run() throws {
         output.bootstrap()
         let exe = binary ?? ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/usr/local/bin/cachectl")
-        let files = UnitFiles(directory: Path.absolute(dir), binary: exe, config: Path.absolute(config), fuseDirectory: Path.absolute(fuseDir), check: check)
+        let configPath = Path.absolute(config)
+        let files = UnitFiles(
+            directory: Path.absolute(dir), binary: exe, config: configPath, fuseDirectory: Path.absolute(fuseDir),
+            mounts: UnitFiles.shareMounts(inConfig: configPath), check: check)
         do { try files.validate() } catch { throw ValidationError(error.message) }
         let result = try files.install()
         let changed = result.units.filter(\.changed).map(\.name)
