@@ -50,10 +50,10 @@ for f in /tmp/enable.json /tmp/enable2.json /tmp/mounts.json /tmp/doctor.json /t
 done
 expect_match "mounts shows the inline password as ***" 'password=\*\*\*' "$(cat /tmp/mounts.json)"
 
-wr0=$(fscache_counter IO wr)
+wr0=$(fscache_cache_writes)
 drop_caches
 read_through /mnt/smb/model.bin
 sleep 1
-log "IO wr after a CIFS read: $wr0 -> $(fscache_counter IO wr)"
+log "cache writes ($(fscache_unit)) after a CIFS read: $wr0 -> $(fscache_cache_writes)"
 expect_cmd "bytes through the CIFS cache are right" cmp /srv/export/model.bin /mnt/smb/model.bin
 finish

@@ -22,9 +22,15 @@ mount_nfs /mnt/plain ro,nosharecache
 start_samba /srv/export
 mount_cifs /mnt/smb fsc
 
+# The stats after each step: a cold read (every page from the server, written
+# into the cache), then a read from the cache after drop_caches. The deltas are
+# what tells what each counter means on this kernel.
 drop_caches
+cp /proc/fs/fscache/stats "$out/fscache-stats-before"
 read_through /mnt/models/model.bin
 sleep 1
+cp /proc/fs/fscache/stats "$out/fscache-stats-after-cold"
+cp /proc/self/mountstats "$out/mountstats-after-cold"
 drop_caches
 read_through /mnt/models/model.bin
 
@@ -36,6 +42,7 @@ cp /proc/fs/nfsfs/volumes "$out/nfsfs-volumes"
 cp /proc/fs/nfsfs/servers "$out/nfsfs-servers"
 [[ -e /proc/fs/netfs/stats ]] && cp /proc/fs/netfs/stats "$out/netfs-stats"
 cp /proc/self/mountinfo "$out/mountinfo"
+cp /proc/self/mountstats "$out/mountstats"
 for m in /mnt/models /mnt/plain /mnt/smb; do
   dev=$(mountpoint -d "$m")
   echo "$m $dev $(cat /sys/class/bdi/$dev/read_ahead_kb 2>/dev/null)" >>"$out/readahead"

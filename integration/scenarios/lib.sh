@@ -74,6 +74,35 @@ fscache_counter() {
     END { if (!found) print 0 }' /proc/fs/fscache/stats
 }
 
+# fscache_unit: what FS-Cache's read/write counters count on this kernel:
+# "pages" (6.1: IO rd/wr) or "operations" (6.12, netfs inside FS-Cache:
+# CaRdOps RD / CaWrOps WR). fscache_cache_reads / fscache_cache_writes print
+# those counters. On 6.1 "IO rd" also rises on misses (a lookup that found
+# nothing), so reads from the cache are proven by the NFS client's own
+# counters (nfs_mountstat) staying put, not by this counter alone.
+fscache_unit() { if grep -q '^CaRdOps' /proc/fs/fscache/stats; then echo operations; else echo pages; fi; }
+fscache_cache_reads() {
+  if [[ $(fscache_unit) == operations ]]; then fscache_counter CaRdOps RD; else fscache_counter IO rd; fi
+}
+fscache_cache_writes() {
+  if [[ $(fscache_unit) == operations ]]; then fscache_counter CaWrOps WR; else fscache_counter IO wr; fi
+}
+
+# expect_read_from_fscache WHAT MOUNTPOINT COMMAND...: runs COMMAND (a read)
+# and checks that FS-Cache served it: the cache's read counter rose, while the
+# NFS client sent at most 2 READs and got under 1 MiB from the server.
+expect_read_from_fscache() {
+  local what=$1 mnt=$2; shift 2
+  local ops0 bytes0 rd0 ops1 bytes1 rd1
+  ops0=$(nfs_mountstat "$mnt" read_ops) bytes0=$(nfs_mountstat "$mnt" server_read_bytes) rd0=$(fscache_cache_reads)
+  "$@" || die "$*"
+  ops1=$(nfs_mountstat "$mnt" read_ops) bytes1=$(nfs_mountstat "$mnt" server_read_bytes) rd1=$(fscache_cache_reads)
+  log "$what: NFS READs $ops0 -> $ops1, server bytes $bytes0 -> $bytes1, cache reads ($(fscache_unit)) $rd0 -> $rd1"
+  expect_gt "$what: FS-Cache's read counter rose ($(fscache_unit))" $((rd1 - rd0)) 0
+  expect_ge "$what: NFS READ operations near zero (<= 2)" $((2 - (ops1 - ops0))) 0
+  expect_ge "$what: server bytes under 1 MiB" $((1048576 - (bytes1 - bytes0))) 0
+}
+
 # --- a zram-backed ext4 (cachefilesd needs user xattrs, which tmpfs on 6.1 lacks)
 # make_zram_ext4 MOUNTPOINT [SIZE]: prints the device.
 make_zram_ext4() {
@@ -214,3 +243,42 @@ read_through() { cat "$@" >/dev/null || die "read $*"; }
 #   json_get /tmp/out.json '.total.percent'
 # jq starts in milliseconds; python3 takes seconds in the guest after drop_caches.
 json_get() { jq -r "$2" "$1" || die "jq '$2' $1 failed (is it JSON? $(head -c 300 "$1"))"; }
+
+# --- systemd guests ("# init: systemd": systemd is PID 1, the root survives reboots)
+# boot_number: 1 on the first boot, 2 after the first reboot_guest, ...
+boot_number() { echo "${CACHECTL_VM_BOOT:-1}"; }
+
+# reboot_guest: ends this boot's part of the scenario. After a failed check it
+# finishes instead (exit 1: nothing to gain from going on); otherwise systemd
+# reboots the guest and the scenario runs again from the top, with boot_number
+# one higher.
+reboot_guest() {
+  ((_failures == 0)) || finish
+  log "boot $(boot_number) done: rebooting"
+  systemctl reboot
+  sleep infinity
+}
+
+# wait_for_unit UNIT SECONDS: until the unit is no longer activating/reloading.
+wait_for_unit() {
+  local i state
+  for ((i = 0; i < $2 * 5; i++)); do
+    state=$(systemctl show -p ActiveState --value "$1")
+    [[ $state == activating || $state == reloading ]] || return 0
+    sleep 0.2
+  done
+}
+
+# --- what the NFS client asked the server for (/proc/self/mountstats) -----------
+# nfs_mountstat MOUNTPOINT read_ops|server_read_bytes: READ operations sent to
+# the server (READ and READ_PLUS: NFSv4.2 clients on 6.12 read with READ_PLUS),
+# or bytes the server returned for reads, since the mount. These, not FS-Cache's
+# own counters, prove that a read came from the cache: on 6.1 fscache's "IO rd"
+# rises on misses too.
+nfs_mountstat() {
+  awk -v mnt="$1" -v what="$2" '
+    $1 == "device" { inside = ($5 == mnt) }
+    inside && what == "server_read_bytes" && $1 == "bytes:" { n = $6 }
+    inside && what == "read_ops" && ($1 == "READ:" || $1 == "READ_PLUS:") { n += $2 }
+    END { print n + 0 }' /proc/self/mountstats
+}

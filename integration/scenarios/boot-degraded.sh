@@ -1,0 +1,96 @@
+#!/bin/bash
+# Boot never waits on warming or on a dead server (systemd as PID 1).
+# Boot 1: cachectl's units installed and enabled; a YAML with a cache, the NFS
+#   share (fstab: _netdev,nofail, as a network share should be) and a warm list
+#   of a file on a slow local disk (dm-delay: every I/O waits 400 ms, so the
+#   warm takes minutes). Applied once by hand with the warm list off. Then the
+#   NFS server is disabled. Reboot.
+# Boot 2: multi-user.target is reached within 60 s of systemd starting, while
+#   the warm list is still reading (cachectl-warm@slow.service active); the
+#   dead share's failure is visible in `systemctl status`, in the journal and in
+#   `cachectl status`.
+# init: systemd
+# requires: cachectl
+# timeout: 900
+. "$(dirname "$0")/lib.sh"
+
+export_dir=/persist/export
+if [[ $(boot_number) == 1 ]]; then
+  mkdir -p "$export_dir" /persist/fscache
+  make_file "$export_dir/model.gguf" 4
+  echo "$export_dir 127.0.0.1(ro,sync,no_subtree_check,no_root_squash,insecure,fsid=0)" >/etc/exports
+  systemctl enable --now nfs-server.service >/dev/null 2>&1 || die "nfs-server did not start"
+  mkdir -p /mnt/models /mnt/slow
+  echo "127.0.0.1:/ /mnt/models nfs4 ro,vers=4.2,_netdev,nofail 0 0" >>/etc/fstab
+  systemctl daemon-reload
+  systemctl start mnt-models.mount || die "mount the share"
+
+  # The slow disk: ext4 on a loop device behind dm-delay, brought up at every
+  # boot by a unit of the test bed's own (before cachectl-apply.service).
+  truncate -s 256M /persist/slow.img
+  mkfs.ext4 -q -F /persist/slow.img
+  mount -o loop /persist/slow.img /mnt/slow && make_file /mnt/slow/big.bin 48 && umount /mnt/slow
+  cat >/etc/systemd/system/test-slowdisk.service <<'UNIT'
+[Unit]
+Description=test bed: a slow disk (dm-delay, 400 ms per I/O) on /mnt/slow
+DefaultDependencies=no
+After=local-fs.target
+Before=cachectl-apply.service
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/bash -c 'modprobe dm-delay && dev=$(losetup -f --show /persist/slow.img) && dmsetup create slow --table "0 $(blockdev --getsz $dev) delay $dev 0 400" && mount -o ro /dev/mapper/slow /mnt/slow'
+[Install]
+WantedBy=multi-user.target
+UNIT
+  systemctl enable test-slowdisk.service >/dev/null 2>&1 || die "enable test-slowdisk"
+
+  mkdir -p /etc/cachectl
+  cat >/etc/cachectl/cachectl.yaml <<YAML
+version: 1
+cache: {dir: /persist/fscache, tag: degraded}
+shares:
+  - mountpoint: /mnt/models
+warm:
+  - {name: slow, files: [/mnt/slow/big.bin], jobs: 1, chunk: 1M}
+YAML
+  cachectl install-units >/dev/null || die "install-units"
+  systemctl daemon-reload
+  systemctl enable cachectl-apply.service >/dev/null 2>&1 || die "enable cachectl-apply"
+  expect_match "apply unit requires the share's mount" 'RequiresMountsFor=/mnt/models' \
+    "$(cat /etc/systemd/system/cachectl-apply.service)"
+  expect_match "apply unit is off boot's critical path" 'DefaultDependencies=no' \
+    "$(cat /etc/systemd/system/cachectl-apply.service)"
+  cachectl apply --only cache --only shares --json >/tmp/apply.json
+  expect_eq "apply (cache, share) exit 0" 0 "$?"
+  expect_eq "FS-Cache on for the share" yes "$(nfs_volume_fsc)"
+  systemctl disable nfs-server.service >/dev/null 2>&1
+  reboot_guest
+fi
+
+# --- boot 2: the server is down, the warm list is slow --------------------------------------
+userspace=$(systemctl show -p UserspaceTimestampMonotonic --value)
+reached=$(systemctl show -p ActiveEnterTimestampMonotonic --value multi-user.target)
+secs=$(( (reached - userspace) / 1000000 ))
+log "multi-user.target reached ${secs}s after systemd started; $(systemd-analyze time 2>/dev/null | head -1)"
+expect_ge "multi-user.target within 60 s of systemd starting" $((60 - secs)) 0
+warm_state=$(systemctl show -p ActiveState --value cachectl-warm@slow.service)
+expect_eq "the warm list is still reading (boot did not wait for it)" activating "$warm_state"
+warm_start=$(systemctl show -p ExecMainStartTimestampMonotonic --value cachectl-warm@slow.service)
+log "cachectl-warm@slow started $(( (warm_start - userspace) / 1000000 ))s after systemd"
+expect_eq "the share did not mount" failed "$(systemctl show -p ActiveState --value mnt-models.mount)"
+status=$(systemctl status cachectl-apply.service mnt-models.mount 2>&1)
+log "systemctl status:"; sed 's/^/    /' <<<"$status" >&2
+expect_match "systemctl status says the mount failed" 'mnt-models.mount.*(failed|Failed)' "$status"
+expect_match "the journal has the mount's failure" 'mnt-models.mount' "$(journalctl -b -u mnt-models.mount --no-pager 2>&1)"
+apply_result=$(systemctl show -p Result --value cachectl-apply.service)
+log "cachectl-apply.service: $(systemctl show -p ActiveState --value cachectl-apply.service) ($apply_result)"
+expect_match "cachectl-apply.service did not pretend to succeed" '^(dependency|exit-code)$|failed' \
+  "$apply_result $(systemctl show -p ActiveState --value cachectl-apply.service)"
+cachectl status >/tmp/status.txt 2>&1
+cachectl status --json >/tmp/status.json 2>/dev/null
+log "cachectl status:"; sed 's/^/    /' /tmp/status.txt >&2
+expect_match "cachectl status names the share that is not mounted" '/mnt/models.*not mounted' "$(cat /tmp/status.txt)"
+expect_eq "cachectl status --json: share not mounted" false "$(json_get /tmp/status.json '[.shares[] | select(.mountpoint == "/mnt/models")][0].mounted')"
+systemctl stop cachectl-warm@slow.service
+finish
