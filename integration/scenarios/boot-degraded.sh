@@ -19,7 +19,7 @@ if [[ $(boot_number) == 1 ]]; then
   mkdir -p "$export_dir" /persist/fscache
   make_file "$export_dir/model.gguf" 4
   echo "$export_dir 127.0.0.1(ro,sync,no_subtree_check,no_root_squash,insecure,fsid=0)" >/etc/exports
-  systemctl enable --now nfs-server.service >/dev/null 2>&1 || die "nfs-server did not start"
+  { systemctl enable --now nfs-server.service && exportfs -ra; } >/dev/null 2>&1 || die "nfs-server did not start"
   mkdir -p /mnt/models /mnt/slow
   echo "127.0.0.1:/ /mnt/models nfs4 ro,vers=4.2,_netdev,nofail 0 0" >>/etc/fstab
   systemctl daemon-reload

@@ -24,7 +24,7 @@ if [[ $(boot_number) == 1 ]]; then
   make_file "$export_dir/warm.bin" 4
   sha256sum "$export_dir/model.gguf" | cut -d' ' -f1 >/persist/model.sha256
   echo "$export_dir 127.0.0.1(ro,sync,no_subtree_check,no_root_squash,insecure,fsid=0)" >/etc/exports
-  systemctl enable --now nfs-server.service >/dev/null 2>&1 || die "nfs-server did not start: $(systemctl status nfs-server 2>&1 | tail -5)"
+  { systemctl enable --now nfs-server.service && exportfs -ra; } >/dev/null 2>&1 || die "nfs-server did not start: $(systemctl status nfs-server 2>&1 | tail -5)"
   mkdir -p /mnt/models
   echo "127.0.0.1:/ /mnt/models nfs4 ro,vers=4.2,_netdev 0 0" >>/etc/fstab
   systemctl daemon-reload
