@@ -4,25 +4,26 @@ import Glibc
 /// The file operations placement is built from: copy into a tier (verified and
 /// durable), swap a link atomically, remove a copy.
 enum ModelFiles {
-    /// Copies `source` to `destination` through a temp file beside it: preallocate
-    /// (so a full tier fails at once, not half way), copy, check size and SHA-256,
-    /// fsync, rename, fsync the directory. On any failure the temp file is removed
-    /// and `destination` is untouched.
+    /// Copies `source` to `relative` below `tierRoot` through a temp file beside it:
+    /// preallocate (so a full tier fails at once, not half way), copy, check size
+    /// and SHA-256, give it the source's owner, mode and ACL, fsync, rename, fsync
+    /// the directory. On any failure the temp file is removed and the destination
+    /// is untouched. Directories in the tier are walked without following links.
     static func copy(
-        from source: String, to destination: String, expectedSize: UInt64, expectedSHA256: String?,
+        from source: String, tierRoot: String, relative: String, expectedSize: UInt64, expectedSHA256: String?,
         progress: ProgressBar?
     ) throws {
-        let dir = Path.directory(of: destination)
-        try Path.makeDirectory(dir)
-        let temp = dir + "/." + Path.lastComponent(of: destination) + ".cachectl-copy-\(getpid())"
+        let (dir, name) = try HeldDirectory(tierRoot).parent(of: relative, create: true)
+        let temp = "." + name + copySuffix + "\(getpid())"
         let input = try OpenFile(source)
         try? input.advise(POSIX_FADV_SEQUENTIAL)
-        let output = try OpenFile(temp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
+        dir.remove(temp)
+        let output = try dir.openFile(temp, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
         do {
             if expectedSize > 0 {
                 let code = posix_fallocate(output.fd, 0, off_t(expectedSize))
                 if code != 0 && code != EOPNOTSUPP {
-                    throw SystemError("fallocate \(ByteSize.format(expectedSize)) for", path: temp, errno: code)
+                    throw SystemError("fallocate \(ByteSize.format(expectedSize)) for", path: output.path, errno: code)
                 }
             }
             let hasher = expectedSHA256 == nil ? nil : SHA256Digest()
@@ -51,16 +52,21 @@ enum ModelFiles {
                         hint: "content hashes to \(actual), its name says \(expectedSHA256): the blob is corrupt; pull the model again")
                 }
             }
+            try FileAccess.copy(from: input, to: output)
             try output.sync()
-            _ = try sys("rename", destination) { rename(temp, destination) }
+            try dir.rename(temp, to: name)
         } catch {
-            unlink(temp)
+            dir.remove(temp)
             throw error
         }
-        try AtomicFile.syncDirectory(dir)
+        try dir.sync()
     }
 
-    /// The target of a symlink, or nil when `path` is not a symlink.
+    /// Names of temp copies: `.NAME.cachectl-copy-PID`.
+    static let copySuffix = ".cachectl-copy-"
+
+    /// The target of a symlink, or nil when `path` is not a symlink (links in the
+    /// path before the last component are followed: for reading and tests only).
     static func linkTarget(_ path: String) -> String? {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink(path, &buffer, buffer.count - 1)
@@ -68,31 +74,46 @@ enum ModelFiles {
         return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// Points the symlink `link` at `target` so that a reader opening `link`
-    /// always finds a whole file: make a new symlink beside it, rename(2) it over
-    /// the old one (atomic), fsync the directory. Never replaces anything that is
-    /// not a symlink. Returns false when the link already pointed there.
+    /// The target of the symlink `relative` below `modelsDir`, or nil when it is not
+    /// a symlink (or a directory on the way is not a real directory).
+    static func linkTarget(modelsDir: String, relative: String) -> String? {
+        guard let (dir, name) = try? HeldDirectory(modelsDir).parent(of: relative) else { return nil }
+        return dir.linkTarget(name)
+    }
+
+    /// Removes the symlink `relative` below `modelsDir` (nothing else, no link followed).
+    static func removeLink(modelsDir: String, relative: String) {
+        guard let (dir, name) = try? HeldDirectory(modelsDir).parent(of: relative),
+            let st = dir.status(name), st.st_mode & S_IFMT == S_IFLNK
+        else { return }
+        dir.remove(name)
+    }
+
+    /// Points the symlink `relative` below `modelsDir` at `target` so that a reader
+    /// opening it always finds a whole file: make a new symlink beside it, rename(2)
+    /// it over the old one (atomic), fsync the directory. Never replaces anything
+    /// that is not a symlink, and never follows a link on the way (the models
+    /// directory's owner may have planted one). Returns false when the link
+    /// already pointed there.
     @discardableResult
-    static func pointLink(_ link: String, to target: String) throws -> Bool {
-        if linkTarget(link) == target { return false }
-        var st = stat()
-        if lstat(link, &st) == 0 && st.st_mode & S_IFMT != S_IFLNK {
+    static func pointLink(modelsDir: String, relative: String, to target: String) throws -> Bool {
+        let (dir, name) = try HeldDirectory(modelsDir).parent(of: relative, create: true)
+        if dir.linkTarget(name) == target { return false }
+        if let st = dir.status(name), st.st_mode & S_IFMT != S_IFLNK {
             throw SystemError(
-                "replace", path: link, errno: EEXIST,
+                "replace", path: dir.path + "/" + name, errno: EEXIST,
                 hint: "it is a real file or directory, not a link cachectl made; move it out of the models directory")
         }
-        let dir = Path.directory(of: link)
-        try Path.makeDirectory(dir)
-        let temp = dir + "/." + Path.lastComponent(of: link) + ".cachectl-link-\(getpid())"
-        unlink(temp)
-        _ = try sys("symlink", temp) { symlink(target, temp) }
+        let temp = "." + name + ".cachectl-link-\(getpid())"
+        dir.remove(temp)
+        try dir.makeLink(temp, to: target)
         do {
-            _ = try sys("rename", link) { rename(temp, link) }
+            try dir.rename(temp, to: name)
         } catch {
-            unlink(temp)
+            dir.remove(temp)
             throw error
         }
-        try AtomicFile.syncDirectory(dir)
+        try dir.sync()
         return true
     }
 
@@ -112,11 +133,12 @@ enum ModelFiles {
 
     /// Removes a copy from a tier and the directories it leaves empty (up to the tier root).
     static func removeCopy(_ relative: String, tierRoot: String) {
-        unlink(tierRoot + "/" + relative)
-        var dir = Path.directory(of: relative)
-        while dir != "." && dir != "/" && !dir.isEmpty {
-            if rmdir(tierRoot + "/" + dir) != 0 { break }
-            dir = Path.directory(of: dir)
+        guard let root = try? HeldDirectory(tierRoot), let (dir, name) = try? root.parent(of: relative) else { return }
+        dir.remove(name)
+        var parent = Path.directory(of: relative)
+        while parent != "." && parent != "/" && !parent.isEmpty {
+            guard let (above, last) = try? root.parent(of: parent), above.removeDirectory(last) else { break }
+            parent = Path.directory(of: parent)
         }
     }
 

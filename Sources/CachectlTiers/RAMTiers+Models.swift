@@ -92,7 +92,7 @@ extension RAMTiers {
         let (modelsDir, coldStore) = try configured(state)
         return try ModelCatalog.scan(coldStore: coldStore).map { model in
             let linked = model.files.allSatisfy { file in
-                ModelFiles.linkTarget(modelsDir + "/" + file.path) == desiredTarget(for: file.path, state: state)
+                ModelFiles.linkTarget(modelsDir: modelsDir, relative: file.path) == desiredTarget(for: file.path, state: state)
             }
             return ModelStatus(
                 name: model.name, layout: model.layout, bytes: model.bytes, files: model.files.count,
@@ -214,7 +214,7 @@ extension RAMTiers {
                 for file in toCopy {
                     bar?.setItem(Path.lastComponent(of: file.path))
                     try ModelFiles.copy(
-                        from: coldStore + "/" + file.path, to: tierRoot + "/" + file.path, expectedSize: file.size,
+                        from: coldStore + "/" + file.path, tierRoot: tierRoot, relative: file.path, expectedSize: file.size,
                         expectedSHA256: file.sha256, progress: bar)
                     created.append(file.path)
                     result.copiedBytes += file.size
@@ -231,13 +231,18 @@ extension RAMTiers {
             var swapped: [(link: String, was: String?)] = []
             do {
                 for file in model.files {
-                    let link = modelsDir + "/" + file.path
-                    let was = ModelFiles.linkTarget(link)
-                    if try ModelFiles.pointLink(link, to: tierRoot + "/" + file.path) { swapped.append((link, was)) }
+                    let was = ModelFiles.linkTarget(modelsDir: modelsDir, relative: file.path)
+                    if try ModelFiles.pointLink(modelsDir: modelsDir, relative: file.path, to: tierRoot + "/" + file.path) {
+                        swapped.append((file.path, was))
+                    }
                 }
             } catch {
                 for (link, was) in swapped.reversed() {
-                    if let was { _ = try? ModelFiles.pointLink(link, to: was) } else { unlink(link) }
+                    if let was {
+                        _ = try? ModelFiles.pointLink(modelsDir: modelsDir, relative: link, to: was)
+                    } else {
+                        ModelFiles.removeLink(modelsDir: modelsDir, relative: link)
+                    }
                 }
                 for path in created { ModelFiles.removeCopy(path, tierRoot: tierRoot) }
                 throw error
@@ -339,10 +344,10 @@ extension RAMTiers {
             let target = desiredTarget(for: path, state: state)
             if target.hasPrefix((state.coldStore ?? "") + "/") && access(target, F_OK) != 0 {
                 // The cold file is gone too: a dangling link is worse than none.
-                unlink(modelsDir + "/" + path)
+                ModelFiles.removeLink(modelsDir: modelsDir, relative: path)
                 continue
             }
-            try ModelFiles.pointLink(modelsDir + "/" + path, to: target)
+            try ModelFiles.pointLink(modelsDir: modelsDir, relative: path, to: target)
         }
         guard let tier = state.tier(named: placement.tier) else { return }
         let unused = placement.files.filter { path in
@@ -370,9 +375,9 @@ extension RAMTiers {
                 let target = desiredTarget(for: file.path, state: state)
                 guard access(target, F_OK) == 0 else { continue }  // a missing blob: no link
                 wanted.insert(link)
-                let was = ModelFiles.linkTarget(link)
+                let was = ModelFiles.linkTarget(modelsDir: modelsDir, relative: file.path)
                 guard was != target else { continue }
-                if !check { try ModelFiles.pointLink(link, to: target) }
+                if !check { try ModelFiles.pointLink(modelsDir: modelsDir, relative: file.path, to: target) }
                 repaired.append(LinkRepair(link: link, target: target, was: was))
             }
         }
@@ -380,10 +385,11 @@ extension RAMTiers {
         let owned = [coldStore] + state.tiers.map(\.spec.path)
         var removed: [String] = []
         for link in Self.symlinks(under: modelsDir) where !wanted.contains(link) {
-            guard let target = ModelFiles.linkTarget(link), access(link, F_OK) != 0,
+            let relative = String(link.dropFirst(modelsDir.count + 1))
+            guard let target = ModelFiles.linkTarget(modelsDir: modelsDir, relative: relative), access(target, F_OK) != 0,
                 owned.contains(where: { target.hasPrefix($0 + "/") })
             else { continue }
-            if !check { unlink(link) }
+            if !check { ModelFiles.removeLink(modelsDir: modelsDir, relative: relative) }
             removed.append(link)
         }
         return (repaired, removed)
