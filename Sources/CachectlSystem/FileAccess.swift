@@ -38,4 +38,39 @@ public enum FileAccess {
         }
         return Array(buffer[0..<n])
     }
+
+    /// Opens `path` read-only with the rights of `uid` (its primary group `gid`
+    /// and, when it has a passwd entry, its supplementary groups) instead of
+    /// root's: every directory search and the file's mode and ACL are checked by
+    /// the kernel as that user, and links are followed only as far as they may.
+    /// EACCES means that user could not read it.
+    public static func open(_ path: String, as uid: uid_t, gid: gid_t) throws(SystemError) -> OpenFile {
+        var groups = supplementaryGroups(of: uid, gid: gid)
+        let fd = cachectl_open_as(path, O_RDONLY, uid, gid, &groups, groups.count)
+        if fd < 0 {
+            let code = errno
+            throw SystemError(
+                "open as uid \(uid)", path: path, errno: code,
+                hint: code == EACCES || code == EPERM
+                    ? "uid \(uid) may not read it, so cachectl will not copy it where that user could" : nil)
+        }
+        return OpenFile(adopting: fd, path: path)
+    }
+
+    /// `gid` and the groups /etc/group lists `uid`'s user in (getgrouplist(3)).
+    static func supplementaryGroups(of uid: uid_t, gid: gid_t) -> [gid_t] {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil, let name = entry.pw_name else {
+            return [gid]
+        }
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        if getgrouplist(name, gid, &groups, &count) < 0 {
+            groups = [gid_t](repeating: 0, count: Int(count))
+            guard getgrouplist(name, gid, &groups, &count) >= 0 else { return [gid] }
+        }
+        return Array(groups.prefix(Int(count)))
+    }
 }

@@ -66,6 +66,26 @@ public final class HeldDirectory: Sendable {
         return (try subdirectory(components.joined(separator: "/"), create: create, mode: mode), name)
     }
 
+    /// The names in this directory, without `.` and `..`.
+    public func entries() throws(SystemError) -> [String] {
+        let copy = try sys("dup", path) { fcntl(fd, F_DUPFD_CLOEXEC, 0) }
+        guard let dir = fdopendir(copy) else {
+            let code = errno
+            close(copy)
+            throw SystemError("opendir", path: path, errno: code)
+        }
+        defer { closedir(dir) }
+        rewinddir(dir)
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
     /// lstat of `name` in this directory (links not followed); nil when it is not there.
     public func status(_ name: String) -> stat? {
         var st = stat()

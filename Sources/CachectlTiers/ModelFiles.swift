@@ -7,15 +7,18 @@ enum ModelFiles {
     /// Copies `source` to `relative` below `tierRoot` through a temp file beside it:
     /// preallocate (so a full tier fails at once, not half way), copy, check size
     /// and SHA-256, give it the source's owner, mode and ACL, fsync, rename, fsync
-    /// the directory. On any failure the temp file is removed and the destination
+    /// the directory. With `reader`, the source is opened with that user's rights. On any failure the temp file is removed and the destination
     /// is untouched. Directories in the tier are walked without following links.
     static func copy(
         from source: String, tierRoot: String, relative: String, expectedSize: UInt64, expectedSHA256: String?,
-        progress: ProgressBar?
+        progress: ProgressBar?, readAs reader: (uid: uid_t, gid: gid_t)? = nil
     ) throws {
         let (dir, name) = try HeldDirectory(tierRoot).parent(of: relative, create: true)
         let temp = "." + name + copySuffix + "\(getpid())"
-        let input = try OpenFile(source)
+        // Read as the user the copy is published to: a cold-store link to a file
+        // that user may not read (a root-only file) is refused, not copied.
+        let input = try reader.map { reader throws(SystemError) in try FileAccess.open(source, as: reader.uid, gid: reader.gid) }
+            ?? OpenFile(source)
         try? input.advise(POSIX_FADV_SEQUENTIAL)
         dir.remove(temp)
         let output = try dir.openFile(temp, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
@@ -64,6 +67,47 @@ enum ModelFiles {
 
     /// Names of temp copies: `.NAME.cachectl-copy-PID`.
     static let copySuffix = ".cachectl-copy-"
+
+    /// Temp copies (`.NAME.cachectl-copy-PID`) that a killed promote left below
+    /// `tierRoot`: their PID is gone, or is not a cachectl process (this
+    /// executable). Called under the state lock, so no live promote of this state
+    /// is writing one. With `remove`, deletes them. Returns their paths.
+    @discardableResult
+    static func staleCopies(tierRoot: String, remove: Bool) -> [String] {
+        guard let root = try? HeldDirectory(tierRoot) else { return [] }
+        var found: [String] = []
+        func walk(_ dir: HeldDirectory, depth: Int) {
+            guard depth <= 16, let names = try? dir.entries() else { return }
+            for name in names.sorted() {
+                guard let st = dir.status(name) else { continue }
+                if st.st_mode & S_IFMT == S_IFDIR {
+                    if let child = try? dir.subdirectory(name) { walk(child, depth: depth + 1) }
+                } else if st.st_mode & S_IFMT == S_IFREG, let pid = copyOwner(name), !isLiveCachectl(pid) {
+                    found.append(dir.path + "/" + name)
+                    if remove { dir.remove(name) }
+                }
+            }
+        }
+        walk(root, depth: 0)
+        return found
+    }
+
+    /// The PID in a temp copy's name, nil when it is not one.
+    static func copyOwner(_ name: String) -> pid_t? {
+        guard name.hasPrefix("."), let dash = name.lastIndex(of: "-"), name[...dash].hasSuffix(copySuffix) else { return nil }
+        let digits = name[name.index(after: dash)...]
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else { return nil }
+        return pid_t(digits)
+    }
+
+    /// Whether `pid` is another process running this same executable (a cachectl
+    /// that may be mid-copy). This process is not: it holds the lock.
+    static func isLiveCachectl(_ pid: pid_t) -> Bool {
+        guard pid > 0, pid != getpid() else { return false }
+        if kill(pid, 0) != 0 && errno == ESRCH { return false }
+        guard let mine = linkTarget("/proc/self/exe"), let theirs = linkTarget("/proc/\(pid)/exe") else { return false }
+        return mine == theirs
+    }
 
     /// The target of a symlink, or nil when `path` is not a symlink (links in the
     /// path before the last component are followed: for reading and tests only).

@@ -208,6 +208,8 @@ extension RAMTiers {
 
             // 1. Copy everything; nothing visible changes until all copies are whole.
             let tierRoot = target.spec.path
+            ModelFiles.staleCopies(tierRoot: tierRoot, remove: true)  // a killed promote's temp files
+            let reader = Self.modelsOwner(modelsDir)
             let bar = progress ? ProgressBar(total: toCopy.reduce(0) { $0 + $1.size }, label: "promote", enabled: true) : nil
             var created: [String] = []
             do {
@@ -215,7 +217,7 @@ extension RAMTiers {
                     bar?.setItem(Path.lastComponent(of: file.path))
                     try ModelFiles.copy(
                         from: coldStore + "/" + file.path, tierRoot: tierRoot, relative: file.path, expectedSize: file.size,
-                        expectedSHA256: file.sha256, progress: bar)
+                        expectedSHA256: file.sha256, progress: bar, readAs: reader)
                     created.append(file.path)
                     result.copiedBytes += file.size
                     if file.sha256 != nil { result.verifiedBlobs += 1 }
@@ -292,6 +294,14 @@ extension RAMTiers {
     }
 
     // MARK: - shared steps
+
+    /// The owner of the models directory when it is not root: the user the
+    /// links serve, whose rights promote reads the cold store with.
+    static func modelsOwner(_ modelsDir: String) -> (uid: uid_t, gid: gid_t)? {
+        var st = stat()
+        guard stat(modelsDir, &st) == 0, st.st_uid != 0 else { return nil }
+        return (st.st_uid, st.st_gid)
+    }
 
     func configured(_ state: TierState) throws -> (modelsDir: String, coldStore: String) {
         guard let modelsDir = state.modelsDir, let coldStore = state.coldStore else {
