@@ -26,6 +26,11 @@ public enum FileAccess {
         }
     }
 
+    /// Sets the raw `system.posix_acl_access` value of `path` (links followed).
+    public static func setAccessControlList(_ acl: [UInt8], on path: String) throws(SystemError) {
+        _ = try sys("set the ACL of", path) { acl.withUnsafeBytes { raw in setxattr(path, accessACL, raw.baseAddress, raw.count, 0) } }
+    }
+
     /// The raw `system.posix_acl_access` value, nil when the file has none (or its
     /// filesystem has no POSIX ACLs).
     public static func accessControlList(of file: OpenFile) throws(SystemError) -> [UInt8]? {
