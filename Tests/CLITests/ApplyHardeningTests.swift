@@ -29,9 +29,9 @@ struct ApplyHardeningTests {
     /// one's tmpfs mounted but not yet recorded and failed EBUSY.
     @Test func twoAppliesAtOnceBothSucceed() throws {
         let tree = try Tree()
-        for round in 0..<6 {
+        for round in 0..<8 {
             let yaml = tree.root + "/cachectl-\(round).yaml"
-            let tiers = (0..<3).map { "  - name: t\(round)x\($0)\n    type: tmpfs\n    size: 16M\n    path: \(tree.root)/tiers/r\(round)/t\($0)\n" }
+            let tiers = (0..<8).map { "  - name: t\(round)x\($0)\n    type: tmpfs\n    size: 16M\n    path: \(tree.root)/tiers/r\(round)/t\($0)\n" }
             _ = try AtomicFile.write("tiers:\n" + tiers.joined(), to: yaml)
             let arguments = [
                 "apply", "-f", yaml, "--state", tree.root + "/state/tiers.json", "--warm-state", tree.root + "/state/warm.json", "--json",
@@ -45,7 +45,7 @@ struct ApplyHardeningTests {
                 let result = try #require(results.get(index))
                 #expect(result.status == 0, "round \(round), apply \(index): \(result.stderr) \(result.stdout)")
             }
-            for t in 0..<3 {
+            for t in 0..<8 {
                 let path = "\(tree.root)/tiers/r\(round)/t\(t)"
                 let mounts = try AtomicFile.readText("/proc/self/mountinfo").split(separator: "\n")
                     .filter { $0.split(separator: " ")[4] == path }
