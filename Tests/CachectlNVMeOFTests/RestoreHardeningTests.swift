@@ -1,9 +1,10 @@
 import CachectlMount
-import CachectlNVMeOF
 import CachectlSystem
 import Foundation
 import Glibc
 import Testing
+
+@testable import CachectlNVMeOF
 
 /// `nvmet restore` against a fixture configfs tree (plain directories, so an
 /// attribute write fails as it would on a kernel that lacks it) with real tmpfs
@@ -79,6 +80,21 @@ struct RestoreHardeningTests {
         #expect(try AtomicFile.readText(fx.run + "/model.gguf") == "placed model\n")
         #expect(try Path.entries(of: fx.backing) == [])
         #expect(try Path.entries(of: fx.configfs + "/nvmet/subsystems/lend/namespaces") == [])
+    }
+
+    /// The rollback unmounts a backing tmpfs by its mount ID: when something else
+    /// was mounted over it since, that is left alone and the step reported not undone.
+    @Test("the rollback never unmounts a mount it did not make")
+    func rollbackLeavesAMountMadeSince() throws {
+        let fx = try Fixture()
+        let backing = RAMBacking(backingRoot: fx.backing, name: "lend", size: 1 << 20)
+        let log = ChangeLog(check: false)
+        try backing.ensure(roots: .system, log: log)
+        #expect(fx.mounts.contains("cachectl-nvmet \(backing.directory)"))
+        try Mounter.mount(source: "someone-else", target: backing.directory, fstype: "tmpfs", flags: 0, data: "size=1m")
+        log.rollBack()
+        #expect(fx.mounts.last == "someone-else \(backing.directory)")
+        #expect(log.notUndone.count == 1 && log.changedAfterRollback)
     }
 
     @Test("a failed restore that removed something reports changed")
