@@ -2,11 +2,13 @@ import CachectlSystem
 import Glibc
 
 extension Engine {
-    /// The lock every `apply` holds from its plan to its last action, beside the
-    /// tier state (`tiers.json` → `apply.lock`). Separate from the state file's
-    /// own lock, which each tier transaction inside the apply takes and releases.
+    /// What every `apply` locks from its plan to its last action: the directory
+    /// of the tier state (`/var/lib/cachectl`). flock(2) on the directory itself,
+    /// so a plan that fails leaves no lock file behind. Separate from the state
+    /// file's own lock (`tiers.json.lock`), which each tier transaction inside the
+    /// apply takes and releases.
     public var applyLockPath: String {
-        Path.directory(of: environment.tierState.path) + "/apply.lock"
+        Path.directory(of: environment.tierState.path)
     }
 
     /// Runs `body` holding an exclusive flock(2) on ``applyLockPath``. When the lock
@@ -15,8 +17,8 @@ extension Engine {
     func withApplyLock(_ body: () -> PlanReport) -> PlanReport {
         let lock: OpenFile
         do {
-            try Path.makeDirectory(Path.directory(of: applyLockPath))
-            lock = try OpenFile(applyLockPath, flags: O_RDWR | O_CREAT, mode: 0o600)
+            try Path.makeDirectory(applyLockPath, mode: 0o755)
+            lock = try OpenFile(applyLockPath, flags: O_RDONLY | O_DIRECTORY)
             _ = try sys("flock", lock.path) { flock(lock.fd, LOCK_EX) }
         } catch {
             var actions = work.map { item in Action(kind: item.kind, target: item.target, status: .skipped) }
