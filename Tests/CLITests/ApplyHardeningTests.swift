@@ -54,6 +54,29 @@ struct ApplyHardeningTests {
         }
     }
 
+    /// apply killed between the tmpfs mount and the state save: the rerun used to
+    /// fail EBUSY "already mounted there" until someone unmounted by hand.
+    @Test func applyAfterAKillBetweenMountAndSaveConverges() throws {
+        let tree = try Tree()
+        let path = tree.root + "/tiers/fast"
+        try Path.makeDirectory(path)
+        _ = try AtomicFile.write("tiers:\n  - name: fast\n    type: tmpfs\n    size: 16M\n    path: \(path)\n", to: tree.root + "/c.yaml")
+        // What the killed run had done: the tmpfs mounted as cachectl mounts it, no state saved.
+        #expect(mount("cachectl-fast", path, "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOATIME), "size=16777216,mode=0755") == 0)
+        let arguments = [
+            "apply", "-f", tree.root + "/c.yaml", "--state", tree.root + "/state/tiers.json",
+            "--warm-state", tree.root + "/state/warm.json", "--json",
+        ]
+        let first = try CLI.run(arguments)
+        #expect(first.status == 0, "\(first.stderr) \(first.stdout)")
+        #expect(first.stdout.contains("adopted"))
+        let second = try CLI.run(arguments)
+        #expect(second.status == 0)
+        #expect(try CLI.json(second)["changed"] as? Bool == false)
+        let mounts = try AtomicFile.readText("/proc/self/mountinfo").split(separator: "\n").filter { $0.split(separator: " ")[4] == path }
+        #expect(mounts.count == 1)
+    }
+
     @Test func tierCreateOverAPopulatedDirectoryExitsWithTheReason() throws {
         let tree = try Tree()
         let path = tree.root + "/doc"
