@@ -93,8 +93,16 @@ enum ModelFiles {
     }
 
     /// The PID in a temp copy's name, nil when it is not one.
-    static func copyOwner(_ name: String) -> pid_t? {
-        guard name.hasPrefix("."), let dash = name.lastIndex(of: "-"), name[...dash].hasSuffix(copySuffix) else { return nil }
+    static func copyOwner(_ name: String) -> pid_t? { pid(in: name, after: copySuffix) }
+
+    /// Names of temp links: `.NAME.cachectl-link-PID`.
+    static let linkSuffix = ".cachectl-link-"
+
+    /// The PID in a temp link's name, nil when it is not one.
+    static func tempLinkOwner(_ name: String) -> pid_t? { pid(in: name, after: linkSuffix) }
+
+    private static func pid(in name: String, after suffix: String) -> pid_t? {
+        guard name.hasPrefix("."), let dash = name.lastIndex(of: "-"), name[...dash].hasSuffix(suffix) else { return nil }
         let digits = name[name.index(after: dash)...]
         guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else { return nil }
         return pid_t(digits)
@@ -148,7 +156,7 @@ enum ModelFiles {
                 "replace", path: dir.path + "/" + name, errno: EEXIST,
                 hint: "it is a real file or directory, not a link cachectl made; move it out of the models directory")
         }
-        let temp = "." + name + ".cachectl-link-\(getpid())"
+        let temp = "." + name + linkSuffix + "\(getpid())"
         dir.remove(temp)
         try dir.makeLink(temp, to: target)
         do {

@@ -396,6 +396,12 @@ extension RAMTiers {
         var removed: [String] = []
         for link in Self.symlinks(under: modelsDir) where !wanted.contains(link) {
             let relative = String(link.dropFirst(modelsDir.count + 1))
+            // A temp link of a pointLink killed before its rename.
+            if let pid = ModelFiles.tempLinkOwner(Path.lastComponent(of: link)), !ModelFiles.isLiveCachectl(pid) {
+                if !check { ModelFiles.removeLink(modelsDir: modelsDir, relative: relative) }
+                removed.append(link)
+                continue
+            }
             guard let target = ModelFiles.linkTarget(modelsDir: modelsDir, relative: relative), access(target, F_OK) != 0,
                 owned.contains(where: { target.hasPrefix($0 + "/") })
             else { continue }

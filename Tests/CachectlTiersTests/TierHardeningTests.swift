@@ -155,10 +155,14 @@ struct TierHardeningTests {
         _ = try AtomicFile.write(randomBytes(4096, seed: 2), to: tier + "/sub/.b.gguf.cachectl-copy-\(sleeper.processIdentifier)")
         _ = try AtomicFile.write(randomBytes(10, seed: 3), to: tier + "/sub/.notes")  // not ours: kept
 
+        // And a temp link of a link swap killed before its rename.
+        #expect(symlink(s.cold + "/a.gguf", s.models + "/.a.gguf.cachectl-link-\(dead)") == 0)
         #expect(try s.tiers.health(check: true).removedCopies.count == 2)
         #expect(access(tier + "/.a.gguf.cachectl-copy-\(dead)", F_OK) == 0)
         let report = try s.tiers.health()
         #expect(report.changed && report.removedCopies.count == 2)
+        #expect(report.removedLinks == [s.models + "/.a.gguf.cachectl-link-\(dead)"])
+        #expect(ModelFiles.linkTarget(s.models + "/.a.gguf.cachectl-link-\(dead)") == nil)
         #expect(try Path.entries(of: tier).sorted() == ["sub"])
         #expect(try Path.entries(of: tier + "/sub") == [".notes"])
 
