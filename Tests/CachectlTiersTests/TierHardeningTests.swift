@@ -51,6 +51,30 @@ struct TierHardeningTests {
         #expect(ModelFiles.linkTarget(s.models + "/ollama/blobs") == victim)  // left as the user made it
     }
 
+    /// The cold store may belong to another user too: a manifest there that is a
+    /// link to a root-only file, or a FIFO, is reported as a problem, never read.
+    @Test func ollamaManifestsAreReadOnlyFromRegularFilesBelowTheStore() throws {
+        let s = try Scratch()
+        _ = try s.writeOllamaModel(name: "good", tag: "1b", weights: randomBytes(4096, seed: 1))
+        let manifests = s.cold + "/ollama/manifests/registry.ollama.ai/library"
+        try Path.makeDirectory(manifests + "/leak")
+        try Path.makeDirectory(manifests + "/fifo")
+        let secret = s.root + "/secret.json"
+        _ = try AtomicFile.write(#"{"schemaVersion":2,"layers":[]}"#, to: secret, mode: 0o600)
+        #expect(symlink(secret, manifests + "/leak/latest") == 0)
+        #expect(mkfifo(manifests + "/fifo/latest", 0o644) == 0)
+
+        let models = try ModelCatalog.scan(coldStore: s.cold)  // returns: the FIFO is not opened for a blocking read
+        let byName = Dictionary(uniqueKeysWithValues: models.map { ($0.name, $0) })
+        #expect(byName["good:1b"]?.problem == nil)
+        #expect(byName["leak:latest"]?.problem?.contains("unreadable manifest") == true)
+        #expect(byName["fifo:latest"].map { $0.problem != nil } ?? true)  // skipped, or a problem: never content
+        // Swapped for a FIFO after the listing: opened without blocking and refused.
+        #expect(throws: SystemError.self) {
+            try OllamaStore.readManifest(store: s.cold + "/ollama", relative: "manifests/registry.ollama.ai/library/fifo/latest")
+        }
+    }
+
     // MARK: - class 2: copies keep owner, mode and ACL
 
     @Test func aPromotedCopyKeepsOwnerModeAndACL() throws {
