@@ -78,13 +78,26 @@ final class ChangeLog {
 
     var changed: Bool { !steps.isEmpty }
 
+    /// Steps done that no revert undoes (a removal, a write without its old value):
+    /// after a rollback these are still changed.
+    private(set) var irreversible: [String] = []
+    /// Reverts that found the object no longer theirs (see ``perform(_:revertIfOwned:_:)``).
+    private(set) var notUndone: [String] = []
+
     /// Records `step` and runs `action` unless checking. `revert` is run by ``rollBack()``.
     func perform(_ step: String, revert: (() -> Void)? = nil, _ action: () throws -> Void) throws {
         if !check {
             try action()
-            if let revert { undo.append(revert) }
+            if let revert { undo.append(revert) } else { irreversible.append(step) }
         }
         steps.append(step)
+    }
+
+    /// Like ``perform(_:revert:_:)``, with a revert that first checks the object is
+    /// still the one this run made, and returns false (recorded as not undone)
+    /// instead of touching anything else.
+    func perform(_ step: String, revertIfOwned revert: @escaping () -> Bool, _ action: () throws -> Void) throws {
+        try perform(step, revert: { [unowned self] in if !revert() { self.notUndone.append(step) } }, action)
     }
 
     /// Undoes what was done, newest first (best effort: the original error is what matters).
@@ -92,6 +105,9 @@ final class ChangeLog {
         for action in undo.reversed() { action() }
         undo.removeAll()
     }
+
+    /// After ``rollBack()``: whether anything this run did is still in effect.
+    var changedAfterRollback: Bool { !irreversible.isEmpty || !notUndone.isEmpty }
 
     func mkdir(_ path: String, what: String) throws {
         try perform("create \(what)", revert: { Glibc.rmdir(path) }) {

@@ -9,6 +9,13 @@ public struct TargetChange: Encodable, Sendable {
     /// Steps taken, in order.
     public var steps: [String]
     public var export: ExportStatus?
+
+    public init(changed: Bool, action: String, steps: [String], export: ExportStatus?) {
+        self.changed = changed
+        self.action = action
+        self.steps = steps
+        self.export = export
+    }
 }
 
 extension NVMeTarget {
@@ -19,6 +26,7 @@ extension NVMeTarget {
     /// file get their tmpfs and file made again (after a reboot).
     public func restore(_ config: NvmetConfig, replace: Bool = false, check: Bool = false) throws -> TargetChange {
         try Self.validate(config)
+        try validateBackingPaths(config)
         let log = ChangeLog(check: check)
         do {
             let transports = Set(config.ports.compactMap { $0.transport.flatMap(FabricsTransport.init(rawValue:)) })
@@ -52,7 +60,7 @@ extension NVMeTarget {
             }
         } catch {
             log.rollBack()
-            throw error
+            throw TargetChangeFailure(underlying: error, changed: log.changedAfterRollback, steps: log.steps, notUndone: log.notUndone)
         }
         return TargetChange(
             changed: log.changed, action: log.changed ? (check ? "would restore" : "restored") : "unchanged", steps: log.steps, export: nil)
@@ -83,6 +91,22 @@ extension NVMeTarget {
         }
     }
 
+    /// Namespace paths under cachectl's backing directory must be exactly the
+    /// backing files it makes (`BACKING/NAME/ram-SIZE.img`): restore mounts a
+    /// tmpfs on `BACKING/NAME`, so any other path there could put one elsewhere.
+    func validateBackingPaths(_ config: NvmetConfig) throws(NVMeOFInputError) {
+        for subsystem in config.subsystems {
+            for ns in subsystem.namespaces {
+                guard let path = ns.devicePath, path.hasPrefix(backingRoot + "/") || path == backingRoot else { continue }
+                if RAMBacking.parse(path, backingRoot: backingRoot) == nil {
+                    throw NVMeOFInputError(
+                        "namespace \(ns.nsid) of \(subsystem.nqn): device path \(path) is inside cachectl's backing directory "
+                            + "\(backingRoot) but is not a backing file it makes (\(backingRoot)/NAME/ram-SIZE.img)")
+                }
+            }
+        }
+    }
+
     /// Checks names, ids and references before anything is written.
     static func validate(_ config: NvmetConfig) throws(NVMeOFInputError) {
         for host in config.hosts { try NQN.validateName(host.nqn, what: "host NQN") }
@@ -97,6 +121,9 @@ extension NVMeTarget {
                 guard (1...0xFFFF_FFFE).contains(ns.nsid) else { throw NVMeOFInputError("namespace id must be 1-4294967294: \(ns.nsid) in \(subsystem.nqn)") }
                 if let path = ns.devicePath, !path.hasPrefix("/") {
                     throw NVMeOFInputError("namespace \(ns.nsid) of \(subsystem.nqn): device path must be absolute: \(path)")
+                }
+                if let path = ns.devicePath, path.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) {
+                    throw NVMeOFInputError("namespace \(ns.nsid) of \(subsystem.nqn): device path must not contain '.' or '..': \(path)")
                 }
             }
             for host in subsystem.allowedHosts { try NQN.validateName(host, what: "allowed host NQN") }
@@ -117,5 +144,25 @@ extension NVMeTarget {
                 }
             }
         }
+    }
+}
+
+/// A `restore` that failed part way: the error, and whether anything it did is
+/// still in effect after its rollback (a removal cannot be undone; a mount that
+/// is no longer the top one there is left alone).
+public struct TargetChangeFailure: Error, CustomStringConvertible {
+    public var underlying: any Error
+    /// Something this run did is still changed after the rollback.
+    public var changed: Bool
+    /// Every step it took before the failure.
+    public var steps: [String]
+    /// Steps whose revert found the object no longer its own, so left them.
+    public var notUndone: [String]
+
+    public var description: String {
+        var text = "\(underlying); rolled back"
+        if !notUndone.isEmpty { text += "; not undone (no longer cachectl's): " + notUndone.joined(separator: ", ") }
+        if changed { text += "; still changed: the steps above that cannot be undone" }
+        return text
     }
 }

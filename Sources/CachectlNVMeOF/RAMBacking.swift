@@ -30,7 +30,8 @@ public struct RAMBacking: Sendable, Equatable {
     public static func parse(_ path: String, backingRoot: String) -> RAMBacking? {
         guard path.hasPrefix(backingRoot + "/") else { return nil }
         let parts = path.dropFirst(backingRoot.count + 1).split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, parts[1].hasPrefix("ram-"), parts[1].hasSuffix(".img"),
+        guard parts.count == 2, !parts[0].isEmpty, parts[0] != ".", parts[0] != "..",
+            parts[1].hasPrefix("ram-"), parts[1].hasSuffix(".img"),
             let size = UInt64(parts[1].dropFirst(4).dropLast(4)), size > 0
         else { return nil }
         return RAMBacking(backingRoot: backingRoot, name: String(parts[0]), size: size)
@@ -55,10 +56,23 @@ public struct RAMBacking: Sendable, Equatable {
             if !Configfs.isDirectory(directory) {
                 try makeDirectories(directory, log: log)
             }
-            try log.perform("mount tmpfs (\(ByteSize.format(size))) on \(directory)", revert: { umount2(directory, Int32(MNT_DETACH)) }) {
-                _ = try sys("mount tmpfs on", directory) {
-                    mount("cachectl-nvmet", directory, "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), "size=\(size),mode=0700,nr_inodes=16")
+            // The rollback unmounts this mount only: the one with the ID it got, if it
+            // is still the top mount there (never a tier or anything mounted since).
+            let mounted = MountIDBox()
+            let directory = directory
+            try log.perform(
+                "mount tmpfs (\(ByteSize.format(size))) on \(directory)",
+                revertIfOwned: {
+                    guard let id = mounted.id, let entry = try? MountTable.entry(at: directory, roots: roots), entry.id == id,
+                        entry.source == Self.mountSource
+                    else { return false }
+                    return umount2(directory, Int32(MNT_DETACH)) == 0
                 }
+            ) {
+                _ = try sys("mount tmpfs on", directory) {
+                    mount(Self.mountSource, directory, "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), "size=\(size),mode=0700,nr_inodes=16")
+                }
+                mounted.id = (try? MountTable.entry(at: directory, roots: roots))?.id
             }
         }
         var st = stat()
@@ -98,8 +112,16 @@ public struct RAMBacking: Sendable, Equatable {
         }
     }
 
+    /// The source name of the tmpfs under each backing file.
+    static let mountSource = "cachectl-nvmet"
+
     /// Whether a tmpfs is mounted exactly at `path` (the last mount there wins).
     static func isTmpfsMount(_ path: String, roots: KernelRoots) -> Bool {
         (try? MountTable.entry(at: path, roots: roots))?.fstype == "tmpfs"
     }
+}
+
+/// The mount ID a revert closure needs, set after the mount succeeded.
+private final class MountIDBox {
+    var id: Int?
 }

@@ -141,8 +141,14 @@ public struct Engine: Sendable {
     /// Plans first (nothing is changed if any action fails its check), then runs
     /// each action that is not already in its desired state, in order. Stops at
     /// the first failure, after rolling back that action's partial work; the
-    /// actions after it are reported `skipped`.
+    /// actions after it are reported `skipped`. The plan and the run happen under
+    /// one lock (``withApplyLock(_:)``): a second apply waits, then finds the
+    /// first one's work done.
     public func apply() -> PlanReport {
+        withApplyLock { applyHoldingLock() }
+    }
+
+    private func applyHoldingLock() -> PlanReport {
         let planned = plan()
         if planned.failed {
             var report = planned

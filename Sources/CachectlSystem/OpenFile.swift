@@ -12,6 +12,12 @@ public final class OpenFile: Sendable {
         self.fd = try sys("open", path) { open(path, flags | O_CLOEXEC, mode) }
     }
 
+    /// Takes ownership of an open descriptor (closed with this object).
+    public init(adopting fd: Int32, path: String) {
+        self.path = path
+        self.fd = fd
+    }
+
     deinit { close(fd) }
 
     /// fstat(2).

@@ -4,25 +4,29 @@ import Glibc
 /// The file operations placement is built from: copy into a tier (verified and
 /// durable), swap a link atomically, remove a copy.
 enum ModelFiles {
-    /// Copies `source` to `destination` through a temp file beside it: preallocate
-    /// (so a full tier fails at once, not half way), copy, check size and SHA-256,
-    /// fsync, rename, fsync the directory. On any failure the temp file is removed
-    /// and `destination` is untouched.
+    /// Copies `source` to `relative` below `tierRoot` through a temp file beside it:
+    /// preallocate (so a full tier fails at once, not half way), copy, check size
+    /// and SHA-256, give it the source's owner, mode and ACL, fsync, rename, fsync
+    /// the directory. With `reader`, the source is opened with that user's rights. On any failure the temp file is removed and the destination
+    /// is untouched. Directories in the tier are walked without following links.
     static func copy(
-        from source: String, to destination: String, expectedSize: UInt64, expectedSHA256: String?,
-        progress: ProgressBar?
+        from source: String, tierRoot: String, relative: String, expectedSize: UInt64, expectedSHA256: String?,
+        progress: ProgressBar?, readAs reader: (uid: uid_t, gid: gid_t)? = nil
     ) throws {
-        let dir = Path.directory(of: destination)
-        try Path.makeDirectory(dir)
-        let temp = dir + "/." + Path.lastComponent(of: destination) + ".cachectl-copy-\(getpid())"
-        let input = try OpenFile(source)
+        let (dir, name) = try HeldDirectory(tierRoot).parent(of: relative, create: true)
+        let temp = "." + name + copySuffix + "\(getpid())"
+        // Read as the user the copy is published to: a cold-store link to a file
+        // that user may not read (a root-only file) is refused, not copied.
+        let input = try reader.map { reader throws(SystemError) in try FileAccess.open(source, as: reader.uid, gid: reader.gid) }
+            ?? OpenFile(source)
         try? input.advise(POSIX_FADV_SEQUENTIAL)
-        let output = try OpenFile(temp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
+        dir.remove(temp)
+        let output = try dir.openFile(temp, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
         do {
             if expectedSize > 0 {
                 let code = posix_fallocate(output.fd, 0, off_t(expectedSize))
                 if code != 0 && code != EOPNOTSUPP {
-                    throw SystemError("fallocate \(ByteSize.format(expectedSize)) for", path: temp, errno: code)
+                    throw SystemError("fallocate \(ByteSize.format(expectedSize)) for", path: output.path, errno: code)
                 }
             }
             let hasher = expectedSHA256 == nil ? nil : SHA256Digest()
@@ -51,16 +55,70 @@ enum ModelFiles {
                         hint: "content hashes to \(actual), its name says \(expectedSHA256): the blob is corrupt; pull the model again")
                 }
             }
+            try FileAccess.copy(from: input, to: output)
             try output.sync()
-            _ = try sys("rename", destination) { rename(temp, destination) }
+            try dir.rename(temp, to: name)
         } catch {
-            unlink(temp)
+            dir.remove(temp)
             throw error
         }
-        try AtomicFile.syncDirectory(dir)
+        try dir.sync()
     }
 
-    /// The target of a symlink, or nil when `path` is not a symlink.
+    /// Names of temp copies: `.NAME.cachectl-copy-PID`.
+    static let copySuffix = ".cachectl-copy-"
+
+    /// Temp copies (`.NAME.cachectl-copy-PID`) that a killed promote left below
+    /// `tierRoot`: their PID is gone, or is not a cachectl process (this
+    /// executable). Called under the state lock, so no live promote of this state
+    /// is writing one. With `remove`, deletes them. Returns their paths.
+    @discardableResult
+    static func staleCopies(tierRoot: String, remove: Bool) -> [String] {
+        guard let root = try? HeldDirectory(tierRoot) else { return [] }
+        var found: [String] = []
+        func walk(_ dir: HeldDirectory, depth: Int) {
+            guard depth <= 16, let names = try? dir.entries() else { return }
+            for name in names.sorted() {
+                guard let st = dir.status(name) else { continue }
+                if st.st_mode & S_IFMT == S_IFDIR {
+                    if let child = try? dir.subdirectory(name) { walk(child, depth: depth + 1) }
+                } else if st.st_mode & S_IFMT == S_IFREG, let pid = copyOwner(name), !isLiveCachectl(pid) {
+                    found.append(dir.path + "/" + name)
+                    if remove { dir.remove(name) }
+                }
+            }
+        }
+        walk(root, depth: 0)
+        return found
+    }
+
+    /// The PID in a temp copy's name, nil when it is not one.
+    static func copyOwner(_ name: String) -> pid_t? { pid(in: name, after: copySuffix) }
+
+    /// Names of temp links: `.NAME.cachectl-link-PID`.
+    static let linkSuffix = ".cachectl-link-"
+
+    /// The PID in a temp link's name, nil when it is not one.
+    static func tempLinkOwner(_ name: String) -> pid_t? { pid(in: name, after: linkSuffix) }
+
+    private static func pid(in name: String, after suffix: String) -> pid_t? {
+        guard name.hasPrefix("."), let dash = name.lastIndex(of: "-"), name[...dash].hasSuffix(suffix) else { return nil }
+        let digits = name[name.index(after: dash)...]
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else { return nil }
+        return pid_t(digits)
+    }
+
+    /// Whether `pid` is another process running this same executable (a cachectl
+    /// that may be mid-copy). This process is not: it holds the lock.
+    static func isLiveCachectl(_ pid: pid_t) -> Bool {
+        guard pid > 0, pid != getpid() else { return false }
+        if kill(pid, 0) != 0 && errno == ESRCH { return false }
+        guard let mine = linkTarget("/proc/self/exe"), let theirs = linkTarget("/proc/\(pid)/exe") else { return false }
+        return mine == theirs
+    }
+
+    /// The target of a symlink, or nil when `path` is not a symlink (links in the
+    /// path before the last component are followed: for reading and tests only).
     static func linkTarget(_ path: String) -> String? {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink(path, &buffer, buffer.count - 1)
@@ -68,31 +126,46 @@ enum ModelFiles {
         return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// Points the symlink `link` at `target` so that a reader opening `link`
-    /// always finds a whole file: make a new symlink beside it, rename(2) it over
-    /// the old one (atomic), fsync the directory. Never replaces anything that is
-    /// not a symlink. Returns false when the link already pointed there.
+    /// The target of the symlink `relative` below `modelsDir`, or nil when it is not
+    /// a symlink (or a directory on the way is not a real directory).
+    static func linkTarget(modelsDir: String, relative: String) -> String? {
+        guard let (dir, name) = try? HeldDirectory(modelsDir).parent(of: relative) else { return nil }
+        return dir.linkTarget(name)
+    }
+
+    /// Removes the symlink `relative` below `modelsDir` (nothing else, no link followed).
+    static func removeLink(modelsDir: String, relative: String) {
+        guard let (dir, name) = try? HeldDirectory(modelsDir).parent(of: relative),
+            let st = dir.status(name), st.st_mode & S_IFMT == S_IFLNK
+        else { return }
+        dir.remove(name)
+    }
+
+    /// Points the symlink `relative` below `modelsDir` at `target` so that a reader
+    /// opening it always finds a whole file: make a new symlink beside it, rename(2)
+    /// it over the old one (atomic), fsync the directory. Never replaces anything
+    /// that is not a symlink, and never follows a link on the way (the models
+    /// directory's owner may have planted one). Returns false when the link
+    /// already pointed there.
     @discardableResult
-    static func pointLink(_ link: String, to target: String) throws -> Bool {
-        if linkTarget(link) == target { return false }
-        var st = stat()
-        if lstat(link, &st) == 0 && st.st_mode & S_IFMT != S_IFLNK {
+    static func pointLink(modelsDir: String, relative: String, to target: String) throws -> Bool {
+        let (dir, name) = try HeldDirectory(modelsDir).parent(of: relative, create: true)
+        if dir.linkTarget(name) == target { return false }
+        if let st = dir.status(name), st.st_mode & S_IFMT != S_IFLNK {
             throw SystemError(
-                "replace", path: link, errno: EEXIST,
+                "replace", path: dir.path + "/" + name, errno: EEXIST,
                 hint: "it is a real file or directory, not a link cachectl made; move it out of the models directory")
         }
-        let dir = Path.directory(of: link)
-        try Path.makeDirectory(dir)
-        let temp = dir + "/." + Path.lastComponent(of: link) + ".cachectl-link-\(getpid())"
-        unlink(temp)
-        _ = try sys("symlink", temp) { symlink(target, temp) }
+        let temp = "." + name + linkSuffix + "\(getpid())"
+        dir.remove(temp)
+        try dir.makeLink(temp, to: target)
         do {
-            _ = try sys("rename", link) { rename(temp, link) }
+            try dir.rename(temp, to: name)
         } catch {
-            unlink(temp)
+            dir.remove(temp)
             throw error
         }
-        try AtomicFile.syncDirectory(dir)
+        try dir.sync()
         return true
     }
 
@@ -112,11 +185,12 @@ enum ModelFiles {
 
     /// Removes a copy from a tier and the directories it leaves empty (up to the tier root).
     static func removeCopy(_ relative: String, tierRoot: String) {
-        unlink(tierRoot + "/" + relative)
-        var dir = Path.directory(of: relative)
-        while dir != "." && dir != "/" && !dir.isEmpty {
-            if rmdir(tierRoot + "/" + dir) != 0 { break }
-            dir = Path.directory(of: dir)
+        guard let root = try? HeldDirectory(tierRoot), let (dir, name) = try? root.parent(of: relative) else { return }
+        dir.remove(name)
+        var parent = Path.directory(of: relative)
+        while parent != "." && parent != "/" && !parent.isEmpty {
+            guard let (above, last) = try? root.parent(of: parent), above.removeDirectory(last) else { break }
+            parent = Path.directory(of: parent)
         }
     }
 

@@ -97,7 +97,15 @@ enum OllamaStore {
         for manifestRelative in try manifestPaths(store + "/manifests", relative: "", depth: 0) {
             guard let name = OllamaName(manifestPath: manifestRelative) else { continue }
             let manifestPath = "manifests/" + manifestRelative
-            let bytes = try AtomicFile.readBytes(store + "/" + manifestPath)
+            let bytes: [UInt8]
+            do {
+                bytes = try readManifest(store: store, relative: manifestPath)
+            } catch {
+                models.append(Model(
+                    name: name.displayName, layout: .ollama, files: [ModelFile(path: prefix + manifestPath, size: 0)],
+                    problem: "unreadable manifest: \(error)"))
+                continue
+            }
             var files = [ModelFile(path: prefix + manifestPath, size: UInt64(bytes.count))]
             var problem: String?
             do {
@@ -124,6 +132,35 @@ enum OllamaStore {
             models.append(Model(name: name.displayName, layout: .ollama, files: files, problem: problem))
         }
         return models
+    }
+
+    /// Largest manifest read: real ones are a few hundred bytes.
+    static let manifestLimit = 1 << 20
+
+    /// A manifest's bytes, read without following any link below the store and
+    /// only from a regular file of at most ``manifestLimit`` bytes (the store may
+    /// belong to another user: a link to a root-only file, a FIFO or a huge file
+    /// there is refused, not read).
+    static func readManifest(store: String, relative: String) throws -> [UInt8] {
+        let (dir, name) = try HeldDirectory(store).parent(of: relative)
+        let file = try dir.openFile(name, flags: O_RDONLY | O_NONBLOCK)
+        let st = try file.status()
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw SystemError.failed("read manifest", path: file.path, hint: "not a regular file")
+        }
+        guard st.st_size <= manifestLimit else {
+            throw SystemError.failed("read manifest", path: file.path, hint: "\(st.st_size) bytes; a manifest is at most \(manifestLimit)")
+        }
+        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
+        var done = 0
+        while done < bytes.count {
+            let n = try bytes.withUnsafeMutableBytes { raw in
+                try file.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[done...]), at: Int64(done))
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return Array(bytes[0..<done])
     }
 
     private static func manifestPaths(_ dir: String, relative: String, depth: Int) throws -> [String] {

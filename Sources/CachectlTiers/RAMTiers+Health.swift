@@ -19,6 +19,8 @@ public struct HealthReport: Encodable, Sendable {
     public var links: [LinkRepair]
     /// Dangling links removed.
     public var removedLinks: [String]
+    /// Temp copies a killed promote left in a tier (`.NAME.cachectl-copy-PID`), removed.
+    public var removedCopies: [String] = []
     /// True when every tier is live and every link resolves.
     public var healthy: Bool
 }
@@ -49,16 +51,20 @@ extension RAMTiers {
                 }
                 report.tiers.append(entry)
             }
-            // 3. Links.
+            // 3. Temp copies a killed promote left behind (we hold the lock: none is in use).
+            for record in state.tiersBySpeed where isLive(record) {
+                report.removedCopies += ModelFiles.staleCopies(tierRoot: record.spec.path, remove: !check)
+            }
+            // 4. Links.
             if let coldStore = state.coldStore {
                 let catalog = try ModelCatalog.scan(coldStore: coldStore)
                 (report.links, report.removedLinks) = try syncLinks(catalog: catalog, state: state, check: check)
             }
             report.changed = !report.demoted.isEmpty || report.tiers.contains(where: \.recreated)
-                || !report.links.isEmpty || !report.removedLinks.isEmpty
+                || !report.links.isEmpty || !report.removedLinks.isEmpty || !report.removedCopies.isEmpty
             return report
         }
-        // 4. Pinned models back into their tiers (each a transaction of its own).
+        // 5. Pinned models back into their tiers (each a transaction of its own).
         if restore && !check {
             let state = try stateFile.load()
             for (model, tier) in state.pins.sorted(by: { $0.key < $1.key }) where state.placements[model] == nil {

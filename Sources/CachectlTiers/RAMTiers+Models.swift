@@ -92,7 +92,7 @@ extension RAMTiers {
         let (modelsDir, coldStore) = try configured(state)
         return try ModelCatalog.scan(coldStore: coldStore).map { model in
             let linked = model.files.allSatisfy { file in
-                ModelFiles.linkTarget(modelsDir + "/" + file.path) == desiredTarget(for: file.path, state: state)
+                ModelFiles.linkTarget(modelsDir: modelsDir, relative: file.path) == desiredTarget(for: file.path, state: state)
             }
             return ModelStatus(
                 name: model.name, layout: model.layout, bytes: model.bytes, files: model.files.count,
@@ -208,14 +208,16 @@ extension RAMTiers {
 
             // 1. Copy everything; nothing visible changes until all copies are whole.
             let tierRoot = target.spec.path
+            ModelFiles.staleCopies(tierRoot: tierRoot, remove: true)  // a killed promote's temp files
+            let reader = Self.modelsOwner(modelsDir)
             let bar = progress ? ProgressBar(total: toCopy.reduce(0) { $0 + $1.size }, label: "promote", enabled: true) : nil
             var created: [String] = []
             do {
                 for file in toCopy {
                     bar?.setItem(Path.lastComponent(of: file.path))
                     try ModelFiles.copy(
-                        from: coldStore + "/" + file.path, to: tierRoot + "/" + file.path, expectedSize: file.size,
-                        expectedSHA256: file.sha256, progress: bar)
+                        from: coldStore + "/" + file.path, tierRoot: tierRoot, relative: file.path, expectedSize: file.size,
+                        expectedSHA256: file.sha256, progress: bar, readAs: reader)
                     created.append(file.path)
                     result.copiedBytes += file.size
                     if file.sha256 != nil { result.verifiedBlobs += 1 }
@@ -231,13 +233,18 @@ extension RAMTiers {
             var swapped: [(link: String, was: String?)] = []
             do {
                 for file in model.files {
-                    let link = modelsDir + "/" + file.path
-                    let was = ModelFiles.linkTarget(link)
-                    if try ModelFiles.pointLink(link, to: tierRoot + "/" + file.path) { swapped.append((link, was)) }
+                    let was = ModelFiles.linkTarget(modelsDir: modelsDir, relative: file.path)
+                    if try ModelFiles.pointLink(modelsDir: modelsDir, relative: file.path, to: tierRoot + "/" + file.path) {
+                        swapped.append((file.path, was))
+                    }
                 }
             } catch {
                 for (link, was) in swapped.reversed() {
-                    if let was { _ = try? ModelFiles.pointLink(link, to: was) } else { unlink(link) }
+                    if let was {
+                        _ = try? ModelFiles.pointLink(modelsDir: modelsDir, relative: link, to: was)
+                    } else {
+                        ModelFiles.removeLink(modelsDir: modelsDir, relative: link)
+                    }
                 }
                 for path in created { ModelFiles.removeCopy(path, tierRoot: tierRoot) }
                 throw error
@@ -287,6 +294,14 @@ extension RAMTiers {
     }
 
     // MARK: - shared steps
+
+    /// The owner of the models directory when it is not root: the user the
+    /// links serve, whose rights promote reads the cold store with.
+    static func modelsOwner(_ modelsDir: String) -> (uid: uid_t, gid: gid_t)? {
+        var st = stat()
+        guard stat(modelsDir, &st) == 0, st.st_uid != 0 else { return nil }
+        return (st.st_uid, st.st_gid)
+    }
 
     func configured(_ state: TierState) throws -> (modelsDir: String, coldStore: String) {
         guard let modelsDir = state.modelsDir, let coldStore = state.coldStore else {
@@ -339,10 +354,10 @@ extension RAMTiers {
             let target = desiredTarget(for: path, state: state)
             if target.hasPrefix((state.coldStore ?? "") + "/") && access(target, F_OK) != 0 {
                 // The cold file is gone too: a dangling link is worse than none.
-                unlink(modelsDir + "/" + path)
+                ModelFiles.removeLink(modelsDir: modelsDir, relative: path)
                 continue
             }
-            try ModelFiles.pointLink(modelsDir + "/" + path, to: target)
+            try ModelFiles.pointLink(modelsDir: modelsDir, relative: path, to: target)
         }
         guard let tier = state.tier(named: placement.tier) else { return }
         let unused = placement.files.filter { path in
@@ -370,9 +385,9 @@ extension RAMTiers {
                 let target = desiredTarget(for: file.path, state: state)
                 guard access(target, F_OK) == 0 else { continue }  // a missing blob: no link
                 wanted.insert(link)
-                let was = ModelFiles.linkTarget(link)
+                let was = ModelFiles.linkTarget(modelsDir: modelsDir, relative: file.path)
                 guard was != target else { continue }
-                if !check { try ModelFiles.pointLink(link, to: target) }
+                if !check { try ModelFiles.pointLink(modelsDir: modelsDir, relative: file.path, to: target) }
                 repaired.append(LinkRepair(link: link, target: target, was: was))
             }
         }
@@ -380,10 +395,17 @@ extension RAMTiers {
         let owned = [coldStore] + state.tiers.map(\.spec.path)
         var removed: [String] = []
         for link in Self.symlinks(under: modelsDir) where !wanted.contains(link) {
-            guard let target = ModelFiles.linkTarget(link), access(link, F_OK) != 0,
+            let relative = String(link.dropFirst(modelsDir.count + 1))
+            // A temp link of a pointLink killed before its rename.
+            if let pid = ModelFiles.tempLinkOwner(Path.lastComponent(of: link)), !ModelFiles.isLiveCachectl(pid) {
+                if !check { ModelFiles.removeLink(modelsDir: modelsDir, relative: relative) }
+                removed.append(link)
+                continue
+            }
+            guard let target = ModelFiles.linkTarget(modelsDir: modelsDir, relative: relative), access(target, F_OK) != 0,
                 owned.contains(where: { target.hasPrefix($0 + "/") })
             else { continue }
-            if !check { unlink(link) }
+            if !check { ModelFiles.removeLink(modelsDir: modelsDir, relative: relative) }
             removed.append(link)
         }
         return (repaired, removed)

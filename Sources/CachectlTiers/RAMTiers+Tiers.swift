@@ -47,10 +47,27 @@ extension RAMTiers {
                 throw SystemError.failed("create tier \(spec.name)", path: spec.path, hint: "tier \(other.spec.name) already uses that path")
             }
             if let entry = try MountTable.entry(at: spec.path, roots: roots) {
+                // Our own tmpfs, mounted by a run killed before it saved the state: adopt it.
+                if Self.isOwnTmpfs(entry, spec) {
+                    var record = TierRecord(spec: spec)
+                    if check {
+                        return TierChange(changed: true, action: "would adopt", tier: status(of: record, state: state), demoted: [], steps: [])
+                    }
+                    var steps = ["adopted tmpfs \(entry.source) already mounted on \(spec.path) (left by an interrupted run)"]
+                    if !OptionString.split(entry.options).contains("size=\(spec.size.bytes / 1024)k") {
+                        try Mounter.remount(
+                            target: spec.path, fstype: "tmpfs", flags: Self.mountFlags, data: "size=\(spec.size.bytes)")
+                        steps.append("size set to \(spec.size)")
+                    }
+                    record.createdPath = false
+                    state.tiers.append(record)
+                    return TierChange(changed: true, action: "adopted", tier: status(of: record, state: state), demoted: [], steps: steps)
+                }
                 throw SystemError(
                     "create tier \(spec.name)", path: spec.path, errno: EBUSY,
                     hint: "\(entry.fstype) from \(entry.source) is already mounted there; choose another --path")
             }
+            try Self.refuseHidingFiles(at: spec.path, tier: spec.name)
             if check {
                 let record = TierRecord(spec: spec)
                 return TierChange(changed: true, action: "would create", tier: status(of: record, state: state), demoted: [], steps: [])
@@ -157,6 +174,7 @@ extension RAMTiers {
     /// Mounts a tier (creating the zram device and filesystem). On failure, undoes
     /// every step it took, so nothing is left behind.
     func bringUp(_ spec: TierSpec, previous: TierRecord?, steps: inout [String]) throws -> TierRecord {
+        try Self.refuseHidingFiles(at: spec.path, tier: spec.name)
         let createdPath = try Path.makeDirectory(spec.path) || (previous?.createdPath ?? false)
         var record = TierRecord(spec: spec, createdPath: createdPath)
         switch spec.type {
@@ -236,6 +254,23 @@ extension RAMTiers {
         case .xfs:
             try ExternalCommand(["mkfs.xfs", "-q", "-f", "-K", device]).check(hint: "install xfsprogs")
         }
+    }
+
+    /// A tmpfs that cachectl mounted for this tier: the source name it gives
+    /// (`cachectl-NAME`), which only root in this mount namespace can have set.
+    static func isOwnTmpfs(_ entry: MountEntry, _ spec: TierSpec) -> Bool {
+        spec.type == .tmpfs && entry.fstype == "tmpfs" && entry.source == "cachectl-" + spec.name
+    }
+
+    /// Refuses to mount a tier on a directory that has files in it: the mount
+    /// would hide them (a tier over /usr/share/doc). A missing directory is fine.
+    static func refuseHidingFiles(at path: String, tier: String) throws {
+        guard let names = try? Path.entries(of: path), !names.isEmpty else { return }
+        let shown = names.sorted().prefix(3).joined(separator: ", ") + (names.count > 3 ? ", ..." : "")
+        throw SystemError(
+            "mount tier \(tier) on", path: path, errno: ENOTEMPTY,
+            hint: "the directory holds \(names.count) entr\(names.count == 1 ? "y" : "ies") (\(shown)) that the tier would hide; "
+                + "choose an empty or new --path")
     }
 
     static func immutableDifferences(_ a: TierSpec, _ b: TierSpec) -> [String] {

@@ -228,7 +228,17 @@ struct Nvmet: ParsableCommand {
         func run() throws {
             output.bootstrap()
             let bytes = try AtomicFile.readBytes(Path.absolute(file))
-            let change = try validated { try NVMeTarget().restore(try NvmetConfig(jsonBytes: bytes), replace: replace, check: check) }
+            let change: TargetChange
+            do {
+                change = try validated { try NVMeTarget().restore(try NvmetConfig(jsonBytes: bytes), replace: replace, check: check) }
+            } catch let failure as TargetChangeFailure {
+                // changed says truthfully whether the rollback left anything changed.
+                let msg = "restore \(file): \(failure)"
+                FileHandle.standardError.write(Data("cachectl: error: \(msg)\n".utf8))
+                let data = TargetChange(changed: failure.changed, action: "failed", steps: failure.steps, export: nil)
+                try CommandOutput.finish(output, changed: failure.changed, failed: true, msg: msg, data: data) { "" }
+                return
+            }
             let msg = "restore \(file): \(change.action)"
             try CommandOutput.finish(output, changed: change.changed, failed: false, msg: msg, data: change) { stepsText(msg, change.steps) }
         }

@@ -223,6 +223,7 @@ struct Tier: ParsableCommand {
                 for model in report.repromoted { lines.append("  \(model): pinned, copied back") }
                 for link in report.links { lines.append("  link \(link.link) -> \(link.target)") }
                 for link in report.removedLinks { lines.append("  removed dangling link \(link)") }
+                for copy in report.removedCopies { lines.append("  removed \(copy) (left by a killed promote)") }
                 return lines.joined(separator: "\n")
             }
         }
