@@ -153,7 +153,7 @@ cachectl status --json --prometheus /tmp/cachectl.prom >/tmp/status.json
 expect_eq "status exit 0" 0 "$?"
 expect_eq "status: share has fsc" true "$(json_get /tmp/status.json '.shares[0].nfs_fsc')"
 expect_eq "status: two live tiers" 2 "$(json_get /tmp/status.json '[.tiers[] | select(.live)] | length')"
-expect_match "metrics: cache writes" 'cachectl_fscache_writes_total [0-9]+' "$(cat /tmp/cachectl.prom)"
+expect_match "metrics: cache writes, with the kernel's unit" 'cachectl_fscache_writes_total\{unit="(pages|operations)"\} [0-9]+' "$(cat /tmp/cachectl.prom)"
 expect_match "metrics: zram ratio" 'cachectl_zram_compression_ratio\{tier="squeezed",type="zram"\} [0-9.]+' "$(cat /tmp/cachectl.prom)"
 expect_match "metrics: models per tier" 'cachectl_models\{location="squeezed"\} 1' "$(cat /tmp/cachectl.prom)"
 expect_match "metrics: warm throughput" 'cachectl_warm_last_throughput_bytes_per_second\{list="boot",into="ram"\} [0-9.]+' "$(cat /tmp/cachectl.prom)"
