@@ -29,12 +29,17 @@ public enum MountTable {
     }
 }
 
-/// An fstab file loaded with comments kept, edited in memory, and written back
-/// atomically (temp file, fsync, rename) with a backup of the old file.
+/// An fstab file edited line by line: an edit replaces the options field of
+/// one entry and nothing else, so every other byte (comments, blank lines, the
+/// whitespace and tabs between fields, other entries) stays as it was. It is
+/// written back atomically (temp file, fsync, rename) with a backup of the old
+/// file. Read-modify-write runs under ``withLock(_:_:)``.
 public final class FstabFile {
     public let path: String
     /// The file's text as read (empty when it did not exist).
     public let originalText: String
+    /// The text with the edits made so far.
+    public private(set) var text: String
     private let table: LibMountTable
 
     public init(path: String = "/etc/fstab") throws(SystemError) {
@@ -46,6 +51,7 @@ public final class FstabFile {
             originalText = ""
             table = try LibMountTable(empty: ())
         }
+        text = originalText
     }
 
     public var entries: [MountEntry] { table.entries() }
@@ -56,34 +62,167 @@ public final class FstabFile {
         return entries.first { normalizedMountPoint($0.target) == wanted }
     }
 
-    /// Replaces the options of the entry for `target`; false when there is none.
+    /// Replaces the options of the first entry for `target` in place (only
+    /// that field's bytes change); false when there is no such entry.
     @discardableResult
     public func setOptions(_ options: String, forTarget target: String) -> Bool {
+        var lines = FstabText.lines(text)
+        guard let index = lines.firstIndex(where: { $0.targetMatches(target) }) else { return false }
+        lines[index].setOptions(options)
+        text = lines.map(\.text).joined()
         let wanted = normalizedMountPoint(target)
         for fs in table.filesystems() where normalizedMountPoint(string(mnt_fs_get_target(fs)) ?? "") == wanted {
-            return mnt_fs_set_options(fs, options) == 0
+            mnt_fs_set_options(fs, options)
+            break
         }
-        return false
+        return true
     }
 
-    /// The table as fstab text: libmount's own writer, comments included. It
-    /// normalises whitespace between fields, so an edit can reflow other lines.
-    public func render() throws(SystemError) -> String {
-        try table.render()
+    /// The options field (unescaped) of the first entry for `target` in fstab `text`.
+    static func entryOptions(in text: String, forTarget target: String) -> String? {
+        guard let line = FstabText.lines(text).first(where: { $0.targetMatches(target) }) else { return nil }
+        return line.field(3).map(FstabText.unescape) ?? ""
     }
 
-    /// Writes the edited table when it differs from the file; keeps `path.cachectl.bak`.
+    /// The edited file's text.
+    public func render() throws(SystemError) -> String { text }
+
+    /// Unified diff of the edit (only the changed entries, no context), secrets masked.
+    public func diff(oldLabel: String? = nil, newLabel: String? = nil) -> String {
+        MountSecrets.redact(UnifiedDiff.make(
+            old: originalText, new: text, oldLabel: oldLabel ?? path, newLabel: newLabel ?? path + " (cachectl)", context: 0))
+    }
+
+    /// Writes the edited text when it differs from the file; keeps `path.cachectl.bak`.
     /// Returns false when nothing changed.
     @discardableResult
-    public func write() throws(SystemError) -> Bool {
-        let text = try render()
+    public func write(backup: Bool = true) throws(SystemError) -> Bool {
         guard text != originalText else { return false }
-        return try AtomicFile.write(text, to: path, mode: 0o644, backup: true)
+        return try AtomicFile.write(text, to: path, mode: 0o644, backup: backup)
     }
 
     /// Puts `text` back (after a failed remount), atomically.
     public static func restore(_ text: String, to path: String) throws(SystemError) {
         try AtomicFile.write(text, to: path, mode: 0o644, backup: false)
+    }
+
+    /// Runs `body` holding the fstab lock: flock(2) on `path.lock`, the lock
+    /// file libmount (2.39 and later) takes for a table it updates, which the
+    /// kernel releases when the process dies (no stale lock after SIGKILL).
+    /// Two cachectl runs editing different entries therefore never lose
+    /// each other's edit: each reads the file only once it holds the lock.
+    public static func withLock<T>(_ path: String, _ body: () throws(SystemError) -> T) throws(SystemError) -> T {
+        let lockPath = path + ".lock"
+        let fd = try sys("open", lockPath, hint: "cachectl locks \(path) with \(lockPath) while it edits it") {
+            open(lockPath, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        }
+        defer { close(fd) }  // closing the descriptor releases the lock
+        _ = try sys("flock", lockPath) { flock(fd, LOCK_EX) }
+        return try body()
+    }
+}
+
+/// fstab text as lines, each with its fields located, for in-place edits.
+enum FstabText {
+    struct Line {
+        /// The line with its newline (the last line may lack one).
+        var text: String
+        /// Byte ranges of the whitespace-separated fields; empty for comments and blank lines.
+        var fields: [Range<Int>]
+
+        init(_ text: String) {
+            self.text = text
+            let bytes = Array(text.utf8)
+            var fields: [Range<Int>] = []
+            var i = 0
+            while i < bytes.count {
+                while i < bytes.count && Self.isSpace(bytes[i]) { i += 1 }
+                guard i < bytes.count else { break }
+                if fields.isEmpty && bytes[i] == UInt8(ascii: "#") { break }
+                let start = i
+                while i < bytes.count && !Self.isSpace(bytes[i]) { i += 1 }
+                fields.append(start..<i)
+            }
+            self.fields = fields
+        }
+
+        static func isSpace(_ c: UInt8) -> Bool {
+            c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") || c == UInt8(ascii: "\n") || c == UInt8(ascii: "\r")
+        }
+
+        func field(_ index: Int) -> String? {
+            guard index < fields.count else { return nil }
+            return String(decoding: Array(text.utf8)[fields[index]], as: UTF8.self)
+        }
+
+        func targetMatches(_ target: String) -> Bool {
+            guard fields.count >= 3, let raw = field(1) else { return false }
+            return normalizedMountPoint(FstabText.unescape(raw)) == normalizedMountPoint(target)
+        }
+
+        /// Replaces the options field (or adds it after the type field).
+        mutating func setOptions(_ options: String) {
+            if let raw = field(3), FstabText.unescape(raw) == options { return }
+            var bytes = Array(text.utf8)
+            let escaped = Array(FstabText.escape(options).utf8)
+            if fields.count >= 4 {
+                bytes.replaceSubrange(fields[3], with: escaped)
+            } else {
+                bytes.replaceSubrange(fields[2].upperBound..<fields[2].upperBound, with: [UInt8(ascii: " ")] + escaped)
+            }
+            self = Line(String(decoding: bytes, as: UTF8.self))
+        }
+    }
+
+    static func lines(_ text: String) -> [Line] {
+        var result: [Line] = []
+        var current = ""
+        for c in text {
+            current.append(c)
+            if c == "\n" || c == "\r\n" {
+                result.append(Line(current))
+                current = ""
+            }
+        }
+        if !current.isEmpty { result.append(Line(current)) }
+        return result
+    }
+
+    /// fstab(5)'s octal escapes (`\040` for a space).
+    static func unescape(_ field: String) -> String {
+        let bytes = Array(field.utf8)
+        var out: [UInt8] = []
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "\\"), i + 3 < bytes.count {
+                let digits = bytes[(i + 1)..<(i + 4)]
+                if digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "7") }) {
+                    let value = digits.reduce(0) { $0 * 8 + Int($1 - UInt8(ascii: "0")) }
+                    if value <= 255 {
+                        out.append(UInt8(value))
+                        i += 4
+                        continue
+                    }
+                }
+            }
+            out.append(bytes[i])
+            i += 1
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func escape(_ value: String) -> String {
+        var out = ""
+        for c in value.unicodeScalars {
+            switch c {
+            case " ": out += "\\040"
+            case "\t": out += "\\011"
+            case "\n": out += "\\012"
+            case "\\": out += "\\134"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out
     }
 }
 
