@@ -441,7 +441,7 @@ public struct FscSwitch: Sendable {
         }
         if MountSecrets.containsSecret(entry.options) {
             throw SystemError.failed(
-                "fsc: the fstab entry for \(target) holds a password (password=, password2= or username=USER%PASSWORD)", path: fstabPath,
+                "fsc: the fstab entry for \(target) holds a password (a password=, pass= or password2= option, or a password after % in username=)", path: fstabPath,
                 hint: "move it into a credentials file (username=, password= lines; chmod 600) and use credentials=FILE")
         }
         let credentials = OptionString.value(entry.options, "credentials") ?? OptionString.value(entry.options, "cred")
