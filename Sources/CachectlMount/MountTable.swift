@@ -113,8 +113,12 @@ public final class FstabFile {
     /// each other's edit: each reads the file only once it holds the lock.
     public static func withLock<T>(_ path: String, _ body: () throws(SystemError) -> T) throws(SystemError) -> T {
         let lockPath = path + ".lock"
-        let fd = try sys("open", lockPath, hint: "cachectl locks \(path) with \(lockPath) while it edits it") {
-            open(lockPath, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        let fd = retryingEINTR { open(lockPath, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644) }
+        if fd < 0 {
+            let code = errno
+            // A read-only /etc: nobody can edit fstab, so there is nothing to serialise.
+            if code == EROFS { return try body() }
+            throw SystemError("open", path: lockPath, errno: code, hint: "cachectl locks \(path) with \(lockPath) while it edits it")
         }
         defer { close(fd) }  // closing the descriptor releases the lock
         _ = try sys("flock", lockPath) { flock(fd, LOCK_EX) }
