@@ -337,10 +337,10 @@ public struct FscSwitch: Sendable {
     /// `edited`'s change, reading the file again (under the lock) so any other
     /// entry's change made since stays.
     static func revertEntry(of target: String, in edited: FstabFile) throws(SystemError) {
-        guard let before = FstabFile.entryOptions(in: edited.originalText, forTarget: target),
-              let wrote = FstabFile.entryOptions(in: edited.text, forTarget: target) else { return }
+        guard let before = FstabFile.entryOptions(in: edited.originalBytes, forTarget: target),
+              let wrote = FstabFile.entryOptions(in: edited.bytes, forTarget: target) else { return }
         let now = try FstabFile(path: edited.path)
-        guard FstabFile.entryOptions(in: now.text, forTarget: target) == wrote else { return }
+        guard FstabFile.entryOptions(in: now.bytes, forTarget: target) == wrote else { return }
         now.setOptions(before, forTarget: target)
         try now.write(backup: false)
     }

@@ -36,22 +36,28 @@ public enum MountTable {
 /// file. Read-modify-write runs under ``withLock(_:_:)``.
 public final class FstabFile {
     public let path: String
-    /// The file's text as read (empty when it did not exist).
-    public let originalText: String
-    /// The text with the edits made so far.
-    public private(set) var text: String
+    /// The file as read (empty when it did not exist). Edits work on bytes,
+    /// so bytes that are not UTF-8 (a Latin-1 comment) stay as they were.
+    public let originalBytes: [UInt8]
+    /// The file with the edits made so far.
+    public private(set) var bytes: [UInt8]
     private let table: LibMountTable
+
+    /// The file's text as read (for diffs and display).
+    public var originalText: String { String(decoding: originalBytes, as: UTF8.self) }
+    /// The text with the edits made so far.
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
 
     public init(path: String = "/etc/fstab") throws(SystemError) {
         self.path = path
         if access(path, F_OK) == 0 {
-            originalText = try AtomicFile.readText(path)
+            originalBytes = try AtomicFile.readBytes(path)
             table = try LibMountTable(parsing: path, kind: .fstab)
         } else {
-            originalText = ""
+            originalBytes = []
             table = try LibMountTable(empty: ())
         }
-        text = originalText
+        bytes = originalBytes
     }
 
     public var entries: [MountEntry] { table.entries() }
@@ -66,10 +72,10 @@ public final class FstabFile {
     /// that field's bytes change); false when there is no such entry.
     @discardableResult
     public func setOptions(_ options: String, forTarget target: String) -> Bool {
-        var lines = FstabText.lines(text)
+        var lines = FstabText.lines(bytes)
         guard let index = lines.firstIndex(where: { $0.targetMatches(target) }) else { return false }
         lines[index].setOptions(options)
-        text = lines.map(\.text).joined()
+        bytes = lines.flatMap(\.bytes)
         let wanted = normalizedMountPoint(target)
         for fs in table.filesystems() where normalizedMountPoint(string(mnt_fs_get_target(fs)) ?? "") == wanted {
             mnt_fs_set_options(fs, options)
@@ -78,9 +84,9 @@ public final class FstabFile {
         return true
     }
 
-    /// The options field (unescaped) of the first entry for `target` in fstab `text`.
-    static func entryOptions(in text: String, forTarget target: String) -> String? {
-        guard let line = FstabText.lines(text).first(where: { $0.targetMatches(target) }) else { return nil }
+    /// The options field (unescaped) of the first entry for `target` in fstab `bytes`.
+    static func entryOptions(in bytes: [UInt8], forTarget target: String) -> String? {
+        guard let line = FstabText.lines(bytes).first(where: { $0.targetMatches(target) }) else { return nil }
         return line.field(3).map(FstabText.unescape) ?? ""
     }
 
@@ -93,12 +99,12 @@ public final class FstabFile {
             old: originalText, new: text, oldLabel: oldLabel ?? path, newLabel: newLabel ?? path + " (cachectl)", context: 0))
     }
 
-    /// Writes the edited text when it differs from the file; keeps `path.cachectl.bak`.
+    /// Writes the edited file when it differs from what was read; keeps `path.cachectl.bak`.
     /// Returns false when nothing changed.
     @discardableResult
     public func write(backup: Bool = true) throws(SystemError) -> Bool {
-        guard text != originalText else { return false }
-        return try AtomicFile.write(text, to: path, mode: 0o644, backup: backup)
+        guard bytes != originalBytes else { return false }
+        return try AtomicFile.write(bytes, to: path, mode: 0o644, backup: backup)
     }
 
     /// Puts `text` back (after a failed remount), atomically.
@@ -126,17 +132,16 @@ public final class FstabFile {
     }
 }
 
-/// fstab text as lines, each with its fields located, for in-place edits.
+/// fstab as lines of bytes, each with its fields located, for in-place edits.
 enum FstabText {
     struct Line {
         /// The line with its newline (the last line may lack one).
-        var text: String
+        var bytes: [UInt8]
         /// Byte ranges of the whitespace-separated fields; empty for comments and blank lines.
         var fields: [Range<Int>]
 
-        init(_ text: String) {
-            self.text = text
-            let bytes = Array(text.utf8)
+        init(_ bytes: [UInt8]) {
+            self.bytes = bytes
             var fields: [Range<Int>] = []
             var i = 0
             while i < bytes.count {
@@ -156,7 +161,7 @@ enum FstabText {
 
         func field(_ index: Int) -> String? {
             guard index < fields.count else { return nil }
-            return String(decoding: Array(text.utf8)[fields[index]], as: UTF8.self)
+            return String(decoding: bytes[fields[index]], as: UTF8.self)
         }
 
         func targetMatches(_ target: String) -> Bool {
@@ -167,28 +172,26 @@ enum FstabText {
         /// Replaces the options field (or adds it after the type field).
         mutating func setOptions(_ options: String) {
             if let raw = field(3), FstabText.unescape(raw) == options { return }
-            var bytes = Array(text.utf8)
+            var edited = bytes
             let escaped = Array(FstabText.escape(options).utf8)
             if fields.count >= 4 {
-                bytes.replaceSubrange(fields[3], with: escaped)
+                edited.replaceSubrange(fields[3], with: escaped)
             } else {
-                bytes.replaceSubrange(fields[2].upperBound..<fields[2].upperBound, with: [UInt8(ascii: " ")] + escaped)
+                edited.replaceSubrange(fields[2].upperBound..<fields[2].upperBound, with: [UInt8(ascii: " ")] + escaped)
             }
-            self = Line(String(decoding: bytes, as: UTF8.self))
+            self = Line(edited)
         }
     }
 
-    static func lines(_ text: String) -> [Line] {
+    /// Splits after each newline; the last line may lack one.
+    static func lines(_ bytes: [UInt8]) -> [Line] {
         var result: [Line] = []
-        var current = ""
-        for c in text {
-            current.append(c)
-            if c == "\n" || c == "\r\n" {
-                result.append(Line(current))
-                current = ""
-            }
+        var start = 0
+        for (index, byte) in bytes.enumerated() where byte == UInt8(ascii: "\n") {
+            result.append(Line(Array(bytes[start...index])))
+            start = index + 1
         }
-        if !current.isEmpty { result.append(Line(current)) }
+        if start < bytes.count { result.append(Line(Array(bytes[start...]))) }
         return result
     }
 

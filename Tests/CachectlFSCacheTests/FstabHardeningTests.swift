@@ -133,6 +133,21 @@ struct FstabBed {
         #expect(text.hasPrefix(secretFstab.replacingOccurrences(of: "tmpfs /mnt/h1-last tmpfs size=1m", with: "")))
     }
 
+    @Test func bytesThatAreNotUTF8AndCRLFLinesStayAsTheyWere() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/fstab"
+        let latin1Comment: [UInt8] = Array("# share of M".utf8) + [0xFC] + Array("ller's team\r\n".utf8)
+        let entry = Array("127.0.0.1:/m /mnt/m nfs4 vers=4.2 0 0\n".utf8)
+        let last = Array("tmpfs\t/mnt/t tmpfs size=1m 0 0\r\n".utf8)
+        try Data(latin1Comment + entry + last).write(to: URL(fileURLWithPath: path))
+        let fstab = try FstabFile(path: path)
+        #expect(fstab.setOptions("vers=4.2,fsc", forTarget: "/mnt/m"))
+        try fstab.write()
+        let written = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(written == latin1Comment + Array("127.0.0.1:/m /mnt/m nfs4 vers=4.2,fsc 0 0\n".utf8) + last)
+    }
+
     @Test func fscEnableReportsOnlyTheChangedEntryWithoutSecrets() throws {
         // fsc already live on the NFS mount: only fstab changes (no remount), so this runs on files alone.
         let bed = try FstabBed(mountinfo: secretMountinfo(fscOnModels: true))
