@@ -294,18 +294,6 @@ final class LibMountTable {
                 passno: isLive ? nil : Int(mnt_fs_get_passno(fs)))
         }
     }
-
-    func render() throws(SystemError) -> String {
-        var buffer: UnsafeMutablePointer<CChar>?
-        var size = 0
-        guard let stream = open_memstream(&buffer, &size) else { throw SystemError("open_memstream", errno: errno) }
-        let rc = mnt_table_write_file(table, stream)
-        fclose(stream)
-        defer { free(buffer) }
-        guard rc == 0 else { throw SystemError("mnt_table_write_file", errno: rc < 0 ? -rc : EIO) }
-        guard let buffer else { return "" }
-        return String(cString: buffer)
-    }
 }
 
 func string(_ pointer: UnsafePointer<CChar>?) -> String? {
