@@ -56,8 +56,20 @@ public struct FscSwitch: Sendable {
         public var busy: [MountUser] = []
         public var notes: [String] = []
         public var error: String?
-        /// Unified diff of fstab (before → after).
+        /// Unified diff of fstab (before → after): the changed entry only, secrets masked.
         public var fstabDiff: String?
+
+        /// The report with every secret option value masked (``MountSecrets``):
+        /// what leaves the process as text, JSON or a plan's diff.
+        public func redacted() -> MountReport {
+            var copy = self
+            copy.source = source.map(MountSecrets.redact)
+            copy.actions = actions.map(MountSecrets.redact)
+            copy.notes = notes.map(MountSecrets.redact)
+            copy.error = error.map(MountSecrets.redact)
+            copy.fstabDiff = fstabDiff.map(MountSecrets.redact)
+            return copy
+        }
     }
 
     public struct Report: Sendable, Codable, Equatable {
@@ -94,19 +106,36 @@ public struct FscSwitch: Sendable {
 
     private func switchOne(_ target: String) -> MountReport {
         var report = MountReport(mountpoint: target)
+        var heldSignal: Int32?
         do {
-            try switchOne(target, &report)
+            if check {
+                try switchOne(target, &report, heldSignal: &heldSignal)
+            } else {
+                // Read-modify-write of fstab and the remount under fstab's lock:
+                // two runs on different entries never lose each other's edit.
+                try FstabFile.withLock(fstabPath) { () throws(SystemError) in
+                    try switchOne(target, &report, heldSignal: &heldSignal)
+                }
+            }
         } catch {
             report.failed = true
             report.error = error.description
         }
-        return report
+        // A SIGTERM/SIGINT/SIGHUP that came during the remount takes effect now
+        // that the step is finished or rolled back.
+        DeferredSignals.deliver(heldSignal)
+        return report.redacted()
     }
 
-    private func switchOne(_ target: String, _ report: inout MountReport) throws(SystemError) {
+    private func switchOne(_ target: String, _ report: inout MountReport, heldSignal: inout Int32?) throws(SystemError) {
         let verb = enable ? "enable" : "disable"
         let mounted = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")
         guard let mount = MountTable.mount(at: target, in: mounted) else {
+            let fstab = try FstabFile(path: fstabPath)
+            if let entry = pendingMount(target, mounted: mounted, fstab: fstab.entries) {
+                try finishPendingMount(entry, &report, heldSignal: &heldSignal)
+                return
+            }
             throw SystemError.failed("fsc \(verb): nothing is mounted on", path: target,
                                      hint: "mount the share first (see `cachectl mounts`)")
         }
@@ -161,8 +190,7 @@ public struct FscSwitch: Sendable {
         var fstabDiff = ""
         if fstabNeedsChange, let newFstabOptions {
             fstab.setOptions(newFstabOptions, forTarget: target)
-            let rendered = try fstab.render()
-            fstabDiff = UnifiedDiff.make(old: fstab.originalText, new: rendered, oldLabel: fstabPath, newLabel: fstabPath + " (cachectl)")
+            fstabDiff = fstab.diff()
             report.fstabDiff = fstabDiff.isEmpty ? nil : fstabDiff
             report.actions.append("\(enable ? "add fsc to" : "remove fsc from") the fstab entry (backup \(fstabPath)\(AtomicFile.backupSuffix))")
         }
@@ -206,6 +234,26 @@ public struct FscSwitch: Sendable {
             return
         }
 
+        // From the fstab rename to the mount made again (or rolled back), a
+        // SIGTERM/SIGINT waits: the step finishes instead of leaving the share unmounted.
+        let (result, signal) = DeferredSignals.run { () throws(SystemError) in
+            try apply(
+                mount, kind: kind, fstab: fstab, fstabNeedsChange: fstabNeedsChange, remountNeeded: remountNeeded,
+                fscBefore: fscBefore, oldMountOptions: oldMountOptions, newMountOptions: newMountOptions,
+                wantedReadaheadKB: wantedReadaheadKB, readaheadChanges: readaheadChanges, &report)
+        }
+        heldSignal = signal
+        try result.get()
+    }
+
+    /// The changing part of ``switchOne``: fstab, unmount, mount, verify.
+    private func apply(
+        _ mount: MountEntry, kind: NetworkFilesystem, fstab: FstabFile, fstabNeedsChange: Bool, remountNeeded: Bool,
+        fscBefore: Bool, oldMountOptions: String, newMountOptions: String, wantedReadaheadKB: UInt64?, readaheadChanges: Bool,
+        _ report: inout MountReport
+    ) throws(SystemError) {
+        let verb = enable ? "enable" : "disable"
+        let target = mount.target
         if fstabNeedsChange {
             try fstab.write()
             report.fstabChanged = true
@@ -246,7 +294,7 @@ public struct FscSwitch: Sendable {
         func restoreFstab() {
             guard report.fstabChanged else { return }
             do {
-                try FstabFile.restore(fstab.originalText, to: fstab.path)
+                try Self.revertEntry(of: mount.target, in: fstab)
                 report.fstabChanged = false
                 report.notes.append("restored \(fstab.path) to what it was")
             } catch {
@@ -257,6 +305,7 @@ public struct FscSwitch: Sendable {
             try Mounter.unmount(mount.target)
         } catch {
             restoreFstab()
+            report.changed = report.fstabChanged
             if error.errno == EBUSY {
                 report.busy = BusyScan.users(of: mount.target, device: mount.device, proc: roots.proc)
             }
@@ -268,14 +317,93 @@ public struct FscSwitch: Sendable {
             report.remounted = true
         } catch let failure {
             restoreFstab()
-            var message = failure.description
+            // The mount helper's reason once (in failure's hint), then what was done about it.
+            var outcome: String
             do {
                 try Mounter.mount(source: mount.source, target: mount.target, fstype: mount.fstype, options: oldOptions)
-                message += "; mounted \(mount.target) again with its old options"
+                outcome = "mounted \(mount.target) again with its old options"
+                // Back where it started: nothing changed unless fstab could not be restored.
+                report.changed = report.fstabChanged
             } catch {
-                message += "; mounting with the old options failed too (\(error)): \(mount.target) is NOT mounted, run `mount \(mount.target)` once the server answers"
+                outcome = "mounting with the old options failed too (\(error.hint ?? error.description)): \(mount.target) is NOT mounted, run `mount \(mount.target)` once the server answers"
             }
-            throw SystemError(failure.operation, path: failure.path, errno: failure.errno, hint: message)
+            throw SystemError(
+                failure.operation, path: failure.path, errno: failure.errno,
+                hint: (failure.hint.map { $0 + "; " } ?? "") + outcome)
+        }
+    }
+
+    /// Puts the options of `target`'s entry back to what they were before
+    /// `edited`'s change, reading the file again (under the lock) so any other
+    /// entry's change made since stays.
+    static func revertEntry(of target: String, in edited: FstabFile) throws(SystemError) {
+        guard let before = FstabFile.entryOptions(in: edited.originalBytes, forTarget: target),
+              let wrote = FstabFile.entryOptions(in: edited.bytes, forTarget: target) else { return }
+        let now = try FstabFile(path: edited.path)
+        guard FstabFile.entryOptions(in: now.bytes, forTarget: target) == wrote else { return }
+        now.setOptions(before, forTarget: target)
+        try now.write(backup: false)
+    }
+
+    /// A share an earlier run left unmounted. The order of a switch is fstab
+    /// first, then unmount, then mount: a run killed (SIGKILL, power loss)
+    /// after the unmount leaves fstab already saying what was asked and
+    /// nothing mounted. That entry is returned, to be mounted from fstab;
+    /// nil when something is mounted, there is no entry, or the entry does not
+    /// say what was asked (then it is not cachectl's half-done work).
+    func pendingMount(_ target: String, mounted: [MountEntry], fstab: [MountEntry]) -> MountEntry? {
+        guard MountTable.mount(at: target, in: mounted) == nil else { return nil }
+        let wanted = normalizedMountPoint(target)
+        guard let entry = fstab.first(where: { normalizedMountPoint($0.target) == wanted }),
+              entry.isNetworkShare || testFilesystems.contains(entry.fstype),
+              OptionString.contains(entry.options, "fsc") == enable else { return nil }
+        return entry
+    }
+
+    /// Mounts a share left unmounted by an interrupted run, from its fstab
+    /// entry, and checks FS-Cache is what was asked.
+    private func finishPendingMount(_ entry: MountEntry, _ report: inout MountReport, heldSignal: inout Int32?) throws(SystemError) {
+        let verb = enable ? "enable" : "disable"
+        let target = normalizedMountPoint(entry.target)
+        let kind = NetworkFilesystem(fstype: entry.fstype) ?? .nfs
+        report.fstype = entry.fstype
+        report.source = entry.source
+        report.notes.append("nothing is mounted on \(target) but its fstab entry already \(enable ? "has" : "lacks") fsc: an earlier run stopped after unmounting it")
+        report.actions.append("mount \(target) from its fstab entry (\(OptionString.redacted(entry.options)))")
+        if !testFilesystems.contains(entry.fstype) {
+            let (server, _) = NetworkMounts.splitSource(entry.source, fstype: entry.fstype)
+            let portOption = OptionString.value(entry.options, "port") ?? nil
+            let port = portOption.flatMap { UInt16($0) }.flatMap { $0 == 0 ? nil : $0 } ?? (kind == .nfs ? 2049 : 445)
+            if let reason = ServerProbe.unreachableReason(host: server, port: port) {
+                throw SystemError.failed(
+                    "fsc \(verb): server of \(target) is unreachable (\(reason))",
+                    hint: "\(target) is not mounted; run again (or `mount \(target)`) when the server answers")
+            }
+        }
+        if check {
+            report.changed = true
+            report.actions = report.actions.map { "would " + $0 }
+            return
+        }
+        let (result, signal) = DeferredSignals.run { () throws(SystemError) in
+            try Mounter.mount(source: entry.source, target: target, fstype: entry.fstype, options: entry.options)
+        }
+        heldSignal = signal
+        try result.get()
+        report.changed = true
+        report.remounted = true
+        let after = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")
+        guard let mounted = MountTable.mount(at: target, in: after) else {
+            throw SystemError.failed("fsc \(verb): \(target) is not in mountinfo after mounting it from fstab")
+        }
+        let fscAfter = Self.fscOn(mounted, volumes: NFSVolume.read(proc: roots.proc))
+        report.fscAfter = fscAfter
+        if fscAfter != enable {
+            throw SystemError.failed("fsc \(verb): \(target) was mounted from fstab but FS-Cache is \(fscAfter ? "on" : "off")")
+        }
+        if let wanted = readahead.map({ $0.bytes / 1024 }), let device = mounted.device {
+            try Readahead.set(kilobytes: wanted, for: device, sys: roots.sys)
+            report.readaheadKB = wanted
         }
     }
 
@@ -311,9 +439,9 @@ public struct FscSwitch: Sendable {
                 "fsc: \(target) is a CIFS mount with no fstab entry", path: nil,
                 hint: "cachectl cannot mount it again without its credentials: add an fstab line with credentials=/etc/cachectl/NAME.cred (mode 0600)")
         }
-        if OptionString.contains(entry.options, "password") || OptionString.contains(entry.options, "pass") {
+        if MountSecrets.containsSecret(entry.options) {
             throw SystemError.failed(
-                "fsc: the fstab entry for \(target) holds a password", path: fstabPath,
+                "fsc: the fstab entry for \(target) holds a password (a password=, pass= or password2= option, or a password after % in username=)", path: fstabPath,
                 hint: "move it into a credentials file (username=, password= lines; chmod 600) and use credentials=FILE")
         }
         let credentials = OptionString.value(entry.options, "credentials") ?? OptionString.value(entry.options, "cred")

@@ -56,12 +56,9 @@ public enum OptionString {
         return items
     }
 
-    /// Replaces the value of secret options (`password=`) with `***`, for output.
+    /// The options with secret values masked (`password=***`): see ``MountSecrets``.
     public static func redacted(_ options: String) -> String {
-        split(options).map { item in
-            let name = item.split(separator: "=", maxSplits: 1).first.map(String.init) ?? item
-            return ["password", "pass", "password2"].contains(name) && item.contains("=") ? name + "=***" : item
-        }.joined(separator: ",")
+        MountSecrets.redact(options)
     }
 
     /// Runs a libmount editor on a malloc'd copy (they realloc/free it) and returns the result.

@@ -9,10 +9,16 @@ public enum AtomicFile {
 
     /// Writes `contents` to `path` atomically.
     ///
+    /// A `path` that is a symlink (say /etc/fstab → /data/etc/fstab) is
+    /// followed and its target replaced, so the link stays a link. Only links
+    /// owned by root or by the caller are followed: anything else is refused
+    /// rather than letting another user aim root's write.
+    ///
     /// - Parameters:
     ///   - mode: permissions of a new file; an existing file keeps its mode and owner.
-    ///   - backup: keep the replaced file as `path + backupSuffix` (a hard link to the
-    ///     old inode, so the backup is exactly what was there).
+    ///   - backup: keep the replaced contents as `path + backupSuffix`: a copy owned
+    ///     like the old file, readable by its owner only (the old mode & 0600), since
+    ///     a config file may hold secrets; it never exists with a wider mode.
     /// - Returns: false when the file already had exactly these contents (nothing written).
     @discardableResult
     public static func write(
@@ -25,37 +31,65 @@ public enum AtomicFile {
     public static func write(
         _ contents: [UInt8], to path: String, mode: mode_t = 0o644, backup: Bool = false
     ) throws(SystemError) -> Bool {
+        let target = try resolvingSymlinks(path)
         var old = stat()
-        let exists = stat(path, &old) == 0
-        if exists, let current = try? readBytes(path), current == contents { return false }
+        let exists = stat(target, &old) == 0
+        let current: [UInt8]? = exists ? try readBytes(target) : nil
+        if let current, current == contents { return false }
 
+        if let current, backup {
+            try replace(path + backupSuffix, with: current, mode: old.st_mode & 0o600, owner: (old.st_uid, old.st_gid))
+        }
+        try replace(
+            target, with: contents, mode: exists ? old.st_mode & 0o7777 : mode,
+            owner: exists ? (old.st_uid, old.st_gid) : nil)
+        return true
+    }
+
+    /// temp file (created with `mode`, then owned by `owner`) + fsync + rename + fsync of the directory.
+    /// `path` itself is replaced, never followed.
+    static func replace(_ path: String, with contents: [UInt8], mode: mode_t, owner: (uid_t, gid_t)?) throws(SystemError) {
         let dir = Path.directory(of: path)
-        let temp = dir + "/." + Path.lastComponent(of: path) + ".cachectl-tmp-\(getpid())"
-        let file = try OpenFile(temp, flags: O_WRONLY | O_CREAT | O_TRUNC | O_EXCL, mode: exists ? old.st_mode & 0o7777 : mode)
+        let unique = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let temp = dir + "/." + Path.lastComponent(of: path) + ".cachectl-tmp-\(getpid())-\(unique)"
+        let file = try OpenFile(temp, flags: O_WRONLY | O_CREAT | O_TRUNC | O_EXCL | O_NOFOLLOW, mode: mode & 0o600)
         do throws(SystemError) {
-            if exists {
-                _ = try sys("fchmod", temp) { fchmod(file.fd, old.st_mode & 0o7777) }
-                _ = try sys("fchown", temp) { fchown(file.fd, old.st_uid, old.st_gid) }
+            if let owner {
+                _ = try sys("fchown", temp) { fchown(file.fd, owner.0, owner.1) }
             }
+            // After fchown (which clears setuid/setgid bits), and never wider than asked.
+            _ = try sys("fchmod", temp) { fchmod(file.fd, mode & 0o7777) }
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: contents.count, alignment: 1)
             defer { buffer.deallocate() }
             buffer.copyBytes(from: contents)
             try file.writeAll(UnsafeRawBufferPointer(buffer))
             try file.sync()
-            if exists && backup {
-                let backupPath = path + backupSuffix
-                if unlink(backupPath) != 0 && errno != ENOENT {
-                    throw SystemError("unlink", path: backupPath, errno: errno)
-                }
-                _ = try sys("link", backupPath) { link(path, backupPath) }
-            }
             _ = try sys("rename", path) { rename(temp, path) }
         } catch {
             unlink(temp)
             throw error
         }
         try syncDirectory(dir)
-        return true
+    }
+
+    /// The file a write to `path` should replace: symlinks followed (up to 40,
+    /// as the kernel does), each one owned by root or the caller.
+    public static func resolvingSymlinks(_ path: String) throws(SystemError) -> String {
+        var current = path
+        for _ in 0..<40 {
+            var st = stat()
+            guard lstat(current, &st) == 0, st.st_mode & S_IFMT == S_IFLNK else { return current }
+            guard st.st_uid == 0 || st.st_uid == geteuid() else {
+                throw SystemError.failed(
+                    "refusing to write through the symlink", path: current,
+                    hint: "it is owned by uid \(st.st_uid), neither root nor the caller; point cachectl at the file itself")
+            }
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = try sys("readlink", current) { readlink(current, &buffer, buffer.count - 1) }
+            let link = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            current = link.hasPrefix("/") ? link : Path.join(Path.directory(of: current), link)
+        }
+        throw SystemError("resolve symlinks", path: path, errno: ELOOP)
     }
 
     /// fsync(2) on a directory, so a rename or create in it is durable.

@@ -7,10 +7,14 @@ struct Fsc: ParsableCommand {
         abstract: "Turn FS-Cache on or off for NFS/CIFS mounts (the fsc option).",
         discussion: """
             NFS refuses to change fsc on a remount (EINVAL), so cachectl adds or removes fsc in \
-            fstab (comments kept, written atomically, old file kept as fstab.cachectl.bak), \
-            unmounts the share and mounts it again, then checks the kernel's FSC column in \
-            /proc/fs/nfsfs/volumes. If mounting again fails, it restores fstab and mounts the \
-            share with its old options.
+            fstab (only that entry's options change; written atomically, old file kept as \
+            fstab.cachectl.bak, readable by its owner only), unmounts the share and mounts it \
+            again, then checks the kernel's FSC column in /proc/fs/nfsfs/volumes. If mounting \
+            again fails, it restores the entry and mounts the share with its old options. \
+            The whole step holds the fstab lock (flock on /etc/fstab.lock); SIGTERM and SIGINT \
+            wait until it is finished or rolled back. A share an interrupted run left unmounted, \
+            whose fstab entry already says what is asked, is mounted from fstab. Passwords in \
+            options and diffs are shown as ***.
 
             Examples:
               cachectl fsc enable /mnt/models

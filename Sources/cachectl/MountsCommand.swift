@@ -9,8 +9,9 @@ struct Mounts: ParsableCommand {
         discussion: """
             Reads the live mounts with libmount (mountinfo), joins NFS mounts with \
             /proc/fs/nfsfs/volumes on the device number (its FSC column is the kernel's proof \
-            that fsc took effect), and shows each mount's fstab entry and readahead. Passwords \
-            in options are shown as ***.
+            that fsc took effect), and shows each mount's fstab entry and readahead. Secrets \
+            in options (password=, pass=, password2=, the PASSWORD of username=USER%PASSWORD) \
+            are shown as ***.
 
             Examples:
               cachectl mounts

@@ -72,6 +72,10 @@ struct RemountTests {
         let result = try #require(report.mounts.first)
         #expect(report.failed && result.failed)
         #expect(result.error?.contains("mounted \(bed.target) again with its old options") == true)
+        // Rolled back: nothing changed, and the mount's error is said once.
+        #expect(!report.changed && !result.changed && !result.fstabChanged)
+        #expect(result.error?.components(separatedBy: "mount tmpfs on").count == 2, "\(result.error ?? "")")
+        #expect(result.error?.components(separatedBy: "EINVAL").count == 2, "\(result.error ?? "")")
         #expect(result.notes.contains { $0.hasPrefix("restored") })
         #expect(try String(contentsOfFile: bed.fstab, encoding: .utf8) == bed.fstabText)
         let mount = try #require(bed.mount)
@@ -108,5 +112,74 @@ struct RemountTests {
         #expect(result.fstabDiff?.contains("+tmpfs \(bed.target) tmpfs size=1m,mode=0755,fsc 0 0") == true)
         #expect(try String(contentsOfFile: bed.fstab, encoding: .utf8) == bed.fstabText)
         #expect(bed.mount?.id == before.id)  // not remounted
+    }
+
+    /// The mount helper's own reason (mount.nfs on stderr) is the error, not "helper exited 32".
+    @Test func aFailingHelpersStderrIsTheReason() throws {
+        let bed = try Bed()
+        defer { bed.tearDown() }
+        let other = bed.dir + "/nfs"
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        do {
+            try Mounter.mount(source: "127.0.0.1:/models", target: other, fstype: "nfs", options: "vers=4.2,retry=0")
+            Issue.record("mounted NFS on a kernel without it")
+        } catch {
+            #expect(error.description.contains("mount.nfs: "), "\(error)")
+            #expect(!error.description.contains("helper exited"), "\(error)")
+        }
+    }
+
+    /// A share left unmounted by a killed run, fstab already as asked: the
+    /// next run mounts it from fstab and checks it, instead of refusing.
+    @Test func aShareLeftUnmountedIsMountedFromFstab() throws {
+        let bed = try Bed()
+        defer { bed.tearDown() }
+        try Mounter.unmount(bed.target)
+        var s = FscSwitch(enable: false, mountpoints: [bed.target], roots: KernelRoots(etc: bed.dir))
+        s.testFilesystems = ["tmpfs"]
+        let report = try s.run()
+        let result = try #require(report.mounts.first)
+        #expect(!result.failed && result.changed && result.remounted, "\(result.error ?? "")")
+        #expect(result.fscAfter == false)
+        #expect(result.actions.contains { $0.contains("from its fstab entry") })
+        let mount = try #require(bed.mount)
+        #expect(OptionString.value(mount.superOptions ?? "", "size") == .some("1024k"))
+        #expect(try String(contentsOfFile: bed.fstab, encoding: .utf8) == bed.fstabText)
+        // Converged: the next run changes nothing.
+        let again = try s.run()
+        #expect(!again.changed && !again.failed)
+    }
+
+    /// SIGTERM (what systemd sends on stop or timeout) as soon as fstab has
+    /// been renamed, in a child process with the default disposition: the
+    /// process must end by that SIGTERM only after the rollback, with fstab
+    /// restored and the share mounted again.
+    @Test func aSIGTERMRightAfterTheFstabRenameEndsTheProcessOnlyAfterTheRollback() async throws {
+        let bed = try Bed()
+        defer { bed.tearDown() }
+        let dir = bed.dir
+        await #expect(processExitsWith: .signal(SIGTERM)) { [dir = dir as String] in
+            let fstab = dir + "/fstab"
+            let watcher = Thread {
+                // Send SIGTERM the moment fstab says fsc (right after the rename).
+                for _ in 0..<100_000 {
+                    if let text = try? String(contentsOfFile: fstab, encoding: .utf8), text.contains(",fsc") {
+                        kill(getpid(), SIGTERM)
+                        return
+                    }
+                    usleep(20)
+                }
+            }
+            watcher.start()
+            var switcher = FscSwitch(enable: true, mountpoints: [dir + "/mnt"], roots: KernelRoots(etc: dir))
+            switcher.testFilesystems = ["tmpfs"]
+            _ = try? switcher.run()
+            var slept = timespec(tv_sec: 5, tv_nsec: 0)
+            nanosleep(&slept, nil)
+            exit(5)  // no SIGTERM came, or it was lost
+        }
+        #expect(try String(contentsOfFile: bed.fstab, encoding: .utf8) == bed.fstabText)
+        let mount = try #require(bed.mount)
+        #expect(!OptionString.contains(mount.superOptions ?? "", "fsc"))
     }
 }

@@ -45,8 +45,29 @@ diff: {description: File diffs and before/after of changed actions (diff mode), 
 """
 
 import json
+import re
 
 from ansible.module_utils.basic import AnsibleModule
+
+# cachectl masks mount-option secrets itself (MountSecrets in CachectlMount):
+# every diff, action and message it prints has them as ***. As a second layer,
+# the values found in fstab are handed to Ansible's own no_log masking, so a
+# secret that slipped through would still never reach a log, AWX or CI.
+_SECRET_OPTION = re.compile(r'(?:^|[,\s"\'(])(password2?|pass|secret)=("[^"\n]*"|(?:[^,\s"\']|,,)+)', re.IGNORECASE)
+_USER_PASSWORD = re.compile(r'(?:^|[,\s"\'(])(?:username|user)=[^,\s"%]*%([^,\s"]+)', re.IGNORECASE)
+
+
+def fstab_secrets(text):
+    """The secret option values in fstab text (password=, pass=, password2=, secret=, username=USER%PASS)."""
+    values = set()
+    for match in _SECRET_OPTION.finditer(text):
+        value = match.group(2)
+        values.add(value)
+        values.add(value.strip('"'))
+        values.update(part for part in value.strip('"').split(",,") if part)
+    for match in _USER_PASSWORD.finditer(text):
+        values.add(match.group(1))
+    return sorted(v for v in values if v)
 
 
 def main():
@@ -58,6 +79,11 @@ def main():
         ),
         supports_check_mode=True,
     )
+    try:
+        with open("/etc/fstab") as fstab:
+            module.no_log_values.update(fstab_secrets(fstab.read()))
+    except (IOError, OSError):
+        pass
     binary = module.params["binary"]
     if "/" not in binary:
         binary = module.get_bin_path(binary, required=True, opt_dirs=["/usr/local/bin", "/usr/local/sbin"])
