@@ -79,7 +79,7 @@ public struct CacheSetup: Sendable {
         let running = CachefilesDaemon.runningPIDs(proc: roots.proc)
         // Under systemd the daemon is the distribution's unit: it must be
         // enabled (to come back at boot) and, on Debian, allowed to run at all.
-        let systemd = manageDaemon && CachefilesDaemon.isSystemd(proc: roots.proc)
+        let systemd = manageDaemon && Systemd.isRunning(proc: roots.proc)
         let defaults = systemd ? CachefilesdDefaults.read(etc: roots.etc).flatMap { $0.runsDaemon ? nil : $0 } : nil
         let enable = systemd && !CachefilesDaemon.isEnabled(etc: roots.etc)
         if let defaults {

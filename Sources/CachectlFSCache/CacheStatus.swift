@@ -82,7 +82,7 @@ public enum Doctor {
         let pids = CachefilesDaemon.runningPIDs(proc: roots.proc)
         if pids.isEmpty {
             findings.append(Finding("daemon", .error, "cachefilesd is not running",
-                                    fix: CachefilesDaemon.isSystemd(proc: roots.proc)
+                                    fix: Systemd.isRunning(proc: roots.proc)
                                         ? "systemctl enable --now cachefilesd (or cachectl cache setup)" : "cachectl cache setup (starts cachefilesd)"))
         } else {
             findings.append(Finding("daemon", .ok, "cachefilesd running (pid \(pids.map(String.init).joined(separator: ",")))"))

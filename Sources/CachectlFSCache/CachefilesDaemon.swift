@@ -6,12 +6,6 @@ import Foundation
 /// running it directly (containers, the VM test bed), and explains a failed
 /// bind with the kernel's own words.
 public enum CachefilesDaemon {
-    /// PID 1 is systemd (sd_booted(3): /run/systemd/system exists).
-    public static func isSystemd(proc: String = "/proc") -> Bool {
-        let comm = (try? AtomicFile.readText(proc + "/1/comm"))?.trimmedSpaces()
-        return comm == "systemd" && access("/run/systemd/system", F_OK) == 0
-    }
-
     /// PIDs of running cachefilesd processes.
     public static func runningPIDs(proc: String = "/proc") -> [Int32] {
         Processes.named("cachefilesd", proc: proc)
@@ -23,7 +17,7 @@ public enum CachefilesDaemon {
         let running = runningPIDs(proc: roots.proc)
         if !running.isEmpty && !restart { return "cachefilesd already running (pid \(running.map(String.init).joined(separator: ",")))" }
         try loadModule(dev: roots.dev)
-        if isSystemd(proc: roots.proc) {
+        if Systemd.isRunning(proc: roots.proc) {
             // The caller enables the unit (CacheSetup: only when it is not).
             let result = try ExternalCommand(["systemctl", "restart", "cachefilesd"]).run()
             // A unit can "succeed" and leave no daemon (Debian's script without

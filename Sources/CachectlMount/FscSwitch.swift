@@ -107,6 +107,7 @@ public struct FscSwitch: Sendable {
     private func switchOne(_ target: String) -> MountReport {
         var report = MountReport(mountpoint: target)
         var heldSignal: Int32?
+        let fstabBefore = check ? nil : try? AtomicFile.readText(fstabPath)
         do {
             if check {
                 try switchOne(target, &report, heldSignal: &heldSignal)
@@ -120,6 +121,16 @@ public struct FscSwitch: Sendable {
         } catch {
             report.failed = true
             report.error = error.description
+        }
+        // systemd generates a .mount unit from each fstab entry: without a reload
+        // it keeps the old options (and warns the unit changed on disk).
+        if !check, fstabBefore != (try? AtomicFile.readText(fstabPath)), Systemd.isRunning(proc: roots.proc) {
+            do {
+                try Systemd.reload()
+                report.notes.append("reloaded systemd (systemctl daemon-reload): the share's mount unit follows fstab")
+            } catch {
+                report.notes.append("fstab changed but systemctl daemon-reload failed: \(error)")
+            }
         }
         // A SIGTERM/SIGINT/SIGHUP that came during the remount takes effect now
         // that the step is finished or rolled back.

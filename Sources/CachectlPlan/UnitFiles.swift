@@ -97,9 +97,9 @@ public struct UnitFiles: Sendable {
                               diff: UnifiedDiff.make(old: old, new: text, oldLabel: path, newLabel: path + " (cachectl)")))
         }
         let changed = units.contains(where: \.changed)
-        let reloaded = changed && reload && CachefilesDaemon.isSystemd()
+        let reloaded = changed && reload && Systemd.isRunning()
         if reloaded && !check {
-            try ExternalCommand(["systemctl", "daemon-reload"]).check(hint: "run systemctl daemon-reload by hand")
+            try Systemd.reload()
         }
         return Result(changed: changed, units: units, reloaded: reloaded)
     }
