@@ -5,11 +5,19 @@ import Glibc
 public struct SelectedFile: Sendable, Equatable {
     /// The path as the user named it or as found under a named directory.
     public var path: String
-    /// The file the path resolves to (ollama blobs are reached through symlinks).
-    public var resolvedPath: String
     public var size: UInt64
     public var device: UInt64
     public var inode: UInt64
+
+    /// The file the path resolves to (ollama blobs are reached through symlinks),
+    /// computed on demand: realpath(2) walks every component, too slow to do for each
+    /// of 100,000 files that only need to be read.
+    public var resolvedPath: String {
+        realpath(path, nil).map { pointer -> String in
+            defer { free(pointer) }
+            return String(cString: pointer)
+        } ?? path
+    }
 }
 
 /// A path that could not be selected, and why; reported per file.
@@ -132,12 +140,8 @@ public struct FileSelection: Sendable {
     private mutating func add(_ path: String, _ st: stat, seen: inout Set<FileIdentity>) {
         let identity = FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
         guard seen.insert(identity).inserted else { return }
-        let resolved = realpath(path, nil).map { pointer -> String in
-            defer { free(pointer) }
-            return String(cString: pointer)
-        } ?? path
         files.append(SelectedFile(
-            path: path, resolvedPath: resolved, size: UInt64(st.st_size),
+            path: path, size: UInt64(st.st_size),
             device: identity.device, inode: identity.inode))
     }
 

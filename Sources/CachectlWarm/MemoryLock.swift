@@ -12,7 +12,7 @@ public final class MemoryLock {
     public init(files: [SelectedFile]) throws(SystemError) {
         do throws(SystemError) {
             for file in files where file.size > 0 {
-                let handle = try OpenFile(file.path)
+                let handle = try RegularFile.open(file.path)
                 let length = Int(try handle.status().st_size)
                 guard length > 0 else { continue }
                 let address = mmap(nil, length, PROT_READ, MAP_SHARED, handle.fd, 0)

@@ -101,55 +101,60 @@ public struct Prewarmer: Sendable {
         run(plan(files), progress: progress)
     }
 
-    /// Opens each file, sizes it now (it may have changed since selection), and lists
-    /// the chunks that are not yet resident. Reads no data.
+    /// Opens each file in turn (closing it again: nothing stays open between plan and
+    /// run, so any number of files fits under RLIMIT_NOFILE), sizes it now (it may have
+    /// changed since selection), and lists the chunks of its data ranges that are not
+    /// yet resident. Holes are never read: they count as already resident. Reads no data.
     public func plan(_ files: [SelectedFile]) -> WarmPlan {
         let start = Monotonic.now()
         var results = files.map { FileWarmResult(path: $0.path, size: $0.size) }
-        var opened: [OpenFile?] = Array(repeating: nil, count: files.count)
         var chunks: [Chunk] = []
 
         for (index, selected) in files.enumerated() {
             do {
-                let file = try OpenFile(selected.path)
+                let file = try RegularFile.open(selected.path)
                 let size = UInt64(try file.status().st_size)
                 results[index].size = size
-                opened[index] = file
-                if options.adviseAhead { try? file.advise(POSIX_FADV_SEQUENTIAL) }
                 let probe = try ResidencyProbe(file: file, size: size, preferred: options.residencyMethod)
                 let resident = probe.residentBytes() ?? 0
                 if resident >= size {
                     results[index].bytesAlreadyResident = size
                     continue
                 }
-                var offset: UInt64 = 0
-                while offset < size {
-                    let length = min(options.chunkSize, size - offset)
-                    // A chunk is skipped only when every page of it is resident.
-                    if resident > 0, let chunkResident = probe.residentBytes(offset: offset, length: length),
-                       chunkResident >= length {
-                        results[index].bytesAlreadyResident += length
-                    } else {
-                        chunks.append(Chunk(file: index, offset: offset, length: length))
+                var covered: UInt64 = 0
+                for range in probe.dataRanges {
+                    var offset = range.lowerBound
+                    while offset < range.upperBound {
+                        let length = min(options.chunkSize, range.upperBound - offset)
+                        // A chunk is skipped only when every page of it is resident.
+                        if resident > 0, let chunkResident = probe.residentBytes(offset: offset, length: length),
+                           chunkResident >= length {
+                            results[index].bytesAlreadyResident += length
+                        } else {
+                            chunks.append(Chunk(file: index, offset: offset, length: length))
+                        }
+                        offset += length
                     }
-                    offset += length
+                    covered += range.upperBound - range.lowerBound
                 }
+                results[index].bytesAlreadyResident += size - min(size, covered)
             } catch {
                 results[index].error = error.description
             }
         }
 
-        return WarmPlan(started: start, results: results, opened: opened, chunks: chunks)
+        return WarmPlan(started: start, results: results, chunks: chunks)
     }
 
     /// Reads the planned chunks with `options.jobs` threads, then measures residency.
+    /// A file is opened when the first worker reaches one of its chunks and closed
+    /// after its last chunk, so at most about `jobs` files are open at once.
     public func run(_ plan: WarmPlan, progress: ProgressBar? = nil) -> WarmReport {
         var results = plan.results
-        let opened = plan.opened
         let chunks = plan.chunks
         let state = WarmState(fileCount: results.count)
         let work = WorkList(chunks: chunks)
-        let openedFiles = opened
+        let openFiles = LazyFiles(paths: results.map(\.path), chunks: chunks)
         let workers = min(options.jobs, max(1, chunks.count))
         let chunkSize = Int(options.chunkSize)
         let destination = options.destination
@@ -160,7 +165,7 @@ public struct Prewarmer: Sendable {
             let thread = Thread {
                 defer { done.leave() }
                 Self.runWorker(
-                    work: work, files: openedFiles, state: state, chunkSize: chunkSize,
+                    work: work, files: openFiles, state: state, chunkSize: chunkSize,
                     lookahead: lookahead, destination: destination, progress: progress)
             }
             thread.stackSize = 1 << 20
@@ -169,11 +174,12 @@ public struct Prewarmer: Sendable {
         done.wait()
         progress?.finish()
 
-        // Record per-file outcomes, drop what --into disk left behind, and measure.
+        // Record per-file outcomes, drop what --into disk left behind, and measure
+        // (one file open at a time).
         for index in results.indices {
             if let error = state.error(of: index), results[index].error == nil { results[index].error = error }
             results[index].bytesRead = state.bytesRead(of: index)
-            guard let file = opened[index] else { continue }
+            guard plan.results[index].error == nil, let file = try? RegularFile.open(results[index].path) else { continue }
             if destination == .disk { try? file.advise(POSIX_FADV_DONTNEED) }
             if let probe = try? ResidencyProbe(file: file, size: results[index].size, preferred: options.residencyMethod) {
                 results[index].residentAfter = probe.residentBytes()
@@ -196,14 +202,22 @@ public struct Prewarmer: Sendable {
     }
 
     private static func runWorker(
-        work: WorkList, files: [OpenFile?], state: WarmState, chunkSize: Int, lookahead: Int,
+        work: WorkList, files: LazyFiles, state: WarmState, chunkSize: Int, lookahead: Int,
         destination: WarmDestination, progress: ProgressBar?
     ) {
         let reader = ChunkReader(chunkSize: chunkSize)
         var previous: Chunk?
         while let (position, chunk) = work.next() {
-            guard let file = files[chunk.file], !state.hasFailed(chunk.file) else { continue }
-            if lookahead > 0, let ahead = work.chunk(at: position + lookahead), let aheadFile = files[ahead.file] {
+            defer { files.finished(chunk.file) }
+            guard !state.hasFailed(chunk.file) else { continue }
+            let file: OpenFile
+            do {
+                file = try files.acquire(chunk.file)
+            } catch {
+                state.fail(chunk.file, error.description)
+                continue
+            }
+            if lookahead > 0, let ahead = work.chunk(at: position + lookahead), let aheadFile = files.ifOpen(ahead.file) {
                 try? aheadFile.advise(POSIX_FADV_WILLNEED, offset: Int64(ahead.offset), length: Int64(ahead.length))
             }
             progress?.setItem(Path.lastComponent(of: file.path))
@@ -219,7 +233,7 @@ public struct Prewarmer: Sendable {
             // --into disk: drop the chunk behind the one just read. Pages FS-Cache is
             // still writing are kept by the kernel; a final pass drops them later.
             if destination == .disk {
-                if let previous, let previousFile = files[previous.file] {
+                if let previous, let previousFile = files.ifOpen(previous.file) {
                     try? previousFile.advise(POSIX_FADV_DONTNEED, offset: Int64(previous.offset), length: Int64(previous.length))
                 }
                 previous = chunk
@@ -266,7 +280,6 @@ public struct WarmPlan: Sendable {
     let started: Double
     /// Per file: size now, bytes already resident, or why it cannot be warmed.
     public let results: [FileWarmResult]
-    let opened: [OpenFile?]
     let chunks: [Chunk]
 
     /// Bytes the run will read.
@@ -321,4 +334,75 @@ final class WarmState: @unchecked Sendable {
     func fail(_ file: Int, _ message: String) { lock.withLock { if errors[file] == nil { errors[file] = message } } }
     func hasFailed(_ file: Int) -> Bool { lock.withLock { errors[file] != nil } }
     func error(of file: Int) -> String? { lock.withLock { errors[file] } }
+}
+
+/// The files of a run, opened when a worker first needs one and closed when its last
+/// chunk is done (chunks of a file are handed out consecutively). Opening happens
+/// outside the lock; other workers needing the same file wait for it.
+final class LazyFiles: @unchecked Sendable {
+    private enum Slot {
+        case closed
+        case opening
+        case open(OpenFile)
+        case failed(SystemError)
+    }
+
+    private let condition = NSCondition()
+    private let paths: [String]
+    private var slots: [Slot]
+    private var remaining: [Int]
+
+    init(paths: [String], chunks: [Chunk]) {
+        self.paths = paths
+        slots = Array(repeating: .closed, count: paths.count)
+        remaining = Array(repeating: 0, count: paths.count)
+        for chunk in chunks { remaining[chunk.file] += 1 }
+    }
+
+    /// The open file, opening it first if no worker has yet.
+    func acquire(_ index: Int) throws(SystemError) -> OpenFile {
+        condition.lock()
+        while true {
+            switch slots[index] {
+            case .open(let file):
+                condition.unlock()
+                return file
+            case .failed(let error):
+                condition.unlock()
+                throw error
+            case .opening:
+                condition.wait()
+            case .closed:
+                slots[index] = .opening
+                condition.unlock()
+                let result: Result<OpenFile, SystemError>
+                do throws(SystemError) { result = .success(try RegularFile.open(paths[index])) } catch { result = .failure(error) }
+                condition.lock()
+                switch result {
+                case .success(let file): slots[index] = remaining[index] > 0 ? .open(file) : .closed
+                case .failure(let error): slots[index] = .failed(error)
+                }
+                condition.broadcast()
+                condition.unlock()
+                return try result.get()
+            }
+        }
+    }
+
+    /// The file if it is open now; never opens.
+    func ifOpen(_ index: Int) -> OpenFile? {
+        condition.lock()
+        defer { condition.unlock() }
+        if case .open(let file) = slots[index] { return file }
+        return nil
+    }
+
+    /// One chunk of `index` is done (read, failed or skipped); the last one closes it
+    /// (the descriptor closes when the workers still holding it let go).
+    func finished(_ index: Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        remaining[index] -= 1
+        if remaining[index] == 0, case .open = slots[index] { slots[index] = .closed }
+    }
 }

@@ -18,9 +18,15 @@ public enum ResidencyMethod: String, Sendable, Codable, CaseIterable {
 /// mincore reports every page as resident for such files (kernel commit
 /// 134fca9063ad, Linux 5.0), and newer kernels make cachestat fail with EPERM.
 /// `method` is then `nil` and residency is unknown: callers must read, not skip.
+///
+/// Holes (found with SEEK_DATA/SEEK_HOLE) count as resident: reading them costs no
+/// I/O, so a sparse file is fully warm once its data is, and warming it again reads
+/// nothing.
 public final class ResidencyProbe {
     public let file: OpenFile
     public let size: UInt64
+    /// The data ranges of the file at probe time; the rest of `[0, size)` is holes.
+    public let dataRanges: [Range<UInt64>]
     /// The method in use, or nil when residency cannot be measured for this file.
     public private(set) var method: ResidencyMethod?
     /// Why `method` is nil.
@@ -33,6 +39,7 @@ public final class ResidencyProbe {
     public init(file: OpenFile, size: UInt64, preferred: ResidencyMethod = .auto) throws(SystemError) {
         self.file = file
         self.size = size
+        self.dataRanges = RegularFile.dataRanges(fd: file.fd, size: size)
         if preferred != .mincore {
             var stat = cachectl_cachestat()
             if cachectl_cachestat(file.fd, 0, 1, &stat) == 0 {
@@ -65,9 +72,10 @@ public final class ResidencyProbe {
         }
     }
 
-    /// Opens `path` read-only and probes it at its current size.
+    /// Opens `path` read-only (refusing anything but a regular file, without blocking
+    /// on a FIFO) and probes it at its current size.
     public convenience init(opening path: String, preferred: ResidencyMethod = .auto) throws(SystemError) {
-        let file = try OpenFile(path)
+        let file = try RegularFile.open(path)
         try self.init(file: file, size: UInt64(try file.status().st_size), preferred: preferred)
     }
 
@@ -84,32 +92,48 @@ public final class ResidencyProbe {
         return faccessat(AT_FDCWD, file.path, W_OK, AT_EACCESS) == 0
     }
 
-    /// Resident bytes in `[offset, offset + length)`, clipped to the file size;
-    /// nil when residency cannot be measured.
+    /// Resident bytes in `[offset, offset + length)`, clipped to the file size, holes
+    /// included; nil when residency cannot be measured.
     public func residentBytes(offset: UInt64 = 0, length: UInt64? = nil) -> UInt64? {
-        guard let method else { return nil }
+        guard method != nil else { return nil }
         let end = min(size, length.map { offset + $0 } ?? size)
         guard end > offset else { return 0 }
         let span = end - offset
+        var data: UInt64 = 0
+        var cached: UInt64 = 0
+        for range in dataRanges where range.upperBound > offset && range.lowerBound < end {
+            let start = max(range.lowerBound, offset)
+            let stop = min(range.upperBound, end)
+            guard let resident = cachedBytes(start, stop) else { return nil }
+            data += stop - start
+            cached += resident
+        }
+        return min(span, cached + (span - data))
+    }
+
+    /// Page-cache bytes of `[start, end)`, by the probe's method.
+    private func cachedBytes(_ start: UInt64, _ end: UInt64) -> UInt64? {
         let pages: UInt64
         switch method {
+        case nil:
+            return nil
         case .cachestat, .auto:
             var stat = cachectl_cachestat()
-            guard retryingEINTR({ cachectl_cachestat(file.fd, offset, span, &stat) }) == 0 else { return nil }
+            guard retryingEINTR({ cachectl_cachestat(file.fd, start, end - start, &stat) }) == 0 else { return nil }
             pages = stat.nr_cache
         case .mincore:
             guard let mapping else { return 0 }
-            let first = offset / Self.pageSize
+            let first = start / Self.pageSize
             let last = (end + Self.pageSize - 1) / Self.pageSize
             var vector = [UInt8](repeating: 0, count: Int(last - first))
-            let start = mapping + Int(first * Self.pageSize)
+            let base = mapping + Int(first * Self.pageSize)
             let rc = vector.withUnsafeMutableBufferPointer {
-                mincore(start, Int(end - first * Self.pageSize), $0.baseAddress)
+                mincore(base, Int(end - first * Self.pageSize), $0.baseAddress)
             }
             guard rc == 0 else { return nil }
             pages = UInt64(vector.reduce(0) { $0 + Int($1 & 1) })
         }
-        return min(span, pages * Self.pageSize)
+        return min(end - start, pages * Self.pageSize)
     }
 }
 
