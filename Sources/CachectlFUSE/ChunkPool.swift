@@ -6,23 +6,35 @@ struct FileID: Hashable, Sendable {
     var inode: UInt64
 }
 
-/// What makes cached chunks of a file valid: its size and mtime at the time they
-/// were read. A different version means the source changed underneath.
+/// What makes cached chunks of a file valid: its size, mtime and ctime at the time
+/// they were read. A different version means the source changed underneath.
+///
+/// Size and mtime alone miss an in-place rewrite of the same size whose mtime was put
+/// back (`rsync --inplace -t`, a restore): setting the mtime itself changes the
+/// ctime, which no unprivileged program can set. (statx's change cookie,
+/// STATX_CHANGE_COOKIE, is not exported to userspace; ctime is what is reliable,
+/// also over NFS where it maps to the server's change attribute.)
 struct FileVersion: Equatable, Sendable {
     var size: Int64
     var mtimeSeconds: Int
     var mtimeNanoseconds: Int
+    var ctimeSeconds: Int = 0
+    var ctimeNanoseconds: Int = 0
 
     init(_ st: stat) {
         size = Int64(st.st_size)
         mtimeSeconds = st.st_mtim.tv_sec
         mtimeNanoseconds = st.st_mtim.tv_nsec
+        ctimeSeconds = st.st_ctim.tv_sec
+        ctimeNanoseconds = st.st_ctim.tv_nsec
     }
 
-    init(size: Int64, mtimeSeconds: Int, mtimeNanoseconds: Int) {
+    init(size: Int64, mtimeSeconds: Int, mtimeNanoseconds: Int, ctimeSeconds: Int = 0, ctimeNanoseconds: Int = 0) {
         self.size = size
         self.mtimeSeconds = mtimeSeconds
         self.mtimeNanoseconds = mtimeNanoseconds
+        self.ctimeSeconds = ctimeSeconds
+        self.ctimeNanoseconds = ctimeNanoseconds
     }
 }
 

@@ -14,6 +14,32 @@ public enum FuseMountTable {
         (try? MountTable.entry(at: mountpoint, roots: roots))?.fstype == mirrorType
     }
 
+    /// True when a cachectl mirror is mounted at `mountpoint` but nothing serves it:
+    /// its daemon was killed, so requests fail with ENOTCONN. Asked with statfs(2),
+    /// which always goes to the daemon (stat(2) may be answered from the kernel's
+    /// attribute cache for a second after the daemon died).
+    public static func isDeadMirror(_ mountpoint: String, roots: KernelRoots = .system) -> Bool {
+        guard isMirror(mountpoint, roots: roots) else { return false }
+        var st = statvfs()
+        return statvfs(mountpoint, &st) != 0 && errno == ENOTCONN
+    }
+
+    /// Lazily detaches a dead mirror (umount2 MNT_DETACH as root, `fusermount3 -u -z`
+    /// otherwise), so a new one can be mounted on the same directory. Processes that
+    /// still hold files of the dead mount keep getting ENOTCONN from them.
+    public static func detachDead(_ mountpoint: String) throws(SystemError) {
+        guard getuid() == 0 else {
+            let result = try ExternalCommand(["fusermount3", "-u", "-z", mountpoint]).run()
+            guard result.succeeded else {
+                throw SystemError.failed(
+                    "fusermount3 -u -z \(mountpoint)", path: mountpoint,
+                    hint: result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+            return
+        }
+        _ = try sys("umount", mountpoint) { umount2(mountpoint, Int32(MNT_DETACH)) }
+    }
+
     public enum UnmountResult: Sendable, Equatable {
         case unmounted
         case busy

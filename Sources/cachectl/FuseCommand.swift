@@ -58,7 +58,7 @@ extension Fuse {
 
                 Opening a file reads its next chunks ahead, and the next --prefetch files of the \
                 same directory in name order (the other shards of a model), on background \
-                threads. A file changed at the source (size or mtime) is read again at its next \
+                threads. A file changed at the source (size, mtime or ctime) is read again at its next \
                 open after the attribute timeout (1 s).
 
                 Without --foreground the mirror runs as a daemon (its log is next to its stats \
@@ -123,6 +123,21 @@ extension Fuse {
         func run() throws {
             output.bootstrap()
             let source = try resolvedDirectory(self.source, what: "SOURCE")
+            // A mirror whose daemon died (killed, OOM) stays in the mount table and
+            // answers ENOTCONN: detach it and mount a new one, so a restart converges.
+            let named = Path.absolute(self.mountpoint)
+            var detached = 0
+            while detached < 8, FuseMountTable.isDeadMirror(named) {
+                if check {
+                    try CommandOutput.finish(output, changed: true, failed: false, msg: "would remount", data: ["mountpoint": named]) {
+                        "would detach the dead mirror at \(named) (its daemon is gone: ENOTCONN) and mount a new one"
+                    }
+                    return
+                }
+                try FuseMountTable.detachDead(named)
+                console.warning("\(named): the mirror's daemon was gone (ENOTCONN); detached the dead mount")
+                detached += 1
+            }
             let mountpoint = try resolvedDirectory(self.mountpoint, what: "MOUNTPOINT")
             guard source != mountpoint else { throw ValidationError("SOURCE and MOUNTPOINT must differ") }
             var options = MirrorOptions(source: source, mountpoint: mountpoint, poolBytes: pool.bytes)
@@ -325,6 +340,10 @@ enum Daemon {
         let logPath = String(statsFile.dropLast(".json".count)) + ".log"
         try? FileManager.default.createDirectory(atPath: Path.directory(of: logPath), withIntermediateDirectories: true)
 
+        // Nothing else is inherited: a descriptor our caller left open (a pipe that
+        // Ansible or a test reads our output from) must not stay open for the
+        // daemon's lifetime, or the caller never sees end of file.
+        closeOnExec(from: 3)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -361,6 +380,16 @@ enum Daemon {
         waitpid(pid, &exitStatus, 0)
         let detail = text.hasPrefix("error ") ? String(text.dropFirst(6)) : "the daemon exited without mounting; see \(logPath)"
         throw SystemError.failed("fuse mount", hint: detail)
+    }
+
+    /// Marks every descriptor from `lowest` up close-on-exec.
+    static func closeOnExec(from lowest: Int32) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for name in names {
+            guard let fd = Int32(name), fd >= lowest else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
     }
 
     /// The child's side: one line on the ready pipe, then close it.
