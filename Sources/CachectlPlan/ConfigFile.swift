@@ -18,14 +18,29 @@ public struct ConfigFile {
     public static func load(_ path: String) throws(ConfigErrors) -> ConfigFile {
         let text: String
         do {
-            text = try AtomicFile.readText(path)
+            text = try InputBounds.readConfig(path)
         } catch {
-            throw ConfigErrors([ConfigError(file: path, path: "", message: "\(error.description)")])
+            throw ConfigErrors([error.bounded])
         }
         return try parse(text, file: path)
     }
 
+    /// Parses and validates `text`; refuses more than ``InputBounds/maxConfigBytes``
+    /// before parsing, and every message is bounded (no value echoed in full).
     public static func parse(_ text: String, file: String) throws(ConfigErrors) -> ConfigFile {
+        guard text.utf8.count <= InputBounds.maxConfigBytes else {
+            throw ConfigErrors([ConfigError(
+                file: file, path: "",
+                message: "the configuration is \(ByteSize.format(UInt64(text.utf8.count))); it may be at most \(ByteSize.format(UInt64(InputBounds.maxConfigBytes)))")])
+        }
+        do {
+            return try parseUnbounded(text, file: file)
+        } catch {
+            throw ConfigErrors(error.errors.map(\.bounded))
+        }
+    }
+
+    private static func parseUnbounded(_ text: String, file: String) throws(ConfigErrors) -> ConfigFile {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -113,8 +128,8 @@ public struct ConfigFile {
         var mountpoints: Set<String> = []
         for (i, share) in config.shares.enumerated() {
             let at: [Step] = ["shares", .index(i)]
-            guard share.mountpoint.hasPrefix("/"), !share.mountpoint.contains("\n") else {
-                errors.append(error(at + ["mountpoint"], "must be an absolute path: \(share.mountpoint)"))
+            guard share.mountpoint.hasPrefix("/"), InputBounds.controlCharacter(in: share.mountpoint) == nil else {
+                errors.append(error(at + ["mountpoint"], "must be an absolute path without control characters: \(InputBounds.show(share.mountpoint))"))
                 continue
             }
             if !mountpoints.insert(share.mountpoint.count > 1 && share.mountpoint.hasSuffix("/") ? String(share.mountpoint.dropLast()) : share.mountpoint).inserted {
@@ -153,8 +168,9 @@ public struct ConfigFile {
         }
 
         if let models = config.models {
-            for (key, value) in [("dir", models.dir), ("cold_store", models.coldStore)] where !value.hasPrefix("/") {
-                errors.append(error(["models", .key(key)], "must be an absolute path: \(value)"))
+            for (key, value) in [("dir", models.dir), ("cold_store", models.coldStore)]
+            where !value.hasPrefix("/") || InputBounds.controlCharacter(in: value) != nil {
+                errors.append(error(["models", .key(key)], "must be an absolute path without control characters (newlines, tabs): \(InputBounds.show(value))"))
             }
             let absent = Set(config.tiers.filter { $0.state == .absent }.map(\.name))
             for (model, tier) in models.pinned.sorted(by: { $0.key < $1.key }) {
@@ -196,7 +212,7 @@ public struct ConfigFile {
         for (i, list) in config.warm.enumerated() {
             let at: [Step] = ["warm", .index(i)]
             if !WarmListName.isValid(list.name) {
-                errors.append(error(at + ["name"], "warm list name must be 1-64 characters of A-Z, a-z, 0-9, - and _ (it names cachectl-warm@NAME.service): '\(list.name)'"))
+                errors.append(error(at + ["name"], "warm list name must be 1-64 characters of A-Z, a-z, 0-9, - and _ (it names cachectl-warm@NAME.service): \(InputBounds.show(list.name))"))
             }
             if !warmNames.insert(list.name).inserted { errors.append(error(at + ["name"], "warm list \(list.name) is listed twice")) }
             if let problem = list.options.validationError() {
@@ -204,8 +220,8 @@ public struct ConfigFile {
                 errors.append(error(at + [.key(field)], problem.replacingOccurrences(of: "--\(field)", with: field)))
             }
             if list.files.isEmpty && list.models.isEmpty { errors.append(error(at, "name at least one file or model")) }
-            for (j, file) in list.files.enumerated() where !file.hasPrefix("/") {
-                errors.append(error(at + ["files", .index(j)], "must be an absolute path: \(file)"))
+            for (j, file) in list.files.enumerated() where !file.hasPrefix("/") || InputBounds.controlCharacter(in: file) != nil {
+                errors.append(error(at + ["files", .index(j)], "must be an absolute path without control characters: \(InputBounds.show(file))"))
             }
             if !list.models.isEmpty && config.models == nil {
                 errors.append(error(at + ["models"], "warming models needs the models section (dir and cold_store)"))

@@ -55,14 +55,39 @@ public struct UnitFiles: Sendable {
         public var reloaded: Bool
     }
 
-    /// Values become whole lines' parts in unit files: absolute paths without
-    /// whitespace, control characters or `%` (systemd's specifier character).
+    /// Values become parts of unit-file lines in several contexts at once: comments,
+    /// `Description=`, `ConditionPathExists=`, `RequiresMountsFor=` and `ExecStart=`, each with its own
+    /// quoting rules (systemd.syntax(7), systemd.service(5)). No single escape is right
+    /// in all of them, so values are limited to characters that need none: absolute
+    /// paths of letters, digits, `/ . _ - + @ : , =` and non-ASCII letters. Everything
+    /// else (spaces, quotes, `$`, `%`, `\`, `;`, control characters, newlines) is
+    /// refused, naming the option; nothing is written.
     public func validate() throws(ConfigError) {
         for (name, value) in [("--dir", directory), ("--binary", binary), ("--config", config), ("--fuse-dir", fuseDirectory)]
             + mounts.map({ ("shares[].mountpoint", $0) }) {
-            guard value.hasPrefix("/"), !value.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7f || $0 == "%" || $0 == "\\" }) else {
-                throw ConfigError(file: name, path: "", message: "\(name) must be an absolute path without spaces, control characters, % or backslashes: '\(value)'")
+            if let problem = Self.problem(value) {
+                throw ConfigError(file: name, path: "", message: "\(name) \(problem): \(InputBounds.show(value))")
             }
+        }
+    }
+
+    /// Why `value` cannot go into a unit file, or nil.
+    static func problem(_ value: String) -> String? {
+        guard value.hasPrefix("/") else { return "must be an absolute path" }
+        guard value.utf8.count <= 4096 else { return "is longer than PATH_MAX (4096 bytes)" }
+        if let bad = value.unicodeScalars.first(where: { !isUnitSafe($0) }) {
+            let shown = bad.value < 0x20 || bad.value == 0x7f ? bad.escaped(asASCII: true) : String(bad)
+            return "may contain only letters, digits and / . _ - + @ : , = (systemd unit syntax); found '\(shown)'"
+        }
+        return nil
+    }
+
+    private static func isUnitSafe(_ c: Unicode.Scalar) -> Bool {
+        switch c.value {
+        case 0x30...0x39, 0x41...0x5a, 0x61...0x7a: true
+        case 0x2f, 0x2e, 0x5f, 0x2d, 0x2b, 0x40, 0x3a, 0x2c, 0x3d: true  // / . _ - + @ : , =
+        case 0xa0...: !c.properties.isWhitespace && c.value != 0x2028 && c.value != 0x2029
+        default: false
         }
     }
 

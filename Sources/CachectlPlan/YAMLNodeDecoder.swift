@@ -129,7 +129,7 @@ final class DecodingState {
                 let place = id.isEmpty ? "top level" : id
                 errors.append(ConfigError(
                     file: file, line: key.mark?.line, column: key.mark?.column, path: id.isEmpty ? name : id + "." + name,
-                    message: "unknown key '\(name)'\(suggestion); allowed in \(place): \(known.joined(separator: ", "))"))
+                    message: "unknown key \(InputBounds.show(name))\(suggestion); allowed in \(place): \(known.joined(separator: ", "))"))
             }
         }
         return errors
@@ -179,7 +179,7 @@ private func describe(_ node: Node) -> String {
     switch node {
     case .scalar(let scalar):
         if scalar.tagName == .null { return "nothing (null)" }
-        return "'\(scalar.string)'"
+        return InputBounds.show(scalar.string)
     case .mapping: return "a mapping"
     case .sequence: return "a list"
     case .alias: return "an alias"

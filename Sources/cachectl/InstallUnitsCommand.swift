@@ -2,6 +2,7 @@ import ArgumentParser
 import CachectlPlan
 import CachectlSystem
 import Foundation
+import Glibc
 
 struct InstallUnits: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -48,6 +49,9 @@ struct InstallUnits: ParsableCommand {
             directory: Path.absolute(dir), binary: exe, config: configPath, fuseDirectory: Path.absolute(fuseDir),
             mounts: UnitFiles.shareMounts(inConfig: configPath), check: check)
         do { try files.validate() } catch { throw ValidationError(error.message) }
+        if !check, let problem = Self.privilegeProblem(files.directory) {
+            throw SystemError.failed("install-units", path: files.directory, hint: problem)
+        }
         let result = try files.install()
         let changed = result.units.filter(\.changed).map(\.name)
         let msg = changed.isEmpty ? "units up to date in \(files.directory)"
@@ -60,5 +64,17 @@ struct InstallUnits: ParsableCommand {
         try CommandOutput.finish(output, changed: result.changed, failed: false, msg: msg, data: Data(units: units, reloaded: result.reloaded)) {
             ([msg] + (diff ? result.units.map(\.diff).filter { !$0.isEmpty } : [])).joined(separator: "\n")
         }
+    }
+
+    /// Checked before anything is created: without root, the unit directory (or,
+    /// when it does not exist yet, its nearest existing parent) must be writable by
+    /// this user, so a run that would fail half-way fails before its first write.
+    static func privilegeProblem(_ directory: String) -> String? {
+        guard !Privileges.isRoot else { return nil }
+        var existing = directory
+        var st = stat()
+        while existing != "/" && stat(existing, &st) != 0 { existing = Path.directory(of: existing) }
+        guard access(existing, W_OK | X_OK) != 0 else { return nil }
+        return "\(existing) is not writable by this user (uid \(getuid())); run as root, or use --check to see what would change"
     }
 }
