@@ -2,6 +2,10 @@
 #include "cachectl_shims.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/xattr.h>
 #include <sys/syscall.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -36,4 +40,78 @@ uint64_t cachectl_memlock_limit(void) {
         return UINT64_MAX;
     }
     return (uint64_t)limit.rlim_cur;
+}
+
+#ifndef __NR_openat2
+/* Same number on x86_64 and arm64 (the unified syscall table). */
+#define __NR_openat2 437
+#endif
+
+/* struct open_how and the RESOLVE_ flags from include/uapi/linux/openat2.h. */
+struct cachectl_open_how {
+    uint64_t flags;
+    uint64_t mode;
+    uint64_t resolve;
+};
+#define CACHECTL_RESOLVE_NO_MAGICLINKS 0x02
+#define CACHECTL_RESOLVE_NO_SYMLINKS 0x04
+#define CACHECTL_RESOLVE_BENEATH 0x08
+
+/* The fallback: one component at a time, each opened with O_NOFOLLOW. */
+static int cachectl_walk_beneath(int dirfd, const char *path, int flags, unsigned int mode) {
+    char buffer[4096];
+    size_t length = strlen(path);
+    if (length >= sizeof buffer) { errno = ENAMETOOLONG; return -1; }
+    if (path[0] == '/') { errno = EXDEV; return -1; }
+    memcpy(buffer, path, length + 1);
+    int current = dirfd;
+    char *component = buffer;
+    for (;;) {
+        while (*component == '/') component++;
+        char *slash = strchr(component, '/');
+        while (slash && slash[1] == '/') slash++;
+        int last = slash == NULL || slash[1] == '\0';
+        if (slash) *slash = '\0';
+        if (*component == '\0') component = ".";
+        if (strcmp(component, "..") == 0) {
+            if (current != dirfd) close(current);
+            errno = EXDEV;
+            return -1;
+        }
+        int fd = last
+            ? openat(current, component, flags | O_NOFOLLOW | O_CLOEXEC, mode)
+            : openat(current, component, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int saved = errno;
+        if (current != dirfd) close(current);
+        if (fd < 0) {
+            /* A symlink in the middle of the path: O_DIRECTORY|O_NOFOLLOW says ENOTDIR. */
+            errno = saved;
+            return -1;
+        }
+        if (last) return fd;
+        current = fd;
+        component = slash + 1;
+    }
+}
+
+int cachectl_open_beneath(int dirfd, const char *path, int flags, unsigned int mode) {
+    struct cachectl_open_how how = {
+        .flags = (uint64_t)(unsigned int)(flags | O_CLOEXEC),
+        .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+        .resolve = CACHECTL_RESOLVE_BENEATH | CACHECTL_RESOLVE_NO_SYMLINKS | CACHECTL_RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = syscall(__NR_openat2, dirfd, path, &how, sizeof how);
+    if (fd >= 0 || (errno != ENOSYS && errno != EPERM)) return (int)fd;
+    /* ENOSYS: kernel before 5.6; EPERM: a seccomp filter that refuses openat2. */
+    return cachectl_walk_beneath(dirfd, path, flags, mode);
+}
+
+int cachectl_o_path(void) {
+    return O_PATH;
+}
+
+long cachectl_fd_getxattr(int fd, const char *name, void *value, unsigned long size) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    return (long)getxattr(path, name, value, size);
 }

@@ -38,6 +38,13 @@ enum FuseOperations {
                 cfg.pointee.auto_cache = 0
             }
             if let conn {
+                // The kernel enforces the source's POSIX ACLs (fetched with getxattr
+                // below) together with the mode bits, as the caller, under
+                // default_permissions: an ACL that denies a user in the source
+                // denies them in the mirror too.
+                if conn.pointee.capable & UInt32(FUSE_CAP_POSIX_ACL) != 0 {
+                    conn.pointee.want |= UInt32(FUSE_CAP_POSIX_ACL)
+                }
                 // Let the kernel keep many readahead requests in flight to our threads.
                 // Must repeat the max_read mount option, or libfuse refuses the session.
                 conn.pointee.max_read = UInt32(FuseOperations.maxRead)
@@ -63,6 +70,11 @@ enum FuseOperations {
         }
         // opendir keeps the directory's descriptor in fh: with nullpath_ok libfuse
         // may pass no path to readdir.
+        ops.getxattr = { path, name, value, size in
+            guard let name else { return -EINVAL }
+            return FuseOperations.mirror().getxattr(FuseOperations.string(path), name: String(cString: name), value, size)
+        }
+        ops.listxattr = { _, _, _ in 0 }
         ops.opendir = { path, fi in
             guard let fi else { return -EINVAL }
             let fd = FuseOperations.mirror().openDirectory(FuseOperations.string(path))

@@ -48,6 +48,7 @@ public final class MirrorMount: @unchecked Sendable {
             throw SystemError("open", path: "/dev/fuse", errno: errno,
                               hint: "load the fuse module (modprobe fuse) and install fuse3; containers need --device /dev/fuse")
         }
+        if let statsDirectory = options.statsDirectory { try FuseStatsFile.prepareDirectory(statsDirectory) }
         let mirror = try SourceMirror(options: options)
 
         var fuseOptions = [

@@ -1,3 +1,4 @@
+import CCachectlShims
 import CachectlSystem
 import Foundation
 import Glibc
@@ -74,24 +75,70 @@ final class SourceMirror: @unchecked Sendable {
         return trimmed.isEmpty ? "." : String(trimmed)
     }
 
+    // MARK: - Resolution
+
+    /// Opens `relative` beneath the source without following any symlink, at any
+    /// component (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, or an O_NOFOLLOW
+    /// walk on older kernels). The kernel resolves the mirror's symlinks itself, in
+    /// the mirror, before asking us: a path the daemon gets never needs a symlink
+    /// followed, so one met on the way means a directory was swapped for a link
+    /// (perhaps to outside the source) and the lookup fails with ELOOP.
+    /// Returns the descriptor or a negative errno.
+    func openBeneath(_ relative: String, _ flags: Int32) -> Int32 {
+        let fd = cachectl_open_beneath(sourceFD, relative, flags, 0)
+        return fd < 0 ? -errno : fd
+    }
+
+    /// lstat(2) of `relative`, resolved beneath the source. 0 or a negative errno.
+    func statBeneath(_ relative: String, _ st: UnsafeMutablePointer<stat>) -> Int32 {
+        let fd = openBeneath(relative, cachectl_o_path() | O_NOFOLLOW)
+        if fd < 0 { return fd }
+        defer { close(fd) }
+        return fstat(fd, st) == 0 ? 0 : -errno
+    }
+
     // MARK: - Metadata
 
     func getattr(_ path: String, _ st: UnsafeMutablePointer<stat>) -> Int32 {
-        fstatat(sourceFD, Self.relative(path), st, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno
+        statBeneath(Self.relative(path), st)
     }
 
     func readlink(_ path: String, _ buffer: UnsafeMutablePointer<CChar>, _ size: Int) -> Int32 {
         guard size > 0 else { return -EINVAL }
-        let n = Glibc.readlinkat(sourceFD, Self.relative(path), buffer, size - 1)
+        let fd = openBeneath(Self.relative(path), cachectl_o_path() | O_NOFOLLOW)
+        if fd < 0 { return fd }
+        defer { close(fd) }
+        let n = Glibc.readlinkat(fd, "", buffer, size - 1)
         if n < 0 { return -errno }
         buffer[n] = 0  // FUSE wants a terminated string, truncated to fit
         return 0
     }
 
+    /// The POSIX ACL names the kernel asks for to enforce ACLs (FUSE_CAP_POSIX_ACL).
+    static let aclNames: Set<String> = ["system.posix_acl_access", "system.posix_acl_default"]
+
+    /// getxattr(2) for the POSIX ACLs only, so the kernel enforces the source's ACLs
+    /// with the caller's credentials (see FuseOperations `init`). Other names, and
+    /// sources without ACL support, answer ENODATA ("no such attribute"): never
+    /// ENOSYS or EOPNOTSUPP, which would make the kernel stop asking or deny access.
+    func getxattr(_ path: String, name: String, _ value: UnsafeMutablePointer<CChar>?, _ size: Int) -> Int32 {
+        guard Self.aclNames.contains(name) else { return -ENODATA }
+        let fd = openBeneath(Self.relative(path), cachectl_o_path() | O_NOFOLLOW)
+        if fd < 0 { return fd }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return -errno }
+        guard st.st_mode & S_IFMT != S_IFLNK else { return -ENODATA }
+        // An O_PATH descriptor cannot be read for xattrs; its /proc link can.
+        let n = cachectl_fd_getxattr(fd, name, value, UInt(size))
+        if n >= 0 { return Int32(n) }
+        let code = errno
+        return code == ERANGE ? -ERANGE : (code == ENODATA || code == EOPNOTSUPP ? -ENODATA : -code)
+    }
+
     /// A descriptor of a source directory, or a negative errno.
     func openDirectory(_ path: String) -> Int32 {
-        let fd = openat(sourceFD, Self.relative(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        return fd < 0 ? -errno : fd
+        openBeneath(Self.relative(path), O_RDONLY | O_DIRECTORY)
     }
 
     /// Calls `add` with each entry name of the directory open at `fd` (from
@@ -138,11 +185,14 @@ final class SourceMirror: @unchecked Sendable {
             return .failure(Errno32(EROFS))
         }
         let relative = Self.relative(path)
-        let fd = openat(sourceFD, relative, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        if fd < 0 { return .failure(Errno32(errno)) }
+        // O_NONBLOCK: a file swapped for a FIFO since the lookup must not block
+        // this FUSE thread in open(2); anything but a regular file is refused.
+        let fd = openBeneath(relative, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
+        if fd < 0 { return .failure(Errno32(-fd)) }
         let file = SourceDescriptor(fd)
         var st = stat()
         guard fstat(fd, &st) == 0 else { return .failure(Errno32(errno)) }
+        guard st.st_mode & S_IFMT == S_IFREG else { return .failure(Errno32(EIO)) }
         let id = FileID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
         let version = FileVersion(st)
         let changed = pool.noteVersion(version, of: id, path: path)
@@ -305,7 +355,7 @@ final class SourceMirror: @unchecked Sendable {
         for candidate in names[(position + 1)...] where picked.count < options.prefetchFiles {
             let candidatePath = directory == "." ? candidate : directory + "/" + candidate
             var st = stat()
-            guard fstatat(sourceFD, candidatePath, &st, AT_SYMLINK_NOFOLLOW) == 0,
+            guard statBeneath(candidatePath, &st) == 0,
                 st.st_mode & S_IFMT == S_IFREG, st.st_size > 0
             else { continue }
             picked.append(candidatePath)
@@ -343,11 +393,11 @@ final class SourceMirror: @unchecked Sendable {
                 prefetcher.noteCancelled()
                 return
             }
-            let fd = openat(sourceFD, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            let fd = openBeneath(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
             guard fd >= 0 else { return }
             let file = SourceDescriptor(fd)
             var st = stat()
-            guard fstat(fd, &st) == 0 else { return }
+            guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return }
             let id = FileID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
             let version = FileVersion(st)
             pool.noteVersion(version, of: id, path: "/" + path)

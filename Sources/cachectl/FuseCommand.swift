@@ -173,6 +173,7 @@ extension Fuse {
                 }
                 return
             }
+            try FuseStatsFile.prepareDirectory(state.stateDir)
             if !foreground {
                 report.pid = try Daemon.spawn(statsFile: statsFile)
                 try CommandOutput.finish(output, changed: true, failed: false, msg: "mounted", data: report) {
@@ -338,7 +339,10 @@ enum Daemon {
         _ = try sys("pipe") { pipe(&pipeFds) }
         for fd in pipeFds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }  // dup2 onto fd 3 clears it there
         let logPath = String(statsFile.dropLast(".json".count)) + ".log"
-        try? FileManager.default.createDirectory(atPath: Path.directory(of: logPath), withIntermediateDirectories: true)
+        // The state directory was checked (FuseStatsFile.prepareDirectory); the log
+        // is opened here, never through a symlink, and handed to the child.
+        let logFd = try FuseStatsFile.openLog(logPath)
+        defer { close(logFd) }
 
         // Nothing else is inherited: a descriptor our caller left open (a pipe that
         // Ansible or a test reads our output from) must not stay open for the
@@ -349,7 +353,7 @@ enum Daemon {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, logFd, 2)
         posix_spawn_file_actions_adddup2(&actions, pipeFds[1], 3)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

@@ -32,4 +32,21 @@ long cachectl_page_size(void);
 /* The soft RLIMIT_MEMLOCK in bytes; UINT64_MAX when unlimited. */
 uint64_t cachectl_memlock_limit(void);
 
+/* Opens `path` relative to the directory `dirfd` without leaving it and without
+   following any symlink on the way (openat2(2) with RESOLVE_BENEATH |
+   RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS). With O_PATH | O_NOFOLLOW in
+   `flags` a trailing symlink is opened itself (an O_PATH descriptor of the link);
+   otherwise a trailing symlink fails with ELOOP. Absolute paths and ".." fail
+   (EXDEV or ELOOP). Kernels without openat2 (before 5.6) get the same rules from
+   a walk that opens each component with O_NOFOLLOW. O_CLOEXEC is always added.
+   Returns the descriptor, or -1 with errno set. */
+int cachectl_open_beneath(int dirfd, const char *path, int flags, unsigned int mode);
+
+/* O_PATH, which Swift's Glibc does not export (a _GNU_SOURCE macro). */
+int cachectl_o_path(void);
+
+/* getxattr(2) of the file open at `fd`, an O_PATH descriptor included (through
+   /proc/self/fd). Returns the size, or -1 with errno set. */
+long cachectl_fd_getxattr(int fd, const char *name, void *value, unsigned long size);
+
 #endif
