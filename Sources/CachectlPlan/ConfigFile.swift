@@ -36,7 +36,13 @@ public struct ConfigFile {
         do {
             return try parseUnbounded(text, file: file)
         } catch {
-            throw ConfigErrors(error.errors.map(\.bounded))
+            var shown = error.errors.prefix(InputBounds.maxErrorsShown).map(\.bounded)
+            if error.errors.count > shown.count {
+                shown.append(ConfigError(
+                    file: file, path: "",
+                    message: "\(error.errors.count - shown.count) more problem(s) not shown; fix these first"))
+            }
+            throw ConfigErrors(shown)
         }
     }
 

@@ -7,6 +7,10 @@ public enum InputBounds {
     /// small enough that parsing is instant and an error can never echo megabytes.
     public static let maxConfigBytes = 1 << 20
 
+    /// Problems of one configuration file reported at most (a 1 MiB file of unknown
+    /// keys must not print megabytes).
+    public static let maxErrorsShown = 20
+
     /// Characters of a value an error message shows at most.
     public static let shownCharacters = 100
 

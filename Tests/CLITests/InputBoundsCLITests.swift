@@ -66,6 +66,16 @@ import Testing
         #expect((try CLI.json(result)["msg"] as? String)?.contains("models.dir") == true)
     }
 
+    @Test func aFileOfManyProblemsReportsTheFirstTwenty() throws {
+        let scratch = try Scratch()
+        let keys = (0..<20_000).map { "unknown_key_\($0): 1" }.joined(separator: "\n")
+        let file = try scratch.write("many.yaml", "version: 1\n" + keys + "\n")
+        let result = try CLI.run(["plan", "--file", file, "--json"])
+        #expect(result.status == 2)
+        #expect(result.stdout.count + result.stderr.count < 20_000, "got \(result.stdout.count + result.stderr.count) characters")
+        #expect((try CLI.json(result)["msg"] as? String)?.contains("19980 more problem(s) not shown") == true)
+    }
+
     @Test func aModelsDirWithANewlineIsAUsageErrorNamingTheField() throws {
         let scratch = try Scratch()
         let file = try scratch.write("nl.yaml", "version: 1\nmodels:\n  dir: \"/srv/models\\n/etc\"\n  cold_store: /srv/cold\n")
