@@ -1,0 +1,77 @@
+#!/bin/bash
+# fsc enable/disable when interrupted or run twice at once, on real NFS:
+#   -> two `fsc enable` on two shares at the same time (3 rounds): fstab keeps
+#      fsc on both (the flock on /etc/fstab.lock), both mounts have FSC yes;
+#   -> SIGTERM right after fstab changed: the step finishes (or rolls back)
+#      before the signal ends the process; fstab and the mount agree;
+#   -> SIGKILL right after the unmount: the next run mounts the share from its
+#      fstab entry instead of refusing "nothing is mounted".
+# requires: cachectl
+# timeout: 600
+. "$(dirname "$0")/lib.sh"
+
+load_modules zram
+make_zram_ext4 /var/cache/fscache 256M >/dev/null
+write_cachefilesd_conf /etc/cachefilesd.conf /var/cache/fscache
+start_cachefilesd /etc/cachefilesd.conf || die "cachefilesd did not start"
+make_export_dir /srv/export 64M
+make_file /srv/export/a.bin 1
+mkdir -p /srv/export/b
+mount -t tmpfs -o size=64M b /srv/export/b || die "tmpfs b"
+make_file /srv/export/b/b.bin 1
+start_nfs_server /srv/export
+echo "/srv/export/b 127.0.0.1(rw,sync,no_subtree_check,no_root_squash,insecure,fsid=1)" >>/etc/exports
+exportfs -ra || die "exportfs"
+cat >/etc/fstab <<'EOF2'
+# two shares of one server
+127.0.0.1:/ /mnt/a nfs4 ro,vers=4.2 0 0
+127.0.0.1:/b	/mnt/b	nfs4	ro,vers=4.2	0 0
+EOF2
+mkdir -p /mnt/a /mnt/b
+mount /mnt/a || die "mount /mnt/a"
+mount /mnt/b || die "mount /mnt/b"
+fsc_of() { awk -v dev="$(mountpoint -d "$1")" 'NR > 1 && $4 == dev { print $NF }' /proc/fs/nfsfs/volumes; }
+fstab_fsc() { awk -v m="$1" '$2 == m { print ($4 ~ /(^|,)fsc(,|$)/) ? "yes" : "no" }' /etc/fstab; }
+
+# --- two at once ---------------------------------------------------------------------------
+for round in 1 2 3; do
+  cachectl fsc enable /mnt/a --json >/tmp/a.json &
+  pa=$!
+  cachectl fsc enable /mnt/b --json >/tmp/b.json &
+  pb=$!
+  wait "$pa"; ra=$?; wait "$pb"; rb=$?
+  expect_eq "round $round: both runs exit 0" "0 0" "$ra $rb"
+  expect_eq "round $round: fstab has fsc on both" "yes yes" "$(fstab_fsc /mnt/a) $(fstab_fsc /mnt/b)"
+  expect_eq "round $round: FSC yes on both" "yes yes" "$(fsc_of /mnt/a) $(fsc_of /mnt/b)"
+  cachectl fsc disable /mnt/a /mnt/b >/dev/null 2>&1 || die "fsc disable (round $round)"
+done
+expect_match "other lines kept byte for byte (tabs)" $'127.0.0.1:/b\t/mnt/b\tnfs4\tro,vers=4.2\t0 0' "$(cat /etc/fstab)"
+
+# --- SIGTERM right after fstab changed ---------------------------------------------------------
+cachectl fsc enable /mnt/a --json >/tmp/term.json 2>/dev/null &
+pid=$!
+for _ in $(seq 2000); do [[ $(fstab_fsc /mnt/a) == yes ]] && break; sleep 0.005; done
+kill -TERM "$pid"
+wait "$pid"; rc=$?
+log "SIGTERM after the fstab change: exit $rc"
+expect_eq "SIGTERM: the process ends by SIGTERM (after the step)" 143 "$rc"
+expect_cmd "SIGTERM: /mnt/a is mounted" mountpoint -q /mnt/a
+expect_eq "SIGTERM: fstab and the mount agree" "$(fstab_fsc /mnt/a)" "$(fsc_of /mnt/a)"
+
+# --- SIGKILL right after the unmount ----------------------------------------------------------
+cachectl fsc disable /mnt/a --json >/tmp/kill.json 2>/dev/null &
+pid=$!
+hit=no
+for _ in $(seq 4000); do
+  if ! mountpoint -q /mnt/a; then kill -KILL "$pid"; hit=yes; break; fi
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.002
+done
+wait "$pid" 2>/dev/null
+log "SIGKILL between the unmount and the mount: $hit; mounted now: $(mountpoint -q /mnt/a && echo yes || echo no)"
+cachectl fsc disable /mnt/a --json >/tmp/rerun.json
+expect_eq "after SIGKILL: the rerun exits 0" 0 "$?"
+expect_cmd "after SIGKILL: /mnt/a is mounted again" mountpoint -q /mnt/a
+expect_eq "after SIGKILL: FSC off as asked" "no no" "$(fstab_fsc /mnt/a) $(fsc_of /mnt/a)"
+[[ $hit == yes ]] && expect_match "after SIGKILL: the rerun says it mounted from fstab" 'fstab' "$(cat /tmp/rerun.json)"
+finish
