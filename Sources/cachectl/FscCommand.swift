@@ -39,6 +39,12 @@ struct FscSwitchOptions: ParsableArguments {
     func validate() throws {
         if mountpoints.isEmpty && !all { throw ValidationError("name one or more mount points, or use --all") }
         if !mountpoints.isEmpty && all { throw ValidationError("use either mount points or --all, not both") }
+        // The library's own checks (the readahead range) are usage errors too: exit 2.
+        do {
+            try FscSwitch(enable: true, mountpoints: mountpoints, all: all, readahead: readahead).validate()
+        } catch {
+            throw ValidationError("--readahead: \(error.description)")
+        }
     }
 
     func run(enable: Bool) throws {

@@ -34,6 +34,13 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: units), "nothing is written")
     }
 
+    @Test(arguments: ["1K", "2G"])
+    func fscReadaheadOutOfRangeIsAUsageError(readahead: String) throws {
+        let result = try CLI.run(["fsc", "enable", "/mnt/no-such-share", "--readahead", readahead, "--json"])
+        #expect(result.status == 2, "\(result.stdout) \(result.stderr)")
+        #expect((result.stdout + result.stderr).contains("--readahead"))
+    }
+
     @Test func installUnitsWritesAPlainConfigPathVerbatim() throws {
         let scratch = try Scratch()
         let units = scratch.path + "/units"
