@@ -5,7 +5,8 @@
 #   of a file on a slow local disk (dm-delay: every I/O waits 400 ms, so the
 #   warm takes minutes). Applied once by hand with the warm list off. Then the
 #   NFS server is disabled. Reboot.
-# Boot 2: multi-user.target is reached within 60 s of systemd starting, while
+# Boot 2: multi-user.target is reached within 60 s of systemd starting (or,
+#   under TCG, the first boot's own time plus 20 s, if that is longer), while
 #   the warm list is still reading (cachectl-warm@slow.service active); the
 #   dead share's failure is visible in `systemctl status`, in the journal and in
 #   `cachectl status`.
@@ -15,7 +16,16 @@
 . "$(dirname "$0")/lib.sh"
 
 export_dir=/persist/export
+# Seconds from systemd's start to multi-user.target in this boot.
+to_multi_user() {
+  local userspace reached
+  userspace=$(systemctl show -p UserspaceTimestampMonotonic --value)
+  reached=$(systemctl show -p ActiveEnterTimestampMonotonic --value multi-user.target)
+  echo $(( (reached - userspace) / 1000000 ))
+}
 if [[ $(boot_number) == 1 ]]; then
+  # The same guest without cachectl's units: what this emulated machine needs anyway.
+  to_multi_user >/persist/baseline-seconds
   mkdir -p "$export_dir" /persist/fscache
   make_file "$export_dir/model.gguf" 4
   echo "$export_dir 127.0.0.1(ro,sync,no_subtree_check,no_root_squash,insecure,fsid=0)" >/etc/exports
@@ -70,10 +80,12 @@ fi
 
 # --- boot 2: the server is down, the warm list is slow --------------------------------------
 userspace=$(systemctl show -p UserspaceTimestampMonotonic --value)
-reached=$(systemctl show -p ActiveEnterTimestampMonotonic --value multi-user.target)
-secs=$(( (reached - userspace) / 1000000 ))
-log "multi-user.target reached ${secs}s after systemd started; $(systemd-analyze time 2>/dev/null | head -1)"
-expect_ge "multi-user.target within 60 s of systemd starting" $((60 - secs)) 0
+secs=$(to_multi_user) baseline=$(cat /persist/baseline-seconds)
+log "multi-user.target reached ${secs}s after systemd started (boot 1, without cachectl's units: ${baseline}s)"
+# 60 s on a real machine; under TCG systemd alone can take longer, so the bound
+# is 60 s or the first boot's own time plus 20 s, whichever is larger.
+limit=$(( baseline + 20 > 60 ? baseline + 20 : 60 ))
+expect_ge "multi-user.target within ${limit} s of systemd starting" $((limit - secs)) 0
 warm_state=$(systemctl show -p ActiveState --value cachectl-warm@slow.service)
 expect_eq "the warm list is still reading (boot did not wait for it)" activating "$warm_state"
 warm_start=$(systemctl show -p ExecMainStartTimestampMonotonic --value cachectl-warm@slow.service)

@@ -20,32 +20,41 @@ mkdir -p /srv/export/b
 mount -t tmpfs -o size=64M b /srv/export/b || die "tmpfs b"
 make_file /srv/export/b/b.bin 1
 start_nfs_server /srv/export
-echo "/srv/export/b 127.0.0.1(rw,sync,no_subtree_check,no_root_squash,insecure,fsid=1)" >>/etc/exports
+# Two shares the client sees as two servers (127.0.0.1 and 127.0.0.2): two
+# mounts of one NFSv4 server share its state, and a second mount there inherits
+# the first one's fsc setting, which is not what this scenario is about.
+cat >/etc/exports <<'EOF2'
+/srv/export 127.0.0.0/8(rw,sync,no_subtree_check,no_root_squash,insecure,fsid=0)
+/srv/export/b 127.0.0.0/8(rw,sync,no_subtree_check,no_root_squash,insecure,fsid=1)
+EOF2
 exportfs -ra || die "exportfs"
 cat >/etc/fstab <<'EOF2'
-# two shares of one server
+# two shares
 127.0.0.1:/ /mnt/a nfs4 ro,vers=4.2 0 0
-127.0.0.1:/b	/mnt/b	nfs4	ro,vers=4.2	0 0
+127.0.0.2:/b	/mnt/b	nfs4	ro,vers=4.2	0 0
 EOF2
 mkdir -p /mnt/a /mnt/b
 mount /mnt/a || die "mount /mnt/a"
 mount /mnt/b || die "mount /mnt/b"
+log "two shares mounted: $(findmnt -n -o TARGET,SOURCE -t nfs4 | tr '\n' ' ')"
 fsc_of() { awk -v dev="$(mountpoint -d "$1")" 'NR > 1 && $4 == dev { print $NF }' /proc/fs/nfsfs/volumes; }
 fstab_fsc() { awk -v m="$1" '$2 == m { print ($4 ~ /(^|,)fsc(,|$)/) ? "yes" : "no" }' /etc/fstab; }
 
 # --- two at once ---------------------------------------------------------------------------
 for round in 1 2 3; do
-  cachectl fsc enable /mnt/a --json >/tmp/a.json &
+  log "round $round: two fsc enable at once"
+  timeout 120 cachectl fsc enable /mnt/a --json >/tmp/a.json &
   pa=$!
-  cachectl fsc enable /mnt/b --json >/tmp/b.json &
+  timeout 120 cachectl fsc enable /mnt/b --json >/tmp/b.json &
   pb=$!
   wait "$pa"; ra=$?; wait "$pb"; rb=$?
+  [[ $ra == 0 && $rb == 0 ]] || log "round $round: $(cat /tmp/a.json /tmp/b.json)"
   expect_eq "round $round: both runs exit 0" "0 0" "$ra $rb"
   expect_eq "round $round: fstab has fsc on both" "yes yes" "$(fstab_fsc /mnt/a) $(fstab_fsc /mnt/b)"
   expect_eq "round $round: FSC yes on both" "yes yes" "$(fsc_of /mnt/a) $(fsc_of /mnt/b)"
-  cachectl fsc disable /mnt/a /mnt/b >/dev/null 2>&1 || die "fsc disable (round $round)"
+  timeout 120 cachectl fsc disable /mnt/a /mnt/b >/tmp/dis.json 2>&1 || die "fsc disable (round $round): $(cat /tmp/dis.json)"
 done
-expect_match "other lines kept byte for byte (tabs)" $'127.0.0.1:/b\t/mnt/b\tnfs4\tro,vers=4.2\t0 0' "$(cat /etc/fstab)"
+expect_match "other lines kept byte for byte (tabs)" $'127.0.0.2:/b\t/mnt/b\tnfs4\tro,vers=4.2\t0 0' "$(cat /etc/fstab)"
 
 # --- SIGTERM right after fstab changed ---------------------------------------------------------
 cachectl fsc enable /mnt/a --json >/tmp/term.json 2>/dev/null &
