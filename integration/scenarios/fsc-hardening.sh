@@ -16,22 +16,15 @@ write_cachefilesd_conf /etc/cachefilesd.conf /var/cache/fscache
 start_cachefilesd /etc/cachefilesd.conf || die "cachefilesd did not start"
 make_export_dir /srv/export 64M
 make_file /srv/export/a.bin 1
-mkdir -p /srv/export/b
-mount -t tmpfs -o size=64M b /srv/export/b || die "tmpfs b"
-make_file /srv/export/b/b.bin 1
 start_nfs_server /srv/export
-# Two shares the client sees as two servers (127.0.0.1 and 127.0.0.2): two
-# mounts of one NFSv4 server share its state, and a second mount there inherits
-# the first one's fsc setting, which is not what this scenario is about.
-cat >/etc/exports <<'EOF2'
-/srv/export 127.0.0.0/8(rw,sync,no_subtree_check,no_root_squash,insecure,fsid=0)
-/srv/export/b 127.0.0.0/8(rw,sync,no_subtree_check,no_root_squash,insecure,fsid=1)
-EOF2
+# Two shares the client sees as two servers (127.0.0.1 and 127.0.0.2), so that
+# each mount has its own superblock and FS-Cache volume.
+echo "/srv/export 127.0.0.0/8(rw,sync,no_subtree_check,no_root_squash,insecure,fsid=0)" >/etc/exports
 exportfs -ra || die "exportfs"
 cat >/etc/fstab <<'EOF2'
 # two shares
 127.0.0.1:/ /mnt/a nfs4 ro,vers=4.2 0 0
-127.0.0.2:/b	/mnt/b	nfs4	ro,vers=4.2	0 0
+127.0.0.2:/	/mnt/b	nfs4	ro,vers=4.2	0 0
 EOF2
 mkdir -p /mnt/a /mnt/b
 mount /mnt/a || die "mount /mnt/a"
@@ -54,15 +47,22 @@ for round in 1 2 3; do
   expect_eq "round $round: FSC yes on both" "yes yes" "$(fsc_of /mnt/a) $(fsc_of /mnt/b)"
   timeout 120 cachectl fsc disable /mnt/a /mnt/b >/tmp/dis.json 2>&1 || die "fsc disable (round $round): $(cat /tmp/dis.json)"
 done
-expect_match "other lines kept byte for byte (tabs)" $'127.0.0.2:/b\t/mnt/b\tnfs4\tro,vers=4.2\t0 0' "$(cat /etc/fstab)"
+expect_match "other lines kept byte for byte (tabs)" $'127.0.0.2:/\t/mnt/b\tnfs4\tro,vers=4.2\t0 0' "$(cat /etc/fstab)"
+
+# Every packet on lo waits 50 ms from here on: a remount takes seconds, so the
+# signals below land inside it, not after it.
+load_modules sch_netem
+tc qdisc add dev lo root netem delay 50ms || die "netem on lo"
 
 # --- SIGTERM right after fstab changed ---------------------------------------------------------
 cachectl fsc enable /mnt/a --json >/tmp/term.json 2>/dev/null &
 pid=$!
 for _ in $(seq 2000); do [[ $(fstab_fsc /mnt/a) == yes ]] && break; sleep 0.005; done
-kill -TERM "$pid"
+sent=no
+kill -TERM "$pid" 2>/dev/null && sent=yes
 wait "$pid"; rc=$?
-log "SIGTERM after the fstab change: exit $rc"
+log "SIGTERM after the fstab change: sent while running: $sent, exit $rc"
+expect_eq "SIGTERM: sent while the step ran" yes "$sent"
 expect_eq "SIGTERM: the process ends by SIGTERM (after the step)" 143 "$rc"
 expect_cmd "SIGTERM: /mnt/a is mounted" mountpoint -q /mnt/a
 expect_eq "SIGTERM: fstab and the mount agree" "$(fstab_fsc /mnt/a)" "$(fsc_of /mnt/a)"
@@ -82,5 +82,7 @@ cachectl fsc disable /mnt/a --json >/tmp/rerun.json
 expect_eq "after SIGKILL: the rerun exits 0" 0 "$?"
 expect_cmd "after SIGKILL: /mnt/a is mounted again" mountpoint -q /mnt/a
 expect_eq "after SIGKILL: FSC off as asked" "no no" "$(fstab_fsc /mnt/a) $(fsc_of /mnt/a)"
-[[ $hit == yes ]] && expect_match "after SIGKILL: the rerun says it mounted from fstab" 'fstab' "$(cat /tmp/rerun.json)"
+expect_eq "SIGKILL landed between the unmount and the mount" yes "$hit"
+expect_match "after SIGKILL: the rerun says it mounted from fstab" 'fstab' "$(cat /tmp/rerun.json)"
+tc qdisc del dev lo root
 finish

@@ -34,7 +34,7 @@ pid1=$(pidof cachefilesd)
 cachectl cache setup --dir /persist/fscache --tag units --json >/tmp/setup2.json
 expect_eq "second cache setup: changed false" false "$(json_get /tmp/setup2.json .changed)"
 expect_eq "second cache setup: daemon not restarted" "$pid1" "$(pidof cachefilesd)"
-cachectl cache setup --dir /persist/fscache --tag units --brun 12% --json >/tmp/setup3.json
+cachectl cache setup --dir /persist/fscache --tag units --brun 12 --json >/tmp/setup3.json
 expect_eq "changed threshold: changed" true "$(json_get /tmp/setup3.json .changed)"
 pid3=$(pidof cachefilesd)
 expect_match "changed threshold: restarted once" '^[0-9]+$' "$pid3"
@@ -45,7 +45,7 @@ systemctl stop cachefilesd
 mkdir -p /persist/other
 printf 'dir /persist/other\ntag intruder\n' >/tmp/intruder.conf
 cachefilesd -s -f /tmp/intruder.conf -p /run/intruder.pid || die "start the intruding cachefilesd"
-cachectl cache setup --dir /persist/fscache --tag units --brun 13% --json >/tmp/setup4.json 2>/tmp/setup4.err
+cachectl cache setup --dir /persist/fscache --tag units --brun 13 --json >/tmp/setup4.json 2>/tmp/setup4.err
 expect_eq "failed bind: exit 1" 1 "$?"
 log "failure: $(json_get /tmp/setup4.json .msg)"
 expect_match "failed bind: the reason from the unit's journal" 'journal.*(errno 16|busy|Device or resource busy)' "$(json_get /tmp/setup4.json .msg)"
