@@ -22,14 +22,46 @@ public struct ConnectSpec: Sendable, Equatable {
     }
 
     /// The option string /dev/nvme-fabrics takes (drivers/nvme/host/fabrics.c opt_tokens).
-    public func options(hostNQN: String?) -> String {
+    public func options(hostNQN: String?, hostID: String? = nil) -> String {
         var parts = ["transport=\(address.transport.rawValue)"]
         if let ip = address.address { parts.append("traddr=\(ip)") }
         if let port = address.port { parts.append("trsvcid=\(port)") }
         parts.append("nqn=\(nqn)")
         if let hostNQN { parts.append("hostnqn=\(hostNQN)") }
+        if let hostID { parts.append("hostid=\(hostID)") }
         return parts.joined(separator: ",")
     }
+
+    /// The host ID to send with `hostNQN`. Newer kernels (seen on 6.12) refuse a
+    /// host ID already in use under another host NQN ("found same hostid ... but
+    /// different hostnqn"), and without `hostid=` every NQN gets the kernel's one
+    /// default ID. So: the UUID in an NQN of nvme-cli's `...:uuid:UUID` form, else
+    /// /etc/nvme/hostid when the NQN is /etc/nvme/hostnqn's, else a UUID derived
+    /// from the NQN itself (the same NQN always gets the same ID).
+    public static func hostID(for hostNQN: String, etc: String = "/etc") -> String {
+        if let range = hostNQN.range(of: ":uuid:", options: .backwards) {
+            let uuid = String(hostNQN[range.upperBound...])
+            if uuid.count == 36, uuid.allSatisfy({ $0.isHexDigit || $0 == "-" }) { return uuid.lowercased() }
+        }
+        if Configfs.read(etc + "/nvme/hostnqn") == hostNQN, let id = Configfs.read(etc + "/nvme/hostid"), id.count == 36 {
+            return id
+        }
+        // Two FNV-1a 64-bit hashes of the NQN, marked as a version 8 UUID (RFC 9562).
+        func fnv(_ seed: UInt64) -> UInt64 {
+            hostNQN.utf8.reduce(seed) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+        }
+        var bytes = withUnsafeBytes(of: fnv(0xcbf2_9ce4_8422_2325).bigEndian, Array.init)
+            + withUnsafeBytes(of: fnv(0x8422_2325_cbf2_9ce4).bigEndian, Array.init)
+        bytes[6] = (bytes[6] & 0x0f) | 0x80
+        bytes[8] = (bytes[8] & 0x3f) | 0x80
+        let hex = bytes.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        let chars = Array(hex)
+        return [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(chars[$0]) }.joined(separator: "-")
+    }
+}
+
+private extension String {
+    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
 
 /// A fabrics controller this host has, from /sys/class/nvme-fabrics/ctl/nvmeN.
@@ -147,7 +179,7 @@ public struct FabricsHost: Sendable {
         try NVMeTarget.modprobe(spec.address.transport.hostModule, roots: roots)
         let control = roots.dev + "/nvme-fabrics"
         let file = try OpenFile(control, flags: O_RDWR)
-        let options = spec.options(hostNQN: hostNQN)
+        let options = spec.options(hostNQN: hostNQN, hostID: hostNQN.map { ConnectSpec.hostID(for: $0, etc: roots.etc) })
         let bytes = Array(options.utf8)
         let written = bytes.withUnsafeBytes { raw in retryingEINTR { write(file.fd, raw.baseAddress, raw.count) } }
         if written < 0 {

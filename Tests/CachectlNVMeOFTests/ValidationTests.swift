@@ -103,6 +103,20 @@ struct ValidationTests {
         #expect(loop.options(hostNQN: nil) == "transport=loop,nqn=testnqn")
     }
 
+    @Test("each host NQN gets its own host ID (6.12 refuses one ID under two NQNs)")
+    func hostIDs() {
+        let uuid = "nqn.2014-08.org.nvmexpress:uuid:1B4E28BA-2FA1-11D2-883F-0016D3CCA427"
+        #expect(ConnectSpec.hostID(for: uuid, etc: "/nonexistent") == "1b4e28ba-2fa1-11d2-883f-0016d3cca427")
+        let a = ConnectSpec.hostID(for: "nqn.2014-08.org.cachectl:host-allowed", etc: "/nonexistent")
+        let b = ConnectSpec.hostID(for: "nqn.2014-08.org.cachectl:host-denied", etc: "/nonexistent")
+        #expect(a != b)
+        #expect(a == ConnectSpec.hostID(for: "nqn.2014-08.org.cachectl:host-allowed", etc: "/nonexistent"))
+        #expect(a.count == 36 && a.split(separator: "-").map(\.count) == [8, 4, 4, 4, 12])
+        #expect(Array(a)[14] == "8")  // version 8
+        let spec = ConnectSpec(address: FabricsAddress(transport: .tcp, address: "127.0.0.1", port: 4420), nqn: "n")
+        #expect(spec.options(hostNQN: "h", hostID: a).hasSuffix(",hostnqn=h,hostid=\(a)"))
+    }
+
     @Test("namespace device names map to their /dev head")
     func namespaceNames() {
         #expect(FabricsHost.parseNamespaceName("nvme0c0n1")! == (0, 1))
