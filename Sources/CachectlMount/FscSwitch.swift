@@ -222,14 +222,8 @@ public struct FscSwitch: Sendable {
 
         if remountNeeded && !isTestFilesystem {
             // Once unmounted, a share whose server is gone cannot come back: check first.
-            let (server, _) = NetworkMounts.splitSource(mount.source, fstype: mount.fstype)
-            let portOption = OptionString.value(entry?.options ?? mount.options, "port") ?? nil
-            let port = portOption.flatMap { UInt16($0) }.flatMap { $0 == 0 ? nil : $0 } ?? (kind == .nfs ? 2049 : 445)
-            if let reason = ServerProbe.unreachableReason(host: server, port: port) {
-                throw SystemError.failed(
-                    "fsc \(verb): server of \(target) is unreachable (\(reason))",
-                    hint: "left \(target) mounted and fstab unchanged; run again when the server answers")
-            }
+            try requireServer(source: mount.source, fstype: mount.fstype, options: entry?.options ?? mount.options, kind: kind,
+                              target: target, hint: "left \(target) mounted and fstab unchanged; run again when the server answers")
         }
         if remountNeeded && !force {
             report.busy = BusyScan.users(of: target, device: mount.device, proc: roots.proc)
@@ -371,6 +365,19 @@ public struct FscSwitch: Sendable {
         return entry
     }
 
+    /// Once unmounted, a share whose server is gone cannot come back: the
+    /// server must answer on its port (the mount's `port=`, else 2049/445) first.
+    private func requireServer(
+        source: String, fstype: String, options: String, kind: NetworkFilesystem, target: String, hint: String
+    ) throws(SystemError) {
+        let (server, _) = NetworkMounts.splitSource(source, fstype: fstype)
+        let portOption = OptionString.value(options, "port") ?? nil
+        let port = portOption.flatMap { UInt16($0) }.flatMap { $0 == 0 ? nil : $0 } ?? (kind == .nfs ? 2049 : 445)
+        if let reason = ServerProbe.unreachableReason(host: server, port: port) {
+            throw SystemError.failed("fsc \(enable ? "enable" : "disable"): server of \(target) is unreachable (\(reason))", hint: hint)
+        }
+    }
+
     /// Mounts a share left unmounted by an interrupted run, from its fstab
     /// entry, and checks FS-Cache is what was asked.
     private func finishPendingMount(_ entry: MountEntry, _ report: inout MountReport, heldSignal: inout Int32?) throws(SystemError) {
@@ -382,14 +389,8 @@ public struct FscSwitch: Sendable {
         report.notes.append("nothing is mounted on \(target) but its fstab entry already \(enable ? "has" : "lacks") fsc: an earlier run stopped after unmounting it")
         report.actions.append("mount \(target) from its fstab entry (\(OptionString.redacted(entry.options)))")
         if !testFilesystems.contains(entry.fstype) {
-            let (server, _) = NetworkMounts.splitSource(entry.source, fstype: entry.fstype)
-            let portOption = OptionString.value(entry.options, "port") ?? nil
-            let port = portOption.flatMap { UInt16($0) }.flatMap { $0 == 0 ? nil : $0 } ?? (kind == .nfs ? 2049 : 445)
-            if let reason = ServerProbe.unreachableReason(host: server, port: port) {
-                throw SystemError.failed(
-                    "fsc \(verb): server of \(target) is unreachable (\(reason))",
-                    hint: "\(target) is not mounted; run again (or `mount \(target)`) when the server answers")
-            }
+            try requireServer(source: entry.source, fstype: entry.fstype, options: entry.options, kind: kind,
+                              target: target, hint: "\(target) is not mounted; run again (or `mount \(target)`) when the server answers")
         }
         if check {
             report.changed = true

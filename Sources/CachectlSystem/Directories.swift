@@ -5,6 +5,11 @@ extension Path {
     public static func entries(of path: String) throws(SystemError) -> [String] {
         guard let dir = opendir(path) else { throw SystemError("opendir", path: path, errno: errno) }
         defer { closedir(dir) }
+        return names(in: dir)
+    }
+
+    /// The names readdir(3) gives from an open directory stream, without `.` and `..`.
+    static func names(in dir: OpaquePointer) -> [String] {
         var names: [String] = []
         while let entry = readdir(dir) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in

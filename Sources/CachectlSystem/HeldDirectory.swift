@@ -76,14 +76,7 @@ public final class HeldDirectory: Sendable {
         }
         defer { closedir(dir) }
         rewinddir(dir)
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
+        return Path.names(in: dir)
     }
 
     /// lstat of `name` in this directory (links not followed); nil when it is not there.

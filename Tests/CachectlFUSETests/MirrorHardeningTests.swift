@@ -165,6 +165,10 @@ extension MirrorHardeningTests {
         chown(victim, 65534, 65534)
         chmod(victim, 0o600)
         let log = "/tmp/cachectl-65534/fuse/" + FuseStatsFile.escape(base + "/mnt") + ".log"
+        // The tmpfs below hides /tmp, where the checkout (and so the binary) may live.
+        let binary = base + "/cachectl"
+        try FileManager.default.copyItem(atPath: CLIBinary.path!, toPath: binary)
+        chmod(binary, 0o755)
         let script = """
             set -e
             mount -t tmpfs -o mode=1777 tmpfs /tmp
@@ -174,7 +178,7 @@ extension MirrorHardeningTests {
             setpriv --reuid=65533 --regid=65533 --clear-groups -- ln -s '\(victim)' '\(log)'
             set +e
             env -u XDG_RUNTIME_DIR setpriv --reuid=65534 --regid=65534 --clear-groups -- \
-                '\(CLIBinary.path!)' fuse mount '\(base)/src' '\(base)/mnt' --pool 16M --json
+                '\(binary)' fuse mount '\(base)/src' '\(base)/mnt' --pool 16M --json
             echo "status=$?"
             """
         let result = try ExternalCommand(["unshare", "--mount", "--propagation", "private", "sh", "-c", script]).run()
