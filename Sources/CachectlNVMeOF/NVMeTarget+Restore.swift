@@ -107,6 +107,19 @@ extension NVMeTarget {
         }
     }
 
+    /// A subsystem's saved passthru that is in use (enabled, or naming a device).
+    /// Kernels built with passthru support (Debian's 6.12) give every subsystem an
+    /// unused passthru group, which save writes and restore can ignore.
+    static func passthruInUse(_ value: NvmetJSON?) -> Bool {
+        guard case .array(let items)? = value else { return false }
+        return items.contains { item in
+            guard case .object(let members) = item else { return true }
+            if case .int(let enable)? = members["enable"], enable != 0 { return true }
+            if case .object(let device)? = members["device"], case .string(let path)? = device["path"], !path.isEmpty { return true }
+            return false
+        }
+    }
+
     /// Checks names, ids and references before anything is written.
     static func validate(_ config: NvmetConfig) throws(NVMeOFInputError) {
         for host in config.hosts { try NQN.validateName(host.nqn, what: "host NQN") }
@@ -114,7 +127,7 @@ extension NVMeTarget {
         for subsystem in config.subsystems {
             try NQN.validateName(subsystem.nqn, what: "subsystem NQN")
             guard seen.insert(subsystem.nqn).inserted else { throw NVMeOFInputError("subsystem \(subsystem.nqn) is listed twice") }
-            if subsystem.node.extra["passthru"].map({ $0 != .array([]) }) ?? false {
+            if passthruInUse(subsystem.node.extra["passthru"]) {
                 throw NVMeOFInputError("subsystem \(subsystem.nqn) uses passthru, which cachectl does not restore; use nvmetcli for it")
             }
             for ns in subsystem.namespaces {

@@ -117,6 +117,15 @@ struct ValidationTests {
         #expect(spec.options(hostNQN: "h", hostID: a).hasSuffix(",hostnqn=h,hostid=\(a)"))
     }
 
+    @Test("an unused passthru group (every subsystem has one on 6.12) does not stop restore")
+    func passthru() {
+        let unused = NvmetJSON.array([.object(["device": .object(["path": .string("")]), "enable": .int(0), "io_timeout": .int(0)])])
+        let used = NvmetJSON.array([.object(["device": .object(["path": .string("/dev/nvme0")]), "enable": .int(1)])])
+        #expect(!NVMeTarget.passthruInUse(unused))
+        #expect(!NVMeTarget.passthruInUse(nil))
+        #expect(NVMeTarget.passthruInUse(used))
+    }
+
     @Test("namespace device names map to their /dev head")
     func namespaceNames() {
         #expect(FabricsHost.parseNamespaceName("nvme0c0n1")! == (0, 1))
