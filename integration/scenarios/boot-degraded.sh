@@ -11,6 +11,7 @@
 #   dead share's failure is visible in `systemctl status`, in the journal and in
 #   `cachectl status`.
 # init: systemd
+# manual: its last run (6.12, CI machine) showed multi-user.target 31 s after systemd started (19 s without cachectl's units) with the dead share still being mounted; the split YAML below is not yet proven, so CI does not run it
 # requires: cachectl
 # timeout: 900
 . "$(dirname "$0")/lib.sh"
