@@ -50,8 +50,13 @@ YAML
   expect_eq "install-units exit 0" 0 "$?"
   systemctl daemon-reload
   expect_cmd "enable cachectl-apply.service" systemctl enable cachectl-apply.service
-  cachectl apply --json >/tmp/apply.json
-  expect_eq "apply exit 0" 0 "$?"
+  cachectl apply --json >/tmp/apply.json 2>/tmp/apply.err
+  rc=$?
+  expect_eq "apply exit 0" 0 "$rc"
+  if ((rc != 0)); then
+    log "apply said: $(jq -c '[.. | objects | select(.failed == true) | .msg // empty]' /tmp/apply.json 2>/dev/null) $(tail -5 /tmp/apply.err)"
+    { systemctl status cachefilesd --no-pager; journalctl -b -u cachefilesd --no-pager; } 2>&1 | tail -25 | sed 's/^/    /' >&2
+  fi
   expect_eq "FS-Cache on for the share" yes "$(nfs_volume_fsc)"
   expect_match "fstab entry now has fsc" '127.0.0.1:/ /mnt/models nfs4 ro,vers=4.2,_netdev,fsc' "$(cat /etc/fstab)"
   expect_eq "cachefilesd active under systemd" active "$(systemctl is-active cachefilesd)"
