@@ -32,7 +32,10 @@ let package = Package(
         .target(name: "CachectlMount", dependencies: ["CachectlSystem", "CLibMount"]),
         .target(
             name: "CachectlFSCache", dependencies: ["CachectlSystem", "CachectlMount", "CLinuxFS"],
-            resources: [.embedInCode("Templates/cachefilesd.conf.mustache")]),
+            resources: [
+                .embedInCode("Templates/cachefilesd.conf.mustache"),
+                .embedInCode("Templates/cachefilesd.service.mustache"),
+            ]),
         .target(name: "CachectlTiers", dependencies: ["CachectlSystem", "CachectlMount", "CLibCrypto"]),
         .target(name: "CachectlFUSE", dependencies: ["CachectlSystem", "CachectlMount", "CLZ4", "CFuse3", "CCachectlFuse"]),
         .target(name: "CachectlNVMeOF", dependencies: ["CachectlSystem", "CachectlMount"]),

@@ -77,20 +77,22 @@ public struct CacheSetup: Sendable {
         }
         if configChanged { result.actions.append("write \(configPath)" + (old.isEmpty ? "" : " (backup \(configPath)\(AtomicFile.backupSuffix))")) }
         let running = CachefilesDaemon.runningPIDs(proc: roots.proc)
-        // Under systemd the daemon is the distribution's unit: it must be
-        // enabled (to come back at boot) and, on Debian, allowed to run at all.
+        // Under systemd the daemon is a unit: it must run as one that systemd
+        // trusts (cachectl's own where the distribution ships only a SysV
+        // script) and be enabled, to come back at boot.
         let systemd = manageDaemon && Systemd.isRunning(proc: roots.proc)
-        let defaults = systemd ? CachefilesdDefaults.read(etc: roots.etc).flatMap { $0.runsDaemon ? nil : $0 } : nil
-        let enable = systemd && !CachefilesDaemon.isEnabled(etc: roots.etc)
-        if let defaults {
-            result.actions.append("set RUN=yes in \(defaults.path) (backup \(defaults.path)\(AtomicFile.backupSuffix)): Debian's init script starts nothing without it")
-            result.diff += UnifiedDiff.make(old: defaults.text, new: defaults.enabled, oldLabel: defaults.path, newLabel: defaults.path + " (cachectl)")
+        let unit = systemd ? try CachefilesdUnit.needed(configPath: configPath, etc: roots.etc) : nil
+        if let unit {
+            result.actions.append(
+                "write \(unit.path)" + (unit.old == nil ? ": the package ships only a SysV script, which starts after remote mounts and can leave the unit failed while the daemon runs" : ""))
+            result.diff += UnifiedDiff.make(old: unit.old ?? "", new: unit.text, oldLabel: unit.path, newLabel: unit.path + " (cachectl)")
         }
+        let enable = systemd && !CachefilesDaemon.isEnabled(etc: roots.etc)
         if enable { result.actions.append("systemctl enable cachefilesd") }
-        let daemonNeeded = manageDaemon && (configChanged || running.isEmpty || defaults != nil)
+        let daemonNeeded = manageDaemon && (configChanged || running.isEmpty || unit != nil)
         if daemonNeeded { result.actions.append(running.isEmpty ? "start cachefilesd" : "restart cachefilesd") }
         if check {
-            result.changed = configChanged || !dirExists || daemonNeeded || enable
+            result.changed = configChanged || !dirExists || daemonNeeded || enable || unit != nil
             return result
         }
 
@@ -98,8 +100,9 @@ public struct CacheSetup: Sendable {
             try AtomicFile.write(rendered, to: configPath, mode: 0o644, backup: true)
             result.changed = true
         }
-        if let defaults {
-            try AtomicFile.write(defaults.enabled, to: defaults.path, mode: 0o644, backup: true)
+        if let unit {
+            try AtomicFile.write(unit.text, to: unit.path, mode: 0o644, backup: false)  // cachectl's own file
+            try Systemd.reload()
             result.changed = true
         }
         if enable {

@@ -19,6 +19,12 @@ public enum CachefilesDaemon {
         try loadModule(dev: roots.dev)
         if Systemd.isRunning(proc: roots.proc) {
             // The caller enables the unit (CacheSetup: only when it is not).
+            // A daemon the unit left behind still holds /dev/cachefiles, and
+            // `systemctl restart` of a failed unit does not stop it (Debian's
+            // script marks the unit failed while its daemon runs): stop it first.
+            let active = (try? ExternalCommand(["systemctl", "is-active", "--quiet", "cachefilesd"]).run())?.succeeded ?? false
+            let leftovers = running.filter { unitOf($0, proc: roots.proc) == "cachefilesd.service" }
+            if !active && !leftovers.isEmpty { try stop(leftovers, proc: roots.proc) }
             let result = try ExternalCommand(["systemctl", "restart", "cachefilesd"]).run()
             // A unit can "succeed" and leave no daemon (Debian's script without
             // RUN=yes exits 0): only a running cachefilesd counts.
@@ -39,6 +45,14 @@ public enum CachefilesDaemon {
         let result = try ExternalCommand(arguments).run()
         guard result.succeeded else { throw bindFailure(output: result.stderr, roots: roots) }
         return running.isEmpty ? "started cachefilesd" : "restarted cachefilesd (config changed)"
+    }
+
+    /// The systemd unit whose cgroup holds `pid` (the last component of its cgroup v2 path).
+    static func unitOf(_ pid: Int32, proc: String) -> String? {
+        guard let text = try? AtomicFile.readText("\(proc)/\(pid)/cgroup"),
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("0::") })
+        else { return nil }
+        return line.split(separator: "/").last.map(String.init)
     }
 
     /// /dev/cachefiles appears when the cachefiles module is loaded.

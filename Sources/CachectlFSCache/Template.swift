@@ -102,4 +102,7 @@ public enum EmbeddedTemplates {
     public static var cachefilesdConf: Template {
         Template(String(decoding: PackageResources.cachefilesd_conf_mustache, as: UTF8.self))
     }
+    public static var cachefilesdService: Template {
+        Template(String(decoding: PackageResources.cachefilesd_service_mustache, as: UTF8.self))
+    }
 }

@@ -68,26 +68,86 @@ import Testing
     }
 }
 
-/// Debian's /etc/default/cachefilesd as the package ships it: the init script
-/// starts no daemon until RUN=yes, so cache setup under systemd turns it on.
-@Suite struct CachefilesdDefaultsTests {
-    let shipped = "# Defaults for cachefilesd initscript\n# sourced by /etc/init.d/cachefilesd\n\n# You must uncomment the run=yes line below for cachefilesd to start.\n# Before doing so, please read /usr/share/doc/cachefilesd/howto.txt.gz as\n# extended user attributes need to be enabled on the cache filesystem.\n#RUN=yes\n\n# Additional options that are passed to the Daemon.\nDAEMON_OPTS=\"\"\n"
-
-    @Test func theShippedFileRunsNothingAndEnablingChangesOneLine() {
-        let defaults = CachefilesdDefaults(path: "/etc/default/cachefilesd", text: shipped)
-        #expect(!defaults.runsDaemon)
-        let enabled = defaults.enabled
-        #expect(CachefilesdDefaults(path: defaults.path, text: enabled).runsDaemon)
-        let before = shipped.split(separator: "\n", omittingEmptySubsequences: false)
-        let after = enabled.split(separator: "\n", omittingEmptySubsequences: false)
-        #expect(before.count == after.count)
-        #expect(zip(before, after).filter { $0 != $1 }.map { "\($0.1)" } == ["RUN=yes"])
+/// cachefilesd.service where the package ships only a SysV script (Debian,
+/// Ubuntu): cachectl writes its own unit, once, and leaves any other unit alone.
+@Suite struct CachefilesdUnitTests {
+    /// A fake root: etc/init.d/cachefilesd (the SysV script), sbin with executables, a unit dir.
+    func root(sysv: Bool = true) throws -> String {
+        let dir = temporaryDirectory()
+        for sub in ["etc/init.d", "etc/systemd/system/multi-user.target.wants", "sbin", "lib/systemd/system"] {
+            try FileManager.default.createDirectory(atPath: "\(dir)/\(sub)", withIntermediateDirectories: true)
+        }
+        if sysv { try AtomicFile.write("#!/bin/sh\n", to: dir + "/etc/init.d/cachefilesd", mode: 0o755) }
+        for tool in ["cachefilesd", "modprobe"] { try AtomicFile.write("#!/bin/sh\n", to: "\(dir)/sbin/\(tool)", mode: 0o755) }
+        return dir
     }
 
-    @Test func aFileWithoutARunLineGetsOneAppended() {
-        let defaults = CachefilesdDefaults(path: "x", text: "DAEMON_OPTS=\"\"")
-        #expect(defaults.enabled == "DAEMON_OPTS=\"\"\nRUN=yes\n")
-        #expect(CachefilesdDefaults(path: "x", text: "RUN=\"yes\"\n").runsDaemon)
-        #expect(!CachefilesdDefaults(path: "x", text: "  # RUN=yes\n").runsDaemon)
+    func needed(_ dir: String) throws -> CachefilesdUnit? {
+        try CachefilesdUnit.needed(
+            configPath: "/etc/cachefilesd.conf", etc: dir + "/etc", unitDirs: [dir + "/lib/systemd/system"], sbin: [dir + "/sbin"])
+    }
+
+    @Test func aSysVOnlySystemGetsAForkingUnitOrderedBeforeRemoteMounts() throws {
+        let dir = try root()
+        defer { _ = try? FileManager.default.removeItem(atPath: dir) }
+        let unit = try #require(try needed(dir))
+        #expect(unit.path == dir + "/etc/systemd/system/cachefilesd.service" && unit.old == nil)
+        let lines = Set(unit.text.split(separator: "\n").map(String.init))
+        #expect(unit.text.hasPrefix(CachefilesdUnit.marker))
+        for line in [
+            "Type=forking", "PIDFile=/run/cachefilesd.pid", "Before=remote-fs-pre.target shutdown.target",
+            "ExecStart=\(dir)/sbin/cachefilesd -f /etc/cachefilesd.conf -p /run/cachefilesd.pid",
+            "ExecStartPre=-\(dir)/sbin/modprobe -q cachefiles", "WantedBy=multi-user.target",
+        ] { #expect(lines.contains(line), "\(line)") }
+        #expect(!unit.text.contains("{{"))
+        // Written, it is current: nothing more to do.
+        try AtomicFile.write(unit.text, to: unit.path, mode: 0o644)
+        #expect(try needed(dir) == nil)
+        // cachectl's own unit from an older version is rewritten.
+        try AtomicFile.write(unit.text.replacingOccurrences(of: "Type=forking", with: "Type=simple"), to: unit.path, mode: 0o644)
+        #expect(try needed(dir)?.old?.contains("Type=simple") == true)
+    }
+
+    @Test func anyOtherUnitIsLeftAlone() throws {
+        let dir = try root()
+        defer { _ = try? FileManager.default.removeItem(atPath: dir) }
+        // The distribution's own unit (Fedora).
+        try AtomicFile.write("[Service]\n", to: dir + "/lib/systemd/system/cachefilesd.service", mode: 0o644)
+        #expect(try needed(dir) == nil)
+        // An administrator's unit in /etc.
+        try FileManager.default.removeItem(atPath: dir + "/lib/systemd/system/cachefilesd.service")
+        try AtomicFile.write("[Service]\nExecStart=/opt/cachefilesd\n", to: dir + "/etc/systemd/system/cachefilesd.service", mode: 0o644)
+        #expect(try needed(dir) == nil)
+    }
+
+    @Test func noCachefilesdInstalledMeansNoUnit() throws {
+        let dir = try root(sysv: false)
+        defer { _ = try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try needed(dir) == nil)
+        try AtomicFile.write("#!/bin/sh\n", to: dir + "/etc/init.d/cachefilesd", mode: 0o755)
+        try FileManager.default.removeItem(atPath: dir + "/sbin/cachefilesd")
+        #expect(try needed(dir) == nil)
+    }
+
+    @Test func enabledMeansAWantsLinkNotAnRcLink() throws {
+        let dir = try root()
+        defer { _ = try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/etc/rc2.d", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/etc/rc2.d/S01cachefilesd", withDestinationPath: "../init.d/cachefilesd")
+        #expect(!CachefilesDaemon.isEnabled(etc: dir + "/etc"))
+        try AtomicFile.write("[Service]\n", to: dir + "/etc/systemd/system/cachefilesd.service", mode: 0o644)
+        try FileManager.default.createSymbolicLink(
+            atPath: dir + "/etc/systemd/system/multi-user.target.wants/cachefilesd.service",
+            withDestinationPath: "../cachefilesd.service")
+        #expect(CachefilesDaemon.isEnabled(etc: dir + "/etc"))
+    }
+
+    @Test func aDaemonsUnitIsReadFromItsCgroup() throws {
+        let dir = temporaryDirectory()
+        defer { _ = try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/42", withIntermediateDirectories: true)
+        try AtomicFile.write("0::/system.slice/cachefilesd.service\n", to: dir + "/42/cgroup", mode: 0o644)
+        #expect(CachefilesDaemon.unitOf(42, proc: dir) == "cachefilesd.service")
+        #expect(CachefilesDaemon.unitOf(43, proc: dir) == nil)
     }
 }

@@ -7,7 +7,8 @@
 #   tmpfs tier with a pinned model and a warm list. A model is read once (so
 #   FS-Cache holds it). Reboot.
 # Boot 2: systemd mounted the share with fsc (FSC yes), cachefilesd is active
-#   under systemd, cachectl-apply.service succeeded, the pinned model is back in
+#   under systemd as cachectl's unit and bound the cache before the share was
+#   mounted, cachectl-apply.service succeeded, the pinned model is back in
 #   its (new) tier, every model link resolves, the warm list ran; and the first
 #   read of the model after the reboot comes from FS-Cache: the cache's read
 #   counter rises while NFS READ operations and server bytes stay near zero.
@@ -79,6 +80,10 @@ expect_eq "systemd mounted the share" active "$(systemctl is-active mnt-models.m
 expect_match "mounted with fsc (mountinfo)" '(^|,)fsc(,|$)' "$(findmnt -n -o OPTIONS /mnt/models)"
 expect_eq "FSC yes in /proc/fs/nfsfs/volumes" yes "$(nfs_volume_fsc)"
 expect_eq "cachefilesd active under systemd" active "$(systemctl is-active cachefilesd)"
+expect_eq "cachefilesd.service is cachectl's unit" /etc/systemd/system/cachefilesd.service "$(systemctl show -p FragmentPath --value cachefilesd)"
+cache_up=$(systemctl show -p ActiveEnterTimestampMonotonic --value cachefilesd)
+share_up=$(systemctl show -p ActiveEnterTimestampMonotonic --value mnt-models.mount)
+expect_gt "the cache was bound before systemd mounted the share (us)" "$((share_up - cache_up))" 0
 log "cachefilesd.service after the reboot:"; { systemctl status cachefilesd --no-pager; journalctl -b -u cachefilesd --no-pager; } 2>&1 | tail -25 | sed 's/^/    /' >&2
 expect_match "the kernel's cache is bound" 'boot' "$(cat /proc/fs/fscache/caches)"
 expect_eq "pinned model back in its tier" /run/cachectl/tiers/fast/pinned.gguf "$(readlink /srv/models/pinned.gguf)"

@@ -1,9 +1,11 @@
 #!/bin/bash
 # cachectl under systemd as PID 1 (Debian's packages, as installed):
-#   cache setup -> Debian's /etc/default/cachefilesd gets RUN=yes (its init script
-#     starts nothing without it, and exits 0), cachefilesd.service is enabled and
-#     started, the cache is bound; a second run changes nothing and does not
-#     restart the daemon; a changed threshold restarts it once;
+#   cache setup -> Debian's package ships only a SysV script for cachefilesd (it
+#     starts after remote mounts and can mark the unit failed while the daemon
+#     runs), so cachectl writes its own cachefilesd.service (Type=forking, before
+#     remote-fs-pre.target), enables and starts it, the cache is bound; a second
+#     run changes nothing and does not restart the daemon; a changed threshold
+#     restarts it once; a daemon the old unit left running is replaced;
 #   a daemon that fails to bind (another cachefilesd holds /dev/cachefiles) ->
 #     exit 1 with the reason from the unit's journal lines;
 #   fsc enable -> fstab gets fsc and systemd is reloaded, so the mount unit it
@@ -20,14 +22,26 @@ echo "/persist/export 127.0.0.1(ro,sync,no_subtree_check,no_root_squash,insecure
 { systemctl enable --now nfs-server.service && exportfs -ra; } >/dev/null 2>&1 || die "nfs-server did not start"
 
 # --- cache setup ------------------------------------------------------------------------
-expect_eq "the package's defaults file runs nothing" "" "$(grep '^RUN=yes' /etc/default/cachefilesd)"
+expect_eq "the package's unit is its SysV script" /etc/init.d/cachefilesd "$(systemctl show -p SourcePath --value cachefilesd)"
+# The package's script, as a Debian admin would have it: RUN=yes and started, so a
+# daemon runs under the generated unit (which systemd may even have marked failed).
+sed -i 's/^#RUN=yes/RUN=yes/' /etc/default/cachefilesd
+printf 'dir /persist/fscache\ntag units\n' >/etc/cachefilesd.conf
+systemctl start cachefilesd 2>/dev/null
+old_pid=$(pidof cachefilesd)
+log "before: the script's daemon: pid ${old_pid:-none}, unit $(systemctl is-active cachefilesd)"
+expect_match "the script's daemon runs" '^[0-9]+$' "$old_pid"
 cachectl cache setup --dir /persist/fscache --tag units --json >/tmp/setup1.json
 expect_eq "cache setup exit 0" 0 "$?"
 log "actions: $(jq -c .actions /tmp/setup1.json)"
-expect_match "it set RUN=yes" 'set RUN=yes' "$(jq -r '.actions | join(";")' /tmp/setup1.json)"
-expect_eq "defaults file now runs the daemon" RUN=yes "$(grep '^RUN=yes' /etc/default/cachefilesd)"
-expect_cmd "defaults backup kept" test -f /etc/default/cachefilesd.cachectl.bak
+expect_match "it wrote its own unit" 'write /etc/systemd/system/cachefilesd.service' "$(jq -r '.actions | join(";")' /tmp/setup1.json)"
+expect_eq "cachefilesd.service is now cachectl's unit" /etc/systemd/system/cachefilesd.service "$(systemctl show -p FragmentPath --value cachefilesd)"
+expect_cmd "systemd-analyze verify accepts it" systemd-analyze verify /etc/systemd/system/cachefilesd.service
+expect_match "ordered before remote mounts" 'remote-fs-pre.target' "$(systemctl show -p Before --value cachefilesd)"
 expect_eq "cachefilesd.service active" active "$(systemctl is-active cachefilesd)"
+expect_eq "one daemon runs" 1 "$(pidof cachefilesd | wc -w)"
+expect_eq "it is the unit's main process" "$(pidof cachefilesd)" "$(systemctl show -p MainPID --value cachefilesd)"
+[[ $(pidof cachefilesd) != "$old_pid" ]] || _fail "the script's daemon was replaced" "a new pid" "$old_pid"
 expect_eq "cachefilesd.service enabled" enabled "$(systemctl is-enabled cachefilesd 2>/dev/null)"
 expect_match "the kernel's cache is bound" 'units' "$(cat /proc/fs/fscache/caches)"
 pid1=$(pidof cachefilesd)
@@ -48,7 +62,7 @@ cachefilesd -s -f /tmp/intruder.conf -p /run/intruder.pid || die "start the intr
 cachectl cache setup --dir /persist/fscache --tag units --brun 13 --json >/tmp/setup4.json 2>/tmp/setup4.err
 expect_eq "failed bind: exit 1" 1 "$?"
 log "failure: $(json_get /tmp/setup4.json .msg)"
-expect_match "failed bind: explained with the unit's journal lines" "journal: .*cachefilesd failed" "$(json_get /tmp/setup4.json .msg)"
+expect_match "failed bind: explained with the unit's journal lines" "journal: .*(busy|errno 16)" "$(json_get /tmp/setup4.json .msg)"
 kill "$(cat /run/intruder.pid)" 2>/dev/null
 
 # --- fsc enable reloads systemd ----------------------------------------------------------------
