@@ -109,13 +109,14 @@ extension NVMeTarget {
 
     /// A subsystem's saved passthru that is in use (enabled, or naming a device).
     /// Kernels built with passthru support (Debian's 6.12) give every subsystem an
-    /// unused passthru group, which save writes and restore can ignore.
+    /// unused passthru group, which save writes and restore can ignore. Its
+    /// unset device path reads "(null)" (the kernel prints a NULL string so).
     static func passthruInUse(_ value: NvmetJSON?) -> Bool {
         guard case .array(let items)? = value else { return false }
         return items.contains { item in
             guard case .object(let members) = item else { return true }
             if case .int(let enable)? = members["enable"], enable != 0 { return true }
-            if case .object(let device)? = members["device"], case .string(let path)? = device["path"], !path.isEmpty { return true }
+            if case .object(let device)? = members["device"], case .string(let path)? = device["path"], !["", "(null)"].contains(path) { return true }
             return false
         }
     }

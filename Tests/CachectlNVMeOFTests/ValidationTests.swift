@@ -122,6 +122,9 @@ struct ValidationTests {
         let unused = NvmetJSON.array([.object(["device": .object(["path": .string("")]), "enable": .int(0), "io_timeout": .int(0)])])
         let used = NvmetJSON.array([.object(["device": .object(["path": .string("/dev/nvme0")]), "enable": .int(1)])])
         #expect(!NVMeTarget.passthruInUse(unused))
+        // What 6.12's configfs shows for it: device_path reads "(null)".
+        let unset = NvmetJSON.array([.object(["device": .object(["path": .string("(null)")]), "enable": .int(0), "clear_ids": .int(1)])])
+        #expect(!NVMeTarget.passthruInUse(unset))
         #expect(!NVMeTarget.passthruInUse(nil))
         #expect(NVMeTarget.passthruInUse(used))
     }

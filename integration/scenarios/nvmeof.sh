@@ -4,7 +4,7 @@
 # one connects, the namespace becomes a tier, a model promoted into it reads back
 # byte-identical, disconnect demotes it, unexport leaves configfs, /dev and the
 # mount table clean; save/restore round-trips the export in nvmetcli's JSON.
-# kernels: 6.1 (on 6.12 connect needed a host ID per host NQN and restore met an unused passthru group, both fixed in cachectl; the rest of the scenario has not run there yet)
+# kernels: 6.1 6.12
 # requires: cachectl
 # timeout: 300
 . "$(dirname "$0")/lib.sh"

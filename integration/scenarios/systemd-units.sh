@@ -27,7 +27,7 @@ expect_eq "the package's unit is its SysV script" /etc/init.d/cachefilesd "$(sys
 # daemon runs under the generated unit (which systemd may even have marked failed).
 sed -i 's/^#RUN=yes/RUN=yes/' /etc/default/cachefilesd
 printf 'dir /persist/fscache\ntag units\n' >/etc/cachefilesd.conf
-systemctl start cachefilesd 2>/dev/null
+systemctl restart cachefilesd 2>/dev/null
 old_pid=$(pidof cachefilesd)
 log "before: the script's daemon: pid ${old_pid:-none}, unit $(systemctl is-active cachefilesd)"
 expect_match "the script's daemon runs" '^[0-9]+$' "$old_pid"
