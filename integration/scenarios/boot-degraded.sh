@@ -50,7 +50,7 @@ Before=cachectl-apply.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/bash -c 'modprobe dm-delay && dev=$(losetup -f --show /persist/slow.img) && dmsetup create slow --table "0 $(blockdev --getsz $dev) delay $dev 0 400" && mount -o ro /dev/mapper/slow /mnt/slow'
+ExecStart=/bin/bash -c 'modprobe dm-delay && dev=$(losetup -f --show /persist/slow.img) && dmsetup create slow --table "0 $(blockdev --getsz $dev) delay $dev 0 400" && dmsetup mknodes slow && mount -o ro /dev/mapper/slow /mnt/slow'
 [Install]
 WantedBy=multi-user.target
 UNIT
@@ -110,6 +110,8 @@ expect_match "systemctl status says the mount failed" '(failed|Failed)' "$status
 expect_match "the journal has the mount's failure" 'mnt-models.mount' "$(journalctl -b -u mnt-models.mount --no-pager 2>&1)"
 expect_eq "cachectl-apply.service succeeded (the share is not its business this boot)" success \
   "$(systemctl show -p Result --value cachectl-apply.service)"
+[[ $(systemctl show -p Result --value cachectl-apply.service) == success ]] ||
+  journalctl -b -u cachectl-apply.service -u test-slowdisk.service --no-pager 2>&1 | tail -15 | sed 's/^/    /' >&2
 cachectl status >/tmp/status.txt 2>&1
 cachectl status --json >/tmp/status.json 2>/dev/null
 log "cachectl status:"; sed 's/^/    /' /tmp/status.txt >&2
