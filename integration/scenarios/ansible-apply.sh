@@ -13,7 +13,7 @@
 #   -> the module on a broken file (unknown key) fails with line:column.
 # The tarball and package: CACHECTL_COLLECTION / CACHECTL_DEB, or the newest in the
 # repository's root.
-# timeout: 900
+# timeout: 1800
 # (Ansible is slow under TCG: every ansible-playbook start and every task's Python
 # process cost seconds. So: three plays, five tasks a play, no facts; the broken
 # file goes to the module directly, as `python module.py args.json`, without an
