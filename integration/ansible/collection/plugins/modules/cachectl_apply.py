@@ -1,11 +1,15 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# cachectl: apply the desired cache state of a machine (a wrapper around
+# Copyright: the cachectl authors
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# cachectl_apply: apply the desired cache state of a machine (a wrapper around
 # `cachectl apply --json`, which does the work and the idempotence).
+
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: cachectl
+module: cachectl_apply
 short_description: Apply a cachectl YAML file (FS-Cache, fsc shares, RAM tiers, models, NVMe-oF, warm lists)
 description:
   - Runs C(cachectl apply --file CONFIG --json). In check mode adds C(--check) (nothing changes);
@@ -26,26 +30,67 @@ options:
     type: list
     elements: str
     default: []
-supports_check_mode: true
+  content:
+    description:
+      - The YAML to apply instead of O(config)'s content, written to a private temporary
+        file first. The C(cachectl.cachectl.cachectl) role passes it in check mode, where
+        its template task writes nothing, so the new state is checked against the machine.
+    type: str
+author:
+  - cachectl authors (@cachectl)
+attributes:
+  check_mode:
+    support: full
+    description: Adds C(--check) to C(cachectl apply); nothing changes.
+  diff_mode:
+    support: full
+    description: Adds C(--diff); returns the file diffs and each changed action's before/after.
+  platform:
+    description: Linux hosts with cachectl installed.
+    support: full
+    platforms: posix
+notes:
+  - Mount-option secrets in C(/etc/fstab) (C(password=), C(pass=), C(password2=), C(secret=),
+    C(username=USER%PASS)) are added to the values Ansible masks in its output, beside
+    cachectl's own masking.
+requirements:
+  - cachectl on the managed host (the C(cachectl.cachectl.cachectl) role installs its Debian package)
 """
 
 EXAMPLES = r"""
 - name: Apply /etc/cachectl/cachectl.yaml
-  cachectl:
+  cachectl.cachectl.cachectl_apply:
+
 - name: Warm one list
-  cachectl:
+  cachectl.cachectl.cachectl_apply:
     only: [warm:boot]
 """
 
 RETURN = r"""
-changed: {description: Something changed (or, in check mode, would change), type: bool}
-msg: {description: cachectl's summary, type: str}
-actions: {description: Every action in order, with before, after, status and steps, type: list}
-diff: {description: File diffs and before/after of changed actions (diff mode), type: list}
+msg:
+  description: cachectl's summary.
+  returned: always
+  type: str
+actions:
+  description: Every action in order, with its id, before, after, status and steps.
+  returned: always
+  type: list
+  elements: dict
+rc:
+  description: The exit status of C(cachectl apply).
+  returned: always
+  type: int
+cmd:
+  description: The command that ran.
+  returned: always
+  type: list
+  elements: str
 """
 
 import json
+import os
 import re
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -76,6 +121,7 @@ def main():
             config=dict(type="path", default="/etc/cachectl/cachectl.yaml"),
             binary=dict(type="str", default="cachectl"),
             only=dict(type="list", elements="str", default=[]),
+            content=dict(type="str"),
         ),
         supports_check_mode=True,
     )
@@ -87,7 +133,14 @@ def main():
     binary = module.params["binary"]
     if "/" not in binary:
         binary = module.get_bin_path(binary, required=True, opt_dirs=["/usr/local/bin", "/usr/local/sbin"])
-    command = [binary, "apply", "--file", module.params["config"], "--json"]
+    config = module.params["config"]
+    temp = None
+    if module.params["content"] is not None:
+        fd, temp = tempfile.mkstemp(prefix="cachectl-", suffix=".yaml", dir=module.tmpdir)
+        with os.fdopen(fd, "w") as f:
+            f.write(module.params["content"])
+        config = temp
+    command = [binary, "apply", "--file", config, "--json"]
     if module.check_mode:
         command.append("--check")
     if module._diff:
@@ -95,7 +148,11 @@ def main():
     for item in module.params["only"]:
         command += ["--only", item]
 
-    rc, stdout, stderr = module.run_command(command)
+    try:
+        rc, stdout, stderr = module.run_command(command)
+    finally:
+        if temp:
+            os.unlink(temp)
     try:
         report = json.loads(stdout)
     except ValueError:
