@@ -4,7 +4,7 @@
 # the host; the guest sees the host's root). The collection tarball
 # (integration/ansible/build-collection) is installed with ansible-galaxy, and its
 # role installs the Debian package (integration/package):
-#   -> first run: copies and installs the .deb, templates /etc/cachectl/cachectl.yaml,
+#   -> first run: installs the .deb (from where it is: cachectl_deb_on_host), templates /etc/cachectl/cachectl.yaml,
 #      enables cachectl-apply.service, applies it (cache, NFS share with fsc, zram
 #      tier, pinned model, warm)
 #   -> second run: changed=0, nothing touched
@@ -53,6 +53,7 @@ write_vars() { # READAHEAD
   cat >"$work/vars.yml" <<EOF
 ansible_become: false
 cachectl_deb: $deb
+cachectl_deb_on_host: true  # the guest sees the host's root: no copy (81 s under TCG)
 cachectl_state:
   version: 1
   cache:
