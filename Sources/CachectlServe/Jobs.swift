@@ -102,23 +102,26 @@ public final class JobBoard: @unchecked Sendable {
     }
 
     private func progress(_ id: String, done: UInt64, total: UInt64, item: String) {
-        lock.withLock {
-            guard var job = jobs[id] else { return }
+        // Continuations are called outside the lock: finishing one runs its
+        // onTermination, which takes the lock.
+        let (job, targets) = lock.withLock { () -> (Job?, [AsyncStream<Job>.Continuation]) in
+            guard var job = jobs[id] else { return (nil, []) }
             job.doneBytes = done
             job.totalBytes = total
             job.item = item
             jobs[id] = job
             // At most ten events a second per job; the last state always goes out at the end.
             let now = Monotonic.now()
-            guard now - (lastPublished[id] ?? 0) >= 0.1 else { return }
+            guard now - (lastPublished[id] ?? 0) >= 0.1 else { return (nil, []) }
             lastPublished[id] = now
-            for continuation in (subscribers[id] ?? [:]).values { continuation.yield(job) }
+            return (job, Array((subscribers[id] ?? [:]).values))
         }
+        if let job { for continuation in targets { continuation.yield(job) } }
     }
 
     private func finish(_ id: String, _ outcome: Result<(msg: String, result: JSONValue), any Error>, seconds: Double) {
-        lock.withLock {
-            guard var job = jobs[id] else { return }
+        let (job, targets) = lock.withLock { () -> (Job?, [AsyncStream<Job>.Continuation]) in
+            guard var job = jobs[id] else { return (nil, []) }
             switch outcome {
             case .success(let (msg, result)):
                 job.state = .succeeded
@@ -132,10 +135,12 @@ public final class JobBoard: @unchecked Sendable {
             job.seconds = seconds
             jobs[id] = job
             lastPublished[id] = nil
-            for continuation in (subscribers.removeValue(forKey: id) ?? [:]).values {
-                continuation.yield(job)
-                continuation.finish()
-            }
+            return (job, Array((subscribers.removeValue(forKey: id) ?? [:]).values))
+        }
+        guard let job else { return }
+        for continuation in targets {
+            continuation.yield(job)
+            continuation.finish()
         }
     }
 }
