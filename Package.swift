@@ -49,6 +49,7 @@ let package = Package(
                 .embedInCode("Templates/cachectl-apply.service.mustache"),
                 .embedInCode("Templates/cachectl-warm@.service.mustache"),
                 .embedInCode("Templates/cachectl-fuse@.service.mustache"),
+                .embedInCode("Templates/cachectl-serve.service.mustache"),
             ]),
         // cachectl status: everything on one screen, and Prometheus metrics.
         .target(

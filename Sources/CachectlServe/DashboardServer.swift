@@ -36,9 +36,7 @@ public struct DashboardServer: Sendable {
 
     /// Builds the application; `onRunning` gets the bound port (useful with port 0).
     public func application(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-        let router = Router(context: ServeContext.self)
-        router.middlewares.add(RequestGuard(token: token, options: options, logger: logger))
-        addRoutes(to: router)
+        let router = makeRouter()
         var logger = self.logger
         logger.logLevel = max(logger.logLevel, .notice)
         return Application(
@@ -63,6 +61,14 @@ public struct DashboardServer: Sendable {
     }
 
     // MARK: - routes
+
+    /// The guard and every route (openapi.json describes each; a test compares them).
+    func makeRouter() -> Router<ServeContext> {
+        let router = Router(context: ServeContext.self)
+        router.middlewares.add(RequestGuard(token: token, options: options, logger: logger))
+        addRoutes(to: router)
+        return router
+    }
 
     func addRoutes(to router: Router<ServeContext>) {
         let environment = self.environment
