@@ -22,10 +22,12 @@ enum Page {
         let html = render(status: status, history: history, jobs: jobs, selectedJob: selectedJob, nonce: nonce)
         return Response(
             status: .ok,
+            // Referrer-Policy same-origin, not no-referrer: under no-referrer Chromium
+            // sends `Origin: null` with a form post, which the guard refuses.
             headers: [
                 .contentType: "text/html; charset=utf-8", .cacheControl: "no-store",
                 .contentSecurityPolicy: "default-src 'none'; script-src 'nonce-\(nonce)'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-                HTTPField.Name("X-Content-Type-Options")!: "nosniff", HTTPField.Name("Referrer-Policy")!: "no-referrer",
+                HTTPField.Name("X-Content-Type-Options")!: "nosniff", HTTPField.Name("Referrer-Policy")!: "same-origin",
             ],
             body: .init(byteBuffer: ByteBuffer(string: html)))
     }
@@ -70,8 +72,8 @@ enum Page {
         let models: [[String: Any]] = s.models.map { m in
             [
                 "name": m.name, "url_name": urlSegment(m.name), "size": ByteSize.format(m.bytes), "layout": m.layout.rawValue,
-                "hot": m.location != "cold", "location": m.location, "pinned": m.pinnedTier ?? "",
-                "tiers": tierNames.map { ["name": $0] }, "problem": m.problem ?? "",
+                "hot": m.location != "cold", "location": m.location, "pinned": m.pinnedTier.map { $0 as Any } ?? false,
+                "tiers": tierNames.map { ["name": $0] }, "problem": m.problem.map { $0 as Any } ?? false,
             ]
         }
         let shares: [[String: Any]] = s.shares.map { m in
