@@ -11,6 +11,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // System libraries (Debian: libmount-dev, liblz4-dev, libfuse3-dev, libssl-dev).
@@ -50,6 +52,7 @@ let package = Package(
                 .embedInCode("Templates/cachectl-apply.service.mustache"),
                 .embedInCode("Templates/cachectl-warm@.service.mustache"),
                 .embedInCode("Templates/cachectl-fuse@.service.mustache"),
+                .embedInCode("Templates/cachectl-serve.service.mustache"),
             ]),
         // cachectl status: everything on one screen, and Prometheus metrics.
         .target(
@@ -58,11 +61,20 @@ let package = Package(
                 "CachectlSystem", "CachectlMount", "CachectlFSCache", "CachectlTiers", "CachectlFUSE", "CachectlPlan",
                 "CachectlNVMeOF", .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
+        // cachectl serve: the web page and JSON API over the same library calls as the CLI.
+        .target(
+            name: "CachectlServe",
+            dependencies: [
+                "CachectlSystem", "CachectlWarm", "CachectlTiers", "CachectlPlan", "CachectlStatus",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+            ],
+            resources: [.embedInCode("Templates/page.mustache"), .embedInCode("openapi.json")]),
         .executableTarget(
             name: "cachectl",
             dependencies: [
                 "CachectlSystem", "CachectlWarm", "CachectlMount", "CachectlFSCache", "CachectlTiers",
-                "CachectlFUSE", "CachectlNVMeOF", "CachectlPlan", "CachectlStatus",
+                "CachectlFUSE", "CachectlNVMeOF", "CachectlPlan", "CachectlStatus", "CachectlServe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -81,6 +93,9 @@ let package = Package(
         .testTarget(
             name: "CachectlPlanTests",
             dependencies: ["CachectlPlan", "CachectlStatus", "CachectlSystem", "CachectlTiers", "CachectlFSCache"]),
+        .testTarget(
+            name: "CachectlServeTests",
+            dependencies: ["CachectlServe", "CachectlTiers", "CachectlSystem", .product(name: "Hummingbird", package: "hummingbird")]),
         // Runs the built binary: exit codes, --json, privilege drops.
         .testTarget(name: "CLITests", dependencies: ["cachectl", "CachectlSystem"]),
     ],

@@ -38,7 +38,7 @@ public struct UnitFiles: Sendable {
         return loaded.config.shares.map(\.mountpoint)
     }
 
-    public static let names = ["cachectl-apply.service", "cachectl-warm@.service", "cachectl-fuse@.service"]
+    public static let names = ["cachectl-apply.service", "cachectl-warm@.service", "cachectl-fuse@.service", "cachectl-serve.service"]
 
     public struct Unit: Codable, Sendable, Equatable {
         public var name: String
@@ -95,6 +95,7 @@ public struct UnitFiles: Sendable {
         let template: Template = switch name {
         case "cachectl-apply.service": Template(String(decoding: PackageResources.cachectl_apply_service_mustache, as: UTF8.self))
         case "cachectl-warm@.service": Template(String(decoding: PackageResources.cachectl_warm__service_mustache, as: UTF8.self))
+        case "cachectl-serve.service": Template(String(decoding: PackageResources.cachectl_serve_service_mustache, as: UTF8.self))
         default: Template(String(decoding: PackageResources.cachectl_fuse__service_mustache, as: UTF8.self))
         }
         return try template.render([

@@ -13,26 +13,35 @@ public final class ProgressBar: @unchecked Sendable {
     private var item = ""
     private var lastDraw = 0.0
     private var drawn = false
+    private let observer: Observer?
+
+    /// Told every step: bytes done, bytes in all, the current item. Called on the
+    /// worker's thread, so it must be quick (`cachectl serve` stores it for its job).
+    public typealias Observer = @Sendable (_ done: UInt64, _ total: UInt64, _ item: String) -> Void
 
     /// - Parameters:
     ///   - total: bytes expected in all.
     ///   - enabled: pass false for `--json` or `--quiet`; it is also off when stderr is not a tty.
-    public init(total: UInt64, label: String, enabled: Bool) {
+    ///   - observer: also told each step, whether or not a line is drawn.
+    public init(total: UInt64, label: String, enabled: Bool, observer: Observer? = nil) {
         self.total = total
         self.label = label
         self.enabled = enabled && isatty(STDERR_FILENO) == 1
+        self.observer = observer
     }
 
     public func setItem(_ name: String) {
-        guard enabled else { return }
-        lock.withLock { item = name }
-        draw(force: false)
+        guard enabled || observer != nil else { return }
+        let done = lock.withLock { item = name; return self.done }
+        observer?(done, total, name)
+        if enabled { draw(force: false) }
     }
 
     public func add(_ bytes: UInt64) {
-        guard enabled else { return }
-        lock.withLock { done += bytes }
-        draw(force: false)
+        guard enabled || observer != nil else { return }
+        let (done, item) = lock.withLock { self.done += bytes; return (self.done, self.item) }
+        observer?(done, total, item)
+        if enabled { draw(force: false) }
     }
 
     /// Clears the line so the summary that follows starts on a clean line.

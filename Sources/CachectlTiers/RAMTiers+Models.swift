@@ -107,9 +107,10 @@ extension RAMTiers {
     ///   - tier: the tier to use; nil lets `strategy` choose (a pinned model goes to its pin).
     ///   - pin: remember the tier, so later placement and `health --restore` use it.
     ///   - progress: draw a progress bar on stderr (only on a tty).
+    ///   - observer: told the bytes copied as the copy goes (`cachectl serve`'s jobs).
     public func promote(
         _ name: String, tier: String? = nil, strategy: PlacementStrategy = .fastestFit, pin: Bool = false,
-        check: Bool = false, progress: Bool = false
+        check: Bool = false, progress: Bool = false, observer: ProgressBar.Observer? = nil
     ) throws -> PlacementChange {
         if let tier { try TierSpec.validateName(tier) }
         let start = Monotonic.now()
@@ -210,7 +211,8 @@ extension RAMTiers {
             let tierRoot = target.spec.path
             ModelFiles.staleCopies(tierRoot: tierRoot, remove: true)  // a killed promote's temp files
             let reader = Self.modelsOwner(modelsDir)
-            let bar = progress ? ProgressBar(total: toCopy.reduce(0) { $0 + $1.size }, label: "promote", enabled: true) : nil
+            let bar = progress || observer != nil
+                ? ProgressBar(total: toCopy.reduce(0) { $0 + $1.size }, label: "promote", enabled: progress, observer: observer) : nil
             var created: [String] = []
             do {
                 for file in toCopy {
@@ -265,6 +267,14 @@ extension RAMTiers {
             result.seconds = Monotonic.now() - start
             return result
         }
+    }
+
+    /// The links of a model in the models directory (what applications open and
+    /// what warming it reads), for a name `listModels()` shows.
+    public func links(of name: String) throws -> [String] {
+        let state = try stateFile.load()
+        let (modelsDir, coldStore) = try configured(state)
+        return try findModel(name, coldStore: coldStore).files.map { modelsDir + "/" + $0.path }
     }
 
     /// Points a model's links back at the cold store, then deletes its copies.

@@ -28,7 +28,7 @@ struct Cachectl: ParsableCommand {
             Tier.self, Models.self, Promote.self, Demote.self,
             Fuse.self,
             Nvmet.self,
-            Apply.self, Plan.self, Status.self, InstallUnits.self,
+            Apply.self, Plan.self, Status.self, InstallUnits.self, Serve.self,
         ]
     )
 

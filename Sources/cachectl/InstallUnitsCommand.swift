@@ -18,6 +18,7 @@ struct InstallUnits: ParsableCommand {
                                        cachectl-warm@NAME (started without waiting)
               cachectl-warm@.service   warm one list of FILE: systemctl start cachectl-warm@boot
               cachectl-fuse@.service   a FUSE mirror from FUSE_DIR/NAME.env (SOURCE=, MOUNTPOINT=, OPTIONS=)
+              cachectl-serve.service   the web page and API on 127.0.0.1:5050 (cachectl serve)
 
             It enables nothing; then: systemctl enable cachectl-apply.service
             Run it again after adding a share to FILE (RequiresMountsFor= follows the shares).

@@ -1,0 +1,66 @@
+import ArgumentParser
+import CachectlPlan
+import CachectlServe
+import CachectlSystem
+import CachectlTiers
+import Foundation
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A local web page and JSON API: cache, shares, tiers, models; promote, demote, warm.",
+        discussion: """
+            Serves http://127.0.0.1:5050/ until SIGTERM or SIGINT: the page (no JavaScript \
+            needed), the JSON API under /api (described by /openapi.json) and job progress as \
+            Server-Sent Events. Every change is a POST that runs as a job over the same library \
+            calls as the CLI, and is logged on stderr (the journal under systemd).
+
+            Any address other than loopback requires --token-file: a file of this user, mode \
+            0600, holding one token of 16+ characters; every request must then send \
+            `Authorization: Bearer TOKEN`. POSTs from other sites (Origin, Sec-Fetch-Site) and \
+            Host names other than the server's are refused. Models are named, never paths.
+
+            Examples:
+              cachectl serve
+              curl -s http://127.0.0.1:5050/api/status | jq .tiers
+              curl -s -X POST http://127.0.0.1:5050/api/models/llama3:8b/promote
+              openssl rand -hex 32 > /etc/cachectl/serve.token; chmod 600 /etc/cachectl/serve.token
+              cachectl serve --host 10.0.0.5 --token-file /etc/cachectl/serve.token
+            """)
+
+    @Option(help: ArgumentHelp("IP address to listen on (other than 127.0.0.1 or ::1 needs --token-file).", valueName: "address"))
+    var host = "127.0.0.1"
+    @Option(help: "TCP port.") var port = 5050
+    @Option(help: ArgumentHelp("File holding the bearer token (mode 0600).", valueName: "file")) var tokenFile: String?
+    @Option(help: ArgumentHelp("Seconds between samples of the cache counters (the page's chart).", valueName: "seconds"))
+    var sampleInterval = 10.0
+    @OptionGroup var state: TierStateOptions
+    @Option(help: ArgumentHelp("Warm record (default \(WarmStateFile.defaultPath)).", valueName: "file"))
+    var warmState: String = WarmStateFile.defaultPath
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        output.bootstrap()
+        let environment = PlanEnvironment(tierState: TierStateFile.resolve(state.statePath), warmState: WarmStateFile(path: warmState))
+        let options = ServeOptions(
+            host: host, port: port, tokenFile: tokenFile.map { Path.absolute($0) }, environment: environment,
+            sampleInterval: sampleInterval)
+        let server: DashboardServer
+        do { server = try DashboardServer(options: options) } catch { throw ValidationError(error.description) }
+        // The server is async; this command's thread waits for it (it is not one of the cooperative pool's).
+        let outcome = ServeOutcome()
+        Task.detached {
+            do { try await server.run() } catch { outcome.set(error) }
+            outcome.done.signal()
+        }
+        outcome.done.wait()
+        if let error = outcome.error { throw error }
+    }
+}
+
+private final class ServeOutcome: @unchecked Sendable {
+    let done = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var stored: (any Error)?
+    func set(_ error: any Error) { lock.withLock { stored = error } }
+    var error: (any Error)? { lock.withLock { stored } }
+}
