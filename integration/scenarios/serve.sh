@@ -1,6 +1,6 @@
 #!/bin/bash
 # cachectl serve under systemd: install-units writes cachectl-serve.service, which
-# passes systemd-analyze verify, starts, and answers on 127.0.0.1:5050:
+# starts and answers on 127.0.0.1:5050 (systemd-units verifies the unit):
 #   GET /api/status says what `cachectl status --json` says (tiers, models, shares);
 #   POST /api/tiers creates a tmpfs tier as a job, and the tier is mounted in the
 #     machine's mount namespace (the unit must not have one of its own);
@@ -13,7 +13,6 @@
 
 api=http://127.0.0.1:5050
 cachectl install-units >/dev/null || die "install-units"
-expect_cmd "systemd-analyze verify accepts the serve unit" systemd-analyze verify /etc/systemd/system/cachectl-serve.service
 systemctl start cachectl-serve.service || die "start cachectl-serve: $(journalctl -u cachectl-serve --no-pager | tail -5)"
 for ((i = 0; i < 100; i++)); do curl -sf "$api/api/status" -o /tmp/api-status.json && break; sleep 0.2; done
 expect_eq "cachectl-serve.service active" active "$(systemctl is-active cachectl-serve)"

@@ -79,5 +79,5 @@ expect_eq "the mount unit is active" active "$(systemctl is-active mnt-models.mo
 
 # --- units verify ----------------------------------------------------------------------------------
 cachectl install-units >/dev/null || die "install-units"
-expect_cmd "systemd-analyze verify accepts the apply unit" systemd-analyze verify /etc/systemd/system/cachectl-apply.service
+expect_cmd "systemd-analyze verify accepts the apply and serve units" systemd-analyze verify /etc/systemd/system/cachectl-apply.service /etc/systemd/system/cachectl-serve.service
 finish
