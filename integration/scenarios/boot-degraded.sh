@@ -6,10 +6,11 @@
 #   400 ms, so the warm takes minutes); cachectl's units installed and enabled;
 #   the NFS server disabled. Reboot.
 # Boot 2: multi-user.target is reached within 60 s of systemd starting (or,
-#   under TCG, the first boot's own time plus 20 s, if that is longer), while
-#   the warm list is still reading (cachectl-warm@slow.service active); the
-#   dead share's failure is visible in `systemctl status`, in the journal and in
-#   `cachectl status`.
+#   under TCG, the first boot's own time plus 20 s, if that is longer), before
+#   the warm list (cachectl-warm@slow.service, queued by cachectl-apply.service)
+#   ends and before the dead share's mount gives up (orders: load-independent
+#   proofs; the time bound is the issue's); the dead share's failure is visible
+#   in `systemctl status`, in the journal and in `cachectl status`.
 # init: systemd
 # requires: cachectl
 # timeout: 900
@@ -91,6 +92,7 @@ fi
 userspace=$(systemctl show -p UserspaceTimestampMonotonic --value)
 secs=$(to_multi_user) baseline=$(cat /persist/baseline-seconds)
 log "multi-user.target reached ${secs}s after systemd started (boot 1, without cachectl's units: ${baseline}s)"
+log "what multi-user.target waited for:"; systemd-analyze critical-chain multi-user.target 2>&1 | head -12 | sed 's/^/    /' >&2
 # 60 s on a real machine; under TCG systemd alone can take longer, so the bound
 # is 60 s or the first boot's own time plus 20 s, whichever is larger.
 limit=$(( baseline + 20 > 60 ? baseline + 20 : 60 ))
@@ -119,6 +121,9 @@ expect_match "the share's mount did not hold boot (still trying or failed)" '^(a
   "$(systemctl show -p ActiveState --value mnt-models.mount)"
 wait_for_unit mnt-models.mount 200
 expect_eq "then the share's mount failed" failed "$(systemctl show -p ActiveState --value mnt-models.mount)"
+mount_failed=$(systemctl show -p InactiveEnterTimestampMonotonic --value mnt-models.mount)
+log "the share's mount failed $(( (mount_failed - userspace) / 1000000 ))s after systemd started"
+expect_gt "multi-user.target came before the dead share's mount gave up (us)" "$((mount_failed - reached))" 0
 status=$(systemctl status mnt-models.mount 2>&1)
 log "systemctl status:"; sed 's/^/    /' <<<"$status" >&2
 expect_match "systemctl status says the mount failed" '(failed|Failed)' "$status"
