@@ -36,15 +36,11 @@ public struct CachefilesdUnit: Sendable, Equatable {
         if let old, !old.hasPrefix(marker) { return nil }
         if old == nil, unitDirs.contains(where: { access($0 + "/cachefilesd.service", F_OK) == 0 }) { return nil }
         guard access(etc + "/init.d/cachefilesd", F_OK) == 0 || old != nil,
-            let daemon = executable("cachefilesd", in: sbin)
+            let daemon = ExternalCommand.find("cachefilesd", in: sbin)
         else { return nil }
-        let modprobe = executable("modprobe", in: sbin) ?? "/sbin/modprobe"
+        let modprobe = ExternalCommand.find("modprobe", in: sbin) ?? "/sbin/modprobe"
         let text = try EmbeddedTemplates.cachefilesdService.render(["config": configPath, "daemon": daemon, "modprobe": modprobe])
         return old == text ? nil : CachefilesdUnit(path: path, old: old, text: text)
-    }
-
-    private static func executable(_ name: String, in dirs: [String]) -> String? {
-        dirs.map { $0 + "/" + name }.first { access($0, X_OK) == 0 }
     }
 }
 

@@ -40,10 +40,12 @@ public struct ExternalCommand: Sendable {
     public static func find(_ program: String) -> String? {
         if program.contains("/") { return access(program, X_OK) == 0 ? program : nil }
         let path = getenv("PATH").map { String(cString: $0).split(separator: ":").map(String.init) } ?? []
-        for dir in path + systemDirectories where access(dir + "/" + program, X_OK) == 0 {
-            return dir + "/" + program
-        }
-        return nil
+        return find(program, in: path + systemDirectories)
+    }
+
+    /// The first executable `program` in `directories`, in order (no $PATH).
+    public static func find(_ program: String, in directories: [String]) -> String? {
+        directories.map { $0 + "/" + program }.first { access($0, X_OK) == 0 }
     }
 
     /// Runs the command to completion. Throws when the program is missing, cannot
