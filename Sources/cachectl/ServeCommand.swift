@@ -33,16 +33,13 @@ struct Serve: ParsableCommand {
     @Option(help: ArgumentHelp("File holding the bearer token (mode 0600).", valueName: "file")) var tokenFile: String?
     @Option(help: ArgumentHelp("Seconds between samples of the cache counters (the page's chart).", valueName: "seconds"))
     var sampleInterval = 10.0
-    @OptionGroup var state: TierStateOptions
-    @Option(help: ArgumentHelp("Warm record (default \(WarmStateFile.defaultPath)).", valueName: "file"))
-    var warmState: String = WarmStateFile.defaultPath
+    @OptionGroup var state: MachineStateOptions
     @OptionGroup var output: OutputOptions
 
     func run() throws {
         output.bootstrap()
-        let environment = PlanEnvironment(tierState: TierStateFile.resolve(state.statePath), warmState: WarmStateFile(path: warmState))
         let options = ServeOptions(
-            host: host, port: port, tokenFile: tokenFile.map { Path.absolute($0) }, environment: environment,
+            host: host, port: port, tokenFile: tokenFile.map { Path.absolute($0) }, environment: state.environment,
             sampleInterval: sampleInterval)
         let server: DashboardServer
         do { server = try DashboardServer(options: options) } catch { throw ValidationError(error.description) }

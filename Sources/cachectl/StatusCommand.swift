@@ -28,15 +28,12 @@ struct Status: ParsableCommand {
 
     @Option(help: ArgumentHelp("Also write Prometheus metrics to this file (atomically).", valueName: "file"))
     var prometheus: String?
-    @OptionGroup var state: TierStateOptions
-    @Option(help: ArgumentHelp("Warm record (default \(WarmStateFile.defaultPath)).", valueName: "file"))
-    var warmState: String = WarmStateFile.defaultPath
+    @OptionGroup var state: MachineStateOptions
     @OptionGroup var output: OutputOptions
 
     func run() throws {
         output.bootstrap()
-        let environment = PlanEnvironment(tierState: TierStateFile.resolve(state.statePath), warmState: WarmStateFile(path: warmState))
-        let status = MachineStatus.read(environment: environment)
+        let status = MachineStatus.read(environment: state.environment)
         if let prometheus {
             try StatusMetrics.write(status, to: Path.absolute(prometheus))
         }
@@ -122,5 +119,16 @@ struct Status: ParsableCommand {
         }
         for problem in s.unreadable { out.append("note: could not read \(problem)") }
         return out.joined(separator: "\n")
+    }
+}
+
+/// The state files `status` and `serve` read: tiers and placement, and the warm record.
+struct MachineStateOptions: ParsableArguments {
+    @OptionGroup var tiers: TierStateOptions
+    @Option(help: ArgumentHelp("Warm record (default \(WarmStateFile.defaultPath)).", valueName: "file"))
+    var warmState: String = WarmStateFile.defaultPath
+
+    var environment: PlanEnvironment {
+        PlanEnvironment(tierState: TierStateFile.resolve(tiers.statePath), warmState: WarmStateFile(path: warmState))
     }
 }
