@@ -4,7 +4,7 @@ import Glibc
 import Testing
 
 /// Config paths that are symlinks, and backups that must not widen access.
-@Suite struct AtomicFileLinkTests {
+@Suite final class AtomicFileLinkTests {
     let dir: String
 
     init() throws {
@@ -12,6 +12,8 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir + "/etc", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
     }
+
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
 
     func status(_ path: String) -> stat {
         var st = stat()

@@ -3,13 +3,16 @@ import Foundation
 import Glibc
 import Testing
 
-@Suite struct AtomicFileTests {
+/// Each test gets its own directory, removed after it (a class, for deinit).
+@Suite final class AtomicFileTests {
     let dir: String
 
     init() throws {
         dir = NSTemporaryDirectory() + "cachectl-atomic-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     }
+
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
 
     @Test func writesNewFileWithMode() throws {
         let path = dir + "/conf"
