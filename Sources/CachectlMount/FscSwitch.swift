@@ -275,7 +275,7 @@ public struct FscSwitch: Sendable {
             if fscAfter != enable {
                 throw SystemError.failed(
                     "fsc \(verb): \(target) was mounted again but FS-Cache is still \(fscAfter ? "on" : "off")",
-                    hint: enable ? "this kernel's \(kind == .nfs ? "NFS" : "CIFS") client may lack FS-Cache support (CONFIG_\(kind == .nfs ? "NFS" : "CIFS")_FSCACHE); see `cachectl doctor`" : "another mount of the same export may share its superblock; disable fsc there too")
+                    hint: Self.stillWrongHint(enable: enable, kind: kind, uniqueTag: OptionString.value(newMountOptions, "fsc") ?? nil))
             }
             if let wantedReadaheadKB, let device = remounted.device {
                 try Readahead.set(kilobytes: wantedReadaheadKB, for: device, sys: roots.sys)
@@ -289,6 +289,19 @@ public struct FscSwitch: Sendable {
                 report.changed = true
             }
         }
+    }
+
+    /// What to do when the kernel did not follow the remount's fsc setting.
+    static func stillWrongHint(enable: Bool, kind: NetworkFilesystem, uniqueTag: String?) -> String {
+        guard enable else { return "another mount of the same export may share its superblock; disable fsc there too" }
+        if let uniqueTag {
+            // Seen on Debian's 6.1 (NFSv4.2, two nosharecache mounts of one export):
+            // the volume key the kernel logs lacks the tag, and the second mount
+            // gets no cache volume. 6.12 keeps the tag in the key.
+            return "another mount of this export with the same options holds its cache volume, and this kernel's NFS client left fsc=\(uniqueTag) out of the volume key (dmesg: \"NFS: Cache volume key already in use\"; seen on 6.1 with NFSv4, not on 6.12): here only one such mount can use FS-Cache; mount the export once, or give this mount different options"
+        }
+        let name = kind == .nfs ? "NFS" : "CIFS"
+        return "this kernel's \(name) client may lack FS-Cache support (CONFIG_\(name)_FSCACHE); see `cachectl doctor`"
     }
 
     /// Unmount, mount with `newOptions`; on failure put fstab back and mount with `oldOptions`.

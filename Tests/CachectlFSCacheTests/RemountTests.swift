@@ -183,3 +183,19 @@ struct RemountTests {
         #expect(!OptionString.contains(mount.superOptions ?? "", "fsc"))
     }
 }
+
+/// The hint when the kernel does not follow a remount's fsc setting names the
+/// cause that fits what was mounted.
+@Suite struct FscStillWrongHintTests {
+    @Test func aUniqueTagTheKernelDroppedIsNamed() {
+        let hint = FscSwitch.stillWrongHint(enable: true, kind: .nfs, uniqueTag: "cachectl-mnt-b")
+        #expect(hint.contains("fsc=cachectl-mnt-b"))
+        #expect(hint.contains("Cache volume key already in use"))
+        #expect(!hint.contains("CONFIG_NFS_FSCACHE"))
+    }
+
+    @Test func withoutATagTheClientsSupportIsSuspected() {
+        #expect(FscSwitch.stillWrongHint(enable: true, kind: .cifs, uniqueTag: nil).contains("CONFIG_CIFS_FSCACHE"))
+        #expect(FscSwitch.stillWrongHint(enable: false, kind: .nfs, uniqueTag: nil).contains("disable fsc there too"))
+    }
+}
