@@ -42,6 +42,7 @@ expect_eq "a guest without cachectl" "" "$(ls /usr/bin/cachectl /usr/local/bin/c
 # dpkg's man-db trigger rebuilds the index of every man page: minutes under TCG.
 # Its switch is this file (the guest's overlay; the host keeps its own).
 rm -f /var/lib/man-db/auto-update
+apt_offline
 
 work=/tmp/ansible
 mkdir -p "$work"

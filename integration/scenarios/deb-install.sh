@@ -30,6 +30,7 @@ cp "$deb" /tmp/ || die "copy $deb"
 # dpkg's man-db trigger rebuilds the index of every man page: minutes under TCG.
 # Its switch is this file (the guest's overlay; the host keeps its own).
 rm -f /var/lib/man-db/auto-update
+apt_offline
 log "apt install ./$(basename "$deb")"
 stamp() { while IFS= read -r line; do printf '[%4d s] %s\n' "$SECONDS" "$line"; done; }
 (cd /tmp && DEBIAN_FRONTEND=noninteractive timeout 400 apt install -y -o Dpkg::Use-Pty=0 "./$(basename "$deb")" 2>&1; echo "rc=$?") |

@@ -244,6 +244,20 @@ read_through() { cat "$@" >/dev/null || die "read $*"; }
 # jq starts in milliseconds; python3 takes seconds in the guest after drop_caches.
 json_get() { jq -r "$2" "$1" || die "jq '$2' $1 failed (is it JSON? $(head -c 300 "$1"))"; }
 
+# --- apt in the guest ------------------------------------------------------------------
+# apt_offline: this guest's apt reads no package lists, only dpkg's status. What
+# the .deb depends on is installed already (the guest's root is the host's), and
+# the host's lists (bookworm and its updates) cost about a minute of TCG time at
+# every apt start: apt install, apt remove, each run of Ansible's apt module. The
+# host keeps its own config; this file is in the guest's writable layer.
+apt_offline() {
+  mkdir -p /var/lib/cachectl-vm/apt-lists/partial
+  cat >/etc/apt/apt.conf.d/99cachectl-vm-offline <<'APT'
+Dir::State::Lists "/var/lib/cachectl-vm/apt-lists/";
+Dir::Cache::pkgcache "pkgcache.bin";
+APT
+}
+
 # --- systemd guests ("# init: systemd": systemd is PID 1, the root survives reboots)
 # boot_number: 1 on the first boot, 2 after the first reboot_guest, ...
 boot_number() { echo "${CACHECTL_VM_BOOT:-1}"; }
