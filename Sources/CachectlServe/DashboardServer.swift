@@ -64,7 +64,8 @@ public struct DashboardServer: Sendable {
 
     /// The guard and every route (openapi.json describes each; a test compares them).
     func makeRouter() -> Router<ServeContext> {
-        let router = Router(context: ServeContext.self)
+        // HEAD answers every GET route with its headers (curl -I, link checkers).
+        let router = Router(context: ServeContext.self, options: .autoGenerateHeadEndpoints)
         router.middlewares.add(RequestGuard(token: token, options: options, logger: logger))
         addRoutes(to: router)
         return router

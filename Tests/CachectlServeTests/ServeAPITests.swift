@@ -96,6 +96,10 @@ struct ServeSecurityTests {
         try await withServer(ServeOptions(environment: s.environment, sampleInterval: 1)) { port in
             #expect(try await request(port, "GET", "/api/status").status == 200)
             #expect(try await request(port, "GET", "/", host: "localhost:\(port)").status == 200)
+            // HEAD: a GET's status and headers, no body.
+            let head = try await request(port, "HEAD", "/")
+            #expect(head.status == 200 && head.headers["content-type"]?.hasPrefix("text/html") == true && head.body.isEmpty)
+            #expect(try await request(port, "HEAD", "/api/status").status == 200)
             // A same-origin POST (what the page sends) starts a job; it fails as there is no tier.
             let same = try await request(port, "POST", "/api/models/tiny/promote",
                                          headers: ["Origin": "http://127.0.0.1:\(port)", "Accept": "application/json"])
