@@ -14,10 +14,7 @@ struct DesiredStateOptions: ParsableArguments {
         valueName: "section[:name]"))
     var only: [String] = []
 
-    @OptionGroup var state: TierStateOptions
-
-    @Option(help: ArgumentHelp("Where warm runs are recorded (default \(WarmStateFile.defaultPath)).", valueName: "file"))
-    var warmState: String = WarmStateFile.defaultPath
+    @OptionGroup var state: MachineStateOptions
 
     /// Reads and validates the file; bad input exits 2 with every problem and its line:column.
     func engine(progress: Bool, json: Bool, warmInUnits: Bool = false) throws -> Engine {
@@ -33,9 +30,9 @@ struct DesiredStateOptions: ParsableArguments {
             CommandOutput.reportFailure(error.description, json: json)
             throw ExitCode(2)
         }
-        let environment = PlanEnvironment(
-            tierState: TierStateFile.resolve(state.statePath), warmState: WarmStateFile(path: warmState), progress: progress,
-            warmInUnits: warmInUnits)
+        var environment = state.environment
+        environment.progress = progress
+        environment.warmInUnits = warmInUnits
         return Engine(config: loaded.config, file: file, environment: environment, filter: filter)
     }
 }

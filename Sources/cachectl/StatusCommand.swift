@@ -122,10 +122,11 @@ struct Status: ParsableCommand {
     }
 }
 
-/// The state files `status` and `serve` read: tiers and placement, and the warm record.
+/// The state files `status`, `serve`, `apply` and `plan` read: tiers and placement,
+/// and the warm record.
 struct MachineStateOptions: ParsableArguments {
     @OptionGroup var tiers: TierStateOptions
-    @Option(help: ArgumentHelp("Warm record (default \(WarmStateFile.defaultPath)).", valueName: "file"))
+    @Option(help: ArgumentHelp("Where warm runs are recorded.", valueName: "file"))
     var warmState: String = WarmStateFile.defaultPath
 
     var environment: PlanEnvironment {
