@@ -11,7 +11,9 @@
 #   mounted, cachectl-apply.service succeeded, the pinned model is back in
 #   its (new) tier, every model link resolves, the warm list ran; and the first
 #   read of the model after the reboot comes from FS-Cache: the cache's read
-#   counter rises while NFS READ operations and server bytes stay near zero.
+#   counter rises while NFS READ operations and server bytes stay near zero;
+#   the dashboard (cachectl serve) samples that read for its chart: /api/history's
+#   cache reads rise and the page's reads line leaves its baseline.
 # init: systemd
 # requires: cachectl
 # timeout: 900
@@ -94,6 +96,14 @@ expect_eq "the warm list ran (cachectl-warm@boot.service)" success "$(systemctl 
 booted=$(( $(date +%s) - $(cut -d. -f1 /proc/uptime) ))
 expect_ge "the warm record is from this boot" "$(jq -r '.lists.boot.finishedAt | floor' /var/lib/cachectl/warm.json)" "$booted"
 
+# The dashboard (cachectl serve, installed by install-units, not enabled) samples
+# FS-Cache's counters every 10 s for its chart: it must see the read below.
+api=http://127.0.0.1:5050
+max_reads() { jq '[.samples[].cache_reads // 0] | max // 0' "$1"; }
+systemctl start cachectl-serve.service || die "start cachectl-serve"
+for ((i = 0; i < 100; i++)); do curl -sf "$api/api/history" -o /tmp/history0.json && break; sleep 0.2; done
+reads0=$(max_reads /tmp/history0.json)
+
 # The first read of the model since the reboot.
 ops0=$(nfs_mountstat /mnt/models read_ops) bytes0=$(nfs_mountstat /mnt/models server_read_bytes)
 cachectl cache status --json >/tmp/before.json
@@ -108,5 +118,21 @@ expect_gt "FS-Cache's read counter rose (cachectl cache status)" \
 # 16 MiB from the server would be 16+ READs of 1 MiB; a few are allowed for metadata races.
 expect_ge "NFS READ operations stayed near zero (at most 2)" $((2 - (ops1 - ops0))) 0
 expect_ge "server bytes stayed under 1 MiB" $((1048576 - (bytes1 - bytes0))) 0
+t0=$SECONDS
+while ((SECONDS - t0 < 30)); do
+  curl -s "$api/api/history" -o /tmp/history.json
+  (($(max_reads /tmp/history.json) > reads0)) && break
+  sleep 1
+done
+log "dashboard history: $(jq -c '{unit, layout, n: (.samples | length), reads: [.samples[-2:][].cache_reads]}' /tmp/history.json)"
+expect_gt "the dashboard's sampling saw the cache reads (/api/history)" "$(max_reads /tmp/history.json)" "$reads0"
+curl -s "$api/" >/tmp/page.html
+expect_match "the page's chart is labelled in this kernel's unit" \
+  "peak [0-9]+ $(json_get /tmp/after.json .unit) per 10 s" "$(cat /tmp/page.html)"
+# The reads line (blue) leaves the chart's baseline (y = 136) where the model was read.
+reads_line=$(grep -o 'stroke="#1f77b4" stroke-width="2" points="[^"]*"' /tmp/page.html | sed 's/.*points="//; s/"$//')
+expect_gt "the chart's reads line rises above its baseline" \
+  "$(tr ' ' '\n' <<<"$reads_line" | awk -F, 'NF == 2 && $2 < 136 { n++ } END { print n + 0 }')" 0
+systemctl stop cachectl-serve.service
 cachectl status
 finish

@@ -4,15 +4,13 @@
 #   GET /api/status says what `cachectl status --json` says (tiers, models, shares);
 #   POST /api/tiers creates a tmpfs tier as a job, and the tier is mounted in the
 #     machine's mount namespace (the unit must not have one of its own);
-#   a cross-origin POST is refused (403) and logged in the unit's journal;
-#   the chart's own sampling sees a real FS-Cache write: after a first read through
-#     an NFS mount with fsc, /api/history's cache-write counter rose (in 6.12's unit,
-#     operations) and the page's chart says its peak in that unit.
-# kernels: 6.12 (what is kernel-specific here, the counters' layout and unit, is
-#   CacheTraffic's, proven on both kernels by fscache-smoke and the parser fixtures)
+#   a cross-origin POST is refused (403) and logged in the unit's journal.
+# (The chart from real FS-Cache counters is checked in `boot`, after the reboot,
+# where the share, the cache and the read are there anyway.)
+# kernels: 6.12 (nothing here depends on the kernel; one run is enough)
 # init: systemd
 # requires: cachectl
-# timeout: 300
+# timeout: 240
 . "$(dirname "$0")/lib.sh"
 
 api=http://127.0.0.1:5050
@@ -48,30 +46,5 @@ expect_match "the refusal is in the journal" 'refused POST /api/tiers/vmfast/des
 curl -s -X POST "$api/api/tiers/vmfast/destroy" >/dev/null
 for ((i = 0; i < 50; i++)); do findmnt /run/cachectl/tiers/vmfast >/dev/null || break; sleep 0.2; done
 expect_eq "destroyed through the API" "" "$(findmnt -n -o FSTYPE /run/cachectl/tiers/vmfast)"
-# The chart, from real counters: an NFS share with fsc, read once (the cache writes
-# what it downloads), then sampled by the server (every 10 s by default).
-mkdir -p /persist/export /persist/fscache /mnt/models
-make_file /persist/export/model.gguf 8
-echo "/persist/export 127.0.0.1(ro,sync,no_subtree_check,no_root_squash,insecure,fsid=0)" >/etc/exports
-{ systemctl start nfs-server.service && exportfs -ra; } >/dev/null 2>&1 || die "nfs-server did not start"
-cachectl cache setup --dir /persist/fscache >/dev/null 2>&1 || die "cache setup: $(cachectl cache setup --dir /persist/fscache 2>&1 | tail -3)"
-mount -t nfs4 -o ro,vers=4.2,fsc 127.0.0.1:/ /mnt/models || die "mount the share with fsc"
-expect_eq "the share has FS-Cache" yes "$(nfs_volume_fsc)"
-first=$(curl -s "$api/api/history" | jq '[.samples[].cacheWrites // 0] | max')
-read_through /mnt/models/model.gguf
-for ((i = 0; i < 150; i++)); do
-  curl -s "$api/api/history" -o /tmp/history.json
-  (($(jq '[.samples[].cacheWrites // 0] | max' /tmp/history.json) > first)) && break
-  sleep 0.2
-done
-log "history: $(jq -c '{unit, layout, n: (.samples | length), writes: [.samples[-2:][].cacheWrites]}' /tmp/history.json)"
-expect_gt "/api/history: cache writes rose after the read" "$(jq '[.samples[].cacheWrites // 0] | max' /tmp/history.json)" "$first"
-expect_eq "/api/history says its unit" operations "$(json_get /tmp/history.json .unit)"
-curl -s "$api/" >/tmp/page.html
-expect_match "the page's chart is labelled in that unit" 'peak [0-9]+ operations per 10 s' "$(cat /tmp/page.html)"
-# The writes line (red) leaves the chart's baseline (y = 136) where the read wrote.
-writes=$(grep -o 'stroke="#d62728" stroke-width="2" points="[^"]*"' /tmp/page.html | sed 's/.*points="//; s/"$//')
-expect_gt "the chart's writes line rises above its baseline" "$(tr ' ' '\n' <<<"$writes" | awk -F, 'NF == 2 && $2 < 136 { n++ } END { print n + 0 }')" 0
-umount /mnt/models
 systemctl stop cachectl-serve.service
 finish
