@@ -95,7 +95,7 @@ import Testing
         let lines = Set(unit.text.split(separator: "\n").map(String.init))
         #expect(unit.text.hasPrefix(CachefilesdUnit.marker))
         for line in [
-            "Type=forking", "PIDFile=/run/cachefilesd.pid", "Before=remote-fs-pre.target shutdown.target",
+            "Type=forking", "PIDFile=/run/cachefilesd.pid", "Restart=on-abnormal", "Before=remote-fs-pre.target shutdown.target",
             "ExecStart=\(dir)/sbin/cachefilesd -f /etc/cachefilesd.conf -p /run/cachefilesd.pid",
             "ExecStartPre=-\(dir)/sbin/modprobe -q cachefiles", "WantedBy=multi-user.target",
         ] { #expect(lines.contains(line), "\(line)") }
