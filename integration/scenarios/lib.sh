@@ -47,6 +47,18 @@ expect_cmd() {
 }
 # finish: the scenario's last line.
 finish() {
+  # The test bed's own daemon (start_cachefilesd) dying mid-scenario explains
+  # failed cache checks that follow (Debian's cachefilesd 0.10.10 has aborted
+  # once in a 6.12 guest): say so, with its last words.
+  # (cachectl stopping it with SIGTERM ends it with exit 0: nothing to say.)
+  if [[ -n ${CACHEFILESD_PID:-} ]] && ! kill -0 "$CACHEFILESD_PID" 2>/dev/null; then
+    local rc=0
+    wait "$CACHEFILESD_PID" 2>/dev/null || rc=$?
+    if ((rc > 128)); then
+      echo "note: the test bed's cachefilesd (pid $CACHEFILESD_PID) was killed by signal $((rc - 128)) during the scenario; its log:"
+      tail -n 20 /tmp/cachefilesd.log | sed 's/^/  cachefilesd: /'
+    fi
+  fi
   if ((_failures > 0)); then
     echo "$_scenario: $_failures check(s) failed"
     exit 1
