@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/xattr.h>
 #include <sys/syscall.h>
 #include <sys/resource.h>
@@ -114,4 +115,8 @@ long cachectl_fd_getxattr(int fd, const char *name, void *value, unsigned long s
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     return (long)getxattr(path, name, value, size);
+}
+
+void cachectl_set_thread_name(const char *name) {
+    prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
 }

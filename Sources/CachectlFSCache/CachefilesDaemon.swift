@@ -62,7 +62,7 @@ public enum CachefilesDaemon {
         if access(dev + "/cachefiles", F_OK) == 0 { return }
         throw SystemError(
             "cachefiles kernel module", path: dev + "/cachefiles", errno: ENOENT,
-            hint: "modprobe cachefiles failed" + (result.map { ": " + $0.stderr.trimmedSpaces() } ?? "")
+            hint: "modprobe cachefiles failed" + (result.map { ": " + $0.stderr.trimmingWhitespace() } ?? "")
                 + "; this kernel needs CONFIG_CACHEFILES (Debian: the linux-image package has it; cloud kernels may not)")
     }
 
@@ -79,7 +79,7 @@ public enum CachefilesDaemon {
 
     /// Turns cachefilesd's complaint into the reason and the next step.
     static func bindFailure(output: String, roots: KernelRoots) -> SystemError {
-        let text = output.trimmedSpaces()
+        let text = output.trimmingWhitespace()
         let kernel = kernelMessages(dev: roots.dev).suffix(5).joined(separator: " | ")
         var hint: String
         if text.contains("errno 16") || text.contains("Device or resource busy") {

@@ -127,9 +127,9 @@ public struct CachefilesdConfig: Sendable, Equatable, Codable {
         (config.brun, config.bcull, config.bstop) = (7, 5, 1)
         (config.frun, config.fcull, config.fstop) = (7, 5, 1)
         for raw in text.split(separator: "\n") {
-            let line = raw.trimmedSpaces()
+            let line = raw.trimmingWhitespace()
             guard !line.isEmpty, !line.hasPrefix("#") else { continue }
-            let parts = line.split(separator: " ", maxSplits: 1).map { String($0).trimmedSpaces() }
+            let parts = line.split(separator: " ", maxSplits: 1).map { String($0).trimmingWhitespace() }
             let command = parts[0]
             let argument = parts.count > 1 ? parts[1] : ""
             let percent = Int(argument.hasSuffix("%") ? String(argument.dropLast()) : argument)

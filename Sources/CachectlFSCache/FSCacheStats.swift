@@ -17,7 +17,7 @@ public struct FSCacheStats: Sendable, Equatable, Codable {
         var counters: [String: [String: UInt64]] = [:]
         for line in text.split(separator: "\n") {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            let label = line[..<colon].trimmedSpaces()
+            let label = line[..<colon].trimmingWhitespace()
             guard !label.isEmpty, !label.contains(" ") else { continue }
             for field in line[line.index(after: colon)...].split(separator: " ") {
                 let pair = field.split(separator: "=", maxSplits: 1)

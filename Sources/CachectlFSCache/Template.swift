@@ -1,4 +1,5 @@
 import Foundation
+import CachectlSystem
 
 /// Renders the mustache subset cachectl's templates use: `{{name}}`,
 /// `{{#name}}...{{/name}}` (kept when the value is present and not "false"),
@@ -43,7 +44,7 @@ public struct Template: Sendable {
                     rest = rest[open.lowerBound...]
                     break
                 }
-                let tag = rest[open.upperBound..<close.lowerBound].trimmedSpaces()
+                let tag = rest[open.upperBound..<close.lowerBound].trimmingWhitespace()
                 rest = rest[close.upperBound...]
                 if let first = tag.first, "#^/!".contains(first) {
                     try apply(tag, values: values, stack: &stack)
@@ -63,7 +64,7 @@ public struct Template: Sendable {
 
     private func apply(_ tag: String, values: [String: String?], stack: inout [(String, Bool)]) throws(RenderError) {
         guard let kind = tag.first else { return }
-        let name = String(tag.dropFirst()).trimmedSpaces()
+        let name = String(tag.dropFirst()).trimmingWhitespace()
         switch kind {
         case "!": return
         case "#", "^":
@@ -78,20 +79,11 @@ public struct Template: Sendable {
 
     /// The tag when `line` holds only a section/comment tag and spaces.
     private static func standaloneTag(_ line: Substring) -> String? {
-        let trimmed = line.trimmedSpaces()
+        let trimmed = line.trimmingWhitespace()
         guard trimmed.hasPrefix("{{"), trimmed.hasSuffix("}}"), trimmed.count > 4 else { return nil }
-        let inner = String(trimmed.dropFirst(2).dropLast(2)).trimmedSpaces()
+        let inner = String(trimmed.dropFirst(2).dropLast(2)).trimmingWhitespace()
         guard let first = inner.first, "#^/!".contains(first), !inner.contains("{{"), !inner.contains("}}") else { return nil }
         return inner
-    }
-}
-
-extension StringProtocol {
-    func trimmedSpaces() -> String {
-        var s = Substring(self)
-        while let c = s.first, c == " " || c == "\t" { s = s.dropFirst() }
-        while let c = s.last, c == " " || c == "\t" || c == "\r" { s = s.dropLast() }
-        return String(s)
     }
 }
 

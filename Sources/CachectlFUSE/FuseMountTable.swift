@@ -33,7 +33,7 @@ public enum FuseMountTable {
             guard result.succeeded else {
                 throw SystemError.failed(
                     "fusermount3 -u -z \(mountpoint)", path: mountpoint,
-                    hint: result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
+                    hint: result.stderr.trimmingWhitespace())
             }
             return
         }
@@ -55,7 +55,7 @@ public enum FuseMountTable {
             if result.stderr.contains("busy") { return .busy }
             throw SystemError.failed(
                 "fusermount3 -u \(mountpoint)", path: mountpoint,
-                hint: result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
+                hint: result.stderr.trimmingWhitespace())
         }
         // The connection is named by the mount's device minor (FUSE devices are
         // anonymous, major 0). Taken from mountinfo, not stat(2): a stat on a

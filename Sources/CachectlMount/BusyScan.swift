@@ -46,7 +46,7 @@ public enum BusyScan {
                     // address perms offset dev inode path — dev is hex MAJ:MIN.
                     let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
                     guard fields.count == 6 else { continue }
-                    let path = fields[5].trimmedSpaces()
+                    let path = fields[5].trimmingWhitespace()
                     let devParts = fields[3].split(separator: ":")
                     let onDevice = device.map { device in
                         devParts.count == 2 && UInt32(devParts[0], radix: 16) == device.major
@@ -58,7 +58,7 @@ public enum BusyScan {
                 }
             }
             if !holds.isEmpty {
-                let command = (try? AtomicFile.readText(base + "/comm"))?.trimmedSpaces() ?? "?"
+                let command = (try? AtomicFile.readText(base + "/comm"))?.trimmingWhitespace() ?? "?"
                 users.append(MountUser(pid: pid, command: command, holds: holds))
             }
         }
@@ -79,15 +79,6 @@ public enum BusyScan {
     }
 }
 
-extension StringProtocol {
-    func trimmedSpaces() -> String {
-        var s = Substring(self)
-        while let c = s.first, c == " " || c == "\t" || c == "\n" { s = s.dropFirst() }
-        while let c = s.last, c == " " || c == "\t" || c == "\n" || c == "\r" { s = s.dropLast() }
-        return String(s)
-    }
-}
-
 /// The process table, read with opendir(3) on /proc (Foundation's directory
 /// listing came back empty for /proc in the test bed's guest).
 public enum Processes {
@@ -97,7 +88,7 @@ public enum Processes {
 
     /// /proc/PID/comm: the command name (15 characters at most).
     public static func command(of pid: Int32, proc: String = "/proc") -> String? {
-        (try? AtomicFile.readText("\(proc)/\(pid)/comm"))?.trimmedSpaces()
+        (try? AtomicFile.readText("\(proc)/\(pid)/comm"))?.trimmingWhitespace()
     }
 
     /// PIDs whose command name is `name`, like pidof.

@@ -11,7 +11,7 @@ public enum Readahead {
 
     public static func kilobytes(for device: DeviceNumber, sys: String = "/sys") -> UInt64? {
         guard let text = try? AtomicFile.readText(path(for: device, sys: sys)) else { return nil }
-        return UInt64(text.trimmedSpaces())
+        return UInt64(text.trimmingWhitespace())
     }
 
     /// Sets it; returns false when it already had that value (nothing written).

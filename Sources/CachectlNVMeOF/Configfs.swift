@@ -59,14 +59,6 @@ enum Configfs {
     }
 }
 
-extension String {
-    func trimmingWhitespace() -> String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }
-        guard let start = firstIndex(where: { !isSpace($0) }), let end = lastIndex(where: { !isSpace($0) }) else { return "" }
-        return String(self[start...end])
-    }
-}
-
 /// Steps taken (or, in a check, that would be taken), in order, plus an undo
 /// list so a failed export leaves nothing half-built behind.
 final class ChangeLog {

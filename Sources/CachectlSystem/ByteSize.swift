@@ -7,11 +7,11 @@ public struct ByteSize: Sendable, Equatable, Comparable, Hashable, Codable, Cust
     public init(_ bytes: UInt64) { self.bytes = bytes }
 
     public init?(parsing text: String) {
-        let trimmed = text.trimmingSpaces()
+        let trimmed = text.trimmingWhitespace()
         guard !trimmed.isEmpty else { return nil }
         let numberEnd = trimmed.firstIndex { !($0.isASCII && ($0.isNumber || $0 == ".")) } ?? trimmed.endIndex
         let numberText = trimmed[..<numberEnd]
-        let unit = trimmed[numberEnd...].lowercased().trimmingSpaces()
+        let unit = trimmed[numberEnd...].lowercased().trimmingWhitespace()
         guard !numberText.isEmpty, numberText.filter({ $0 == "." }).count <= 1 else { return nil }
         let multiplier: Double
         switch unit {
@@ -93,7 +93,9 @@ public func formatFixed(_ value: Double, digits: Int) -> String {
 }
 
 extension StringProtocol {
-    func trimmingSpaces() -> String {
+    /// Without leading and trailing whitespace, newlines included (Foundation's
+    /// `trimmingCharacters(in: .whitespacesAndNewlines)`, without Foundation).
+    public func trimmingWhitespace() -> String {
         var s = Substring(self)
         while let first = s.first, first.isWhitespace { s = s.dropFirst() }
         while let last = s.last, last.isWhitespace { s = s.dropLast() }

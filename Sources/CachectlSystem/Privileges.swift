@@ -36,7 +36,7 @@ public enum Privileges {
     static func parentPID(of pid: pid_t) -> pid_t? {
         guard let text = try? AtomicFile.readText("/proc/\(pid)/status") else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix("PPid:") {
-            return pid_t(line.dropFirst(5).trimmingSpaces())
+            return pid_t(line.dropFirst(5).trimmingWhitespace())
         }
         return nil
     }

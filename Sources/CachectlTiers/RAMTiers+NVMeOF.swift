@@ -55,7 +55,7 @@ extension RAMTiers {
                 if let t = try? AtomicFile.readText(deviceDir + "/\(entry)/transport") { transports.append(t) }
             }
         }
-        let fabrics = transports.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { $0 != "pcie" && !$0.isEmpty }
+        let fabrics = transports.map { $0.trimmingWhitespace() }.filter { $0 != "pcie" && !$0.isEmpty }
         guard name.hasPrefix("nvme"), !fabrics.isEmpty else {
             throw SystemError.failed(
                 "use \(device) as an nvmeof tier", path: device,

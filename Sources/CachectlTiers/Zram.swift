@@ -27,7 +27,7 @@ public struct ZramDevice: Sendable, Equatable {
             throw SystemError("open", path: control, errno: ENOENT, hint: "this kernel has no zram; try: modprobe zram")
         }
         let text = try AtomicFile.readText(control)
-        guard let id = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        guard let id = Int(text.trimmingWhitespace()) else {
             throw SystemError.failed("read \(control)", hint: "unexpected answer '\(text)'")
         }
         return ZramDevice(id: id, roots: roots)
@@ -68,7 +68,7 @@ public struct ZramDevice: Sendable, Equatable {
     }
 
     public func diskSize() throws(SystemError) -> UInt64 {
-        UInt64(try AtomicFile.readText(blockDirectory + "/disksize").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        UInt64(try AtomicFile.readText(blockDirectory + "/disksize").trimmingWhitespace()) ?? 0
     }
 
     /// Frees the device's memory and its size; it fails with EBUSY while it is open or mounted.

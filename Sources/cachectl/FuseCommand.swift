@@ -378,7 +378,7 @@ enum Daemon {
             if n <= 0 { break }
             reply += buffer[0..<n]
         }
-        let text = String(decoding: reply, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = String(decoding: reply, as: UTF8.self).trimmingWhitespace()
         if text.hasPrefix("ok") { return pid }
         var exitStatus: Int32 = 0
         waitpid(pid, &exitStatus, 0)

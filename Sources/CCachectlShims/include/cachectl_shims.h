@@ -26,6 +26,10 @@ int cachectl_cachestat(int fd, uint64_t offset, uint64_t length,
 /* gettid(2) for naming worker threads in logs. */
 pid_t cachectl_gettid(void);
 
+/* Names the calling thread (prctl PR_SET_NAME: the kernel keeps 15 bytes), for
+   ps -L and top -H. */
+void cachectl_set_thread_name(const char *name);
+
 /* The kernel's page size, for mincore vectors and alignment. */
 long cachectl_page_size(void);
 
