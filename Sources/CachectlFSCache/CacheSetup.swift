@@ -1,5 +1,6 @@
 import CachectlSystem
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// `cachectl cache setup` as a library call, so `cachectl apply` runs the same
 /// code with the same validation: validate, check the cache directory, write
@@ -58,9 +59,8 @@ public struct CacheSetup: Sendable {
             changed: false, configPath: configPath, configChanged: configChanged, createdDir: false, diff: diff,
             daemon: nil, cacheState: nil, findings: [], actions: [])
 
-        var dirExists = false
-        var isDir: ObjCBool = false
-        dirExists = FileManager.default.fileExists(atPath: config.dir, isDirectory: &isDir) && isDir.boolValue
+        var st = stat()
+        var dirExists = stat(config.dir, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
         if !dirExists {
             result.actions.append("create \(config.dir) (mode 0700)")
             if !check {

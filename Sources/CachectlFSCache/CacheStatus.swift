@@ -1,6 +1,7 @@
 import CachectlMount
 import CachectlSystem
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// `cachectl cache status`: the config, the daemon, the kernel's caches and
 /// counters, and the cache directory's usage against the thresholds.

@@ -1,6 +1,7 @@
 import CachectlMount
 import CachectlSystem
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Starts cachefilesd: through systemd when PID 1 is systemd, otherwise by
 /// running it directly (containers, the VM test bed), and explains a failed

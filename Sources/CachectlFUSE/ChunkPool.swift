@@ -1,4 +1,5 @@
-import Foundation
+import CachectlSystem
+import Glibc
 
 /// A source file as the pool knows it: device and inode, so hard links share chunks.
 struct FileID: Hashable, Sendable {
@@ -73,7 +74,7 @@ struct PoolSnapshot: Sendable {
 /// used first so that the stored payload never exceeds `limit` bytes.
 ///
 /// libfuse calls in on its worker threads and the prefetcher on its own, so all
-/// state sits behind one lock (an NSCondition, which also wakes readers waiting
+/// state sits behind one lock (a Condition, which also wakes readers waiting
 /// for a chunk another thread is already reading). Copying out of a chunk
 /// happens outside the lock; a reader's reference keeps an evicted chunk alive.
 final class ChunkPool: @unchecked Sendable {
@@ -121,7 +122,7 @@ final class ChunkPool: @unchecked Sendable {
     }
 
     let limit: UInt64
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var nodes: [ChunkKey: Node] = [:]
     private var newest: Node?
     private var oldest: Node?

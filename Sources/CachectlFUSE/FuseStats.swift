@@ -1,5 +1,5 @@
 import CachectlSystem
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// What a running mirror reports: the pool, where bytes came from, prefetch.

@@ -1,7 +1,8 @@
 import CCachectlFuse
 import CFuse3
 import CachectlSystem
-import Foundation
+import Dispatch
+import FoundationEssentials
 import Glibc
 
 /// A mounted read-only mirror: the libfuse session, its request loop on a
@@ -14,7 +15,7 @@ public final class MirrorMount: @unchecked Sendable {
     public let options: MirrorOptions
     let mirror: SourceMirror
     private let session: OpaquePointer
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var loopFinished = false
     private var stopped = false
     private var stopDone = false
@@ -74,35 +75,46 @@ public final class MirrorMount: @unchecked Sendable {
                 hint: "libfuse could not mount (see its message above); is something already mounted there, and may this user mount FUSE?")
         }
         let mount = MirrorMount(options: options, mirror: mirror, session: handle, operations: operations)
-        mount.startThreads()
+        do {
+            try mount.startThreads()
+        } catch {
+            // No request loop: nothing serves the mount, so it goes at once.
+            cachectl_fuse_unmount_and_destroy(handle)
+            mirror.shutdown()
+            mirror.pool.removeAll()
+            operations.deinitialize(count: 1)
+            operations.deallocate()
+            throw error
+        }
         return mount
     }
 
     /// `fsname` shows in /proc/mounts; commas would split the option string.
     static func fsname(_ source: String) -> String {
-        "cachectl:" + source.replacingOccurrences(of: ",", with: "_")
+        "cachectl:" + source.replacing(",", with: "_")
     }
 
-    private func startThreads() {
-        let loop = Thread { [self] in
+    /// Throws only when the request loop's thread cannot start; without the stats
+    /// writer there is no stats file, without the tuner the bdi's default readahead.
+    private func startThreads() throws(SystemError) {
+        try startThread("cachectl-fuse-loop") { [self] in
             _ = cachectl_fuse_loop(session, UInt32(max(2, options.fuseThreads)))
             condition.lock()
             loopFinished = true
             condition.broadcast()
             condition.unlock()
         }
-        loop.name = "cachectl-fuse-loop"
-        loop.start()
         if statsPath != nil {
-            let writer = Thread { [self] in
-                statsLoop()
+            do {
+                try startThread("cachectl-fuse-stats") { [self] in
+                    statsLoop()
+                    statsWriterDone.signal()
+                }
+            } catch {
                 statsWriterDone.signal()
             }
-            writer.name = "cachectl-fuse-stats"
-            writer.start()
         }
-        let tuner = Thread { [self] in tuneReadahead() }
-        tuner.start()
+        try? startThread("cachectl-fuse-ra") { [self] in tuneReadahead() }
     }
 
     /// The bdi of a FUSE mount defaults to 128 KiB readahead; large sequential
@@ -138,7 +150,7 @@ public final class MirrorMount: @unchecked Sendable {
     private func waitForLoopEnd(timeout: Double) -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        let deadline = Date(timeIntervalSinceNow: timeout)
+        let deadline = Monotonic.now() + timeout
         while !loopFinished {
             if !condition.wait(until: deadline) { break }
         }
@@ -235,13 +247,18 @@ public final class MirrorMount: @unchecked Sendable {
             throw error
         }
         let waitSet = signals
-        let watcher = Thread {
-            var set = waitSet
-            var received: Int32 = 0
-            if sigwait(&set, &received) == 0 { mount.stop() }
+        do {
+            try startThread("cachectl-fuse-signals") {
+                var set = waitSet
+                var received: Int32 = 0
+                if sigwait(&set, &received) == 0 { mount.stop() }
+            }
+        } catch {
+            // Nothing would take the blocked signals: do not serve at all.
+            mount.stop()
+            mounted(.failure(error))
+            throw error
         }
-        watcher.name = "cachectl-fuse-signals"
-        watcher.start()
         mounted(.success(mount))
         mount.waitUntilUnmounted()
         mount.stop()

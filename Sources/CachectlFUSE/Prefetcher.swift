@@ -1,12 +1,12 @@
-import Foundation
+import CachectlSystem
+import Synchronization
 
 /// A flag shared by queued jobs so that a whole group can be dropped at once
 /// (a file closed, a directory's shard list superseded, unmount).
-final class CancelToken: @unchecked Sendable {
-    private let lock = NSLock()
-    private var cancelled = false
-    var isCancelled: Bool { lock.withLock { cancelled } }
-    func cancel() { lock.withLock { cancelled = true } }
+final class CancelToken: Sendable {
+    private let cancelled = Mutex(false)
+    var isCancelled: Bool { cancelled.withLock { $0 } }
+    func cancel() { cancelled.withLock { $0 = true } }
 }
 
 /// Background work that must never hold up a FUSE read: compressing chunks that
@@ -30,12 +30,11 @@ final class Prefetcher: @unchecked Sendable {
 
     /// Bytes the sibling prefetch of one open may bring in, so that it never
     /// pushes the whole working set out of the pool.
-    final class SiblingBudget: @unchecked Sendable {
-        private let lock = NSLock()
-        private var remaining: Int64
-        init(_ bytes: Int64) { remaining = bytes }
+    final class SiblingBudget: Sendable {
+        private let remaining: Mutex<Int64>
+        init(_ bytes: Int64) { remaining = Mutex(bytes) }
         func take(_ n: Int) -> Bool {
-            lock.withLock {
+            remaining.withLock { remaining in
                 guard remaining >= Int64(n) else { return false }
                 remaining -= Int64(n)
                 return true
@@ -43,13 +42,12 @@ final class Prefetcher: @unchecked Sendable {
         }
     }
 
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var compressQueue: [Job] = []
     private var readAheadQueue: [Job] = []
     private var siblingQueue: [Job] = []
     private var stopping = false
     private var running = 0
-    private var threads: [Thread] = []
     private var scheduled: UInt64 = 0
     private var cancelledJobs: UInt64 = 0
 
@@ -60,12 +58,9 @@ final class Prefetcher: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         for n in 0..<count {
-            let thread = Thread { [self] in workerLoop() }
-            thread.name = "cachectl-prefetch-\(n)"
-            thread.stackSize = 1 << 20
-            threads.append(thread)
+            // A thread the kernel refuses leaves fewer prefetchers; reads never wait on them.
+            guard (try? startThread("cachectl-prefetch-\(n)", stackSize: 1 << 20) { [self] in workerLoop() }) != nil else { break }
             running += 1
-            thread.start()
         }
     }
 

@@ -1,7 +1,8 @@
 import CCachectlShims
 import CachectlSystem
-import Foundation
+import FoundationEssentials
 import Glibc
+import Synchronization
 
 /// An open source file, as a FUSE file handle refers to it.
 final class SourceFileHandle: @unchecked Sendable {
@@ -11,8 +12,7 @@ final class SourceFileHandle: @unchecked Sendable {
     let path: String
     /// Cancels this file's read-ahead when its last handle closes.
     let stream: CancelToken
-    private let lock = NSLock()
-    private var readAheadFrom = -1
+    private let readAheadFrom = Mutex(-1)
 
     init(file: SourceDescriptor, id: FileID, version: FileVersion, path: String, stream: CancelToken) {
         self.file = file
@@ -25,7 +25,7 @@ final class SourceFileHandle: @unchecked Sendable {
     /// True once per chunk index a reader moves past, so read-ahead is scheduled
     /// when a reader enters a new chunk rather than on every FUSE read.
     func shouldReadAhead(from index: Int) -> Bool {
-        lock.withLock {
+        readAheadFrom.withLock { readAheadFrom in
             guard index > readAheadFrom else { return false }
             readAheadFrom = index
             return true
@@ -44,9 +44,13 @@ final class SourceMirror: @unchecked Sendable {
     /// Descriptor of the source directory: every lookup is relative to it,
     /// so the source can be renamed or over-mounted without confusing the mirror.
     let sourceFD: Int32
-    private let lock = NSLock()
-    private var streams: [FileID: (handles: Int, token: CancelToken)] = [:]
-    private var siblingTokens: [String: CancelToken] = [:]
+    /// Open files (handles per file, and the token that cancels their read-ahead)
+    /// and the sibling prefetch of each directory.
+    private struct Streams {
+        var files: [FileID: (handles: Int, token: CancelToken)] = [:]
+        var siblings: [String: CancelToken] = [:]
+    }
+    private let streams = Mutex(Streams())
 
     init(options: MirrorOptions) throws(SystemError) {
         self.options = options
@@ -61,9 +65,9 @@ final class SourceMirror: @unchecked Sendable {
     /// Stops background work; the pool is freed with the mirror.
     func shutdown() {
         prefetcher.stop()
-        lock.withLock {
-            for (_, stream) in streams { stream.token.cancel() }
-            for (_, token) in siblingTokens { token.cancel() }
+        streams.withLock { streams in
+            for (_, stream) in streams.files { stream.token.cancel() }
+            for (_, token) in streams.siblings { token.cancel() }
         }
     }
 
@@ -196,13 +200,13 @@ final class SourceMirror: @unchecked Sendable {
         let id = FileID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
         let version = FileVersion(st)
         let changed = pool.noteVersion(version, of: id, path: path)
-        let token: CancelToken = lock.withLock {
-            if let stream = streams[id] {
-                streams[id] = (stream.handles + 1, stream.token)
+        let token: CancelToken = streams.withLock { streams in
+            if let stream = streams.files[id] {
+                streams.files[id] = (stream.handles + 1, stream.token)
                 return stream.token
             }
             let token = CancelToken()
-            streams[id] = (1, token)
+            streams.files[id] = (1, token)
             return token
         }
         let handle = SourceFileHandle(file: file, id: id, version: version, path: path, stream: token)
@@ -212,13 +216,13 @@ final class SourceMirror: @unchecked Sendable {
     }
 
     func release(_ handle: SourceFileHandle) {
-        lock.withLock {
-            guard let stream = streams[handle.id] else { return }
+        streams.withLock { streams in
+            guard let stream = streams.files[handle.id] else { return }
             if stream.handles <= 1 {
                 stream.token.cancel()
-                streams[handle.id] = nil
+                streams.files[handle.id] = nil
             } else {
-                streams[handle.id] = (stream.handles - 1, stream.token)
+                streams.files[handle.id] = (stream.handles - 1, stream.token)
             }
         }
     }
@@ -361,9 +365,9 @@ final class SourceMirror: @unchecked Sendable {
             picked.append(candidatePath)
         }
         let token = CancelToken()
-        let previous: CancelToken? = lock.withLock {
-            defer { siblingTokens[directory] = token }
-            return siblingTokens[directory]
+        let previous: CancelToken? = streams.withLock { streams in
+            defer { streams.siblings[directory] = token }
+            return streams.siblings[directory]
         }
         previous?.cancel()
         guard !picked.isEmpty else { return }

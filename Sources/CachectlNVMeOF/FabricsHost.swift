@@ -39,7 +39,7 @@ public struct ConnectSpec: Sendable, Equatable {
     /// /etc/nvme/hostid when the NQN is /etc/nvme/hostnqn's, else a UUID derived
     /// from the NQN itself (the same NQN always gets the same ID).
     public static func hostID(for hostNQN: String, etc: String = "/etc") -> String {
-        if let range = hostNQN.range(of: ":uuid:", options: .backwards) {
+        if let range = hostNQN.ranges(of: ":uuid:").last {
             let uuid = String(hostNQN[range.upperBound...])
             if uuid.count == 36, uuid.allSatisfy({ $0.isHexDigit || $0 == "-" }) { return uuid.lowercased() }
         }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A JSON value, printed exactly as Python's `json.dumps(value, sort_keys=True,
 /// indent=2)` prints it (what nvmetcli's `save` writes), so a file cachectl saves

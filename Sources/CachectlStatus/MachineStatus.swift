@@ -5,7 +5,8 @@ import CachectlNVMeOF
 import CachectlPlan
 import CachectlSystem
 import CachectlTiers
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Everything cachectl manages on this machine, read in one go (reads only):
 /// the FS-Cache cache, NFS/CIFS mounts and their fsc state, RAM tiers and the

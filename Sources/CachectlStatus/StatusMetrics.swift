@@ -1,5 +1,6 @@
 import CachectlSystem
-import Foundation
+import FoundationEssentials
+import Glibc
 import Prometheus
 
 /// `cachectl status --prometheus FILE`: the status as Prometheus metrics for

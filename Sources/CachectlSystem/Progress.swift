@@ -1,18 +1,21 @@
-import Foundation
+import Glibc
+import Synchronization
 
 /// A progress line on stderr: bytes, rate, ETA and the current item. Drawn only
 /// when stderr is a terminal, at most ten times a second; safe to update from
 /// many threads.
-public final class ProgressBar: @unchecked Sendable {
-    private let lock = NSLock()
+public final class ProgressBar: Sendable {
     private let total: UInt64
     private let label: String
     private let enabled: Bool
     private let start = Monotonic.now()
-    private var done: UInt64 = 0
-    private var item = ""
-    private var lastDraw = 0.0
-    private var drawn = false
+    private struct State {
+        var done: UInt64 = 0
+        var item = ""
+        var lastDraw = 0.0
+        var drawn = false
+    }
+    private let state = Mutex(State())
     private let observer: Observer?
 
     /// Told every step: bytes done, bytes in all, the current item. Called on the
@@ -26,20 +29,20 @@ public final class ProgressBar: @unchecked Sendable {
     public init(total: UInt64, label: String, enabled: Bool, observer: Observer? = nil) {
         self.total = total
         self.label = label
-        self.enabled = enabled && isatty(STDERR_FILENO) == 1
+        self.enabled = enabled && StandardStream.error.isTerminal
         self.observer = observer
     }
 
     public func setItem(_ name: String) {
         guard enabled || observer != nil else { return }
-        let done = lock.withLock { item = name; return self.done }
+        let done = state.withLock { $0.item = name; return $0.done }
         observer?(done, total, name)
         if enabled { draw(force: false) }
     }
 
     public func add(_ bytes: UInt64) {
         guard enabled || observer != nil else { return }
-        let (done, item) = lock.withLock { self.done += bytes; return (self.done, self.item) }
+        let (done, item) = state.withLock { $0.done += bytes; return ($0.done, $0.item) }
         observer?(done, total, item)
         if enabled { draw(force: false) }
     }
@@ -47,17 +50,18 @@ public final class ProgressBar: @unchecked Sendable {
     /// Clears the line so the summary that follows starts on a clean line.
     public func finish() {
         guard enabled else { return }
-        lock.withLock {
-            if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-            drawn = false
+        state.withLock {
+            if $0.drawn { StandardStream.error.write("\r\u{1B}[K") }
+            $0.drawn = false
         }
     }
 
     private func draw(force: Bool) {
-        lock.withLock {
+        state.withLock { state in
             let now = Monotonic.now()
-            guard force || now - lastDraw >= 0.1 else { return }
-            lastDraw = now
+            guard force || now - state.lastDraw >= 0.1 else { return }
+            state.lastDraw = now
+            let done = state.done
             let elapsed = now - start
             let fraction = total == 0 ? 1 : min(1, Double(done) / Double(total))
             let width = 24
@@ -67,9 +71,9 @@ public final class ProgressBar: @unchecked Sendable {
             let rate = elapsed > 0 ? Double(done) / elapsed : 0
             let eta = rate > 0 ? Double(total - min(done, total)) / rate : 0
             var line = "\(label) [\(bar)] \(Int(fraction * 100))% \(ByteSize.format(done))/\(ByteSize.format(total))"
-            line += "  \(ByteSize.format(UInt64(rate)))/s  ETA \(Self.duration(eta))  \(item)"
-            FileHandle.standardError.write(Data(("\r\u{1B}[K" + line.prefix(Self.columns() - 1)).utf8))
-            drawn = true
+            line += "  \(ByteSize.format(UInt64(rate)))/s  ETA \(Self.duration(eta))  \(state.item)"
+            StandardStream.error.write("\r\u{1B}[K" + line.prefix(Self.columns() - 1))
+            state.drawn = true
         }
     }
 

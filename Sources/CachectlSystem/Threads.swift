@@ -69,7 +69,7 @@ public final class Condition: @unchecked Sendable {
     /// Called with the lock held; returns with it held.
     public func wait() { pthread_cond_wait(condition, mutex) }
 
-    /// Like `wait()`, until `deadline` (seconds on CLOCK_MONOTONIC, `Condition.now()`);
+    /// Like `wait()`, until `deadline` (seconds on CLOCK_MONOTONIC, `Monotonic.now()`);
     /// false once the deadline has passed.
     @discardableResult
     public func wait(until deadline: Double) -> Bool {
@@ -80,11 +80,4 @@ public final class Condition: @unchecked Sendable {
 
     public func signal() { pthread_cond_signal(condition) }
     public func broadcast() { pthread_cond_broadcast(condition) }
-
-    /// Seconds on CLOCK_MONOTONIC: the clock of `wait(until:)`.
-    public static func now() -> Double {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-    }
 }

@@ -1,5 +1,5 @@
 import CachectlSystem
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// An ollama image manifest (`manifests/registry.ollama.ai/library/NAME/TAG`):

@@ -1,6 +1,6 @@
 import CachectlMount
 import CachectlSystem
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// nvmeof tiers: a filesystem on an NVMe-over-Fabrics namespace, so models are

@@ -1,5 +1,5 @@
 import CachectlSystem
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// One tier cachectl created: its spec plus what the kernel handed out.

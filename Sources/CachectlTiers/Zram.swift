@@ -1,5 +1,5 @@
 import CachectlSystem
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// One zram device, driven through sysfs (Documentation/admin-guide/blockdev/zram.rst):

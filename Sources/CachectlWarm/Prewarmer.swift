@@ -1,7 +1,9 @@
 import CCachectlShims
 import CachectlSystem
-import Foundation
+import Dispatch
+import FoundationEssentials
 import Glibc
+import Synchronization
 
 /// Where warmed data should end up.
 public enum WarmDestination: String, Sendable, Codable, CaseIterable {
@@ -159,18 +161,26 @@ public struct Prewarmer: Sendable {
         let chunkSize = Int(options.chunkSize)
         let destination = options.destination
         let lookahead = options.adviseAhead ? workers : 0
+        let worker: @Sendable () -> Void = {
+            Self.runWorker(
+                work: work, files: openFiles, state: state, chunkSize: chunkSize,
+                lookahead: lookahead, destination: destination, progress: progress)
+        }
         let done = DispatchGroup()
+        var started = 0
         for _ in 0..<workers {
             done.enter()
-            let thread = Thread {
-                defer { done.leave() }
-                Self.runWorker(
-                    work: work, files: openFiles, state: state, chunkSize: chunkSize,
-                    lookahead: lookahead, destination: destination, progress: progress)
+            do {
+                try startThread("cachectl-warm", stackSize: 1 << 20) {
+                    defer { done.leave() }
+                    worker()
+                }
+                started += 1
+            } catch {
+                done.leave()  // fewer readers: the work list is shared, the others take it
             }
-            thread.stackSize = 1 << 20
-            thread.start()
         }
+        if started == 0 { worker() }  // no thread at all (RLIMIT_NPROC): read on this one
         done.wait()
         progress?.finish()
 
@@ -298,18 +308,17 @@ struct Chunk: Sendable {
 }
 
 /// The chunks to read, handed out in order to whichever worker asks next.
-final class WorkList: @unchecked Sendable {
-    private let lock = NSLock()
+final class WorkList: Sendable {
     private let chunks: [Chunk]
-    private var nextIndex = 0
+    private let nextIndex = Mutex(0)
 
     init(chunks: [Chunk]) { self.chunks = chunks }
 
     func next() -> (Int, Chunk)? {
-        lock.withLock {
-            guard nextIndex < chunks.count else { return nil }
-            defer { nextIndex += 1 }
-            return (nextIndex, chunks[nextIndex])
+        nextIndex.withLock { next in
+            guard next < chunks.count else { return nil }
+            defer { next += 1 }
+            return (next, chunks[next])
         }
     }
 
@@ -319,21 +328,22 @@ final class WorkList: @unchecked Sendable {
 }
 
 /// Per-file counters and failures shared by the workers.
-final class WarmState: @unchecked Sendable {
-    private let lock = NSLock()
-    private var read: [UInt64]
-    private var errors: [String?]
+final class WarmState: Sendable {
+    private struct Files {
+        var read: [UInt64]
+        var errors: [String?]
+    }
+    private let files: Mutex<Files>
 
     init(fileCount: Int) {
-        read = Array(repeating: 0, count: fileCount)
-        errors = Array(repeating: nil, count: fileCount)
+        files = Mutex(Files(read: Array(repeating: 0, count: fileCount), errors: Array(repeating: nil, count: fileCount)))
     }
 
-    func addRead(_ file: Int, _ bytes: UInt64) { lock.withLock { read[file] += bytes } }
-    func bytesRead(of file: Int) -> UInt64 { lock.withLock { read[file] } }
-    func fail(_ file: Int, _ message: String) { lock.withLock { if errors[file] == nil { errors[file] = message } } }
-    func hasFailed(_ file: Int) -> Bool { lock.withLock { errors[file] != nil } }
-    func error(of file: Int) -> String? { lock.withLock { errors[file] } }
+    func addRead(_ file: Int, _ bytes: UInt64) { files.withLock { $0.read[file] += bytes } }
+    func bytesRead(of file: Int) -> UInt64 { files.withLock { $0.read[file] } }
+    func fail(_ file: Int, _ message: String) { files.withLock { if $0.errors[file] == nil { $0.errors[file] = message } } }
+    func hasFailed(_ file: Int) -> Bool { files.withLock { $0.errors[file] != nil } }
+    func error(of file: Int) -> String? { files.withLock { $0.errors[file] } }
 }
 
 /// The files of a run, opened when a worker first needs one and closed when its last
@@ -347,7 +357,7 @@ final class LazyFiles: @unchecked Sendable {
         case failed(SystemError)
     }
 
-    private let condition = NSCondition()
+    private let condition = Condition()
     private let paths: [String]
     private var slots: [Slot]
     private var remaining: [Int]

@@ -2,7 +2,8 @@ import ArgumentParser
 import CachectlPlan
 import CachectlSystem
 import CachectlTiers
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Options `apply` and `plan` share: the file, the section filter, state paths.
 struct DesiredStateOptions: ParsableArguments {

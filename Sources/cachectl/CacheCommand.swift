@@ -1,7 +1,8 @@
 import ArgumentParser
 import CachectlFSCache
 import CachectlSystem
-import Foundation
+import FoundationEssentials
+import Glibc
 
 struct Cache: ParsableCommand {
     static let configuration = CommandConfiguration(

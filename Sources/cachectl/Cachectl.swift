@@ -1,6 +1,7 @@
 import ArgumentParser
 import CachectlSystem
-import Foundation
+import FoundationEssentials
+import Glibc
 
 @main
 struct Cachectl: ParsableCommand {
@@ -43,26 +44,26 @@ struct Cachectl: ParsableCommand {
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }  // --help, --version
             report(usageError: fullMessage(for: error), json: wantsJSON)
-            Foundation.exit(2)
+            Glibc.exit(2)
         }
         do {
             try command.run()
         } catch let code as ExitCode {
-            Foundation.exit(code.rawValue)
+            Glibc.exit(code.rawValue)
         } catch let error as ValidationError {
             // Thrown by a command's run(): the message names the option; no usage block.
             report(usageError: "cachectl: error: \(error.message)", json: wantsJSON)
-            Foundation.exit(2)
+            Glibc.exit(2)
         } catch {
             switch exitCode(for: error) {
             case .success:  // help requested for a subcommand
                 exit(withError: error)
             case .validationFailure:
                 report(usageError: fullMessage(for: error), json: wantsJSON)
-                Foundation.exit(2)
+                Glibc.exit(2)
             default:
                 CommandOutput.reportFailure(String(describing: error), json: wantsJSON)
-                Foundation.exit(1)
+                Glibc.exit(1)
             }
         }
     }
@@ -71,6 +72,6 @@ struct Cachectl: ParsableCommand {
         if json {
             CommandOutput.printJSON(Envelope(changed: false, failed: true, msg: message, data: NoData()))
         }
-        FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+        StandardStream.error.write(message.hasSuffix("\n") ? message : message + "\n")
     }
 }

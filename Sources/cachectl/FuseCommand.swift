@@ -2,7 +2,7 @@ import ArgumentParser
 import CachectlFUSE
 import CachectlMount
 import CachectlSystem
-import Foundation
+import FoundationEssentials
 import Glibc
 
 extension CompressionMode: ExpressibleByArgument {}

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CachectlPlan
 import CachectlSystem
-import Foundation
+import FoundationEssentials
 import Glibc
 
 struct InstallUnits: ParsableCommand {

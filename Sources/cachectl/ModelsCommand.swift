@@ -2,7 +2,8 @@ import ArgumentParser
 import CachectlSystem
 import CachectlTiers
 import CachectlWarm
-import Foundation
+import FoundationEssentials
+import Glibc
 
 struct Models: ParsableCommand {
     static let configuration = CommandConfiguration(

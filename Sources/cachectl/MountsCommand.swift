@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import CachectlMount
 import CachectlSystem
 
@@ -40,12 +41,8 @@ struct Mounts: ParsableCommand {
                     m.fstabOptions == nil ? "none" : m.fstabHasFsc == true ? "yes (fsc)" : "yes (no fsc)",
                 ])
             }
-            let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-            let table = rows.map { row in
-                row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
-            }
             let details = mounts.map { "\($0.mountpoint): \($0.options)" }
-            return (table + [""] + details + [msg]).joined(separator: "\n")
+            return ([formatTable(rows), ""] + details + [msg]).joined(separator: "\n")
         }
     }
 }

@@ -2,7 +2,8 @@ import ArgumentParser
 import CachectlNVMeOF
 import CachectlSystem
 import CachectlTiers
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Runs a library call, turning bad input into a usage error (exit 2).
 private func validated<T>(_ body: () throws -> T) throws -> T {
@@ -234,7 +235,7 @@ struct Nvmet: ParsableCommand {
             } catch let failure as TargetChangeFailure {
                 // changed says truthfully whether the rollback left anything changed.
                 let msg = "restore \(file): \(failure)"
-                FileHandle.standardError.write(Data("cachectl: error: \(msg)\n".utf8))
+                StandardStream.error.write("cachectl: error: \(msg)\n")
                 let data = TargetChange(changed: failure.changed, action: "failed", steps: failure.steps, export: nil)
                 try CommandOutput.finish(output, changed: failure.changed, failed: true, msg: msg, data: data) { "" }
                 return

@@ -1,7 +1,9 @@
 import ArgumentParser
 import CachectlSystem
-import Foundation
+import FoundationEssentials
+import Glibc
 import Logging
+import Synchronization
 
 /// Flags every command shares: output format and verbosity.
 struct OutputOptions: ParsableArguments {
@@ -69,7 +71,7 @@ enum CommandOutput {
             printJSON(Envelope(changed: changed, failed: failed, msg: msg, data: data))
         } else {
             let text = human()
-            if !text.isEmpty { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+            if !text.isEmpty { StandardStream.output.write(text + "\n") }
         }
         if failed { throw ExitCode.failure }
     }
@@ -80,9 +82,9 @@ enum CommandOutput {
         encoder.keyEncodingStrategy = .convertToSnakeCase
         do {
             let data = try encoder.encode(value)
-            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            StandardStream.output.write(String(decoding: data, as: UTF8.self) + "\n")
         } catch {
-            FileHandle.standardError.write(Data("cachectl: cannot encode JSON: \(error)\n".utf8))
+            StandardStream.error.write("cachectl: cannot encode JSON: \(error)\n")
         }
     }
 
@@ -90,7 +92,7 @@ enum CommandOutput {
     /// envelope on stdout with --json.
     static func reportFailure(_ message: String, json: Bool) {
         if json { printJSON(Envelope(changed: false, failed: true, msg: message, data: NoData())) }
-        FileHandle.standardError.write(Data("cachectl: error: \(message)\n".utf8))
+        StandardStream.error.write("cachectl: error: \(message)\n")
     }
 }
 
@@ -121,13 +123,15 @@ struct StderrLogHandler: LogHandler {
         if !merged.isEmpty {
             text += " " + merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         }
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        StandardStream.error.write(text + "\n")
     }
 }
 
-final class LockedFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var set = false
+final class LockedFlag: Sendable {
+    private let set = Mutex(false)
     /// True the first time only.
-    func setOnce() -> Bool { lock.withLock { defer { set = true }; return !set } }
+    func setOnce() -> Bool { set.withLock { set in
+        defer { set = true }
+        return !set
+    } }
 }

@@ -4,7 +4,8 @@ import CachectlPlan
 import CachectlStatus
 import CachectlSystem
 import CachectlTiers
-import Foundation
+import FoundationEssentials
+import Glibc
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(

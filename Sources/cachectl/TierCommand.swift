@@ -2,7 +2,8 @@ import ArgumentParser
 import CachectlNVMeOF
 import CachectlSystem
 import CachectlTiers
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Where tier and placement state lives; shared by tier, models, promote, demote.
 struct TierStateOptions: ParsableArguments {

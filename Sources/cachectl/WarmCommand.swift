@@ -1,7 +1,7 @@
 import ArgumentParser
 import CachectlSystem
 import CachectlWarm
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// The paths a page-cache command works on, and how directories are filtered.
