@@ -51,6 +51,17 @@ import Testing
         #expect(text.contains("ExecStart=/usr/local/bin/cachectl apply --file /etc/cachectl/site-1_a.b+c@d.yaml"))
     }
 
+    @Test func everyUnitNamesTheManPage() throws {
+        let scratch = try Scratch()
+        let units = scratch.path + "/units"
+        let result = try CLI.run(["install-units", "--dir", units, "--binary", "/usr/bin/cachectl", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        for name in ["cachectl-apply.service", "cachectl-warm@.service", "cachectl-fuse@.service", "cachectl-serve.service"] {
+            let text = try String(contentsOfFile: units + "/" + name, encoding: .utf8)
+            #expect(text.contains("\nDocumentation=man:cachectl(1)\n"), "\(name)")
+        }
+    }
+
     @Test func aConfigFileOverOneMiBIsRefusedBeforeParsing() throws {
         let scratch = try Scratch()
         let value = String(repeating: "x", count: 4 << 20)
