@@ -1,6 +1,7 @@
 #!/bin/bash
 # Boot never waits on warming or on a dead server (systemd as PID 1).
-# Boot 1: the NFS share (fstab: _netdev,nofail, as a network share should be)
+# Boot 1: the NFS share (fstab: _netdev,nofail, as a network share should be;
+#   x-systemd.mount-timeout=45s only shortens the wait for its failure: systemd's default is 90 s)
 #   gets fsc through `cachectl apply`; then the machine's YAML becomes a cache
 #   and a warm list of a file on a slow local disk (dm-delay: every I/O waits
 #   400 ms, so the warm takes minutes); cachectl's units installed and enabled;
@@ -32,7 +33,7 @@ if [[ $(boot_number) == 1 ]]; then
   echo "$export_dir 127.0.0.1(ro,sync,no_subtree_check,no_root_squash,insecure,fsid=0)" >/etc/exports
   { systemctl enable --now nfs-server.service && exportfs -ra; } >/dev/null 2>&1 || die "nfs-server did not start"
   mkdir -p /mnt/models /mnt/slow
-  echo "127.0.0.1:/ /mnt/models nfs4 ro,vers=4.2,_netdev,nofail 0 0" >>/etc/fstab
+  echo "127.0.0.1:/ /mnt/models nfs4 ro,vers=4.2,_netdev,nofail,x-systemd.mount-timeout=45s 0 0" >>/etc/fstab
   systemctl daemon-reload
   systemctl start mnt-models.mount || die "mount the share"
 
