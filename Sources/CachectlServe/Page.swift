@@ -3,23 +3,27 @@ import CachectlSystem
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Mustache
 
 /// The dashboard: one page rendered on the server from `Templates/page.mustache`
-/// (mustache escapes every value). Forms post to the API and work without
+/// (every value HTML-escaped). Forms post to the API and work without
 /// JavaScript; a few inline lines (allowed by the CSP nonce) follow a job's
 /// progress over Server-Sent Events. The traffic chart is SVG drawn here.
 enum Page {
-    static let template: MustacheTemplate = {
-        // The template is built into the binary and checked by the tests: it parses.
-        try! MustacheTemplate(string: String(decoding: PackageResources.page_mustache, as: UTF8.self))
-    }()
+    /// The template is built into the binary; the tests render it in every branch.
+    static let template = Template(String(decoding: PackageResources.page_mustache, as: UTF8.self), escaping: .html)
 
     static func response(status: MachineStatus, history: TrafficSampler.History, jobs: [JobBoard.Job], selectedJob: String?) -> Response {
         var nonceBytes = [UInt8](repeating: 0, count: 16)
         for i in nonceBytes.indices { nonceBytes[i] = UInt8.random(in: 0...255) }
         let nonce = Data(nonceBytes).base64EncodedString()
-        let html = render(status: status, history: history, jobs: jobs, selectedJob: selectedJob, nonce: nonce)
+        let html: String
+        do {
+            html = try render(status: status, history: history, jobs: jobs, selectedJob: selectedJob, nonce: nonce)
+        } catch {
+            // Only a broken template (a bug the tests catch) gets here.
+            return Response(status: .internalServerError, headers: [.contentType: "text/plain; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: "page template: \(error)\n")))
+        }
         return Response(
             status: .ok,
             // Referrer-Policy same-origin, not no-referrer: under no-referrer Chromium
@@ -32,69 +36,76 @@ enum Page {
             body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 
-    static func render(status s: MachineStatus, history: TrafficSampler.History, jobs: [JobBoard.Job], selectedJob: String?, nonce: String) -> String {
+    static func render(
+        status s: MachineStatus, history: TrafficSampler.History, jobs: [JobBoard.Job], selectedJob: String?, nonce: String,
+        now: Date = Date()
+    ) throws(Template.RenderError) -> String {
+        typealias V = Template.Value
         let c = s.cache
-        var cache: [String: Any] = [
-            "active": c.caches.contains(where: \.isActive),
+        var cache: [String: V] = [
+            "active": .bool(c.caches.contains(where: \.isActive)),
             "daemon": c.daemonPids.isEmpty ? "not running" : "running",
-            "hit_ratio": c.hitRatio.map { percent($0 * 100) } ?? "–",
-            "hit_basis": c.hitRatioBasis ?? "no reads yet",
-            "unit": c.unit?.rawValue ?? "-",
-            "layout": c.statsLayout?.rawValue ?? "no FS-Cache statistics",
-            "reads": c.cacheReads.map(String.init) ?? "–",
-            "writes": c.cacheWrites.map(String.init) ?? "–",
-            "downloads": c.downloads.map(String.init) ?? "–",
+            "hit_ratio": .text(c.hitRatio.map { percent($0 * 100) } ?? "–"),
+            "hit_basis": .text(c.hitRatioBasis ?? "no reads yet"),
+            "unit": .text(c.unit?.rawValue ?? "-"),
+            "layout": .text(c.statsLayout?.rawValue ?? "no FS-Cache statistics"),
+            "reads": .text(c.cacheReads.map(String.init) ?? "–"),
+            "writes": .text(c.cacheWrites.map(String.init) ?? "–"),
+            "downloads": .text(c.downloads.map(String.init) ?? "–"),
+            "dir": .optional(c.config?.dir), "tag": .optional(c.config?.tag), "usage": .null,
         ]
-        if let config = c.config { cache["dir"] = config.dir; cache["tag"] = config.tag }
         if let usage = c.usage {
             let config = c.config
             cache["usage"] = [
-                "free_pct": percent(usage.freeBytesPercent), "free": usage.freeBytesPercent,
-                "available": ByteSize.format(usage.availableBytes), "total": ByteSize.format(usage.totalBytes),
-                "brun": config?.brun ?? 10, "bcull": config?.bcull ?? 7, "bstop": config?.bstop ?? 3,
-            ] as [String: Any]
+                "free_pct": .text(percent(usage.freeBytesPercent)), "free": .number(usage.freeBytesPercent),
+                "available": .text(ByteSize.format(usage.availableBytes)), "total": .text(ByteSize.format(usage.totalBytes)),
+                "brun": .number(config?.brun ?? 10), "bcull": .number(config?.bcull ?? 7), "bstop": .number(config?.bstop ?? 3),
+            ]
         }
         let tierNames = s.tiers.filter(\.live).map(\.name)
-        let tiers: [[String: Any]] = s.tiers.map { t in
-            var row: [String: Any] = [
-                "name": t.name, "type": t.type.rawValue, "path": t.path, "size": ByteSize.format(t.size), "live": t.live,
-                "models": t.models.joined(separator: ", "), "url_name": urlSegment(t.name),
+        let tiers: [V] = s.tiers.map { t in
+            let u = t.usage
+            return [
+                "name": .text(t.name), "type": .text(t.type.rawValue), "path": .text(t.path), "size": .text(ByteSize.format(t.size)),
+                "live": .bool(t.live), "models": .text(t.models.joined(separator: ", ")), "url_name": .text(urlSegment(t.name)),
+                "used": .optional(u.map { ByteSize.format($0.used) }),
+                "used_value": u.map { .number($0.used) } ?? .null,
+                "total_value": u.map { .number(max($0.total, 1)) } ?? .null,
+                "used_pct": .optional(u.map { percent($0.total == 0 ? 0 : Double($0.used) * 100 / Double($0.total)) }),
+                "zram_ratio": .optional(t.zram?.compressionRatio.map { formatFixed($0, digits: 2) + "×" }),
             ]
-            if let u = t.usage {
-                row["used"] = ByteSize.format(u.used)
-                row["used_value"] = u.used
-                row["total_value"] = max(u.total, 1)
-                row["used_pct"] = percent(u.total == 0 ? 0 : Double(u.used) * 100 / Double(u.total))
-            }
-            if let ratio = t.zram?.compressionRatio { row["zram_ratio"] = String(format: "%.2f×", ratio) }
-            return row
         }
-        let models: [[String: Any]] = s.models.map { m in
+        let models: [V] = s.models.map { m in
             [
-                "name": m.name, "url_name": urlSegment(m.name), "size": ByteSize.format(m.bytes), "layout": m.layout.rawValue,
-                "hot": m.location != "cold", "location": m.location, "pinned": m.pinnedTier.map { $0 as Any } ?? false,
-                "tiers": tierNames.map { ["name": $0] }, "problem": m.problem.map { $0 as Any } ?? false,
+                "name": .text(m.name), "url_name": .text(urlSegment(m.name)), "size": .text(ByteSize.format(m.bytes)),
+                "layout": .text(m.layout.rawValue), "hot": .bool(m.location != "cold"), "location": .text(m.location),
+                "pinned": m.pinnedTier.map(V.text) ?? false, "tiers": .list(tierNames.map { ["name": .text($0)] }),
+                "problem": m.problem.map(V.text) ?? false,
             ]
         }
-        let shares: [[String: Any]] = s.shares.map { m in
-            ["mountpoint": m.mountpoint, "fstype": m.fstype, "source": m.source, "mounted": m.mounted, "fsc": m.fscEnabled]
-        }
-        let jobRows: [[String: Any]] = jobs.reversed().prefix(10).map { j in
+        let shares: [V] = s.shares.map { m in
             [
-                "id": j.id, "kind": j.kind, "target": j.target, "state": j.state.rawValue, "running": j.state == .running,
-                "pct": j.totalBytes > 0 ? Int(Double(j.doneBytes) * 100 / Double(j.totalBytes)) : (j.state == .running ? 0 : 100),
-                "msg": j.msg, "selected": j.id == selectedJob,
+                "mountpoint": .text(m.mountpoint), "fstype": .text(m.fstype), "source": .text(m.source),
+                "mounted": .bool(m.mounted), "fsc": .bool(m.fscEnabled),
             ]
         }
-        var view: [String: Any] = [
-            "nonce": nonce, "cache": cache, "tiers": tiers, "has_tiers": !tiers.isEmpty, "models": models,
-            "has_models": !models.isEmpty, "shares": shares, "has_shares": !shares.isEmpty, "jobs": jobRows,
-            "has_jobs": !jobRows.isEmpty, "any_running": jobs.contains { $0.state == .running },
-            "chart": Chart.svg(history), "unreadable": s.unreadable,
-            "generated": ISO8601DateFormatter().string(from: Date()),
+        let jobRows: [V] = jobs.reversed().prefix(10).map { j in
+            [
+                "id": .text(j.id), "kind": .text(j.kind), "target": .text(j.target), "state": .text(j.state.rawValue),
+                "running": .bool(j.state == .running),
+                "pct": .number(j.totalBytes > 0 ? Int(Double(j.doneBytes) * 100 / Double(j.totalBytes)) : (j.state == .running ? 0 : 100)),
+                "msg": .text(j.msg), "selected": .bool(j.id == selectedJob),
+            ]
+        }
+        let view: V = [
+            "nonce": .text(nonce), "cache": .object(cache), "tiers": .list(tiers), "has_tiers": .bool(!tiers.isEmpty),
+            "models": .list(models), "has_models": .bool(!models.isEmpty), "shares": .list(shares),
+            "has_shares": .bool(!shares.isEmpty), "jobs": .list(jobRows), "has_jobs": .bool(!jobRows.isEmpty),
+            "any_running": .bool(jobs.contains { $0.state == .running }),
+            "chart": .text(Chart.svg(history)), "unreadable": .list(s.unreadable.map(V.text)),
+            "generated": .text(now.formatted(Date.ISO8601FormatStyle())),
         ]
-        if let selectedJob, let job = jobs.first(where: { $0.id == selectedJob }) { view["selected_job"] = job.id }
-        return template.render(view)
+        return try template.render(view)
     }
 
     static func percent(_ value: Double) -> String { String(format: "%.1f%%", value) }
