@@ -12,7 +12,6 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
-        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // System libraries (Debian: libmount-dev, liblz4-dev, libfuse3-dev, libssl-dev).
@@ -67,7 +66,6 @@ let package = Package(
             dependencies: [
                 "CachectlSystem", "CachectlWarm", "CachectlTiers", "CachectlPlan", "CachectlStatus",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Mustache", package: "swift-mustache"),
             ],
             resources: [.embedInCode("Templates/page.mustache"), .embedInCode("openapi.json")]),
         .executableTarget(
