@@ -5,7 +5,7 @@ import CachectlStatus
 import CachectlSystem
 import CachectlTiers
 import CachectlWarm
-import Foundation
+import FoundationEssentials
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -53,7 +53,7 @@ public struct DashboardServer: Sendable {
         let logger = self.logger
         let options = self.options
         let app = application { port in
-            let host = options.host.contains(":") ? "[\(options.host)]" : options.host
+            let host = options.host.contains(":" as Character) ? "[\(options.host)]" : options.host
             let auth = options.tokenFile != nil ? "bearer token required" : "loopback, no token"
             logger.notice("cachectl serve: listening on http://\(host):\(port)/ (\(auth))")
         }
@@ -235,7 +235,7 @@ public struct DashboardServer: Sendable {
     static func managedModel(_ context: ServeContext, _ tiers: RAMTiers) async throws -> String {
         // The router leaves percent-escapes in; the page escapes names it puts in URLs.
         let raw = try context.parameters.require("name")
-        guard let name = raw.removingPercentEncoding else { throw APIError(.badRequest, "model name: bad percent-encoding") }
+        guard let name = PercentEncoding.decode(raw) else { throw APIError(.badRequest, "model name: bad percent-encoding") }
         if let problem = ModelName.problem(name) { throw APIError(.badRequest, "model \(problem)") }
         let known = try await onOwnThread("cachectl-models") { try listModels(tiers).map(\.name) }
         guard known.contains(name) else {
@@ -274,7 +274,7 @@ public struct DashboardServer: Sendable {
     /// A form posted by the page without JavaScript: it asks for HTML, not JSON.
     static func wantsPage(_ request: Request) -> Bool {
         let accept = request.headers[.accept] ?? ""
-        return accept.contains("text/html") && !accept.contains("application/json")
+        return accept.firstRange(of: "text/html") != nil && accept.firstRange(of: "application/json") == nil
     }
 
     static func json<T: Encodable & Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> Response {
@@ -331,7 +331,7 @@ struct Form: Sendable {
                 fields[key] = kv.count > 1 ? Self.decode(kv[1]) ?? "" : ""
             }
         } else if contentType.hasPrefix("application/json") {
-            guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: Data(buffer: body)) else {
+            guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView)) else {
                 throw APIError(.badRequest, "body: a JSON object expected")
             }
             for (key, value) in object {
@@ -350,7 +350,7 @@ struct Form: Sendable {
     }
 
     static func decode(_ text: Substring) -> String? {
-        String(text).replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+        PercentEncoding.decode(text.replacing("+", with: " "))
     }
 
     func string(_ key: String) throws -> String? {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// JSON as the CLI's `--json` writes it: snake_case keys, sorted, slashes plain.
 enum JSONOutput {

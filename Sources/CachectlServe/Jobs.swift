@@ -1,12 +1,13 @@
 import CachectlSystem
-import Foundation
+import FoundationEssentials
+import Synchronization
 
 /// Long operations (promote, demote, warm, tier changes), each on a thread of
 /// its own: they copy, fsync and read whole models, blocking syscalls that must
 /// not hold one of Swift's cooperative threads (which serve every request).
 /// A job has an id; its progress and end are published to subscribers (the
 /// Server-Sent Events stream of `/api/jobs/{id}/events`).
-public final class JobBoard: @unchecked Sendable {
+public final class JobBoard: Sendable {
     public struct Job: Encodable, Sendable {
         public enum State: String, Encodable, Sendable { case running, succeeded, failed }
         public var id: String
@@ -27,12 +28,14 @@ public final class JobBoard: @unchecked Sendable {
         public var seconds: Double = 0
     }
 
-    private let lock = NSLock()
-    private var jobs: [String: Job] = [:]
-    private var order: [String] = []
-    private var subscribers: [String: [UUID: AsyncStream<Job>.Continuation]] = [:]
-    private var lastPublished: [String: Double] = [:]
-    private var next = 1
+    private struct State {
+        var jobs: [String: Job] = [:]
+        var order: [String] = []
+        var subscribers: [String: [UUID: AsyncStream<Job>.Continuation]] = [:]
+        var lastPublished: [String: Double] = [:]
+        var next = 1
+    }
+    private let state = Mutex(State())
     private let maxRunning: Int
     /// Finished jobs kept for `GET /api/jobs`.
     private let keep = 50
@@ -47,54 +50,57 @@ public final class JobBoard: @unchecked Sendable {
         kind: String, target: String,
         _ work: @escaping @Sendable (_ observe: @escaping ProgressBar.Observer) throws -> (msg: String, result: JSONValue)
     ) throws(Busy) -> Job {
-        let started: Result<Job, Busy> = lock.withLock {
-            let running = jobs.values.filter { $0.state == .running }.count
+        let started: Result<Job, Busy> = state.withLock { s in
+            let running = s.jobs.values.filter { $0.state == .running }.count
             guard running < maxRunning else { return .failure(Busy(running: running)) }
-            let id = "j\(next)-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
-            next += 1
+            let id = "j\(s.next)-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+            s.next += 1
             let job = Job(id: id, kind: kind, target: target, state: .running, startedAt: Date().timeIntervalSince1970)
-            jobs[id] = job
-            order.append(id)
-            while order.count > keep, let old = order.first(where: { jobs[$0]?.state != .running }) {
-                order.removeAll { $0 == old }
-                jobs[old] = nil
+            s.jobs[id] = job
+            s.order.append(id)
+            while s.order.count > keep, let old = s.order.first(where: { s.jobs[$0]?.state != .running }) {
+                s.order.removeAll { $0 == old }
+                s.jobs[old] = nil
             }
             return .success(job)
         }
         let job = try started.get()
         let start = Monotonic.now()
-        let thread = Thread { [self] in
-            let outcome: Result<(msg: String, result: JSONValue), any Error>
-            do {
-                outcome = .success(try work { done, total, item in self.progress(job.id, done: done, total: total, item: item) })
-            } catch {
-                outcome = .failure(error)
+        do {
+            try startThread("cachectl-\(kind)") { [self] in
+                let outcome: Result<(msg: String, result: JSONValue), any Error>
+                do {
+                    outcome = .success(try work { done, total, item in self.progress(job.id, done: done, total: total, item: item) })
+                } catch {
+                    outcome = .failure(error)
+                }
+                finish(job.id, outcome, seconds: Monotonic.now() - start)
             }
-            finish(job.id, outcome, seconds: Monotonic.now() - start)
+        } catch {
+            // No thread (RLIMIT_NPROC, memory): the job ends at once, failed with why.
+            finish(job.id, .failure(error), seconds: 0)
         }
-        thread.name = "cachectl-\(kind)"
-        thread.start()
         return job
     }
 
-    public func job(_ id: String) -> Job? { lock.withLock { jobs[id] } }
+    public func job(_ id: String) -> Job? { state.withLock { $0.jobs[id] } }
 
-    public func list() -> [Job] { lock.withLock { order.compactMap { jobs[$0] } } }
+    public func list() -> [Job] { state.withLock { s in s.order.compactMap { s.jobs[$0] } } }
 
     /// The job now, then every change until it ends (then the stream finishes).
     public func subscribe(_ id: String) -> AsyncStream<Job>? {
-        lock.withLock { () -> AsyncStream<Job>? in
-            guard let job = jobs[id] else { return nil }
+        state.withLock { s -> AsyncStream<Job>? in
+            guard let job = s.jobs[id] else { return nil }
             let (stream, continuation) = AsyncStream<Job>.makeStream(bufferingPolicy: .bufferingNewest(8))
             continuation.yield(job)
             if job.state != .running {
                 continuation.finish()
             } else {
                 let key = UUID()
-                subscribers[id, default: [:]][key] = continuation
+                s.subscribers[id, default: [:]][key] = continuation
                 continuation.onTermination = { [weak self] _ in
                     guard let self else { return }
-                    self.lock.withLock { self.subscribers[id]?[key] = nil }
+                    self.state.withLock { _ = $0.subscribers[id]?.removeValue(forKey: key) }
                 }
             }
             return stream
@@ -104,24 +110,24 @@ public final class JobBoard: @unchecked Sendable {
     private func progress(_ id: String, done: UInt64, total: UInt64, item: String) {
         // Continuations are called outside the lock: finishing one runs its
         // onTermination, which takes the lock.
-        let (job, targets) = lock.withLock { () -> (Job?, [AsyncStream<Job>.Continuation]) in
-            guard var job = jobs[id] else { return (nil, []) }
+        let (job, targets) = state.withLock { s -> (Job?, [AsyncStream<Job>.Continuation]) in
+            guard var job = s.jobs[id] else { return (nil, []) }
             job.doneBytes = done
             job.totalBytes = total
             job.item = item
-            jobs[id] = job
+            s.jobs[id] = job
             // At most ten events a second per job; the last state always goes out at the end.
             let now = Monotonic.now()
-            guard now - (lastPublished[id] ?? 0) >= 0.1 else { return (nil, []) }
-            lastPublished[id] = now
-            return (job, Array((subscribers[id] ?? [:]).values))
+            guard now - (s.lastPublished[id] ?? 0) >= 0.1 else { return (nil, []) }
+            s.lastPublished[id] = now
+            return (job, Array((s.subscribers[id] ?? [:]).values))
         }
         if let job { for continuation in targets { continuation.yield(job) } }
     }
 
     private func finish(_ id: String, _ outcome: Result<(msg: String, result: JSONValue), any Error>, seconds: Double) {
-        let (job, targets) = lock.withLock { () -> (Job?, [AsyncStream<Job>.Continuation]) in
-            guard var job = jobs[id] else { return (nil, []) }
+        let (job, targets) = state.withLock { s -> (Job?, [AsyncStream<Job>.Continuation]) in
+            guard var job = s.jobs[id] else { return (nil, []) }
             switch outcome {
             case .success(let (msg, result)):
                 job.state = .succeeded
@@ -133,9 +139,9 @@ public final class JobBoard: @unchecked Sendable {
                 job.msg = String(describing: error)
             }
             job.seconds = seconds
-            jobs[id] = job
-            lastPublished[id] = nil
-            return (job, Array((subscribers.removeValue(forKey: id) ?? [:]).values))
+            s.jobs[id] = job
+            s.lastPublished[id] = nil
+            return (job, Array((s.subscribers.removeValue(forKey: id) ?? [:]).values))
         }
         guard let job else { return }
         for continuation in targets {
@@ -150,10 +156,10 @@ public final class JobBoard: @unchecked Sendable {
 /// cooperative pool that serves the other requests.
 func onOwnThread<T: Sendable>(_ name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-        let thread = Thread {
-            continuation.resume(with: Result { try body() })
+        do {
+            try startThread(name) { continuation.resume(with: Result { try body() }) }
+        } catch {
+            continuation.resume(throwing: error)
         }
-        thread.name = name
-        thread.start()
     }
 }

@@ -1,6 +1,7 @@
 import CachectlStatus
 import CachectlSystem
-import Foundation
+import FoundationEssentials
+import Glibc
 import HTTPTypes
 import Hummingbird
 
@@ -72,7 +73,7 @@ enum Page {
                 "used_value": u.map { .number($0.used) } ?? .null,
                 "total_value": u.map { .number(max($0.total, 1)) } ?? .null,
                 "used_pct": .optional(u.map { percent($0.total == 0 ? 0 : Double($0.used) * 100 / Double($0.total)) }),
-                "zram_ratio": .optional(t.zram?.compressionRatio.map { formatFixed($0, digits: 2) + "×" }),
+                "zram_ratio": .optional(t.zram?.compressionRatio.map { fixed($0, digits: 2) + "×" }),
             ]
         }
         let models: [V] = s.models.map { m in
@@ -108,14 +109,18 @@ enum Page {
         return try template.render(view)
     }
 
-    static func percent(_ value: Double) -> String { String(format: "%.1f%%", value) }
+    static func percent(_ value: Double) -> String { fixed(value, digits: 1) + "%" }
+
+    /// `value` with `digits` decimals as C's printf writes it ("%.1f": halves to
+    /// even, as `String(format:)` did), in the C locale cachectl runs in.
+    static func fixed(_ value: Double, digits: Int32) -> String {
+        var buffer = [CChar](repeating: 0, count: 352)  // the longest double, 309 digits, fits
+        _ = withVaList([digits, value]) { vsnprintf(&buffer, buffer.count, "%.*f", $0) }
+        return String(cString: buffer)
+    }
 
     /// A name as one URL path segment.
-    static func urlSegment(_ name: String) -> String {
-        var allowed = CharacterSet.urlPathAllowed
-        allowed.remove(charactersIn: "/?#%")
-        return name.addingPercentEncoding(withAllowedCharacters: allowed) ?? name
-    }
+    static func urlSegment(_ name: String) -> String { PercentEncoding.pathSegment(name) }
 }
 
 /// Cache reads and writes per sampling interval over the last hour, as inline SVG.
@@ -135,7 +140,7 @@ enum Chart {
             series.map { t, v in
                 let x = pad + (width - 2 * pad) * (1 - min(3600, max(0, now - t)) / 3600)
                 let y = height - pad - (height - 2 * pad) * v / maxValue
-                return String(format: "%.1f,%.1f", x, y)
+                return Page.fixed(x, digits: 1) + "," + Page.fixed(y, digits: 1)
             }.joined(separator: " ")
         }
         let unit = h.unit ?? "-"

@@ -41,7 +41,7 @@ struct RequestGuard: RouterMiddleware {
         self.token = token
         self.loopbackOnly = options.isLoopback
         var names: Set<String> = ["127.0.0.1", "localhost", "[::1]"]
-        if !options.isLoopback { names.insert(options.host.contains(":") ? "[\(options.host)]" : options.host) }
+        if !options.isLoopback { names.insert(options.host.contains(":" as Character) ? "[\(options.host)]" : options.host) }
         self.hostNames = names
         self.anyHost = options.host == "0.0.0.0" || options.host == "::"
         self.logger = logger

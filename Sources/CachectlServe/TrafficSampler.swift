@@ -1,12 +1,14 @@
 import CachectlFSCache
 import CachectlSystem
-import Foundation
+import FoundationEssentials
+import Glibc
+import Synchronization
 
 /// The server's own record of FS-Cache traffic: the kernel's counters read
 /// every `interval` seconds on a thread of its own, the last hour kept. The
 /// page's chart draws the differences (reads from and writes into the cache
 /// per interval, in the unit this kernel counts: pages or operations).
-public final class TrafficSampler: @unchecked Sendable {
+public final class TrafficSampler: Sendable {
     public struct Sample: Encodable, Sendable, Equatable {
         /// Seconds since the epoch.
         public var time: Double
@@ -24,11 +26,13 @@ public final class TrafficSampler: @unchecked Sendable {
         public var samples: [Sample]
     }
 
-    private let lock = NSLock()
-    private var samples: [Sample] = []
-    private var unit: String?
-    private var layout: String?
-    private var stopped = false
+    private struct State {
+        var samples: [Sample] = []
+        var unit: String?
+        var layout: String?
+        var stopped = false
+    }
+    private let state = Mutex(State())
     public let interval: Double
     private let proc: String
     private let capacity: Int
@@ -42,36 +46,37 @@ public final class TrafficSampler: @unchecked Sendable {
     /// Reads once now, then every interval until ``stop()``.
     public func start() {
         sampleOnce()
-        let thread = Thread { [self] in
-            while !lock.withLock({ stopped }) {
+        // Without a thread (RLIMIT_NPROC) the chart keeps its one sample: serving goes on.
+        try? startThread("cachectl-sampler") { [self] in
+            while !stopped {
                 let deadline = Monotonic.now() + interval
-                while Monotonic.now() < deadline, !lock.withLock({ stopped }) {
+                while Monotonic.now() < deadline, !stopped {
                     usleep(useconds_t(min(0.2, interval) * 1_000_000))
                 }
-                if lock.withLock({ stopped }) { break }
+                if stopped { break }
                 sampleOnce()
             }
         }
-        thread.name = "cachectl-sampler"
-        thread.start()
     }
 
-    public func stop() { lock.withLock { stopped = true } }
+    public func stop() { state.withLock { $0.stopped = true } }
+
+    private var stopped: Bool { state.withLock { $0.stopped } }
 
     func sampleOnce() {
         let traffic = try? CacheTraffic.read(proc: proc)
         let sample = Sample(
             time: Date().timeIntervalSince1970, cacheReads: traffic?.cacheReads, cacheWrites: traffic?.cacheWrites,
             downloads: traffic?.downloads)
-        lock.withLock {
-            unit = traffic?.unit.rawValue
-            layout = traffic?.layout.rawValue
-            samples.append(sample)
-            if samples.count > capacity { samples.removeFirst(samples.count - capacity) }
+        state.withLock { s in
+            s.unit = traffic?.unit.rawValue
+            s.layout = traffic?.layout.rawValue
+            s.samples.append(sample)
+            if s.samples.count > capacity { s.samples.removeFirst(s.samples.count - capacity) }
         }
     }
 
     public func history() -> History {
-        lock.withLock { History(intervalSeconds: interval, unit: unit, layout: layout, samples: samples) }
+        state.withLock { s in History(intervalSeconds: interval, unit: s.unit, layout: s.layout, samples: s.samples) }
     }
 }

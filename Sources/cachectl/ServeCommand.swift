@@ -4,6 +4,7 @@ import CachectlServe
 import CachectlSystem
 import CachectlTiers
 import Foundation
+import Synchronization
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -54,10 +55,9 @@ struct Serve: ParsableCommand {
     }
 }
 
-private final class ServeOutcome: @unchecked Sendable {
+private final class ServeOutcome: Sendable {
     let done = DispatchSemaphore(value: 0)
-    private let lock = NSLock()
-    private var stored: (any Error)?
-    func set(_ error: any Error) { lock.withLock { stored = error } }
-    var error: (any Error)? { lock.withLock { stored } }
+    private let stored = Mutex<(any Error)?>(nil)
+    func set(_ error: any Error) { stored.withLock { $0 = error } }
+    var error: (any Error)? { stored.withLock { $0 } }
 }

@@ -13,6 +13,14 @@ import Testing
                         nonce: "n0nce+/=", now: PageStates.now)
     }
 
+    @Test func numbersAsPrintfWritesThem() {
+        // Halves go to even, as String(format: "%.1f") did (ByteSize's formatFixed rounds them up).
+        #expect(Page.percent(1.25) == "1.2%" && Page.percent(1.75) == "1.8%" && Page.percent(0.15) == "0.1%")
+        #expect(Page.fixed(2.345, digits: 2) == "2.35" && Page.fixed(-0.01, digits: 1) == "-0.0" && Page.fixed(100, digits: 1) == "100.0")
+        #expect(Page.urlSegment("a b/c?d#e%f;g<é>") == "a%20b%2Fc%3Fd%23e%25f%3Bg%3C%C3%A9%3E")
+        #expect(Page.urlSegment("-._~!$&'()*+,=:@AZaz09") == "-._~!$&'()*+,=:@AZaz09")
+    }
+
     @Test func emptyMachineTakesTheInvertedSections() throws {
         let s = try ServeScratch()
         let html = try render(PageStates.empty(s))
@@ -69,5 +77,18 @@ import Testing
         #expect(html.contains(#"cachefilesd running<br><span class="muted">/var/cache/fscache &lt;&amp;&gt; (tag mycache)</span></div>"#))
         #expect(html.contains(#"<meter min="0" max="100" low="7" high="10" optimum="100" value="12.3456789">12.3%</meter> 12.3%<br><span class="muted">118 MiB of 954 MiB; culls below 7%, stops below 3%</span>"#))
         #expect(html.contains(#"points="586.1,125.8 587.8,105.5 589.4,85.2 591.1,64.9 592.7,44.6 594.4,24.3 596.0,4.0"/>"#))
+    }
+}
+
+/// Percent-decoding of URL segments and form fields, as Foundation's
+/// `removingPercentEncoding` did.
+@Suite struct PercentEncodingTests {
+    @Test func decodesValidSequencesAndRefusesBrokenOnes() {
+        #expect(PercentEncoding.decode("a%2fb%2F%41%c3%a9%C3%A9+") == "a/b/Aéé+")
+        #expect(PercentEncoding.decode("%00") == "\0")
+        #expect(PercentEncoding.decode("") == "")
+        for broken in ["%", "%4", "%zz", "a%g1", "%FF", "%C3"] { #expect(PercentEncoding.decode(broken) == nil, "\(broken)") }
+        let name = #"odd <b>&"name"'s/model?#%"#
+        #expect(PercentEncoding.decode(PercentEncoding.pathSegment(name)) == name)
     }
 }
