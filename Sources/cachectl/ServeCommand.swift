@@ -3,7 +3,7 @@ import CachectlPlan
 import CachectlServe
 import CachectlSystem
 import CachectlTiers
-import Foundation
+import Dispatch
 import Synchronization
 
 struct Serve: ParsableCommand {
