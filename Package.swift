@@ -9,7 +9,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         // No traits: the default FullFoundation brings full Foundation (and ICU) for
         // URLEncodedForm's DateFormatter, ConfigurationSupport swift-configuration;
@@ -17,11 +16,12 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
     ],
     targets: [
-        // System libraries (Debian: libmount-dev, liblz4-dev, libfuse3-dev, libssl-dev).
+        // System libraries (Debian: libmount-dev, liblz4-dev, libfuse3-dev, libssl-dev, libyaml-dev).
         .systemLibrary(name: "CLibMount", pkgConfig: "mount", providers: [.apt(["libmount-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         // statfs(2) and xattr headers that Swift's Glibc module leaves out (header only).
         .systemLibrary(name: "CLinuxFS"),
         // C that Swift cannot call: variadic syscall(2), macros, libfuse's versioned symbols.
@@ -48,7 +48,7 @@ let package = Package(
             name: "CachectlPlan",
             dependencies: [
                 "CachectlSystem", "CachectlWarm", "CachectlMount", "CachectlFSCache", "CachectlTiers",
-                "CachectlNVMeOF", .product(name: "Yams", package: "Yams"),
+                "CachectlNVMeOF", "CYAML",
             ],
             resources: [
                 .embedInCode("Templates/cachectl-apply.service.mustache"),

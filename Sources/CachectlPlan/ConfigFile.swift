@@ -3,15 +3,14 @@ import CachectlMount
 import CachectlNVMeOF
 import CachectlSystem
 import CachectlTiers
-import Foundation
-import Yams
+import FoundationEssentials
 
 /// A YAML file read, decoded and validated: the desired state, and the node
 /// tree kept to point at the line and column of any value.
 public struct ConfigFile {
     public let path: String
     public let config: MachineConfig
-    private let root: Node?
+    private let root: YAMLNode?
 
     /// Reads, decodes (unknown keys and wrong types are errors) and validates
     /// with the same rules as the single commands. Nothing is changed.
@@ -47,13 +46,11 @@ public struct ConfigFile {
     }
 
     private static func parseUnbounded(_ text: String, file: String) throws(ConfigErrors) -> ConfigFile {
-        let root: Node?
+        let root: YAMLNode?
         do {
-            root = try Yams.compose(yaml: text)
-        } catch let error as YamlError {
-            throw ConfigErrors([Self.syntaxError(error, file: file)])
+            root = try YAMLComposer.compose(text)
         } catch {
-            throw ConfigErrors([ConfigError(file: file, path: "", message: "\(error)")])
+            throw ConfigErrors([ConfigError(file: file, line: error.mark?.line, column: error.mark?.column, path: "", message: error.message)])
         }
         guard let root else {
             // An empty file asks for nothing: a valid, empty state.
@@ -68,19 +65,8 @@ public struct ConfigFile {
 
     /// The keys the decoder accepts in each mapping of `yaml` (paths like `tiers[]`).
     static func acceptedKeys(_ yaml: String) throws -> [String: Set<String>] {
-        guard let root = try Yams.compose(yaml: yaml) else { return [:] }
+        guard let root = try YAMLComposer.compose(yaml) else { return [:] }
         return try YAMLNodeDecoder(file: "-").acceptedKeys(MachineConfig.self, from: root)
-    }
-
-    private static func syntaxError(_ error: YamlError, file: String) -> ConfigError {
-        switch error {
-        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
-            let message = "YAML syntax: " + problem + (context.map { " \($0.text)" } ?? "")
-            return ConfigError(file: file, line: mark.line, column: mark.column, path: "", message: message)
-        default:
-            return ConfigError(file: file, path: "", message: "YAML: \(error)")
-        }
     }
 
     /// One step of a path into the document.
@@ -94,24 +80,24 @@ public struct ConfigFile {
     /// An error at the node `path` names (or the nearest node above it that exists).
     func error(_ path: [Step], _ message: String) -> ConfigError {
         var node = root
-        var keyNode: Node?
+        var keyNode: YAMLNode?
         var rendered = ""
         for step in path {
             switch step {
             case .key(let name):
                 rendered += (rendered.isEmpty ? "" : ".") + name
-                guard case .mapping(let mapping)? = node, let pair = mapping.first(where: { $0.key.string == name }) else { continue }
+                guard case .mapping(let mapping)? = node, let pair = mapping.pairs.first(where: { $0.key.string == name }) else { continue }
                 keyNode = pair.key
                 node = pair.value
             case .index(let index):
                 rendered += "[\(index)]"
-                guard case .sequence(let sequence)? = node, index < sequence.count else { continue }
+                guard case .sequence(let sequence)? = node, index < sequence.items.count else { continue }
                 keyNode = nil
-                node = sequence[index]
+                node = sequence.items[index]
             }
         }
         // A scalar is pointed at itself; a mapping or list at its key, which reads better.
-        let mark: Mark?
+        let mark: YAMLMark?
         if case .scalar? = node { mark = node?.mark } else { mark = keyNode?.mark ?? node?.mark }
         return ConfigError(file: self.path, line: mark?.line, column: mark?.column, path: rendered, message: message)
     }
@@ -223,7 +209,7 @@ public struct ConfigFile {
             if !warmNames.insert(list.name).inserted { errors.append(error(at + ["name"], "warm list \(list.name) is listed twice")) }
             if let problem = list.options.validationError() {
                 let field = problem.hasPrefix("--jobs") ? "jobs" : "chunk"
-                errors.append(error(at + [.key(field)], problem.replacingOccurrences(of: "--\(field)", with: field)))
+                errors.append(error(at + [.key(field)], problem.replacing("--\(field)", with: field)))
             }
             if list.files.isEmpty && list.models.isEmpty { errors.append(error(at, "name at least one file or model")) }
             for (j, file) in list.files.enumerated() where !file.hasPrefix("/") || InputBounds.controlCharacter(in: file) != nil {
@@ -239,10 +225,10 @@ public struct ConfigFile {
     /// Which field a library's message is about (TierInputError has only text).
     static func field(of message: String, in fields: [String]) -> String {
         let lowered = message.lowercased()
-        if lowered.contains("algorithm") { return "algorithm" }
-        if lowered.contains("--fs") { return "filesystem" }
-        if lowered.contains("device") { return "device" }
-        return fields.first { lowered.contains("tier \($0)") || lowered.hasPrefix($0) } ?? fields[0]
+        if lowered.firstRange(of: "algorithm") != nil { return "algorithm" }
+        if lowered.firstRange(of: "--fs") != nil { return "filesystem" }
+        if lowered.firstRange(of: "device") != nil { return "device" }
+        return fields.first { lowered.firstRange(of: "tier \($0)") != nil || lowered.hasPrefix($0) } ?? fields[0]
     }
 }
 
@@ -262,9 +248,9 @@ extension ConfigFile {
         for (flag, key) in [("name the hosts", "allowed_hosts"), ("--allow-any-host", "allow_any_host"), ("--allow-host", "allowed_hosts"), ("--addr", "address"),
                             ("--port", "port"), ("--size", "size"), ("--hostnqn", "host_nqn"), ("--nqn", "nqn"),
                             ("export name", "name"), ("subsystem NQN", "name")]
-        where message.contains(flag) {
+        where message.firstRange(of: flag) != nil {
             return key
         }
-        return message.contains("loop") ? "transport" : "name"
+        return message.firstRange(of: "loop") != nil ? "transport" : "name"
     }
 }

@@ -3,7 +3,7 @@ import CachectlMount
 import CachectlSystem
 import CachectlTiers
 import CachectlWarm
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// Turns a `MachineConfig` into ordered actions and carries them out.

@@ -1,6 +1,6 @@
 import CachectlFSCache
 import CachectlSystem
-import Foundation
+import FoundationEssentials
 
 /// The systemd units `cachectl install-units` writes, rendered from the
 /// templates embedded in the binary (the repository's `templates/` is the one

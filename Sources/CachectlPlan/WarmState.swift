@@ -1,5 +1,5 @@
 import CachectlSystem
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// What the last warm of each list did: the throughput `cachectl status`

@@ -1,7 +1,4 @@
-import Foundation
-import Yams
-
-/// Decodes `Decodable` types from a Yams node tree, strictly, keeping the
+/// Decodes `Decodable` types from a YAML node tree (``YAMLComposer``), strictly, keeping the
 /// position of every node so each problem is reported with its line and column.
 ///
 /// Why not `YAMLDecoder`: it drops the marks and ignores keys nobody asked for.
@@ -17,13 +14,13 @@ struct YAMLNodeDecoder {
     let file: String
 
     /// Decodes, then reports the keys every mapping accepts (for the schema test).
-    func acceptedKeys<T: Decodable>(_ type: T.Type, from node: Node) throws -> [String: Set<String>] {
+    func acceptedKeys<T: Decodable>(_ type: T.Type, from node: YAMLNode) throws -> [String: Set<String>] {
         let context = DecodingState(file: file)
         _ = try T(from: NodeDecoder(node: node, path: [], state: context))
         return context.acceptedKeys()
     }
 
-    func decode<T: Decodable>(_ type: T.Type, from node: Node) throws(ConfigErrors) -> T {
+    func decode<T: Decodable>(_ type: T.Type, from node: YAMLNode) throws(ConfigErrors) -> T {
         let context = DecodingState(file: file)
         let decoder = NodeDecoder(node: node, path: [], state: context)
         var errors: [ConfigError] = []
@@ -84,12 +81,12 @@ struct LocatedError: Error {
 /// Shared by every container of one decode: the mappings opened and the keys asked for.
 final class DecodingState {
     let file: String
-    private var mappings: [String: (mapping: Node.Mapping, path: [any CodingKey], used: Set<String>, all: Bool)] = [:]
+    private var mappings: [String: (mapping: YAMLNode.Mapping, path: [any CodingKey], used: Set<String>, all: Bool)] = [:]
     private var order: [String] = []
 
     init(file: String) { self.file = file }
 
-    func opened(_ mapping: Node.Mapping, path: [any CodingKey]) {
+    func opened(_ mapping: YAMLNode.Mapping, path: [any CodingKey]) {
         let id = renderPath(path)
         if mappings[id] == nil {
             mappings[id] = (mapping, path, [], false)
@@ -110,10 +107,28 @@ final class DecodingState {
     func acceptedKeys() -> [String: Set<String>] {
         var result: [String: Set<String>] = [:]
         for (id, entry) in mappings where !entry.all {
-            let generic = id.replacingOccurrences(of: #"\[[0-9]+\]"#, with: "[]", options: .regularExpression)
+            let generic = Self.genericIndices(id)
             result[generic, default: []].formUnion(entry.used.filter { $0 == YAMLKey.snakeCase($0) })
         }
         return result
+    }
+
+    /// `tiers[1].cache[12]` → `tiers[].cache[]` (only `[digits]` is an index).
+    static func genericIndices(_ path: String) -> String {
+        var out = ""
+        var rest = Substring(path)
+        while let open = rest.firstIndex(of: "[") {
+            out += rest[..<open]
+            let digits = rest[rest.index(after: open)...].prefix { $0.isASCII && $0.isNumber }
+            if !digits.isEmpty, digits.endIndex < rest.endIndex, rest[digits.endIndex] == "]" {
+                out += "[]"
+                rest = rest[rest.index(after: digits.endIndex)...]
+            } else {
+                out += "["
+                rest = rest[rest.index(after: open)...]
+            }
+        }
+        return out + rest
     }
 
     func unknownKeys() -> [ConfigError] {
@@ -121,14 +136,14 @@ final class DecodingState {
         for id in order {
             guard let entry = mappings[id], !entry.all else { continue }
             let known = entry.used.sorted()
-            for (key, _) in entry.mapping {
+            for (key, _) in entry.mapping.pairs {
                 let name = key.string ?? "\(key)"
                 guard !entry.used.contains(name) else { continue }
                 let suggestion = known.min { editDistance($0, name) < editDistance($1, name) }
                     .flatMap { editDistance($0, name) <= 2 ? " (did you mean \($0)?)" : nil } ?? ""
                 let place = id.isEmpty ? "top level" : id
                 errors.append(ConfigError(
-                    file: file, line: key.mark?.line, column: key.mark?.column, path: id.isEmpty ? name : id + "." + name,
+                    file: file, line: key.mark.line, column: key.mark.column, path: id.isEmpty ? name : id + "." + name,
                     message: "unknown key \(InputBounds.show(name))\(suggestion); allowed in \(place): \(known.joined(separator: ", "))"))
             }
         }
@@ -137,7 +152,7 @@ final class DecodingState {
 
     /// Gives any error a position: ours already have one; others (a type's own
     /// `DecodingError`, a validation error) take the node they were thrown for.
-    func located(_ error: any Error, fallback node: Node, path: [any CodingKey]) -> ConfigError {
+    func located(_ error: any Error, fallback node: YAMLNode, path: [any CodingKey]) -> ConfigError {
         if let located = error as? LocatedError { return located.error }
         let message: String
         var where_ = path
@@ -151,11 +166,11 @@ final class DecodingState {
         default:
             message = String(describing: error)
         }
-        return ConfigError(file: file, line: node.mark?.line, column: node.mark?.column, path: renderPath(where_), message: message)
+        return ConfigError(file: file, line: node.mark.line, column: node.mark.column, path: renderPath(where_), message: message)
     }
 
-    func error(_ message: String, node: Node, path: [any CodingKey]) -> LocatedError {
-        LocatedError(error: ConfigError(file: file, line: node.mark?.line, column: node.mark?.column, path: renderPath(path), message: message))
+    func error(_ message: String, node: YAMLNode, path: [any CodingKey]) -> LocatedError {
+        LocatedError(error: ConfigError(file: file, line: node.mark.line, column: node.mark.column, path: renderPath(path), message: message))
     }
 }
 
@@ -175,19 +190,18 @@ private func editDistance(_ a: String, _ b: String) -> Int {
 }
 
 /// Human name of what a node is, for "expected X, got Y".
-private func describe(_ node: Node) -> String {
+private func describe(_ node: YAMLNode) -> String {
     switch node {
     case .scalar(let scalar):
-        if scalar.tagName == .null { return "nothing (null)" }
-        return InputBounds.show(scalar.string)
+        if scalar.tag == .null { return "nothing (null)" }
+        return InputBounds.show(scalar.value)
     case .mapping: return "a mapping"
     case .sequence: return "a list"
-    case .alias: return "an alias"
     }
 }
 
 struct NodeDecoder: Decoder {
-    let node: Node
+    let node: YAMLNode
     let path: [any CodingKey]
     let state: DecodingState
 
@@ -206,7 +220,7 @@ struct NodeDecoder: Decoder {
         guard case .sequence(let sequence) = node else {
             throw state.error("expected a list, got \(describe(node))", node: node, path: path)
         }
-        return UnkeyedNodeContainer(nodes: Array(sequence), node: node, path: path, state: state)
+        return UnkeyedNodeContainer(nodes: sequence.items, node: node, path: path, state: state)
     }
 
     func singleValueContainer() throws -> any SingleValueDecodingContainer {
@@ -217,12 +231,12 @@ struct NodeDecoder: Decoder {
 /// Decodes one node as a value: scalars by their resolved YAML tag, so `brun: ten`
 /// is a type error rather than zero, and `nocull: "yes"` (a quoted string) is not a bool.
 struct SingleNodeContainer: SingleValueDecodingContainer {
-    let node: Node
+    let node: YAMLNode
     let path: [any CodingKey]
     let state: DecodingState
     var codingPath: [any CodingKey] { path }
 
-    private func scalar(_ what: String) throws -> Node.Scalar {
+    private func scalar(_ what: String) throws -> YAMLNode.Scalar {
         guard case .scalar(let scalar) = node else {
             throw state.error("expected \(what), got \(describe(node))", node: node, path: path)
         }
@@ -230,13 +244,13 @@ struct SingleNodeContainer: SingleValueDecodingContainer {
     }
 
     func decodeNil() -> Bool {
-        if case .scalar(let scalar) = node { return scalar.tagName == .null }
+        if case .scalar(let scalar) = node { return scalar.tag == .null }
         return false
     }
 
     func decode(_ type: Bool.Type) throws -> Bool {
         let scalar = try scalar("true or false")
-        guard scalar.tagName == .bool, let value = Bool.construct(from: scalar) else {
+        guard scalar.tag == .bool, let value = scalar.bool else {
             throw state.error("expected true or false, got \(describe(node))", node: node, path: path)
         }
         return value
@@ -244,15 +258,15 @@ struct SingleNodeContainer: SingleValueDecodingContainer {
 
     func decode(_ type: String.Type) throws -> String {
         let scalar = try scalar("a string")
-        guard scalar.tagName != .null else {
+        guard scalar.tag != .null else {
             throw state.error("expected a string, got nothing (null)", node: node, path: path)
         }
-        return scalar.string
+        return scalar.value
     }
 
     func decode(_ type: Double.Type) throws -> Double {
         let scalar = try scalar("a number")
-        guard scalar.tagName == .float || scalar.tagName == .int, let value = Double.construct(from: scalar) else {
+        guard scalar.tag == .float || scalar.tag == .int, let value = scalar.double else {
             throw state.error("expected a number, got \(describe(node))", node: node, path: path)
         }
         return value
@@ -262,7 +276,7 @@ struct SingleNodeContainer: SingleValueDecodingContainer {
 
     private func integer<T: FixedWidthInteger>(_ type: T.Type) throws -> T {
         let scalar = try scalar("an integer")
-        guard scalar.tagName == .int, let value = Int.construct(from: scalar) else {
+        guard scalar.tag == .int, let value = scalar.int else {
             throw state.error("expected an integer, got \(describe(node))", node: node, path: path)
         }
         guard let exact = T(exactly: value) else {
@@ -289,7 +303,7 @@ struct SingleNodeContainer: SingleValueDecodingContainer {
 
 /// Decodes a nested value; errors the type throws itself (a `DecodingError`, an
 /// enum's unknown raw value) get this node's position.
-private func decodeNested<T: Decodable>(_ type: T.Type, node: Node, path: [any CodingKey], state: DecodingState) throws -> T {
+private func decodeNested<T: Decodable>(_ type: T.Type, node: YAMLNode, path: [any CodingKey], state: DecodingState) throws -> T {
     let decoder = NodeDecoder(node: node, path: path, state: state)
     do {
         return try T(from: decoder)
@@ -316,8 +330,8 @@ private func allCases(_ type: any CaseIterable.Type) -> [String] {
 }
 
 struct KeyedNodeContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
-    let mapping: Node.Mapping
-    let node: Node
+    let mapping: YAMLNode.Mapping
+    let node: YAMLNode
     let path: [any CodingKey]
     let state: DecodingState
     var codingPath: [any CodingKey] { path }
@@ -328,9 +342,9 @@ struct KeyedNodeContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     }
 
     /// The YAML key for a coding key: as written, else snake_case.
-    private func lookup(_ key: Key) -> (name: String, value: Node)? {
+    private func lookup(_ key: Key) -> (name: String, value: YAMLNode)? {
         for name in [key.stringValue, YAMLKey.snakeCase(key.stringValue)] {
-            if let value = mapping.first(where: { $0.key.string == name })?.value { return (name, value) }
+            if let value = mapping.value(forKey: name) { return (name, value) }
         }
         return nil
     }
@@ -345,7 +359,7 @@ struct KeyedNodeContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         return lookup(key) != nil
     }
 
-    private func value(for key: Key) throws -> Node {
+    private func value(for key: Key) throws -> YAMLNode {
         record(key)
         guard let found = lookup(key) else {
             throw state.error("missing required key '\(YAMLKey.snakeCase(key.stringValue))'", node: node, path: path)
@@ -356,7 +370,7 @@ struct KeyedNodeContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     func decodeNil(forKey key: Key) throws -> Bool {
         record(key)
         guard let found = lookup(key) else { return true }
-        if case .scalar(let scalar) = found.value { return scalar.tagName == .null }
+        if case .scalar(let scalar) = found.value { return scalar.tag == .null }
         return false
     }
 
@@ -400,13 +414,13 @@ struct IndexKey: CodingKey {
 }
 
 struct UnkeyedNodeContainer: UnkeyedDecodingContainer {
-    let nodes: [Node]
-    let node: Node
+    let nodes: [YAMLNode]
+    let node: YAMLNode
     let path: [any CodingKey]
     let state: DecodingState
     var currentIndex = 0
 
-    init(nodes: [Node], node: Node, path: [any CodingKey], state: DecodingState) {
+    init(nodes: [YAMLNode], node: YAMLNode, path: [any CodingKey], state: DecodingState) {
         self.nodes = nodes
         self.node = node
         self.path = path
@@ -417,7 +431,7 @@ struct UnkeyedNodeContainer: UnkeyedDecodingContainer {
     var count: Int? { nodes.count }
     var isAtEnd: Bool { currentIndex >= nodes.count }
 
-    private mutating func next() throws -> (Node, [any CodingKey]) {
+    private mutating func next() throws -> (YAMLNode, [any CodingKey]) {
         guard !isAtEnd else { throw state.error("the list has too few items", node: node, path: path) }
         defer { currentIndex += 1 }
         return (nodes[currentIndex], path + [IndexKey(currentIndex)])
@@ -425,7 +439,7 @@ struct UnkeyedNodeContainer: UnkeyedDecodingContainer {
 
     mutating func decodeNil() throws -> Bool {
         guard !isAtEnd else { return false }
-        if case .scalar(let scalar) = nodes[currentIndex], scalar.tagName == .null {
+        if case .scalar(let scalar) = nodes[currentIndex], scalar.tag == .null {
             currentIndex += 1
             return true
         }
@@ -451,10 +465,4 @@ struct UnkeyedNodeContainer: UnkeyedDecodingContainer {
         let (child, childPath) = try next()
         return NodeDecoder(node: child, path: childPath, state: state)
     }
-}
-
-extension Node.Scalar {
-    /// The resolved YAML tag (`tag:yaml.org,2002:int`, ...): plain scalars are
-    /// resolved by the YAML 1.1 rules Yams' default resolver uses.
-    var tagName: Tag.Name { Tag.Name(rawValue: Node.scalar(self).tag.rawValue) }
 }

@@ -116,7 +116,7 @@ enum Page {
     static func fixed(_ value: Double, digits: Int32) -> String {
         var buffer = [CChar](repeating: 0, count: 352)  // the longest double, 309 digits, fits
         _ = withVaList([digits, value]) { vsnprintf(&buffer, buffer.count, "%.*f", $0) }
-        return String(cString: buffer)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// A name as one URL path segment.

@@ -1,6 +1,5 @@
 import Foundation
 import Testing
-import Yams
 
 @testable import CachectlPlan
 
@@ -41,7 +40,7 @@ import Yams
 
     @Test func shippedExampleValidatesAgainstTheSchema() throws {
         let text = try String(contentsOfFile: repositoryRoot + "/integration/examples/cachectl.yaml", encoding: .utf8)
-        let document = try #require(try Yams.load(yaml: text))
+        let document = try #require(try Self.load(text))
         #expect(Self.validate(document, schema, defs: schema, path: "") == [])
         // And with the commented-out nvmeof section switched on.
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
@@ -49,18 +48,41 @@ import Yams
         let end = try #require(lines.firstIndex(of: "# and in tiers:"))
         let block = lines[start..<end].map { String($0.dropFirst(2)) }.filter { !$0.trimmingCharacters(in: .whitespaces).hasPrefix("#") }
         let uncommented = text + "\n" + block.joined(separator: "\n") + "\n"
-        let nvmeof = try #require(try Yams.load(yaml: uncommented) as? [String: Any])
+        let nvmeof = try #require(try Self.load(uncommented) as? [String: Any])
         #expect(nvmeof["nvmeof"] != nil)
         #expect(Self.validate(nvmeof, schema, defs: schema, path: "") == [])
         _ = try ConfigFile.parse(uncommented, file: "example-with-nvmeof.yaml")
     }
 
     @Test func theValidatorHereCatchesWhatTheSchemaForbids() throws {
-        let bad = try #require(try Yams.load(yaml: "tiers: [{name: a, type: ramfs, size: 1G, colour: red}]\ncache: {brun: ten}\n"))
+        let bad = try #require(try Self.load("tiers: [{name: a, type: ramfs, size: 1G, colour: red}]\ncache: {brun: ten}\n"))
         let problems = Self.validate(bad, schema, defs: schema, path: "")
         #expect(problems.contains { $0.contains("tiers[0].type") })
         #expect(problems.contains { $0.contains("tiers[0].colour") })
         #expect(problems.contains { $0.contains("cache.brun") })
+    }
+
+    /// The document as plain values (what `Yams.load` gave before): mappings,
+    /// lists, and scalars by their resolved tag.
+    static func load(_ text: String) throws -> Any? {
+        try YAMLComposer.compose(text).map(plainValue)
+    }
+
+    static func plainValue(_ node: YAMLNode) -> Any {
+        switch node {
+        case .mapping(let mapping):
+            return Dictionary(mapping.pairs.map { ($0.key.string ?? "", plainValue($0.value)) }, uniquingKeysWith: { first, _ in first })
+        case .sequence(let sequence):
+            return sequence.items.map(plainValue)
+        case .scalar(let scalar):
+            switch scalar.tag {
+            case .null: return NSNull()
+            case .bool: return scalar.bool ?? scalar.value
+            case .int: return scalar.int ?? scalar.value
+            case .float: return scalar.double ?? scalar.value
+            default: return scalar.value
+            }
+        }
     }
 
     // MARK: - a small JSON Schema subset: type, enum, properties, required,
