@@ -58,7 +58,8 @@ expect_cmd "JSON Schema installed" test -s /usr/share/cachectl/cachectl.schema.j
 # --- units ---------------------------------------------------------------------------------
 unit=$(systemctl cat cachectl-apply.service 2>&1)
 expect_match "systemctl cat cachectl-apply.service" 'ExecStart=/usr/bin/cachectl apply --file /etc/cachectl/cachectl.yaml' "$unit"
-expect_eq "the unit's documentation is the installed man page" 'man:cachectl(1)' \
+# systemctl show quotes each entry: "man:cachectl(1)".
+expect_match "the unit's documentation is the installed man page" '^"?man:cachectl\(1\)"?$' \
   "$(systemctl show -p Documentation --value cachectl-apply.service)"
 expect_eq "cachectl-apply.service installed, not enabled" disabled "$(systemctl is-enabled cachectl-apply.service 2>&1)"
 expect_match "cachectl-warm@ known to systemd" 'cachectl apply --file' "$(systemctl cat cachectl-warm@boot.service 2>&1)"
