@@ -225,10 +225,10 @@ public struct ConfigFile {
     /// Which field a library's message is about (TierInputError has only text).
     static func field(of message: String, in fields: [String]) -> String {
         let lowered = message.lowercased()
-        if lowered.firstRange(of: "algorithm") != nil { return "algorithm" }
-        if lowered.firstRange(of: "--fs") != nil { return "filesystem" }
-        if lowered.firstRange(of: "device") != nil { return "device" }
-        return fields.first { lowered.firstRange(of: "tier \($0)") != nil || lowered.hasPrefix($0) } ?? fields[0]
+        if lowered.contains("algorithm") { return "algorithm" }
+        if lowered.contains("--fs") { return "filesystem" }
+        if lowered.contains("device") { return "device" }
+        return fields.first { lowered.contains("tier \($0)") || lowered.hasPrefix($0) } ?? fields[0]
     }
 }
 
@@ -248,9 +248,9 @@ extension ConfigFile {
         for (flag, key) in [("name the hosts", "allowed_hosts"), ("--allow-any-host", "allow_any_host"), ("--allow-host", "allowed_hosts"), ("--addr", "address"),
                             ("--port", "port"), ("--size", "size"), ("--hostnqn", "host_nqn"), ("--nqn", "nqn"),
                             ("export name", "name"), ("subsystem NQN", "name")]
-        where message.firstRange(of: flag) != nil {
+        where message.contains(flag) {
             return key
         }
-        return message.firstRange(of: "loop") != nil ? "transport" : "name"
+        return message.contains("loop") ? "transport" : "name"
     }
 }

@@ -120,7 +120,7 @@ extension Engine {
         if mount.failed {
             let message = mount.error ?? "fsc \(share.fsc ? "enable" : "disable") failed"
             if check { throw SystemError.failed(message) }
-            let restored = mount.notes.filter { $0.firstRange(of: "restored") != nil }
+            let restored = mount.notes.filter { $0.contains("restored") }
             action.notes = mount.notes
             throw StepFailure(
                 message: message,

@@ -53,7 +53,7 @@ public struct DashboardServer: Sendable {
         let logger = self.logger
         let options = self.options
         let app = application { port in
-            let host = options.host.contains(":" as Character) ? "[\(options.host)]" : options.host
+            let host = options.host.contains(":") ? "[\(options.host)]" : options.host
             let auth = options.tokenFile != nil ? "bearer token required" : "loopback, no token"
             logger.notice("cachectl serve: listening on http://\(host):\(port)/ (\(auth))")
         }
@@ -274,7 +274,7 @@ public struct DashboardServer: Sendable {
     /// A form posted by the page without JavaScript: it asks for HTML, not JSON.
     static func wantsPage(_ request: Request) -> Bool {
         let accept = request.headers[.accept] ?? ""
-        return accept.firstRange(of: "text/html") != nil && accept.firstRange(of: "application/json") == nil
+        return accept.contains("text/html") && !accept.contains("application/json")
     }
 
     static func json<T: Encodable & Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> Response {
