@@ -20,6 +20,10 @@ public struct FscSwitch: Sendable {
     public var check: Bool
     /// Also set the mount's readahead window.
     public var readahead: ByteSize?
+    /// TCP connections to the server (`nconnect=`), set in the same unmount and mount.
+    public var nconnect: Int?
+    /// Bytes per READ request (`rsize=`), set in the same unmount and mount.
+    public var rsize: ByteSize?
     public var roots: KernelRoots
     /// Other filesystem types to accept, for tests that exercise the unmount,
     /// mount and rollback path on tmpfs (no server there, so no probe).
@@ -27,7 +31,7 @@ public struct FscSwitch: Sendable {
 
     public init(
         enable: Bool, mountpoints: [String], all: Bool = false, force: Bool = false, check: Bool = false,
-        readahead: ByteSize? = nil, roots: KernelRoots = .system
+        readahead: ByteSize? = nil, nconnect: Int? = nil, rsize: ByteSize? = nil, roots: KernelRoots = .system
     ) {
         self.enable = enable
         self.mountpoints = mountpoints
@@ -35,8 +39,17 @@ public struct FscSwitch: Sendable {
         self.force = force
         self.check = check
         self.readahead = readahead
+        self.nconnect = nconnect
+        self.rsize = rsize
         self.roots = roots
     }
+
+    /// Accepted `nconnect` values: NFS and CIFS both allow at most 16 connections.
+    public static let nconnectRange = 1...16
+    /// Accepted `rsize` values (a multiple of 4 KiB). NFS clients read at most
+    /// 1 MiB per request; CIFS takes up to 8 MiB.
+    public static let rsizeRange: ClosedRange<UInt64> = 4096...(8 << 20)
+    static let nfsMaxRsize: UInt64 = 1 << 20
 
     /// What happened (or, with `check`, would happen) to one mount.
     public struct MountReport: Sendable, Codable, Equatable {
@@ -52,6 +65,10 @@ public struct FscSwitch: Sendable {
         public var fstabChanged = false
         public var remounted = false
         public var readaheadKB: UInt64?
+        /// `nconnect` and `rsize` of the mount: before the change (with `check`, or
+        /// when nothing changed) or after it.
+        public var nconnect: Int?
+        public var rsizeBytes: UInt64?
         /// Processes that keep the mount busy.
         public var busy: [MountUser] = []
         public var notes: [String] = []
@@ -85,6 +102,12 @@ public struct FscSwitch: Sendable {
         }
         if let readahead, readahead.bytes < 4096 || readahead.bytes > 1 << 30 {
             throw SystemError.failed("fsc: readahead \(readahead) out of range", hint: "use 4K...1G, e.g. --readahead 16M")
+        }
+        if let nconnect, !Self.nconnectRange.contains(nconnect) {
+            throw SystemError.failed("fsc: nconnect \(nconnect) out of range", hint: "use 1...16, e.g. --nconnect 4")
+        }
+        if let rsize, !Self.rsizeRange.contains(rsize.bytes) || rsize.bytes % 4096 != 0 {
+            throw SystemError.failed("fsc: rsize \(rsize) out of range", hint: "use a multiple of 4K up to 1M for NFS (8M for CIFS), e.g. --rsize 1M")
         }
     }
 
@@ -159,6 +182,13 @@ public struct FscSwitch: Sendable {
         }
         let fscBefore = Self.fscOn(mount, volumes: NFSVolume.read(proc: roots.proc))
         report.fscBefore = fscBefore
+        let tuningBefore = Self.tuning(of: mount)
+        report.nconnect = tuningBefore.nconnect
+        report.rsizeBytes = tuningBefore.rsize
+        if kind == .nfs, let rsize, rsize.bytes > Self.nfsMaxRsize {
+            throw SystemError.failed("fsc \(verb): rsize \(rsize) is more than an NFS client reads per request (1M)",
+                                     hint: "use --rsize 1M or less for NFS")
+        }
 
         let fstab = try FstabFile(path: fstabPath)
         let entry = fstab.entry(forTarget: target)
@@ -173,7 +203,7 @@ public struct FscSwitch: Sendable {
         let needsUnique = kind == .nfs && enable
             && (siblings.contains { Self.fscOn($0, volumes: volumes) }
                 || (!siblings.isEmpty && OptionString.contains(entry?.options ?? mount.options, "nosharecache")))
-        func switched(_ options: String) -> String {
+        func switchedFsc(_ options: String) -> String {
             guard enable else { return OptionString.removing(options, "fsc") }
             if OptionString.contains(options, "fsc") { return options }
             if needsUnique {
@@ -182,10 +212,12 @@ public struct FscSwitch: Sendable {
             }
             return OptionString.setting(options, "fsc")
         }
+        func switched(_ options: String) -> String { tuned(switchedFsc(options)) }
 
         let newFstabOptions = entry.map { switched($0.options) }
         let fstabNeedsChange = entry != nil && newFstabOptions != entry?.options
-        let remountNeeded = fscBefore != enable
+        let tuningChanges = !tuningMatches(tuningBefore)
+        let remountNeeded = fscBefore != enable || tuningChanges
         let oldMountOptions = entry?.options ?? Self.liveOptions(mount, kind: kind)
         let newMountOptions = switched(oldMountOptions)
         let wantedReadaheadKB = readahead.map { $0.bytes / 1024 }
@@ -208,6 +240,7 @@ public struct FscSwitch: Sendable {
         if remountNeeded {
             report.actions.append("unmount \(target) and mount it again with \(OptionString.redacted(newMountOptions))")
         }
+
         var readaheadChanges = false
         if let wantedReadaheadKB, let device = mount.device {
             let current = Readahead.kilobytes(for: device, sys: roots.sys)
@@ -265,6 +298,9 @@ public struct FscSwitch: Sendable {
             report.changed = true
         }
         if remountNeeded {
+            // A window set by hand (or an earlier run) lasts only until the next
+            // mount: keep it unless a new one is asked for.
+            let readaheadBefore = mount.device.flatMap { Readahead.kilobytes(for: $0, sys: roots.sys) }
             try remount(mount, from: oldMountOptions, to: newMountOptions, fstab: fstab, &report)
             let after = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")
             guard let remounted = MountTable.mount(at: target, in: after) else {
@@ -272,14 +308,25 @@ public struct FscSwitch: Sendable {
             }
             let fscAfter = Self.fscOn(remounted, volumes: NFSVolume.read(proc: roots.proc))
             report.fscAfter = fscAfter
+            let tuningAfter = Self.tuning(of: remounted)
+            report.nconnect = tuningAfter.nconnect
+            report.rsizeBytes = tuningAfter.rsize
+            var wrong: SystemError?
             if fscAfter != enable {
-                throw SystemError.failed(
+                wrong = SystemError.failed(
                     "fsc \(verb): \(target) was mounted again but FS-Cache is still \(fscAfter ? "on" : "off")",
                     hint: Self.stillWrongHint(enable: enable, kind: kind, uniqueTag: OptionString.value(newMountOptions, "fsc") ?? nil))
+            } else if !tuningMatches(tuningAfter) {
+                wrong = tuningWrongError(tuningAfter, mount: remounted, verb: verb)
             }
-            if let wantedReadaheadKB, let device = remounted.device {
-                try Readahead.set(kilobytes: wantedReadaheadKB, for: device, sys: roots.sys)
-                report.readaheadKB = wantedReadaheadKB
+            if let wrong {
+                try rollBack(remounted, to: oldMountOptions, readaheadKB: readaheadBefore, fstab: fstab, after: wrong, &report)
+            }
+            if let wanted = wantedReadaheadKB ?? readaheadBefore, let device = remounted.device {
+                if try Readahead.set(kilobytes: wanted, for: device, sys: roots.sys), wantedReadaheadKB == nil {
+                    report.notes.append("kept the readahead window of \(wanted) KiB across the new mount")
+                }
+                report.readaheadKB = wanted
             }
         } else {
             report.fscAfter = fscBefore
@@ -289,6 +336,81 @@ public struct FscSwitch: Sendable {
                 report.changed = true
             }
         }
+    }
+
+    /// `nconnect` (1 when the mount does not say) and `rsize` of a live mount, as
+    /// the kernel reports them in mountinfo's superblock options.
+    static func tuning(of mount: MountEntry) -> (nconnect: Int?, rsize: UInt64?) {
+        let options = mount.superOptions ?? mount.options
+        let nconnect = (OptionString.value(options, "nconnect") ?? nil).flatMap { Int($0) }
+        let rsize = (OptionString.value(options, "rsize") ?? nil).flatMap { UInt64($0) }
+        return (nconnect ?? (NetworkFilesystem(fstype: mount.fstype) == .nfs ? 1 : nil), rsize)
+    }
+
+    /// True when the mount already has every `nconnect`/`rsize` that was asked.
+    func tuningMatches(_ live: (nconnect: Int?, rsize: UInt64?)) -> Bool {
+        (nconnect == nil || live.nconnect == nconnect) && (rsize == nil || live.rsize == rsize?.bytes)
+    }
+
+    /// The options with the asked `nconnect` and `rsize` set.
+    func tuned(_ options: String) -> String {
+        var result = options
+        if let nconnect { result = OptionString.setting(result, "nconnect", to: String(nconnect)) }
+        if let rsize { result = OptionString.setting(result, "rsize", to: String(rsize.bytes)) }
+        return result
+    }
+
+    /// Why the new mount does not have the asked `nconnect`/`rsize`. An NFS
+    /// client shares one set of connections among every mount of a server: a
+    /// mount of it elsewhere keeps the count it was made with.
+    private func tuningWrongError(_ live: (nconnect: Int?, rsize: UInt64?), mount: MountEntry, verb: String) -> SystemError {
+        if let nconnect, live.nconnect != nconnect {
+            let (server, _) = NetworkMounts.splitSource(mount.source, fstype: mount.fstype)
+            let others = ((try? MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")) ?? [])
+                .filter { $0.target != mount.target && $0.isNetworkShare && NetworkMounts.splitSource($0.source, fstype: $0.fstype).0 == server }
+                .map(\.target)
+            return SystemError.failed(
+                "fsc \(verb): \(mount.target) was mounted with nconnect=\(nconnect) but the kernel uses \(live.nconnect.map(String.init) ?? "its default")",
+                hint: others.isEmpty
+                    ? "this kernel's client did not take nconnect for this server"
+                    : "the NFS client shares one set of connections per server, and \(others.joined(separator: ", ")) keeps the count it was mounted with: give those mounts the same nconnect, or unmount them first")
+        }
+        return SystemError.failed(
+            "fsc \(verb): \(mount.target) was mounted with rsize=\(rsize?.bytes ?? 0) but the kernel uses \(live.rsize.map(String.init) ?? "its default")",
+            hint: "the server grants at most \(live.rsize.map { ByteSize.format($0) } ?? "less") per READ: ask for that rsize or less")
+    }
+
+    /// The new mount is not what was asked: put the fstab entry back, mount the
+    /// share again with its old options, and throw `failure` with what was done.
+    private func rollBack(
+        _ mount: MountEntry, to oldOptions: String, readaheadKB: UInt64?, fstab: FstabFile, after failure: SystemError,
+        _ report: inout MountReport
+    ) throws(SystemError) {
+        var outcome: String
+        if report.fstabChanged {
+            do {
+                try Self.revertEntry(of: mount.target, in: fstab)
+                report.fstabChanged = false
+                report.notes.append("restored \(fstab.path) to what it was")
+            } catch {
+                report.notes.append("could not restore \(fstab.path): \(error); the old file is \(fstab.path)\(AtomicFile.backupSuffix)")
+            }
+        }
+        do {
+            try Mounter.unmount(mount.target)
+            try Mounter.mount(source: mount.source, target: mount.target, fstype: mount.fstype, options: oldOptions)
+            outcome = "mounted \(mount.target) again with its old options"
+            if let readaheadKB, let device = MountTable.mount(at: mount.target, in: (try? MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")) ?? [])?.device {
+                _ = try? Readahead.set(kilobytes: readaheadKB, for: device, sys: roots.sys)
+            }
+            report.remounted = false
+            report.changed = report.fstabChanged
+            report.fscAfter = report.fscBefore
+        } catch {
+            outcome = "putting the old mount back failed (\(error.hint ?? error.description)); check `mount \(mount.target)`"
+        }
+        throw SystemError(failure.operation, path: failure.path, errno: failure.errno,
+                          hint: (failure.hint.map { $0 + "; " } ?? "") + outcome)
     }
 
     /// What to do when the kernel did not follow the remount's fsc setting.

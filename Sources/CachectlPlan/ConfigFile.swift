@@ -127,10 +127,12 @@ public struct ConfigFile {
             if !mountpoints.insert(share.mountpoint.count > 1 && share.mountpoint.hasSuffix("/") ? String(share.mountpoint.dropLast()) : share.mountpoint).inserted {
                 errors.append(error(at + ["mountpoint"], "\(share.mountpoint) is listed twice"))
             }
-            do {
-                try FscSwitch(enable: share.fsc, mountpoints: [share.mountpoint], readahead: share.readahead).validate()
-            } catch {
-                errors.append(self.error(at + [share.readahead != nil ? "readahead" : "mountpoint"], error.description))
+            for (field, request) in [
+                ("readahead", FscSwitch(enable: share.fsc, mountpoints: [share.mountpoint], readahead: share.readahead)),
+                ("nconnect", FscSwitch(enable: share.fsc, mountpoints: [share.mountpoint], nconnect: share.nconnect)),
+                ("rsize", FscSwitch(enable: share.fsc, mountpoints: [share.mountpoint], rsize: share.rsize)),
+            ] {
+                do { try request.validate() } catch { errors.append(self.error(at + [.key(field)], error.description)) }
             }
         }
 

@@ -100,21 +100,26 @@ extension Engine {
     func runShare(_ share: MachineConfig.Share, check: Bool) throws -> Action {
         let switcher = FscSwitch(
             enable: share.fsc, mountpoints: [share.mountpoint], force: share.force, check: check,
-            readahead: share.readahead, roots: environment.roots)
+            readahead: share.readahead, nconnect: share.nconnect, rsize: share.rsize, roots: environment.roots)
         let report = try switcher.run()
         guard let mount = report.mounts.first else {
             throw SystemError.failed("fsc: no report for \(share.mountpoint)")
         }
         let wantedKB = share.readahead.map { $0.bytes / 1024 }
-        func describe(fsc: Bool?, readaheadKB: UInt64?) -> String {
+        func describe(fsc: Bool?, readaheadKB: UInt64?, nconnect: Int?, rsize: UInt64?) -> String {
             var text = "fsc " + (fsc.map { $0 ? "on" : "off" } ?? "unknown")
             if let readaheadKB { text += ", readahead \(readaheadKB) KiB" }
+            if share.nconnect != nil, let nconnect { text += ", nconnect \(nconnect)" }
+            if share.rsize != nil, let rsize { text += ", rsize \(ByteSize.format(rsize))" }
             return text
         }
+        let unchanged = check || !mount.changed
         var action = Action(
             kind: .share, target: share.mountpoint,
-            before: describe(fsc: mount.fscBefore, readaheadKB: check || !mount.changed ? mount.readaheadKB : nil),
-            after: describe(fsc: share.fsc, readaheadKB: wantedKB ?? (check ? mount.readaheadKB : nil)),
+            before: describe(fsc: mount.fscBefore, readaheadKB: unchanged ? mount.readaheadKB : nil,
+                             nconnect: unchanged ? mount.nconnect : nil, rsize: unchanged ? mount.rsizeBytes : nil),
+            after: describe(fsc: share.fsc, readaheadKB: wantedKB ?? (check ? mount.readaheadKB : nil),
+                            nconnect: share.nconnect, rsize: share.rsize?.bytes),
             changed: mount.changed, status: mount.changed ? (check ? .pending : .done) : .unchanged,
             steps: mount.actions, diff: mount.fstabDiff, notes: mount.notes)
         if mount.failed {

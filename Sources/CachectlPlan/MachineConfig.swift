@@ -48,16 +48,22 @@ public struct MachineConfig: Decodable, Sendable, Equatable {
         public var fsc: Bool = true
         /// Readahead window (4K...1G), e.g. `16M`; absent leaves it as it is.
         public var readahead: ByteSize?
+        /// TCP connections to the server (`nconnect=`, 1...16); absent leaves it as it is.
+        public var nconnect: Int?
+        /// Bytes per READ request (`rsize=`), e.g. `1M`; absent leaves it as it is.
+        public var rsize: ByteSize?
         /// Unmount even when processes use the share (they see errors).
         public var force: Bool = false
 
-        enum CodingKeys: String, CodingKey { case mountpoint, fsc, readahead, force }
+        enum CodingKeys: String, CodingKey { case mountpoint, fsc, readahead, nconnect, rsize, force }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             mountpoint = try c.decode(String.self, forKey: .mountpoint)
             fsc = try c.decodeIfPresent(Bool.self, forKey: .fsc) ?? true
             readahead = try c.decodeIfPresent(ByteSize.self, forKey: .readahead)
+            nconnect = try c.decodeIfPresent(Int.self, forKey: .nconnect)
+            rsize = try c.decodeIfPresent(ByteSize.self, forKey: .rsize)
             force = try c.decodeIfPresent(Bool.self, forKey: .force) ?? false
         }
     }

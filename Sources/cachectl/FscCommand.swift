@@ -19,7 +19,14 @@ struct Fsc: ParsableCommand {
             Examples:
               cachectl fsc enable /mnt/models
               cachectl fsc enable --all --readahead 16M --check --diff
+              cachectl fsc enable --nconnect 4 --rsize 1M /mnt/models
               cachectl fsc disable /mnt/models
+
+            --nconnect and --rsize go into the same fstab entry and the same unmount and \
+            mount; the new mount is checked in mountinfo, and if the kernel did not take \
+            them (an NFS client shares its connections among every mount of one server) \
+            the entry and the old mount are put back. A readahead window set earlier is \
+            kept across the new mount.
             """,
         subcommands: [FscEnable.self, FscDisable.self]
     )
@@ -32,6 +39,10 @@ struct FscSwitchOptions: ParsableArguments {
     @Flag(help: "Unmount even when processes use the share (they may see errors).") var force = false
     @Option(help: ArgumentHelp("Also set the mount's readahead window, e.g. 16M (NFS starts at 128K).", valueName: "size"))
     var readahead: ByteSize?
+    @Option(help: ArgumentHelp("TCP connections to the server, 1-16 (nconnect=); set in the same unmount and mount.", valueName: "n"))
+    var nconnect: Int?
+    @Option(help: ArgumentHelp("Bytes per READ request (rsize=), e.g. 1M; NFS reads at most 1M.", valueName: "size"))
+    var rsize: ByteSize?
     @Flag(help: "Change nothing; report what would change.") var check = false
     @Flag(help: "Show the fstab change as a unified diff.") var diff = false
     @OptionGroup var output: OutputOptions
@@ -39,18 +50,21 @@ struct FscSwitchOptions: ParsableArguments {
     func validate() throws {
         if mountpoints.isEmpty && !all { throw ValidationError("name one or more mount points, or use --all") }
         if !mountpoints.isEmpty && all { throw ValidationError("use either mount points or --all, not both") }
-        // The library's own checks (the readahead range) are usage errors too: exit 2.
-        do {
-            try FscSwitch(enable: true, mountpoints: mountpoints, all: all, readahead: readahead).validate()
-        } catch {
-            throw ValidationError("--readahead: \(error.description)")
+        // The library's own checks (the ranges) are usage errors too: exit 2, naming the option.
+        for (flag, request) in [
+            ("--readahead", FscSwitch(enable: true, mountpoints: mountpoints, all: all, readahead: readahead)),
+            ("--nconnect", FscSwitch(enable: true, mountpoints: mountpoints, all: all, nconnect: nconnect)),
+            ("--rsize", FscSwitch(enable: true, mountpoints: mountpoints, all: all, rsize: rsize)),
+        ] {
+            do { try request.validate() } catch { throw ValidationError("\(flag): \(error.description)") }
         }
     }
 
     func run(enable: Bool) throws {
         output.bootstrap()
         let request = FscSwitch(
-            enable: enable, mountpoints: mountpoints, all: all, force: force, check: check, readahead: readahead)
+            enable: enable, mountpoints: mountpoints, all: all, force: force, check: check, readahead: readahead,
+            nconnect: nconnect, rsize: rsize)
         var report = try request.run()
         let verb = enable ? "enabled" : "disabled"
         let changedCount = report.mounts.filter(\.changed).count
@@ -70,7 +84,9 @@ struct FscSwitchOptions: ParsableArguments {
             var lines: [String] = []
             for m in report.mounts {
                 if let d = m.fstabDiff { lines.append(d) }
-                let state = m.fscAfter.map { $0 ? "FSC yes" : "FSC no" } ?? "-"
+                var state = m.fscAfter.map { $0 ? "FSC yes" : "FSC no" } ?? "-"
+                if nconnect != nil, let n = m.nconnect { state += ", nconnect \(n)" }
+                if rsize != nil, let r = m.rsizeBytes { state += ", rsize \(ByteSize.format(r))" }
                 lines.append("\(m.mountpoint): \(m.failed ? "FAILED" : m.changed ? (check ? "would change" : "changed") : "ok") (\(state))")
                 for action in m.actions { lines.append("  \(action)") }
                 for note in m.notes { lines.append("  note: \(note)") }

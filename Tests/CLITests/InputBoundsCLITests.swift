@@ -41,6 +41,13 @@ import Testing
         #expect((result.stdout + result.stderr).contains("--readahead"))
     }
 
+    @Test(arguments: [["--nconnect", "0"], ["--nconnect", "17"], ["--rsize", "1000"], ["--rsize", "16M"]])
+    func fscTuningOutOfRangeIsAUsageErrorNamingTheOption(option: [String]) throws {
+        let result = try CLI.run(["fsc", "enable", "/mnt/no-such-share", "--json"] + option)
+        #expect(result.status == 2, "\(result.stdout) \(result.stderr)")
+        #expect((result.stdout + result.stderr).contains(option[0]))
+    }
+
     @Test func installUnitsWritesAPlainConfigPathVerbatim() throws {
         let scratch = try Scratch()
         let units = scratch.path + "/units"

@@ -129,6 +129,8 @@ func errors(_ yaml: String) -> [ConfigError] {
         ("tiers:\n  - {name: a, type: tmpfs, size: 1G}\n  - {name: a, type: tmpfs, size: 1G, path: /x}\n", "tiers[1].name", "listed twice"),
         ("shares:\n  - mountpoint: /m\n    readahead: 1K\n", "shares[0].readahead", "out of range"),
         ("shares:\n  - mountpoint: m\n", "shares[0].mountpoint", "absolute"),
+        ("shares:\n  - mountpoint: /m\n    nconnect: 17\n", "shares[0].nconnect", "nconnect 17 out of range"),
+        ("shares:\n  - mountpoint: /m\n    rsize: 1000\n", "shares[0].rsize", "out of range"),
         ("warm:\n  - name: a\n    files: [/x]\n    jobs: 0\n", "warm[0].jobs", "jobs must be between"),
         ("warm:\n  - name: a\n    files: [/x]\n    chunk: 130K\n", "warm[0].chunk", "multiple of the page size"),
         ("warm:\n  - name: a b\n    files: [/x]\n", "warm[0].name", "warm list name"),

@@ -41,6 +41,7 @@ cache:
 shares:
   - mountpoint: /mnt/models
     readahead: 16M
+    nconnect: 2
 tiers:
   - name: fast
     type: tmpfs
@@ -68,7 +69,7 @@ expect_eq "plan: changes pending" true "$(json_get /tmp/plan.json .changed)"
 expect_eq "plan: dependency order" \
   "cache /var/cache/fscache,share /mnt/models,tier fast,tier squeezed,models /srv/models,placement tiny.gguf,placement other.gguf,warm boot" \
   "$(json_get /tmp/plan.json '[.actions[].id] | join(",")')"
-expect_match "plan: share before/after" '^fsc off, readahead [0-9]+ KiB -> fsc on, readahead 16384 KiB$' \
+expect_match "plan: share before/after" '^fsc off, readahead [0-9]+ KiB, nconnect 1 -> fsc on, readahead 16384 KiB, nconnect 2$' \
   "$(json_get /tmp/plan.json '.actions[1] | .before + " -> " + .after')"
 expect_eq "plan wrote no cachefilesd.conf" no "$([[ -e /etc/cachefilesd.conf ]] && echo yes || echo no)"
 expect_eq "plan left fsc off" no "$(nfs_volume_fsc)"
@@ -80,7 +81,8 @@ expect_eq "apply changed" true "$(json_get /tmp/apply1.json .changed)"
 expect_eq "apply statuses" "done,done,done,done,done,done,done,done" \
   "$(json_get /tmp/apply1.json '[.actions[].status] | join(",")')"
 expect_eq "FS-Cache on for the share" yes "$(nfs_volume_fsc)"
-expect_match "fstab has fsc" '127.0.0.1:/ +/mnt/models +nfs4 +ro,vers=4.2,fsc' "$(cat /etc/fstab)"
+expect_match "fstab has fsc and nconnect" '127.0.0.1:/ +/mnt/models +nfs4 +ro,vers=4.2,fsc,nconnect=2 ' "$(cat /etc/fstab)"
+expect_match "mountinfo says nconnect=2" '(^|,)nconnect=2(,|$)' "$(findmnt -no OPTIONS /mnt/models)"
 dev=$(mountpoint -d /mnt/models)
 expect_eq "readahead 16 MiB" 16384 "$(cat "/sys/class/bdi/$dev/read_ahead_kb")"
 expect_match "cachefilesd runs" '[0-9]' "$(pidof cachefilesd)"
