@@ -89,6 +89,7 @@ expect_eq "tune: exit 0" 0 "$?"
 log "tune: $(cat /tmp/tune1.json)"
 expect_eq "tune: changed" true "$(json_get /tmp/tune1.json .changed)"
 opts=$(findmnt -no OPTIONS /mnt/models)
+log "tuned mountinfo line: $(grep ' /mnt/models ' /proc/self/mountinfo)"
 expect_match "tune: mountinfo says nconnect=4" '(^|,)nconnect=4(,|$)' "$opts"
 expect_match "tune: mountinfo says rsize=524288" '(^|,)rsize=524288(,|$)' "$opts"
 expect_eq "tune: FSC still yes" yes "$(nfs_volume_fsc)"

@@ -1,0 +1,185 @@
+#!/bin/bash
+# manual: how each reader fills the page cache and FS-Cache through an NFS mount
+# with `fsc` (the product's main path), and why. Every tool reads its own fresh
+# file, so each run starts network-cold and cache-cold; the NFS client's own
+# counters (READ operations, bytes, round-trip time from /proc/self/mountstats)
+# and FS-Cache's (and, on 6.4+, netfs's) are recorded around each run. Then the
+# page cache is dropped and every file is read again by the same tool: served by
+# FS-Cache. A plain mount (no fsc) of the same export gives the baseline.
+# netem delays every packet on lo (the server is on 127.0.0.1). TCG makes every
+# number slow; read the ratios and the counters. Use the release binary:
+#   swift build -c release && CACHECTL=$PWD/.build/release/cachectl \
+#     integration/vm/run --kernel 6.12 warm-bench-fsc
+# Optional: --env BENCH_SIZE=128M (per file), --env BENCH_DELAY=2ms (each way),
+# --env BENCH_TOOLS="cachectl cat dd" (a subset, in that order), --env BENCH_MOUNT=fsc|plain|both,
+# --env BENCH_NCONNECT="1 4 8" (instead: each nconnect in turn, both mounts made
+# again with it, BENCH_TOOLS each on a fresh file; cold only).
+# requires: cachectl
+# timeout: 3600
+# memory: 6144
+# shellcheck source=integration/scenarios/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+command -v cachectl >/dev/null || die "cachectl is not on PATH ($PATH)"
+size=${BENCH_SIZE:-128M}
+bytes=$(numfmt --from=iec "$size")
+delay=${BENCH_DELAY:-2ms}
+which_mount=${BENCH_MOUNT:-both}
+quarter=$((bytes / 4))
+# tool name -> command; FILE is replaced by the tool's own file.
+declare -A tools=(
+  [cachectl]="cachectl warm --quiet FILE"
+  [cachectl-j1]="cachectl warm --quiet --jobs 1 --chunk 16M FILE"
+  [cachectl-j4]="cachectl warm --quiet --jobs 4 FILE"
+  [cachectl-hints]="cachectl warm --quiet --hints FILE"
+  [cat]="cat FILE"
+  [dd]="dd if=FILE of=/dev/null bs=16M status=none"
+  [dd4-contiguous]="dd4 FILE"
+  [fio]="fio --name=warm --filename=FILE --rw=read --bs=1M --ioengine=psync --numjobs=4 --size=$quarter --offset_increment=$quarter --group_reporting --output=/dev/null"
+  [vmtouch]="vmtouch -q -t -m 1024G FILE"
+)
+read -ra order <<<"${BENCH_TOOLS:-cachectl cat dd cachectl-j1 cachectl-j4 dd4-contiguous fio cachectl-hints vmtouch}"
+for t in "${order[@]}"; do [[ -n ${tools[$t]:-} ]] || die "unknown tool $t (known: ${!tools[*]})"; done
+
+# shellcheck disable=SC2317 # dd4 runs through eval
+# dd4 FILE: four dd readers, each streaming its own quarter (the contiguous layout).
+dd4() {
+  local i pids=()
+  for i in 0 1 2 3; do
+    dd if="$1" of=/dev/null bs=1M skip=$((i * quarter / 1048576)) count=$((quarter / 1048576)) status=none &
+    pids+=($!)
+  done
+  wait "${pids[@]}"  # not a bare wait: cachefilesd is a child of this shell too
+}
+
+# The binary comes over 9p from the host: copy it to RAM once, so no timed run
+# pays for loading it (drop_caches below would evict it again).
+mkdir -p /run/bench-bin
+cp "$(command -v cachectl)" /run/bench-bin/cachectl
+export PATH=/run/bench-bin:$PATH
+# load_tools: every tool once, so its binary and libraries (9p, evicted by
+# drop_caches) are in RAM before a timed run.
+load_tools() { cachectl --version; cat /dev/null; dd --version; fio --version; vmtouch -h; bc </dev/null; jq --version; } >/dev/null 2>&1
+load_tools
+load_modules zram sch_netem
+read -ra nconnects <<<"${BENCH_NCONNECT:-}"
+runs=$(( ${#order[@]} * (${#nconnects[@]} > 0 ? ${#nconnects[@]} : 1) ))
+cache_mb=$(( (runs * bytes / 1048576) * 5 / 4 + 128 ))
+make_zram_ext4 /var/cache/fscache "${cache_mb}M" >/dev/null
+write_cachefilesd_conf /etc/cachefilesd.conf /var/cache/fscache
+start_cachefilesd /etc/cachefilesd.conf || die "cachefilesd"
+export_dir=/srv/export
+make_export_dir "$export_dir" "$(( runs * 2 * bytes / 1048576 + 64 ))M"
+for m in fsc plain; do
+  mkdir -p "$export_dir/$m"
+  for t in "${order[@]}"; do
+    for n in "${nconnects[@]:-}"; do
+      head -c "$bytes" /dev/urandom >"$export_dir/$m/$t${n:+-n$n}.bin" || die "write $t${n:+-n$n}.bin"
+    done
+  done
+done
+start_nfs_server "$export_dir"
+mount_nfs /mnt/fsc "rsize=1048576,fsc"
+# A different option set gives a separate superblock: the plain mount's reads
+# never touch FS-Cache.
+mount_nfs /mnt/plain "rsize=1048576,nosharecache"
+for m in fsc plain; do
+  log "$m mount: $(findmnt -no OPTIONS "/mnt/$m" | tr , '\n' | grep -E '^(fsc|rsize|vers|nosharecache)' | tr '\n' ' ')" \
+    "read_ahead_kb $(cat "/sys/class/bdi/$(mountpoint -d "/mnt/$m")/read_ahead_kb")"
+done
+tc qdisc add dev lo root netem delay "$delay" || die "netem on lo"
+log "lo: $(tc qdisc show dev lo)"
+log "kernel $(uname -r); FS-Cache counters count $(fscache_unit)"
+
+# nfs_read_rtt MOUNT: total READ round-trip milliseconds since the mount
+# (mountstats per-op line: ops trans timeouts bytes_sent bytes_recv queue rtt execute).
+nfs_read_ms() {
+  awk -v mnt="$1" -v col="$2" '
+    $1 == "device" { inside = ($5 == mnt) }
+    inside && ($1 == "READ:" || $1 == "READ_PLUS:") { n += $col }
+    END { print n + 0 }' /proc/self/mountstats
+}
+netfs_stats() { if [[ -r /proc/fs/netfs/stats ]]; then cat /proc/fs/netfs/stats; fi; }
+# counters_diff BEFORE AFTER: the name=value pairs that changed, "name +delta".
+counters_diff() {
+  python3 - "$1" "$2" <<'PY'
+import re, sys
+def parse(text):
+    out = {}
+    for line in text.splitlines():
+        if ":" not in line: continue
+        label, rest = line.split(":", 1)
+        for k, v in re.findall(r"(\w+)=(-?\d+)", rest):
+            out[f"{label.strip()}.{k}"] = int(v)
+    return out
+a, b = parse(sys.argv[1]), parse(sys.argv[2])
+print(" ".join(f"{k}+{b[k] - a.get(k, 0)}" for k in b if b[k] != a.get(k, 0)))
+PY
+}
+
+results=/tmp/warm-bench-fsc.tsv
+: >"$results"
+# run_tool PHASE MOUNT TOOL: one timed run, with the counters around it.
+run_tool() {
+  local phase=$1 m=$2 t=$3 file=/mnt/$2/$2/$3${nconnect:+-n$nconnect}.bin cmd
+  cmd=${tools[$t]//FILE/$file}
+  local ops0 bytes0 rtt0 exe0 fs0 nf0 start end ops1 bytes1 rtt1 exe1 resident
+  ops0=$(nfs_mountstat "/mnt/$m" read_ops) bytes0=$(nfs_mountstat "/mnt/$m" server_read_bytes)
+  rtt0=$(nfs_read_ms "/mnt/$m" 8) exe0=$(nfs_read_ms "/mnt/$m" 9)
+  fs0=$(cat /proc/fs/fscache/stats) nf0=$(netfs_stats)
+  start=$(date +%s.%N)
+  eval "$cmd" >/dev/null || log "$t exited $?"
+  end=$(date +%s.%N)
+  ops1=$(nfs_mountstat "/mnt/$m" read_ops) bytes1=$(nfs_mountstat "/mnt/$m" server_read_bytes)
+  rtt1=$(nfs_read_ms "/mnt/$m" 8) exe1=$(nfs_read_ms "/mnt/$m" 9)
+  resident=$(cachectl residency --json "$file" | jq -r '.total.percent | floor')
+  local secs ops kib
+  secs=$(echo "$end - $start" | bc)
+  ops=$((ops1 - ops0))
+  kib=$(( ops > 0 ? (bytes1 - bytes0) / ops / 1024 : 0 ))
+  printf '%s\t%s\t%s\t%.2f\t%d\t%d\t%s\t%s\t%s\n' "$phase" "$m" "$t" "$secs" "$ops" "$kib" \
+    "$(( ops > 0 ? (rtt1 - rtt0) / ops : 0 ))/$(( ops > 0 ? (exe1 - exe0) / ops : 0 ))" "$resident" \
+    "$(counters_diff "$fs0" "$(cat /proc/fs/fscache/stats)") $(counters_diff "$nf0" "$(netfs_stats)")" | tee -a "$results"
+}
+
+mounts=(fsc plain)
+case $which_mount in fsc) mounts=(fsc) ;; plain) mounts=(plain) ;; both) ;; *) die "BENCH_MOUNT is fsc, plain or both" ;; esac
+echo "phase	mount	tool	seconds	NFS_READs	KiB/READ	rtt/exe_ms	resident%	counters"
+nconnect=""
+if [[ ${#nconnects[@]} -gt 0 ]]; then
+  for nconnect in "${nconnects[@]}"; do
+    umount /mnt/fsc /mnt/plain || die "umount"
+    mount_nfs /mnt/fsc "rsize=1048576,fsc,nconnect=$nconnect"
+    mount_nfs /mnt/plain "rsize=1048576,nosharecache,nconnect=$nconnect"
+    log "nconnect $nconnect: $(findmnt -no OPTIONS /mnt/plain | grep -o 'nconnect=[0-9]*' || echo 'nconnect not shown')"
+    for m in "${mounts[@]}"; do
+      for t in "${order[@]}"; do run_tool "cold-n$nconnect" "$m" "$t"; done
+    done
+  done
+  mounts=()
+fi
+for m in "${mounts[@]}"; do
+  for t in "${order[@]}"; do run_tool cold "$m" "$t"; done
+done
+if [[ " ${mounts[*]} " == *" fsc "* ]]; then
+  # Let cachefiles finish writing, then read everything again from FS-Cache.
+  sync; sleep 5
+  drop_caches
+  load_tools
+  for t in "${order[@]}"; do run_tool from-cache fsc "$t"; done
+fi
+tc qdisc del dev lo root 2>/dev/null || true
+
+python3 - "$results" "$size" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+print(f"\nsummary, {sys.argv[2]} per file (seconds; ratios against the best of cat and dd in the same phase and mount)")
+for phase in dict.fromkeys(r[0] for r in rows):
+    for mount in dict.fromkeys(r[1] for r in rows if r[0] == phase):
+        sel = {r[2]: float(r[3]) for r in rows if r[0] == phase and r[1] == mount}
+        best = min(v for k, v in sel.items() if k in ("cat", "dd")) if any(k in sel for k in ("cat", "dd")) else None
+        cells = "  ".join(f"{k} {v:.2f}" + (f" ({v / best:.2f}x)" if best else "") for k, v in sel.items())
+        print(f"{phase:>10} {mount:>5}: {cells}")
+PY
+_pass "benchmark ran"
+finish
