@@ -13,7 +13,9 @@
 # Optional: --env BENCH_SIZE=128M (per file), --env BENCH_DELAY=2ms (each way),
 # --env BENCH_TOOLS="cachectl cat dd" (a subset, in that order), --env BENCH_MOUNT=fsc|plain|both,
 # --env BENCH_NCONNECT="1 4 8" (instead: each nconnect in turn, both mounts made
-# again with it, BENCH_TOOLS each on a fresh file; cold only).
+# again with it, BENCH_TOOLS each on a fresh file; cold only), --env BENCH_STACKS=1
+# (sample the kernel stacks of every task in uninterruptible sleep during each
+# run, five times a second, and print the most common ones: where readers wait).
 # requires: cachectl
 # timeout: 3600
 # memory: 6144
@@ -117,6 +119,19 @@ print(" ".join(f"{k}+{b[k] - a.get(k, 0)}" for k in b if b[k] != a.get(k, 0)))
 PY
 }
 
+# sample_stacks OUT: until killed, the top frames of every task in D state.
+sample_stacks() {
+  local status stack
+  while :; do
+    for status in /proc/[0-9]*/task/[0-9]*/status; do
+      grep -q '^State:.*D' "$status" 2>/dev/null || continue
+      stack=$(head -6 "${status%status}stack" 2>/dev/null | awk '{print $2}' | sed 's/+0x.*//' | paste -sd' ')
+      echo "$(awk '/^Name:/ {print $2}' "$status") $stack"
+    done >>"$1"
+    sleep 0.2
+  done
+}
+
 results=/tmp/warm-bench-fsc.tsv
 : >"$results"
 # run_tool PHASE MOUNT TOOL: one timed run, with the counters around it.
@@ -127,9 +142,20 @@ run_tool() {
   ops0=$(nfs_mountstat "/mnt/$m" read_ops) bytes0=$(nfs_mountstat "/mnt/$m" server_read_bytes)
   rtt0=$(nfs_read_ms "/mnt/$m" 8) exe0=$(nfs_read_ms "/mnt/$m" 9)
   fs0=$(cat /proc/fs/fscache/stats) nf0=$(netfs_stats)
+  local sampler=""
+  if [[ -n ${BENCH_STACKS:-} ]]; then
+    : >/tmp/stacks.txt
+    sample_stacks /tmp/stacks.txt &
+    sampler=$!
+  fi
   start=$(date +%s.%N)
   eval "$cmd" >/dev/null || log "$t exited $?"
   end=$(date +%s.%N)
+  if [[ -n $sampler ]]; then
+    kill "$sampler"; wait "$sampler" 2>/dev/null
+    echo "  $phase $m $t: tasks in D state, $(wc -l </tmp/stacks.txt) samples; most common (count, task, top frames):"
+    sed 's/^\(kworker\|cachectl-warm\)[^ ]*/\1/' /tmp/stacks.txt | sort | uniq -c | sort -rn | head -6 | sed 's/^/    /'
+  fi
   ops1=$(nfs_mountstat "/mnt/$m" read_ops) bytes1=$(nfs_mountstat "/mnt/$m" server_read_bytes)
   rtt1=$(nfs_read_ms "/mnt/$m" 8) exe1=$(nfs_read_ms "/mnt/$m" 9)
   resident=$(cachectl residency --json "$file" | jq -r '.total.percent | floor')
