@@ -81,21 +81,21 @@ cachectl fsc enable /mnt/models --readahead 16M --json >/tmp/enable2.json
 expect_eq "second fsc enable changed" false "$(json_get /tmp/enable2.json .changed)"
 
 # --- nconnect and rsize, in one unmount and mount ---------------------------------------------
-cachectl fsc enable /mnt/models --nconnect 4 --rsize 512K --check --json >/tmp/tune0.json
+cachectl fsc enable /mnt/models --nconnect 4 --rsize 128K --check --json >/tmp/tune0.json
 expect_eq "tune --check: would change" true "$(json_get /tmp/tune0.json .changed)"
 expect_eq "tune --check: nothing changed" "$dev" "$(mountpoint -d /mnt/models)"
-cachectl fsc enable /mnt/models --nconnect 4 --rsize 512K --json >/tmp/tune1.json
+cachectl fsc enable /mnt/models --nconnect 4 --rsize 128K --json >/tmp/tune1.json
 expect_eq "tune: exit 0" 0 "$?"
 log "tune: $(cat /tmp/tune1.json)"
 expect_eq "tune: changed" true "$(json_get /tmp/tune1.json .changed)"
 opts=$(findmnt -no OPTIONS /mnt/models)
 log "tuned mountinfo line: $(grep ' /mnt/models ' /proc/self/mountinfo)"
 expect_match "tune: mountinfo says nconnect=4" '(^|,)nconnect=4(,|$)' "$opts"
-expect_match "tune: mountinfo says rsize=524288" '(^|,)rsize=524288(,|$)' "$opts"
+expect_match "tune: mountinfo says rsize=131072" '(^|,)rsize=131072(,|$)' "$opts"
 expect_eq "tune: FSC still yes" yes "$(nfs_volume_fsc)"
-expect_match "tune: one fstab entry has both" '127\.0\.0\.1:/ /mnt/models nfs4 ro,vers=4\.2,fsc,nconnect=4,rsize=524288 0 0' "$(cat /etc/fstab)"
+expect_match "tune: one fstab entry has both" '127\.0\.0\.1:/ /mnt/models nfs4 ro,vers=4\.2,fsc,nconnect=4,rsize=131072 0 0' "$(cat /etc/fstab)"
 expect_eq "tune: the readahead window set before is kept" 16384 "$(cat "/sys/class/bdi/$(mountpoint -d /mnt/models)/read_ahead_kb")"
-cachectl fsc enable /mnt/models --nconnect 4 --rsize 512K --json >/tmp/tune2.json
+cachectl fsc enable /mnt/models --nconnect 4 --rsize 128K --json >/tmp/tune2.json
 expect_eq "tune: second run changed" false "$(json_get /tmp/tune2.json .changed)"
 # An NFS client shares its connections among the mounts of one server: while
 # another mount holds them, nconnect cannot change, and the switch rolls back.
@@ -143,7 +143,7 @@ expect_eq "doctor: exit 0" false "$(json_get /tmp/doctor.json .failed)"
 cachectl fsc disable /mnt/models --json >/tmp/disable.json
 expect_eq "fsc disable exit 0" 0 "$?"
 expect_eq "FSC column says no after disable" no "$(nfs_volume_fsc)"
-sed 's|ro,vers=4\.2 0 0|ro,vers=4.2,nconnect=4,rsize=524288 0 0|' /tmp/fstab.orig >/tmp/fstab.expected
+sed 's|ro,vers=4\.2 0 0|ro,vers=4.2,nconnect=4,rsize=131072 0 0|' /tmp/fstab.orig >/tmp/fstab.expected
 expect_cmd "fstab: only fsc left the entry (nconnect and rsize stay)" cmp /etc/fstab /tmp/fstab.expected
 
 # --- unreachable server: leave everything as it is -------------------------------------------
