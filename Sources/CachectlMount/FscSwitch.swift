@@ -235,7 +235,14 @@ public struct FscSwitch: Sendable {
             fstab.setOptions(newFstabOptions, forTarget: target)
             fstabDiff = fstab.diff()
             report.fstabDiff = fstabDiff.isEmpty ? nil : fstabDiff
-            report.actions.append("\(enable ? "add fsc to" : "remove fsc from") the fstab entry (backup \(fstabPath)\(AtomicFile.backupSuffix))")
+            var edits: [String] = []
+            if let old = entry?.options, OptionString.contains(old, "fsc") != enable {
+                edits.append(enable ? "add fsc" : "remove fsc")
+            }
+            let settings = [nconnect.map { "nconnect=\($0)" }, rsize.map { "rsize=\($0.bytes)" }].compactMap { $0 }
+                .filter { !OptionString.split(entry?.options ?? "").contains($0) }
+            if !settings.isEmpty { edits.append("set " + settings.joined(separator: ",")) }
+            report.actions.append("\(edits.joined(separator: " and ")) in the fstab entry (backup \(fstabPath)\(AtomicFile.backupSuffix))")
         }
         if remountNeeded {
             report.actions.append("unmount \(target) and mount it again with \(OptionString.redacted(newMountOptions))")

@@ -96,6 +96,21 @@ import Testing
         #expect(OptionString.contains(options, "nosharecache"))
     }
 
+    @Test(arguments: ["6.1", "6.12"])
+    func nconnectAndRsizeAreReadFromTheSuperblockOptions(kernel: String) throws {
+        let tuned = try #require(MountTable.mount(at: "/mnt/models", in: MountTable.mounted(mountinfo: fixture("mountinfo-nconnect-\(kernel)"))))
+        #expect(FscSwitch.tuning(of: tuned).nconnect == 4 && FscSwitch.tuning(of: tuned).rsize == 131072)
+        let asked = FscSwitch(enable: true, mountpoints: ["/mnt/models"], nconnect: 4, rsize: ByteSize(128 << 10))
+        #expect(asked.tuningMatches(FscSwitch.tuning(of: tuned)))
+        #expect(!FscSwitch(enable: true, mountpoints: ["/mnt/models"], nconnect: 8).tuningMatches(FscSwitch.tuning(of: tuned)))
+        // A mount made without nconnect does not show it: one connection.
+        let plain = try #require(MountTable.mount(at: "/mnt/plain", in: MountTable.mounted(mountinfo: fixture("mountinfo-6.1"))))
+        #expect(FscSwitch.tuning(of: plain).nconnect == 1)
+        // The options are set in place or appended, the others left as they are.
+        #expect(asked.tuned("ro,vers=4.2,fsc") == "ro,vers=4.2,fsc,nconnect=4,rsize=131072")
+        #expect(asked.tuned("rsize=65536,ro,nconnect=2") == "rsize=131072,ro,nconnect=4")
+    }
+
     @Test func doctorOnTheFixtureTreeFlagsTheMountWithoutFsc() throws {
         let root = try fixtureRoot()
         defer { _ = try? FileManager.default.removeItem(atPath: root) }
