@@ -85,10 +85,10 @@ struct Warm: ParsableCommand {
 
     @OptionGroup var selection: PathSelectionOptions
 
-    @Option(name: .shortAndLong, help: "Reader threads (default: by source; local disk 4, share or FUSE 32).")
+    @Option(name: .shortAndLong, help: "Reader threads (default: by source; local disk 16, share or FUSE 32).")
     var jobs: Int?
 
-    @Option(help: ArgumentHelp("Bytes per read (K, M, G suffixes; a multiple of the page size; default: by source, 2M).", valueName: "size"))
+    @Option(help: ArgumentHelp("Bytes per read (K, M, G suffixes; a multiple of the page size; default: by source, local disk 512K, share or FUSE 2M).", valueName: "size"))
     var chunk: ByteSize?
 
     @Option(help: "How readers divide a file: contiguous (each streams its own part; default on local disks) or interleaved (chunks in file order; default on shares and FUSE).")
