@@ -32,7 +32,7 @@ let package = Package(
             name: "CachectlSystem",
             dependencies: ["CCachectlShims", .product(name: "Logging", package: "swift-log")]
         ),
-        .target(name: "CachectlWarm", dependencies: ["CachectlSystem", "CCachectlShims"]),
+        .target(name: "CachectlWarm", dependencies: ["CachectlSystem", "CCachectlShims", "CLinuxFS"]),
         .target(name: "CachectlMount", dependencies: ["CachectlSystem", "CLibMount"]),
         .target(
             name: "CachectlFSCache", dependencies: ["CachectlSystem", "CachectlMount", "CLinuxFS"],

@@ -14,31 +14,36 @@ public enum WarmDestination: String, Sendable, Codable, CaseIterable {
     case disk
 }
 
-/// Tuning of the parallel reader. Defaults come from measurements recorded in README.md.
+/// Tuning of the parallel reader. Each field left nil is chosen per file by what
+/// backs it (``ReadStrategy/defaults(for:)``, measured in README.md); a value given
+/// here overrides that choice for every file.
 public struct WarmOptions: Sendable, Equatable {
-    /// Reader threads.
-    public var jobs: Int
-    /// Bytes each read covers; a multiple of the page size.
-    public var chunkSize: UInt64
+    /// Reader threads (--jobs).
+    public var jobs: Int?
+    /// Bytes each read covers; a multiple of the page size (--chunk).
+    public var chunkSize: UInt64?
+    /// How readers divide a file (--layout).
+    public var layout: ReadLayout?
     public var destination: WarmDestination
     public var residencyMethod: ResidencyMethod
-    /// posix_fadvise hints: SEQUENTIAL on each file and WILLNEED for the chunk `jobs`
-    /// places ahead of the readers. Off by default: on a local disk they made 16
-    /// parallel readers slower (SEQUENTIAL doubles readahead, so the readers fetch
-    /// each other's chunks), see README.md. They may help on high-latency shares.
-    public var adviseAhead: Bool
+    /// posix_fadvise hints (--hints/--no-hints): SEQUENTIAL on each descriptor and
+    /// WILLNEED ahead of the readers.
+    public var adviseAhead: Bool?
 
+    /// The reader count and chunk of the interleaved layout on shares (also what
+    /// `apply`'s warm lists default to).
     public static let defaultJobs = 16
     public static let defaultChunkSize: UInt64 = 2 << 20
     public static let jobsRange = 1...256
     public static let chunkRange: ClosedRange<UInt64> = (64 << 10)...(1 << 30)
 
     public init(
-        jobs: Int = defaultJobs, chunkSize: UInt64 = defaultChunkSize,
-        destination: WarmDestination = .ram, residencyMethod: ResidencyMethod = .auto, adviseAhead: Bool = false
+        jobs: Int? = nil, chunkSize: UInt64? = nil, layout: ReadLayout? = nil,
+        destination: WarmDestination = .ram, residencyMethod: ResidencyMethod = .auto, adviseAhead: Bool? = nil
     ) {
         self.jobs = jobs
         self.chunkSize = chunkSize
+        self.layout = layout
         self.destination = destination
         self.residencyMethod = residencyMethod
         self.adviseAhead = adviseAhead
@@ -46,14 +51,16 @@ public struct WarmOptions: Sendable, Equatable {
 
     /// Nil when valid, else what is wrong, naming the option.
     public func validationError() -> String? {
-        if !Self.jobsRange.contains(jobs) {
+        if let jobs, !Self.jobsRange.contains(jobs) {
             return "--jobs must be between \(Self.jobsRange.lowerBound) and \(Self.jobsRange.upperBound), got \(jobs)"
         }
-        if !Self.chunkRange.contains(chunkSize) {
-            return "--chunk must be between 64K and 1G, got \(ByteSize.format(chunkSize))"
-        }
-        if chunkSize % UInt64(cachectl_page_size()) != 0 {
-            return "--chunk must be a multiple of the page size (\(cachectl_page_size()) bytes), got \(chunkSize)"
+        if let chunkSize {
+            if !Self.chunkRange.contains(chunkSize) {
+                return "--chunk must be between 64K and 1G, got \(ByteSize.format(chunkSize))"
+            }
+            if chunkSize % UInt64(cachectl_page_size()) != 0 {
+                return "--chunk must be a multiple of the page size (\(cachectl_page_size()) bytes), got \(chunkSize)"
+            }
         }
         return nil
     }
@@ -69,6 +76,8 @@ public struct FileWarmResult: Sendable, Codable, Equatable {
     public var residentAfter: UInt64?
     /// Why this file failed (missing, permission, EIO, truncated); nil on success.
     public var error: String?
+    /// What backs the file (``FileSource/name``: local, nfs+fsc, fuse, ...); nil when it could not be opened.
+    public var source: String?
 }
 
 /// The outcome of ``Prewarmer/warm(_:progress:)``.
@@ -82,20 +91,38 @@ public struct WarmReport: Sendable, Codable, Equatable {
     public var throughput: Double
     /// Resident share of the measurable files after warming; nil when none could be measured.
     public var residencyPercent: Double?
+    /// The strategy used for each source, in the order first met.
+    public var strategies: [SourceStrategy] = []
+    /// "local: 4 readers x 2M contiguous, no hints; fuse: ..." (empty when nothing was planned).
+    public var strategySummary: String { strategies.map { "\($0.source): \($0.strategy.summary)" }.joined(separator: "; ") }
     public var failedFiles: Int { files.filter { $0.error != nil }.count }
 }
 
-/// Reads files into the page cache with parallel `pread` workers over fixed-size
-/// chunks, skipping chunks that are already resident.
+/// One source of a run and how its files were read.
+public struct SourceStrategy: Sendable, Codable, Equatable {
+    public var source: String
+    public var strategy: ReadStrategy
+    public var files: Int
+}
+
+/// Reads files into the page cache with parallel `pread` workers, skipping chunks
+/// that are already resident. Each file's source picks readers, chunk, layout and
+/// hints (``ReadStrategy``); files of one strategy are read together, one strategy
+/// after another.
 ///
 /// Workers are threads of our own (blocking reads must not run on Swift's
-/// cooperative pool). With `adviseAhead`, each file gets POSIX_FADV_SEQUENTIAL and
-/// each claimed chunk a POSIX_FADV_WILLNEED for the chunk `jobs` positions ahead.
+/// cooperative pool), each with one buffer of the chunk size for the whole run.
+/// Interleaved readers share one descriptor per file; contiguous readers open
+/// their own, so each has its own readahead state. Hints: interleaved, a
+/// POSIX_FADV_WILLNEED for the chunk `jobs` positions ahead; contiguous,
+/// POSIX_FADV_SEQUENTIAL on the reader's descriptor and WILLNEED one chunk ahead.
 public struct Prewarmer: Sendable {
     public var options: WarmOptions
+    public var detector: SourceDetector
 
-    public init(options: WarmOptions = WarmOptions()) {
+    public init(options: WarmOptions = WarmOptions(), detector: SourceDetector = SourceDetector()) {
         self.options = options
+        self.detector = detector
     }
 
     /// Plans and reads: ``plan(_:)`` then ``run(_:progress:)``.
@@ -105,29 +132,54 @@ public struct Prewarmer: Sendable {
 
     /// Opens each file in turn (closing it again: nothing stays open between plan and
     /// run, so any number of files fits under RLIMIT_NOFILE), sizes it now (it may have
-    /// changed since selection), and lists the chunks of its data ranges that are not
-    /// yet resident. Holes are never read: they count as already resident. Reads no data.
+    /// changed since selection), finds its source and so its ``ReadStrategy``, and
+    /// lists the pieces of its data ranges that are not yet resident. Holes are never
+    /// read: they count as already resident. Reads no data.
     public func plan(_ files: [SelectedFile]) -> WarmPlan {
         let start = Monotonic.now()
         var results = files.map { FileWarmResult(path: $0.path, size: $0.size) }
-        var chunks: [Chunk] = []
+        var groups: [PlanGroup] = []
+        var groupIndex: [ReadStrategy: Int] = [:]
+        var strategies: [SourceStrategy] = []
+        var sources: [UInt64: FileSource] = [:]  // by st_dev: one statfs/mountinfo per filesystem
 
         for (index, selected) in files.enumerated() {
             do {
                 let file = try RegularFile.open(selected.path)
-                let size = UInt64(try file.status().st_size)
+                let st = try file.status()
+                let size = UInt64(st.st_size)
                 results[index].size = size
+                let device = UInt64(st.st_dev)
+                let source = sources[device] ?? detector.detect(fd: file.fd)
+                sources[device] = source
+                results[index].source = source.name
+                let strategy = ReadStrategy.choose(for: source, options: options)
+                if let known = strategies.firstIndex(where: { $0.source == source.name }) {
+                    strategies[known].files += 1
+                } else {
+                    strategies.append(SourceStrategy(source: source.name, strategy: strategy, files: 1))
+                }
+                let group: Int
+                if let known = groupIndex[strategy] {
+                    group = known
+                } else {
+                    group = groups.count
+                    groupIndex[strategy] = group
+                    groups.append(PlanGroup(strategy: strategy, regions: []))
+                }
+
                 let probe = try ResidencyProbe(file: file, size: size, preferred: options.residencyMethod)
                 let resident = probe.residentBytes() ?? 0
                 if resident >= size {
                     results[index].bytesAlreadyResident = size
                     continue
                 }
+                var chunks: [Chunk] = []
                 var covered: UInt64 = 0
                 for range in probe.dataRanges {
                     var offset = range.lowerBound
                     while offset < range.upperBound {
-                        let length = min(options.chunkSize, range.upperBound - offset)
+                        let length = min(strategy.chunkSize, range.upperBound - offset)
                         // A chunk is skipped only when every page of it is resident.
                         if resident > 0, let chunkResident = probe.residentBytes(offset: offset, length: length),
                            chunkResident >= length {
@@ -140,48 +192,48 @@ public struct Prewarmer: Sendable {
                     covered += range.upperBound - range.lowerBound
                 }
                 results[index].bytesAlreadyResident += size - min(size, covered)
+                groups[group].regions += Self.regions(of: chunks, strategy: strategy)
             } catch {
                 results[index].error = error.description
             }
         }
 
-        return WarmPlan(started: start, results: results, chunks: chunks)
+        return WarmPlan(started: start, results: results, groups: groups, strategies: strategies)
     }
 
-    /// Reads the planned chunks with `options.jobs` threads, then measures residency.
-    /// A file is opened when the first worker reaches one of its chunks and closed
-    /// after its last chunk, so at most about `jobs` files are open at once.
-    public func run(_ plan: WarmPlan, progress: ProgressBar? = nil) -> WarmReport {
-        var results = plan.results
-        let chunks = plan.chunks
-        let state = WarmState(fileCount: results.count)
-        let work = WorkList(chunks: chunks)
-        let openFiles = LazyFiles(paths: results.map(\.path), chunks: chunks)
-        let workers = min(options.jobs, max(1, chunks.count))
-        let chunkSize = Int(options.chunkSize)
-        let destination = options.destination
-        let lookahead = options.adviseAhead ? workers : 0
-        let worker: @Sendable () -> Void = {
-            Self.runWorker(
-                work: work, files: openFiles, state: state, chunkSize: chunkSize,
-                lookahead: lookahead, destination: destination, progress: progress)
-        }
-        let done = DispatchGroup()
-        var started = 0
-        for _ in 0..<workers {
-            done.enter()
-            do {
-                try startThread("cachectl-warm", stackSize: 1 << 20) {
-                    defer { done.leave() }
-                    worker()
-                }
-                started += 1
-            } catch {
-                done.leave()  // fewer readers: the work list is shared, the others take it
+    /// The work items of one file: its chunks as they are (interleaved), or runs of
+    /// adjacent chunks merged into about `jobs` regions of equal size, a multiple of
+    /// the chunk (contiguous). Every chunk lands in exactly one region, in order.
+    static func regions(of chunks: [Chunk], strategy: ReadStrategy) -> [Chunk] {
+        guard strategy.layout == .contiguous, !chunks.isEmpty else { return chunks }
+        let total = chunks.reduce(0) { $0 + $1.length }
+        let chunk = strategy.chunkSize
+        let share = (total + UInt64(strategy.jobs) - 1) / UInt64(strategy.jobs)
+        let target = max(chunk, (share + chunk - 1) / chunk * chunk)
+        var regions: [Chunk] = []
+        for next in chunks {
+            if let last = regions.last, last.file == next.file, last.offset + last.length == next.offset,
+               last.length + next.length <= target {
+                regions[regions.count - 1].length += next.length
+            } else {
+                regions.append(next)
             }
         }
-        if started == 0 { worker() }  // no thread at all (RLIMIT_NPROC): read on this one
-        done.wait()
+        return regions
+    }
+
+    /// Reads the planned work, one strategy group after another, each with its own
+    /// readers, then measures residency. An interleaved group opens a file when the
+    /// first worker reaches one of its chunks and closes it after its last chunk, a
+    /// contiguous reader opens the file for its region: either way at most about
+    /// `jobs` files are open at once.
+    public func run(_ plan: WarmPlan, progress: ProgressBar? = nil) -> WarmReport {
+        var results = plan.results
+        let state = WarmState(fileCount: results.count)
+        let paths = results.map(\.path)
+        for group in plan.groups where !group.regions.isEmpty {
+            Self.read(group, paths: paths, state: state, destination: options.destination, progress: progress)
+        }
         progress?.finish()
 
         // Record per-file outcomes, drop what --into disk left behind, and measure
@@ -190,7 +242,7 @@ public struct Prewarmer: Sendable {
             if let error = state.error(of: index), results[index].error == nil { results[index].error = error }
             results[index].bytesRead = state.bytesRead(of: index)
             guard plan.results[index].error == nil, let file = try? RegularFile.open(results[index].path) else { continue }
-            if destination == .disk { try? file.advise(POSIX_FADV_DONTNEED) }
+            if options.destination == .disk { try? file.advise(POSIX_FADV_DONTNEED) }
             if let probe = try? ResidencyProbe(file: file, size: results[index].size, preferred: options.residencyMethod) {
                 results[index].residentAfter = probe.residentBytes()
             }
@@ -208,51 +260,100 @@ public struct Prewarmer: Sendable {
             totalSize: results.reduce(0) { $0 + $1.size },
             seconds: seconds,
             throughput: seconds > 0 ? Double(bytesRead) / seconds : 0,
-            residencyPercent: measured.isEmpty ? nil : Residency.percent(measuredResident, of: measuredSize))
+            residencyPercent: measured.isEmpty ? nil : Residency.percent(measuredResident, of: measuredSize),
+            strategies: plan.strategies)
+    }
+
+    /// One group's readers, started and waited for.
+    private static func read(
+        _ group: PlanGroup, paths: [String], state: WarmState, destination: WarmDestination, progress: ProgressBar?
+    ) {
+        let work = WorkList(chunks: group.regions)
+        let files = LazyFiles(paths: paths, chunks: group.regions)
+        let workers = min(group.strategy.jobs, max(1, group.regions.count))
+        let strategy = group.strategy
+        let worker: @Sendable () -> Void = {
+            Self.runWorker(
+                work: work, files: files, state: state, strategy: strategy, workers: workers,
+                destination: destination, progress: progress)
+        }
+        let done = DispatchGroup()
+        var started = 0
+        for _ in 0..<workers {
+            done.enter()
+            do {
+                try startThread("cachectl-warm", stackSize: 1 << 20) {
+                    defer { done.leave() }
+                    worker()
+                }
+                started += 1
+            } catch {
+                done.leave()  // fewer readers: the work list is shared, the others take it
+            }
+        }
+        if started == 0 { worker() }  // no thread at all (RLIMIT_NPROC): read on this one
+        done.wait()
     }
 
     private static func runWorker(
-        work: WorkList, files: LazyFiles, state: WarmState, chunkSize: Int, lookahead: Int,
+        work: WorkList, files: LazyFiles, state: WarmState, strategy: ReadStrategy, workers: Int,
         destination: WarmDestination, progress: ProgressBar?
     ) {
-        let reader = ChunkReader(chunkSize: chunkSize)
-        var previous: Chunk?
-        while let (position, chunk) = work.next() {
-            defer { files.finished(chunk.file) }
-            guard !state.hasFailed(chunk.file) else { continue }
+        let reader = ChunkReader(chunkSize: Int(strategy.chunkSize))
+        let contiguous = strategy.layout == .contiguous
+        var previous: (file: OpenFile, chunk: Chunk)?
+        while let (position, region) = work.next() {
+            defer { files.finished(region.file) }
+            guard !state.hasFailed(region.file) else { continue }
             let file: OpenFile
             do {
-                file = try files.acquire(chunk.file)
+                file = contiguous ? try RegularFile.open(files.path(region.file)) : try files.acquire(region.file)
             } catch {
-                state.fail(chunk.file, error.description)
+                state.fail(region.file, error.description)
                 continue
             }
-            if lookahead > 0, let ahead = work.chunk(at: position + lookahead), let aheadFile = files.ifOpen(ahead.file) {
-                try? aheadFile.advise(POSIX_FADV_WILLNEED, offset: Int64(ahead.offset), length: Int64(ahead.length))
+            if strategy.hints {
+                if contiguous {
+                    try? file.advise(POSIX_FADV_SEQUENTIAL)
+                } else if let ahead = work.chunk(at: position + workers), let aheadFile = files.ifOpen(ahead.file) {
+                    try? aheadFile.advise(POSIX_FADV_WILLNEED, offset: Int64(ahead.offset), length: Int64(ahead.length))
+                }
             }
             progress?.setItem(Path.lastComponent(of: file.path))
+            let end = region.offset + region.length
+            var offset = region.offset
             do {
-                try reader.read(chunk, of: file) { bytes in
-                    state.addRead(chunk.file, bytes)
-                    progress?.add(bytes)
+                while offset < end {
+                    let piece = Chunk(file: region.file, offset: offset, length: min(strategy.chunkSize, end - offset))
+                    let next = piece.offset + piece.length
+                    if contiguous && strategy.hints && next < end {
+                        try? file.advise(POSIX_FADV_WILLNEED, offset: Int64(next), length: Int64(min(strategy.chunkSize, end - next)))
+                    }
+                    try reader.read(piece, of: file) { bytes in
+                        state.addRead(piece.file, bytes)
+                        progress?.add(bytes)
+                    }
+                    // --into disk: drop the piece behind the one just read. Pages FS-Cache
+                    // is still writing are kept by the kernel; a final pass drops them later.
+                    if destination == .disk {
+                        if let previous {
+                            try? previous.file.advise(
+                                POSIX_FADV_DONTNEED, offset: Int64(previous.chunk.offset), length: Int64(previous.chunk.length))
+                        }
+                        previous = (file, piece)
+                    }
+                    offset = next
                 }
             } catch {
-                state.fail(chunk.file, error.description)
+                state.fail(region.file, error.description)
                 continue
-            }
-            // --into disk: drop the chunk behind the one just read. Pages FS-Cache is
-            // still writing are kept by the kernel; a final pass drops them later.
-            if destination == .disk {
-                if let previous, let previousFile = files.ifOpen(previous.file) {
-                    try? previousFile.advise(POSIX_FADV_DONTNEED, offset: Int64(previous.offset), length: Int64(previous.length))
-                }
-                previous = chunk
             }
         }
     }
 }
 
-/// Brings a chunk into the page cache with pread(2) into a buffer of its own.
+/// Brings a piece of a file into the page cache with pread(2) into the reader's
+/// buffer, allocated once per reader (its pages are touched once, not per chunk).
 /// (sendfile(2) to /dev/null avoids the copy to user space, but measured slower on
 /// cold data: it reads through a 64 KiB pipe, so readahead sees small requests.)
 struct ChunkReader: ~Copyable {
@@ -264,6 +365,7 @@ struct ChunkReader: ~Copyable {
 
     deinit { buffer.deallocate() }
 
+    /// `chunk.length` must not exceed the buffer.
     func read(_ chunk: Chunk, of file: OpenFile, progress: (UInt64) -> Void) throws(WarmError) {
         var done: UInt64 = 0
         while done < chunk.length {
@@ -285,15 +387,28 @@ struct ChunkReader: ~Copyable {
     }
 }
 
-/// What ``Prewarmer/plan(_:)`` found: per-file state and the chunks still to read.
+/// What ``Prewarmer/plan(_:)`` found: per-file state and sources, and the work still
+/// to do, grouped by strategy.
 public struct WarmPlan: Sendable {
     let started: Double
-    /// Per file: size now, bytes already resident, or why it cannot be warmed.
+    /// Per file: size now, bytes already resident, source, or why it cannot be warmed.
     public let results: [FileWarmResult]
-    let chunks: [Chunk]
+    let groups: [PlanGroup]
+    /// The strategy chosen for each source met, in order.
+    public let strategies: [SourceStrategy]
 
     /// Bytes the run will read.
-    public var bytesToRead: UInt64 { chunks.reduce(0) { $0 + $1.length } }
+    public var bytesToRead: UInt64 { groups.reduce(0) { $0 + $1.regions.reduce(0) { $0 + $1.length } } }
+
+    /// The most readers any group will start.
+    public var readers: Int { groups.map { min($0.strategy.jobs, $0.regions.count) }.max() ?? 0 }
+}
+
+/// Files read with one strategy: their work items in file order (chunks when
+/// interleaved, regions when contiguous).
+struct PlanGroup: Sendable {
+    var strategy: ReadStrategy
+    var regions: [Chunk]
 }
 
 struct WarmError: Error, CustomStringConvertible {
@@ -398,6 +513,8 @@ final class LazyFiles: @unchecked Sendable {
             }
         }
     }
+
+    func path(_ index: Int) -> String { paths[index] }
 
     /// The file if it is open now; never opens.
     func ifOpen(_ index: Int) -> OpenFile? {

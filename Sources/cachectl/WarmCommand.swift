@@ -27,6 +27,7 @@ struct PathSelectionOptions: ParsableArguments {
 
 extension ResidencyMethod: ExpressibleByArgument {}
 extension WarmDestination: ExpressibleByArgument {}
+extension ReadLayout: ExpressibleByArgument {}
 
 extension ByteSize: ExpressibleByArgument {
     public init?(argument: String) { self.init(parsing: argument) }
@@ -61,8 +62,12 @@ struct Warm: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read model files into the page cache (and FS-Cache) so the next load runs at RAM speed.",
         discussion: """
-            Parallel pread(2) workers read fixed-size chunks (--hints adds posix_fadvise \
-            SEQUENTIAL/WILLNEED). Chunks already in the page cache are skipped (cachestat(2) on Linux \
+            Parallel pread(2) readers, chosen per file by what backs it (statfs, mountinfo): \
+            on a local disk a few readers each stream a contiguous part of the file; on a \
+            network share or FUSE many readers take interleaved chunks with posix_fadvise \
+            hints, so many requests are in flight. --jobs, --chunk, --layout and \
+            --hints/--no-hints override that choice; the summary says what was used per \
+            source. Chunks already in the page cache are skipped (cachestat(2) on Linux \
             6.5+, mincore(2) before). There is no size cap.
 
             On an NFS/CIFS share mounted with fsc, what is read also lands in FS-Cache on local \
@@ -74,23 +79,26 @@ struct Warm: ParsableCommand {
               cachectl warm /srv/ollama/models --include 'sha256-*'
               cachectl warm --into disk /mnt/models/big.gguf
               cachectl warm --lock model.gguf        # keep it locked in RAM until Ctrl-C
-              cachectl warm --jobs 32 --hints /mnt/share/model.gguf   # a high-latency share
+              cachectl warm --jobs 8 --layout interleaved model.gguf   # override the choice
             """
     )
 
     @OptionGroup var selection: PathSelectionOptions
 
-    @Option(name: .shortAndLong, help: "Reader threads.")
-    var jobs: Int = WarmOptions.defaultJobs
+    @Option(name: .shortAndLong, help: "Reader threads (default: by source; local disk 16, share or FUSE 32).")
+    var jobs: Int?
 
-    @Option(help: ArgumentHelp("Bytes per read (K, M, G suffixes; a multiple of the page size).", valueName: "size"))
-    var chunk: ByteSize = ByteSize(WarmOptions.defaultChunkSize)
+    @Option(help: ArgumentHelp("Bytes per read (K, M, G suffixes; a multiple of the page size; default: by source, local disk 512K, share or FUSE 2M).", valueName: "size"))
+    var chunk: ByteSize?
+
+    @Option(help: "How readers divide a file: contiguous (each streams its own part; default on local disks) or interleaved (chunks in file order; default on shares and FUSE).")
+    var layout: ReadLayout?
 
     @Option(help: "ram: keep the data in the page cache. disk: only populate FS-Cache on an fsc mount, dropping pages from RAM behind the readers.")
     var into: WarmDestination = .ram
 
-    @Flag(help: "Give the kernel posix_fadvise hints (SEQUENTIAL, and WILLNEED ahead of the readers). Off by default: on local disks they measured slower; on high-latency shares, with --jobs 32, faster.")
-    var hints = false
+    @Flag(inversion: .prefixedNo, help: "Give the kernel posix_fadvise hints (SEQUENTIAL, WILLNEED ahead of the readers), or not (default: by source; on for shares and FUSE, off for local disks).")
+    var hints: Bool?
 
     @Flag(help: "After warming, mlock(2) the files and hold them in RAM until interrupted (like vmtouch -l).")
     var lock = false
@@ -104,8 +112,8 @@ struct Warm: ParsableCommand {
 
     var options: WarmOptions {
         WarmOptions(
-            jobs: jobs, chunkSize: chunk.bytes, destination: into, residencyMethod: selection.residencyMethod,
-            adviseAhead: hints)
+            jobs: jobs, chunkSize: chunk?.bytes, layout: layout, destination: into,
+            residencyMethod: selection.residencyMethod, adviseAhead: hints)
     }
 
     func run() throws {
@@ -147,6 +155,7 @@ struct Warm: ParsableCommand {
         if let percent = report.residencyPercent { text += "; \(formatFixed(percent, digits: 1))% resident now" }
         let failures = report.failedFiles + problems
         if failures > 0 { text += "; \(failures) failed" }
+        if report.bytesRead > 0, !report.strategies.isEmpty { text += "; read as " + report.strategySummary }
         return text
     }
 }
@@ -158,7 +167,7 @@ struct WarmOutput: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case files, fileCount, failedFiles, bytesRead, bytesAlreadyResident, totalSize, seconds, throughput
-        case residencyPercent, problems, lockedBytes
+        case residencyPercent, problems, lockedBytes, strategy, strategies
     }
 
     func encode(to encoder: Encoder) throws {
@@ -172,6 +181,8 @@ struct WarmOutput: Encodable {
         try c.encode(report.seconds, forKey: .seconds)
         try c.encode(report.throughput, forKey: .throughput)
         try c.encode(report.residencyPercent, forKey: .residencyPercent)
+        try c.encode(report.strategySummary, forKey: .strategy)
+        try c.encode(report.strategies, forKey: .strategies)
         try c.encode(problems.map { ["path": $0.path, "error": $0.reason] }, forKey: .problems)
         try c.encodeIfPresent(lockedBytes, forKey: .lockedBytes)
     }
