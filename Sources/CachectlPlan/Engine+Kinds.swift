@@ -303,7 +303,7 @@ extension Engine {
         }
         return (Action(
             kind: .warm, target: list.name, before: before, after: after, changed: true, status: .pending,
-            steps: ["read \(ByteSize.format(plan.bytesToRead)) into the page cache with \(list.jobs) reader(s)"]),
+            steps: ["read \(ByteSize.format(plan.bytesToRead)) into the page cache with \(plan.readers) reader(s)"]),
             plan, selection.files)
     }
 

@@ -226,8 +226,9 @@ public struct MachineConfig: Decodable, Sendable, Equatable {
         public var include: [String] = []
         /// Inside directories, skip files matching these globs.
         public var exclude: [String] = []
-        public var jobs: Int = WarmOptions.defaultJobs
-        public var chunk: ByteSize = ByteSize(WarmOptions.defaultChunkSize)
+        /// Readers and read size; absent: chosen per file by what backs it, as `cachectl warm` does.
+        public var jobs: Int?
+        public var chunk: ByteSize?
         /// Warm this list during `apply` (otherwise only through its unit).
         public var onApply: Bool = true
 
@@ -241,13 +242,13 @@ public struct MachineConfig: Decodable, Sendable, Equatable {
             into = try c.decodeIfPresent(WarmDestination.self, forKey: .into) ?? .ram
             include = try c.decodeIfPresent([String].self, forKey: .include) ?? []
             exclude = try c.decodeIfPresent([String].self, forKey: .exclude) ?? []
-            jobs = try c.decodeIfPresent(Int.self, forKey: .jobs) ?? WarmOptions.defaultJobs
-            chunk = try c.decodeIfPresent(ByteSize.self, forKey: .chunk) ?? ByteSize(WarmOptions.defaultChunkSize)
+            jobs = try c.decodeIfPresent(Int.self, forKey: .jobs)
+            chunk = try c.decodeIfPresent(ByteSize.self, forKey: .chunk)
             onApply = try c.decodeIfPresent(Bool.self, forKey: .onApply) ?? true
         }
 
         public var options: WarmOptions {
-            WarmOptions(jobs: jobs, chunkSize: chunk.bytes, destination: into)
+            WarmOptions(jobs: jobs, chunkSize: chunk?.bytes, destination: into)
         }
     }
 }

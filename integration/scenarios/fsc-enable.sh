@@ -112,6 +112,8 @@ expect_cmd "tune held by another mount: fstab as it was" cmp /etc/fstab /tmp/fst
 expect_match "tune held by another mount: mounted again with nconnect=4" '(^|,)nconnect=4(,|$)' "$(findmnt -no OPTIONS /mnt/models)"
 umount /mnt/other
 expect_eq "tune held by another mount: FSC still yes" yes "$(nfs_volume_fsc)"
+log "after the tuning: cachefilesd $(pidof cachefilesd || echo 'NOT RUNNING'); caches: $(tail -n +2 /proc/fs/fscache/caches | tr -s ' ')"
+log "kernel log: $(dmesg | grep -iE 'fscache|cachefiles|nfs' | tail -8 | tr '\n' '|')"
 
 # --- reads come from the cache ------------------------------------------------------------
 drop_caches
