@@ -15,6 +15,8 @@ public enum CompressionMode: String, Sendable, Codable, CaseIterable {
 /// A chunk as it sits in the pool: one allocation, either the raw bytes or a
 /// sequence of independently LZ4-compressed blocks, so a read decompresses only
 /// the ``ChunkCodec/blockSize`` blocks it touches rather than the whole chunk.
+/// A raw chunk may instead live in a ``PoolFile`` (passthrough; see there), at
+/// its offset in the file.
 /// Immutable after creation; readers keep a reference while they copy, so
 /// eviction never frees memory under a reader.
 final class StoredChunk: @unchecked Sendable {
@@ -25,7 +27,12 @@ final class StoredChunk: @unchecked Sendable {
     /// nil for a raw chunk; otherwise blockOffsets[i]..<blockOffsets[i+1] is block i
     /// (a block whose stored size equals its raw size is stored raw).
     let blockOffsets: [UInt32]?
-    let base: UnsafeMutableRawPointer
+    /// The payload on the heap; nil when it is in ``poolFile``.
+    let base: UnsafeMutableRawPointer?
+    /// The pool file holding the raw bytes at ``fileOffset`` (chunk ``fileIndex``).
+    let poolFile: PoolFile?
+    let fileOffset: Int64
+    let fileIndex: Int
 
     /// Takes ownership of `base` (allocated with malloc).
     init(base: UnsafeMutableRawPointer, rawCount: Int, storedCount: Int, blockOffsets: [UInt32]?) {
@@ -33,18 +40,64 @@ final class StoredChunk: @unchecked Sendable {
         self.rawCount = rawCount
         self.storedCount = storedCount
         self.blockOffsets = blockOffsets
+        self.poolFile = nil
+        self.fileOffset = 0
+        self.fileIndex = 0
     }
 
-    deinit { free(base) }
+    /// A raw chunk that owns its range of a pool file (see ``PoolFile/store``).
+    init(poolFile: PoolFile, index: Int, offset: Int64, count: Int) {
+        self.base = nil
+        self.rawCount = count
+        self.storedCount = count
+        self.blockOffsets = nil
+        self.poolFile = poolFile
+        self.fileOffset = offset
+        self.fileIndex = index
+    }
+
+    deinit {
+        if let base { free(base) }
+        poolFile?.release(index: fileIndex, offset: fileOffset, count: rawCount)
+    }
+
+    /// Calls `body` with the raw bytes (read into a temporary buffer when the
+    /// chunk is in a pool file); nil when they cannot be read.
+    func withRawBytes<T>(_ body: (UnsafeRawPointer) -> T) -> T? {
+        precondition(blockOffsets == nil)
+        if let base { return body(base) }
+        let scratch = malloc(max(rawCount, 1))!
+        defer { free(scratch) }
+        guard readFromFile(0, rawCount, into: scratch) else { return nil }
+        return body(scratch)
+    }
+
+    private func readFromFile(_ offset: Int, _ count: Int, into destination: UnsafeMutableRawPointer) -> Bool {
+        guard let poolFile else { return false }
+        var done = 0
+        while done < count {
+            let n = pread(poolFile.fd, destination + done, count - done, off_t(fileOffset + Int64(offset + done)))
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            done += n
+        }
+        return true
+    }
 
     var isCompressed: Bool { blockOffsets != nil }
 
     /// Copies `count` bytes starting at `offset` within the chunk into `destination`.
-    func copy(from offset: Int, count: Int, into destination: UnsafeMutableRawPointer) {
+    /// False only when a pool file could not be read (the reader gets EIO).
+    @discardableResult
+    func copy(from offset: Int, count: Int, into destination: UnsafeMutableRawPointer) -> Bool {
         precondition(offset >= 0 && count >= 0 && offset + count <= rawCount)
+        guard let base else {
+            // A pool file range is never rewritten while its chunk lives.
+            return readFromFile(offset, count, into: destination)
+        }
         guard let blockOffsets else {
             memcpy(destination, base + offset, count)
-            return
+            return true
         }
         let blockSize = ChunkCodec.blockSize
         var position = offset
@@ -78,6 +131,7 @@ final class StoredChunk: @unchecked Sendable {
             position += take
             written += take
         }
+        return true
     }
 }
 

@@ -192,6 +192,24 @@ final class ChunkPool: @unchecked Sendable {
         }
     }
 
+    /// Every chunk of `file` at `version` (`chunks` of them, in order) when all
+    /// are cached, marked used; else nil. A passthrough open takes them.
+    func allChunks(_ file: FileID, version: FileVersion, chunks count: Int) -> [StoredChunk]? {
+        locked {
+            guard count > 0, let record = files[file], record.version == version, record.chunks.count == count else { return nil }
+            var chunks: [StoredChunk] = []
+            chunks.reserveCapacity(count)
+            for index in 0..<count {
+                guard let node = nodes[ChunkKey(file: file, index: index)] else { return nil }
+                chunks.append(node.chunk)
+            }
+            for index in 0..<count {
+                if let node = nodes[ChunkKey(file: file, index: index)] { touchLocked(node) }
+            }
+            return chunks
+        }
+    }
+
     /// Whether the chunk is cached or being read (prefetch skips those).
     func isPresentOrLoading(_ key: ChunkKey) -> Bool {
         locked { nodes[key] != nil || fills[key] != nil }
@@ -243,6 +261,7 @@ final class ChunkPool: @unchecked Sendable {
             files[key.file]?.stored -= UInt64(old.storedCount)
             files[key.file]?.stored += UInt64(new.storedCount)
             if new.isCompressed && !old.isCompressed { compressedChunks += 1 }
+            if old.isCompressed && !new.isCompressed { compressedChunks -= 1 }
             node.chunk = new
         }
     }

@@ -1,3 +1,4 @@
+import CCachectlFuse
 import CFuse3
 import Glibc
 
@@ -38,6 +39,12 @@ enum FuseOperations {
                 cfg.pointee.auto_cache = 0
             }
             if let conn {
+                // Ask for FUSE passthrough in the INIT reply (amended by the hook
+                // MirrorMount installed; see CCachectlFuse).
+                let mirror = FuseOperations.mirror()
+                if mirror.options.passthrough, let session = mirror.session {
+                    cachectl_fuse_want_passthrough(session)
+                }
                 // The kernel enforces the source's POSIX ACLs (fetched with getxattr
                 // below) together with the mode bits, as the caller, under
                 // default_permissions: an ACL that denies a user in the source
@@ -104,6 +111,8 @@ enum FuseOperations {
             case .success(let (handle, keepCache)):
                 fi.pointee.fh = UInt64(UInt(bitPattern: Unmanaged.passRetained(handle).toOpaque()))
                 fi.pointee.keep_cache = keepCache ? 1 : 0
+                // Every chunk is in a pool file: the kernel reads that file itself.
+                if handle.backingID > 0 { cachectl_fuse_open_passthrough(fi.pointee.fh, handle.backingID) }
                 return 0
             }
         }

@@ -56,6 +56,12 @@ public struct FuseStats: Codable, Sendable, Equatable {
     public var invalidations: UInt64
     /// Files with the most data cached, with their compression ratios.
     public var files: [FileRatio]
+    /// FUSE passthrough: "on", "off: why", "disabled" or "undecided" (no open
+    /// yet). nil from a daemon older than passthrough support.
+    public var passthrough: String? = nil
+    /// Opens served by passthrough: the kernel read those files from the pool
+    /// without asking the daemon (their bytes are in no other counter).
+    public var passthroughOpens: UInt64? = nil
 
     /// Equal apart from the timestamp: the daemon rewrites the file only on change.
     func sameCounters(as other: FuseStats) -> Bool {

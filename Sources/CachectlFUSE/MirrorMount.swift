@@ -74,11 +74,17 @@ public final class MirrorMount: @unchecked Sendable {
                 "fuse mount", path: options.mountpoint,
                 hint: "libfuse could not mount (see its message above); is something already mounted there, and may this user mount FUSE?")
         }
+        mirror.session = handle
+        mirror.connection.attach(cachectl_fuse_fd(handle))
+        // Passthrough needs the INIT and OPEN replies amended (libfuse 3.14 has no
+        // API for it); without the hook it is simply never offered.
+        if options.passthrough { _ = cachectl_fuse_hook_replies(handle) }
         let mount = MirrorMount(options: options, mirror: mirror, session: handle, operations: operations)
         do {
             try mount.startThreads()
         } catch {
             // No request loop: nothing serves the mount, so it goes at once.
+            mirror.connection.detach()
             cachectl_fuse_unmount_and_destroy(handle)
             mirror.shutdown()
             mirror.pool.removeAll()
@@ -177,7 +183,9 @@ public final class MirrorMount: @unchecked Sendable {
             files: pool.files.map {
                 .init(path: $0.path, cachedBytes: $0.raw, storedBytes: $0.stored,
                       compressionRatio: $0.stored == 0 ? 1 : Double($0.raw) / Double($0.stored))
-            })
+            },
+            passthrough: mirror.passthroughStatus,
+            passthroughOpens: mirror.passthroughOpens.load(ordering: .relaxed))
     }
 
     /// Bookkeeping per cached chunk: the LRU node and dictionary slot (~160 B),
@@ -214,6 +222,7 @@ public final class MirrorMount: @unchecked Sendable {
         }
         waitUntilUnmounted()
         if statsPath != nil { statsWriterDone.wait() }
+        mirror.connection.detach()  // backing ids die with the connection
         cachectl_fuse_unmount_and_destroy(session)
         mirror.shutdown()
         mirror.pool.removeAll()

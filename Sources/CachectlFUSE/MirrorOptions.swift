@@ -15,10 +15,15 @@ public struct MirrorOptions: Sendable {
     /// How many following files of the same directory (sorted by name) to read
     /// into the pool when a file is opened: the other shards of a model.
     public var prefetchFiles: Int = 2
-    /// Chunks read ahead of the last chunk a reader touched.
-    public var readAheadChunks: Int = 4
-    /// Threads that compress and prefetch.
-    public var prefetchThreads: Int = 2
+    /// Chunks read ahead of the last chunk a reader touched, each fetched by its
+    /// own prefetch job (README, FUSE section: what a latency-bound share needs).
+    public var readAheadChunks: Int = 8
+    /// Threads that compress and prefetch: one per read-ahead chunk in flight.
+    public var prefetchThreads: Int = 8
+    /// Serve files whose chunks are all in the pool by FUSE passthrough (Linux
+    /// 6.9+, CAP_SYS_ADMIN) when the kernel allows; off: the daemon answers
+    /// every read, as before.
+    public var passthrough: Bool = true
     /// Upper bound on libfuse's worker threads.
     public var fuseThreads: Int = 8
     /// Let other users (and root) see the mount (needs user_allow_other in

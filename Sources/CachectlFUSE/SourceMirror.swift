@@ -1,3 +1,4 @@
+import CCachectlFuse
 import CCachectlShims
 import CachectlSystem
 import FoundationEssentials
@@ -12,14 +13,31 @@ final class SourceFileHandle: @unchecked Sendable {
     let path: String
     /// Cancels this file's read-ahead when its last handle closes.
     let stream: CancelToken
+    /// > 0 when the kernel reads this open file from a pool file (passthrough).
+    let backingID: Int32
     private let readAheadFrom = Mutex(-1)
+    /// Highest chunk index queued for read-ahead by this handle.
+    private let queuedThrough = Mutex(-1)
 
-    init(file: SourceDescriptor, id: FileID, version: FileVersion, path: String, stream: CancelToken) {
+    init(file: SourceDescriptor, id: FileID, version: FileVersion, path: String, stream: CancelToken, backingID: Int32 = 0) {
         self.file = file
         self.id = id
         self.version = version
         self.path = path
         self.stream = stream
+        self.backingID = backingID
+    }
+
+    /// The part of `lower..<upper` not queued before by this handle, marked queued.
+    /// A reader that jumped back more than a window starts afresh.
+    func claimReadAhead(_ lower: Int, _ upper: Int) -> Range<Int> {
+        queuedThrough.withLock { through in
+            if lower + 2 * (upper - lower) < through { through = lower - 1 }
+            let start = max(lower, through + 1)
+            guard start < upper else { return start..<start }
+            through = upper - 1
+            return start..<upper
+        }
     }
 
     /// True once per chunk index a reader moves past, so read-ahead is scheduled
@@ -41,14 +59,36 @@ final class SourceMirror: @unchecked Sendable {
     let options: MirrorOptions
     let pool: ChunkPool
     let prefetcher = Prefetcher()
+    /// The session's /dev/fuse descriptor, for passthrough's backing ids.
+    let connection = FuseConnection()
+    /// The libfuse session (set by MirrorMount before its loop runs): the init
+    /// callback asks for passthrough through it.
+    nonisolated(unsafe) var session: OpaquePointer?
+    private enum Passthrough {
+        case undecided
+        case on(PoolStore)
+        case off(String)
+    }
+    private let passthrough = Mutex(Passthrough.undecided)
+    let passthroughOpens = Atomic<UInt64>(0)
     /// Descriptor of the source directory: every lookup is relative to it,
     /// so the source can be renamed or over-mounted without confusing the mirror.
     let sourceFD: Int32
     /// Open files (handles per file, and the token that cancels their read-ahead)
     /// and the sibling prefetch of each directory.
     private struct Streams {
-        var files: [FileID: (handles: Int, token: CancelToken)] = [:]
+        var files: [FileID: FileStream] = [:]
         var siblings: [String: CancelToken] = [:]
+    }
+    /// A source file with open handles. The kernel wants every open of a file
+    /// in the same mode while any is open (passthrough of one backing file, or
+    /// cached), so the first open decides for all until the last one closes;
+    /// a passthrough stream keeps its chunks (`pins`) alive until then.
+    private struct FileStream {
+        var handles: Int
+        var token: CancelToken
+        var backingID: Int32 = 0
+        var pins: [StoredChunk] = []
     }
     private let streams = Mutex(Streams())
 
@@ -64,6 +104,7 @@ final class SourceMirror: @unchecked Sendable {
 
     /// Stops background work; the pool is freed with the mirror.
     func shutdown() {
+        connection.detach()
         prefetcher.stop()
         streams.withLock { streams in
             for (_, stream) in streams.files { stream.token.cancel() }
@@ -72,6 +113,75 @@ final class SourceMirror: @unchecked Sendable {
     }
 
     deinit { close(sourceFD) }
+
+    // MARK: - Passthrough
+
+    /// The pool-file store when passthrough is on for this mount; decided at the
+    /// first call after the kernel's INIT (the first open): the INIT reply must
+    /// have carried FUSE_PASSTHROUGH and the kernel must accept a backing file.
+    func poolStore() -> PoolStore? {
+        guard options.passthrough else { return nil }
+        return passthrough.withLock { state in
+            switch state {
+            case .on(let store): return store
+            case .off: return nil
+            case .undecided:
+                guard let session, cachectl_fuse_passthrough_offered(session) != 0 else {
+                    state = .off("not requested at INIT")
+                    return nil
+                }
+                switch PoolStore.probe(connection) {
+                case .success(let store):
+                    state = .on(store)
+                    return store
+                case .failure(let why):
+                    state = .off(why.description)
+                    return nil
+                }
+            }
+        }
+    }
+
+    /// The pool file holding every chunk of this version of a file, with those
+    /// chunks, when passthrough is on and the whole file is in the pool; else nil.
+    /// Chunks the pool holds elsewhere (LZ4-compressed, like a GGUF header's, or
+    /// raw on the heap) are written to the pool file first, raw, when they are
+    /// few (at most an eighth of the file, or two chunks): a file that is mostly
+    /// compressible stays compressed and is served by the daemon.
+    private func wholeFileInPoolFile(_ id: FileID, version: FileVersion) -> (PoolFile, [StoredChunk])? {
+        guard let store = poolStore() else { return nil }
+        let count = chunkCount(version.size)
+        guard var chunks = pool.allChunks(id, version: version, chunks: count),
+            let poolFile = store.file(for: id, version: version)
+        else { return nil }
+        let elsewhere = chunks.indices.filter { chunks[$0].poolFile !== poolFile }
+        let elsewhereBytes = elsewhere.reduce(Int64(0)) { $0 + Int64(chunks[$1].rawCount) }
+        guard elsewhereBytes <= max(2 * Int64(options.chunkBytes), version.size / 8) else { return nil }
+        for index in elsewhere {
+            let old = chunks[index]
+            let buffer = malloc(max(old.rawCount, 1))!
+            defer { free(buffer) }
+            guard old.copy(from: 0, count: old.rawCount, into: buffer),
+                let raw = poolFile.store(
+                    index: index, offset: Int64(index) * Int64(options.chunkBytes), bytes: buffer, count: old.rawCount)
+            else { return nil }
+            pool.replace(ChunkKey(file: id, index: index), old: old, with: raw)
+            chunks[index] = raw
+        }
+        return (poolFile, chunks)
+    }
+
+    /// "on", "off: why", "disabled" (--passthrough off) or "undecided" (no open yet).
+    var passthroughStatus: String {
+        guard options.passthrough else { return "disabled" }
+        return passthrough.withLock { state in
+            switch state {
+            case .undecided: "undecided"
+            case .on: "on"
+            case .off(let why): "off: " + why
+            }
+        }
+    }
 
     /// "/a/b" → "a/b"; "/" → ".".
     static func relative(_ path: String) -> String {
@@ -200,29 +310,42 @@ final class SourceMirror: @unchecked Sendable {
         let id = FileID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
         let version = FileVersion(st)
         let changed = pool.noteVersion(version, of: id, path: path)
-        let token: CancelToken = streams.withLock { streams in
-            if let stream = streams.files[id] {
-                streams.files[id] = (stream.handles + 1, stream.token)
-                return stream.token
+        // Outside the streams lock: may copy a few chunks into the pool file.
+        let whole = changed ? nil : wholeFileInPoolFile(id, version: version)
+        let (token, backingID): (CancelToken, Int32) = streams.withLock { streams in
+            if var stream = streams.files[id] {
+                stream.handles += 1
+                streams.files[id] = stream
+                return (stream.token, stream.backingID)
             }
-            let token = CancelToken()
-            streams.files[id] = (1, token)
-            return token
+            var stream = FileStream(handles: 1, token: CancelToken())
+            // Passthrough when every chunk of this version is in one pool file.
+            if let (poolFile, chunks) = whole, let backing = poolFile.backingID() {
+                stream.backingID = backing
+                stream.pins = chunks
+            }
+            streams.files[id] = stream
+            return (stream.token, stream.backingID)
         }
-        let handle = SourceFileHandle(file: file, id: id, version: version, path: path, stream: token)
-        scheduleReadAhead(handle, after: -1)
+        let handle = SourceFileHandle(file: file, id: id, version: version, path: path, stream: token, backingID: backingID)
+        if backingID > 0 {
+            passthroughOpens.add(1, ordering: .relaxed)
+        } else {
+            scheduleReadAhead(handle, after: -1)
+        }
         if options.prefetchFiles > 0 { scheduleSiblings(of: relative) }
         return .success((handle, keepCache: !changed))
     }
 
     func release(_ handle: SourceFileHandle) {
         streams.withLock { streams in
-            guard let stream = streams.files[handle.id] else { return }
+            guard var stream = streams.files[handle.id] else { return }
             if stream.handles <= 1 {
                 stream.token.cancel()
                 streams.files[handle.id] = nil
             } else {
-                streams.files[handle.id] = (stream.handles - 1, stream.token)
+                stream.handles -= 1
+                streams.files[handle.id] = stream
             }
         }
     }
@@ -250,7 +373,7 @@ final class SourceMirror: @unchecked Sendable {
             // A short chunk means the file shrank while open: end the read there.
             guard within < chunk.rawCount else { break }
             let take = min(chunk.rawCount - within, Int(end - position))
-            chunk.copy(from: within, count: take, into: buffer + Int(position - offset))
+            guard chunk.copy(from: within, count: take, into: buffer + Int(position - offset)) else { return -EIO }
             if wasCached { fromRAM += take }
             position += Int64(take)
         }
@@ -290,6 +413,9 @@ final class SourceMirror: @unchecked Sendable {
         let start = Int64(fill.key.index) * chunkSize
         let length = Int(max(0, min(chunkSize, version.size - start)))
         let buffer = malloc(max(length, 1))!
+        // Ask for the whole chunk at once: on a share this sends the kernel's
+        // readahead requests for it in parallel instead of one window at a time.
+        _ = posix_fadvise(file.fd, off_t(start), off_t(length), POSIX_FADV_WILLNEED)
         var done = 0
         while done < length {
             let n = pread(file.fd, buffer + done, length - done, off_t(start + Int64(done)))
@@ -318,6 +444,12 @@ final class SourceMirror: @unchecked Sendable {
             // Prefetch runs in the background: compress before storing.
             chunk = ChunkCodec.compress(buffer, count: done)
             free(buffer)
+        } else if let store = poolStore(), let poolFile = store.file(for: id, version: version),
+            let stored = poolFile.store(index: fill.key.index, offset: start, bytes: buffer, count: done)
+        {
+            // Raw chunks go to the file a passthrough open can hand the kernel.
+            chunk = stored
+            free(buffer)
         } else {
             chunk = ChunkCodec.adopt(buffer, count: done)
         }
@@ -335,17 +467,19 @@ final class SourceMirror: @unchecked Sendable {
         Int((size + Int64(options.chunkBytes) - 1) / Int64(options.chunkBytes))
     }
 
+    /// Queues each missing chunk of the next `readAheadChunks` as its own job, so
+    /// the prefetch threads fetch them in parallel ahead of the reader: on a
+    /// share whose requests each wait for a round trip, throughput grows with
+    /// the chunks in flight.
     private func scheduleReadAhead(_ handle: SourceFileHandle, after index: Int) {
         guard options.readAheadChunks > 0 else { return }
         let lower = index + 1
         let upper = min(chunkCount(handle.version.size), lower + options.readAheadChunks)
         guard lower < upper else { return }
-        // Skip the work when everything ahead is already there (warm reads).
-        let missing = (lower..<upper).contains {
-            !pool.isPresentOrLoading(ChunkKey(file: handle.id, index: $0))
+        for chunk in handle.claimReadAhead(lower, upper)
+        where !pool.isPresentOrLoading(ChunkKey(file: handle.id, index: chunk)) {
+            prefetcher.enqueue(.readAhead(handle, .init(lower: chunk, upper: chunk + 1), handle.stream))
         }
-        guard missing else { return }
-        prefetcher.enqueue(.readAhead(handle, .init(lower: lower, upper: upper), handle.stream))
     }
 
     /// Queues the next `prefetchFiles` regular files after `relative` in its
@@ -381,9 +515,12 @@ final class SourceMirror: @unchecked Sendable {
         switch job {
         case .compress(let key):
             guard let raw = pool.peek(key), !raw.isCompressed else { return }
-            guard ChunkCodec.shouldCompress(raw.base, count: raw.rawCount, mode: options.compression) else { return }
-            let compressed = ChunkCodec.compress(raw.base, count: raw.rawCount)
-            if compressed.isCompressed { pool.replace(key, old: raw, with: compressed) }
+            let mode = options.compression
+            let compressed = raw.withRawBytes { bytes -> StoredChunk? in
+                guard ChunkCodec.shouldCompress(bytes, count: raw.rawCount, mode: mode) else { return nil }
+                return ChunkCodec.compress(bytes, count: raw.rawCount)
+            }
+            if let compressed = compressed ?? nil, compressed.isCompressed { pool.replace(key, old: raw, with: compressed) }
         case .readAhead(let handle, let range, let token):
             for index in range.lower..<range.upper {
                 if token.isCancelled {

@@ -7,6 +7,11 @@ import Glibc
 
 extension CompressionMode: ExpressibleByArgument {}
 
+/// `cachectl fuse mount --passthrough`.
+enum PassthroughChoice: String, CaseIterable, ExpressibleByArgument {
+    case auto, off
+}
+
 struct Fuse: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve a directory read-only from an LZ4-compressed RAM pool (where FS-Cache is missing).",
@@ -61,6 +66,11 @@ extension Fuse {
                 threads. A file changed at the source (size, mtime or ctime) is read again at its next \
                 open after the attribute timeout (1 s).
 
+                With --passthrough auto (the default), a file whose chunks are all in the pool \
+                is opened in FUSE passthrough mode where the kernel allows it (Linux 6.9+, run \
+                as root): the kernel then reads it straight from the pool, as fast as a tmpfs \
+                file, without asking the daemon. `cachectl fuse stats` says whether it is on.
+
                 Without --foreground the mirror runs as a daemon (its log is next to its stats \
                 file); systemd units should use --foreground. SIGINT/SIGTERM unmount cleanly.
 
@@ -87,6 +97,9 @@ extension Fuse {
 
         @Option(help: ArgumentHelp("Files after the opened one in the same directory to read into the pool.", valueName: "n"))
         var prefetch: Int = 2
+
+        @Option(help: "auto: serve files wholly in the pool by FUSE passthrough when the kernel allows (Linux 6.9+, root); off: the daemon answers every read.")
+        var passthrough: PassthroughChoice = .auto
 
         @Flag(help: "Let other users see the mount (non-root needs user_allow_other in /etc/fuse.conf).")
         var allowOther = false
@@ -144,6 +157,7 @@ extension Fuse {
             options.chunkBytes = Int(chunk.bytes)
             options.compression = compress
             options.prefetchFiles = prefetch
+            options.passthrough = passthrough == .auto
             options.allowOther = allowOther
             options.statsDirectory = state.stateDir
             let statsFile = FuseStatsFile.path(for: mountpoint, in: state.stateDir)
@@ -259,6 +273,7 @@ extension Fuse {
                 "bytes       \(ByteSize.format(s.bytesFromRam)) from RAM, \(ByteSize.format(s.bytesFromSource)) from source",
                 "prefetch    \(s.prefetchScheduled) jobs, \(s.prefetchCompleted) chunks read, \(s.prefetchHits) used, \(s.prefetchCancelled) cancelled",
                 "evictions   \(s.evictions), invalidations \(s.invalidations)",
+                "passthrough \(s.passthrough ?? "-")\(s.passthroughOpens.map { ", \($0) opens (read by the kernel from the pool, not counted above)" } ?? "")",
             ]
             for file in s.files.prefix(10) {
                 lines.append("  \(ByteSize.format(file.cachedBytes)) \(formatFixed(file.compressionRatio, digits: 2))x  \(file.path)")

@@ -97,7 +97,7 @@ struct ChunkPoolTests {
         // Whole, and from odd offsets that start and end inside blocks.
         for (offset, length) in [(0, count), (count / 3, count / 2), (max(0, count - 17), min(17, count))] {
             var out = [UInt8](repeating: 0, count: length)
-            out.withUnsafeMutableBytes { chunk.copy(from: offset, count: length, into: $0.baseAddress!) }
+            out.withUnsafeMutableBytes { _ = chunk.copy(from: offset, count: length, into: $0.baseAddress!) }
             #expect(out == Array(text[offset..<(offset + length)]))
         }
     }

@@ -30,8 +30,9 @@ final class MirrorFixture: @unchecked Sendable {
 
     @discardableResult
     func mount(pool: UInt64, chunk: Int = 1 << 20, compression: CompressionMode = .auto, prefetch: Int = 2,
-               attributeTimeout: Double = 1.0) throws -> MirrorMount {
+               attributeTimeout: Double = 1.0, passthrough: Bool = true) throws -> MirrorMount {
         var options = MirrorOptions(source: source, mountpoint: mountpoint, poolBytes: pool)
+        options.passthrough = passthrough
         options.chunkBytes = chunk
         options.compression = compression
         options.prefetchFiles = prefetch

@@ -34,7 +34,36 @@ int cachectl_fuse_request_exit(struct cachectl_fuse *handle);
    connection closes) and frees the session. Call after the loop returned. */
 void cachectl_fuse_unmount_and_destroy(struct cachectl_fuse *handle);
 
-/* The /dev/fuse descriptor of the session (for diagnostics). */
+/* The /dev/fuse descriptor of the session. */
 int cachectl_fuse_fd(struct cachectl_fuse *handle);
+
+/* FUSE passthrough (Linux 6.9+) with libfuse 3.14, which has no API for it:
+   see cachectl_fuse.c. Call cachectl_fuse_hook_replies() once after mounting,
+   before the loop runs (0 or a negative errno). In the init callback,
+   cachectl_fuse_want_passthrough() asks for passthrough in the INIT reply;
+   cachectl_fuse_passthrough_offered() tells whether that reply carried it (the
+   kernel may still have ignored it: only a backing open proves it on). In an
+   open callback about to return success, cachectl_fuse_open_passthrough() makes
+   this thread's next open reply (with file handle `fh`) a passthrough open of
+   `backing_id`. */
+int cachectl_fuse_hook_replies(struct cachectl_fuse *handle);
+void cachectl_fuse_want_passthrough(struct cachectl_fuse *handle);
+int cachectl_fuse_passthrough_offered(struct cachectl_fuse *handle);
+void cachectl_fuse_open_passthrough(unsigned long long fh, int backing_id);
+
+/* FUSE_DEV_IOC_BACKING_OPEN / _CLOSE on the session's /dev/fuse descriptor:
+   a backing id (> 0) for the open file `fd`, or a negative errno (ENOTTY or
+   EINVAL: no passthrough in this kernel or connection; EPERM: needs
+   CAP_SYS_ADMIN). */
+int cachectl_fuse_backing_open(int dev_fd, int fd);
+int cachectl_fuse_backing_close(int dev_fd, int backing_id);
+
+/* A tmpfs never attached to the mount tree, with huge=`huge` (NULL: default):
+   its mount descriptor, or a negative errno (needs CAP_SYS_ADMIN). */
+int cachectl_tmpfs_detached(const char *huge);
+/* An unnamed file of `size` bytes in the tmpfs at `mnt`, or a negative errno. */
+int cachectl_tmpfs_file(int mnt, long long size);
+/* fallocate(PUNCH_HOLE | KEEP_SIZE): 0 or a negative errno. */
+int cachectl_punch_hole(int fd, long long offset, long long length);
 
 #endif
