@@ -8,7 +8,11 @@
 #      backup made), FSC yes, readahead set; a second run is changed:false
 #   -> reads after drop_caches are served from the cache (cachectl cache status:
 #      cache reads rise, in the unit it names; NFS READs stay near zero)
-#   -> `cachectl mounts`, `cachectl doctor`, `cachectl fsc disable`
+#   -> `cachectl mounts`, `cachectl doctor`
+#   -> `fsc enable --nconnect 4 --rsize 128K`: one fstab entry gets both, the new
+#      mount shows them in mountinfo, the readahead window stays; with a second
+#      mount of the server holding the connections, nconnect 8 is rolled back
+#   -> `cachectl fsc disable` removes only fsc
 #   -> with the NFS server stopped, `fsc enable` refuses and leaves the mount
 #      and fstab as they were.
 # requires: cachectl
@@ -80,6 +84,32 @@ expect_eq "readahead set" 16384 "$(cat /sys/class/bdi/$dev/read_ahead_kb)"
 cachectl fsc enable /mnt/models --readahead 16M --json >/tmp/enable2.json
 expect_eq "second fsc enable changed" false "$(json_get /tmp/enable2.json .changed)"
 
+# --- reads come from the cache ------------------------------------------------------------
+drop_caches
+read_through /mnt/models/model.bin
+sleep 1
+cachectl cache status --json >/tmp/status1.json
+drop_caches
+ops1=$(nfs_mountstat /mnt/models read_ops)
+read_through /mnt/models/model.bin
+ops2=$(nfs_mountstat /mnt/models read_ops)
+cachectl cache status --json >/tmp/status2.json
+rd1=$(json_get /tmp/status1.json .cache_reads); rd2=$(json_get /tmp/status2.json .cache_reads)
+unit=$(json_get /tmp/status2.json .unit)
+log "cache reads ($unit): $rd1 -> $rd2; NFS READs $ops1 -> $ops2; hit ratio $(json_get /tmp/status2.json .hit_ratio)"
+expect_eq "cache status names the counters' unit for this kernel" "$(fscache_unit)" "$unit"
+expect_gt "second read: cachectl cache status shows cache reads" $((rd2 - rd1)) 0
+expect_ge "second read: NFS READ operations near zero (<= 2)" $((2 - (ops2 - ops1))) 0
+expect_eq "status shows the active cache" A "$(json_get /tmp/status2.json '.caches[0].state')"
+expect_cmd "bytes read through the cache are right" cmp /srv/export/model.bin /mnt/models/model.bin
+
+cachectl mounts --json >/tmp/mounts.json
+expect_eq "mounts: FSC joined on the device" true "$(json_get /tmp/mounts.json '.mounts[0].nfs_fsc')"
+expect_eq "mounts: fstab has fsc" true "$(json_get /tmp/mounts.json '.mounts[0].fstab_has_fsc')"
+cachectl doctor --json >/tmp/doctor.json
+expect_eq "doctor: no errors" 0 "$(jq '[.findings[] | select(.severity == "error")] | length' /tmp/doctor.json)"
+expect_eq "doctor: exit 0" false "$(json_get /tmp/doctor.json .failed)"
+
 # --- nconnect and rsize, in one unmount and mount ---------------------------------------------
 cachectl fsc enable /mnt/models --nconnect 4 --rsize 128K --check --json >/tmp/tune0.json
 expect_eq "tune --check: would change" true "$(json_get /tmp/tune0.json .changed)"
@@ -114,32 +144,6 @@ umount /mnt/other
 expect_eq "tune held by another mount: FSC still yes" yes "$(nfs_volume_fsc)"
 log "after the tuning: cachefilesd $(pidof cachefilesd || echo 'NOT RUNNING'); caches: $(tail -n +2 /proc/fs/fscache/caches | tr -s ' ')"
 log "kernel log: $(dmesg | grep -iE 'fscache|cachefiles|nfs' | tail -8 | tr '\n' '|')"
-
-# --- reads come from the cache ------------------------------------------------------------
-drop_caches
-read_through /mnt/models/model.bin
-sleep 1
-cachectl cache status --json >/tmp/status1.json
-drop_caches
-ops1=$(nfs_mountstat /mnt/models read_ops)
-read_through /mnt/models/model.bin
-ops2=$(nfs_mountstat /mnt/models read_ops)
-cachectl cache status --json >/tmp/status2.json
-rd1=$(json_get /tmp/status1.json .cache_reads); rd2=$(json_get /tmp/status2.json .cache_reads)
-unit=$(json_get /tmp/status2.json .unit)
-log "cache reads ($unit): $rd1 -> $rd2; NFS READs $ops1 -> $ops2; hit ratio $(json_get /tmp/status2.json .hit_ratio)"
-expect_eq "cache status names the counters' unit for this kernel" "$(fscache_unit)" "$unit"
-expect_gt "second read: cachectl cache status shows cache reads" $((rd2 - rd1)) 0
-expect_ge "second read: NFS READ operations near zero (<= 2)" $((2 - (ops2 - ops1))) 0
-expect_eq "status shows the active cache" A "$(json_get /tmp/status2.json '.caches[0].state')"
-expect_cmd "bytes read through the cache are right" cmp /srv/export/model.bin /mnt/models/model.bin
-
-cachectl mounts --json >/tmp/mounts.json
-expect_eq "mounts: FSC joined on the device" true "$(json_get /tmp/mounts.json '.mounts[0].nfs_fsc')"
-expect_eq "mounts: fstab has fsc" true "$(json_get /tmp/mounts.json '.mounts[0].fstab_has_fsc')"
-cachectl doctor --json >/tmp/doctor.json
-expect_eq "doctor: no errors" 0 "$(jq '[.findings[] | select(.severity == "error")] | length' /tmp/doctor.json)"
-expect_eq "doctor: exit 0" false "$(json_get /tmp/doctor.json .failed)"
 
 # --- disable -------------------------------------------------------------------------------
 cachectl fsc disable /mnt/models --json >/tmp/disable.json
