@@ -145,8 +145,7 @@ public struct Prewarmer: Sendable {
 
         for (index, selected) in files.enumerated() {
             do {
-                let file = try RegularFile.open(selected.path)
-                let st = try file.status()
+                let (file, st) = try RegularFile.openForProbing(selected.path)
                 let size = UInt64(st.st_size)
                 results[index].size = size
                 let device = UInt64(st.st_dev)
@@ -167,7 +166,11 @@ public struct Prewarmer: Sendable {
                     groupIndex[strategy] = group
                     groups.append(PlanGroup(strategy: strategy, regions: []))
                 }
-
+                if options.residencyMethod != .mincore, let pages = Residency.cachedPages(file.fd, size: size),
+                   pages >= Residency.pages(size) {
+                    results[index].bytesAlreadyResident = size  // all cached: one cachestat, no hole walk
+                    continue
+                }
                 let probe = try ResidencyProbe(file: file, size: size, preferred: options.residencyMethod)
                 let resident = probe.residentBytes() ?? 0
                 if resident >= size {
@@ -241,9 +244,13 @@ public struct Prewarmer: Sendable {
         for index in results.indices {
             if let error = state.error(of: index), results[index].error == nil { results[index].error = error }
             results[index].bytesRead = state.bytesRead(of: index)
-            guard plan.results[index].error == nil, let file = try? RegularFile.open(results[index].path) else { continue }
+            guard plan.results[index].error == nil, let (file, _) = try? RegularFile.openForProbing(results[index].path) else { continue }
             if options.destination == .disk { try? file.advise(POSIX_FADV_DONTNEED) }
-            if let probe = try? ResidencyProbe(file: file, size: results[index].size, preferred: options.residencyMethod) {
+            let size = results[index].size
+            if options.residencyMethod != .mincore, let pages = Residency.cachedPages(file.fd, size: size),
+               pages >= Residency.pages(size) {
+                results[index].residentAfter = size
+            } else if let probe = try? ResidencyProbe(file: file, size: results[index].size, preferred: options.residencyMethod) {
                 results[index].residentAfter = probe.residentBytes()
             }
         }

@@ -87,6 +87,13 @@ public struct ReadStrategy: Sendable, Hashable, Codable {
             // 92-113 s, 16 readers 96 s (README, "Through an NFS mount with fsc").
             // One sequential reader with large reads, as `dd bs=16M`, is fastest.
             return ReadStrategy(jobs: 1, chunkSize: 16 << 20, layout: .contiguous, hints: false)
+        case .nfs(fsc: true):
+            // From 6.4 NFS reads through netfs, which writes to FS-Cache per request,
+            // after the read. There 16 interleaved readers took 7.6 s for a cold 128 MiB
+            // file (each READ waiting 211 ms against 16 ms for one reader), one reader
+            // 3.1 s, four readers each streaming a quarter 3.1 s (dd 2.9 s); from
+            // FS-Cache the four readers were fastest (1.5 s; cat 1.8 s). README.
+            return ReadStrategy(jobs: 4, chunkSize: 1 << 20, layout: .contiguous, hints: false)
         case .local, .other:
             // Each reader streams its own 1/16 of the file in 512 KiB reads: on this
             // project's virtio disk 1.63 GiB/s against 1.04 for the former 16 x 2 MiB

@@ -10,6 +10,15 @@ enum RegularFile {
     /// followed on purpose (ollama blobs are reached through them); warm only reads
     /// into the page cache and never writes through the path.
     static func open(_ path: String) throws(SystemError) -> OpenFile {
+        let (file, _) = try openForProbing(path)
+        let flags = fcntl(file.fd, F_GETFL)
+        if flags >= 0 { _ = fcntl(file.fd, F_SETFL, flags & ~O_NONBLOCK) }
+        return file
+    }
+
+    /// The same checks for a file that is only probed (cachestat, mincore, fadvise),
+    /// never read: O_NONBLOCK stays set, and the fstat(2) that checked it is returned.
+    static func openForProbing(_ path: String) throws(SystemError) -> (OpenFile, stat) {
         let file = try OpenFile(path, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY)
         let st = try file.status()
         guard st.st_mode & S_IFMT == S_IFREG else {
@@ -17,9 +26,7 @@ enum RegularFile {
                 "open", path: path,
                 hint: "is now a \(FileSelection.kind(st.st_mode)), not a regular file (it changed since it was selected); refused")
         }
-        let flags = fcntl(file.fd, F_GETFL)
-        if flags >= 0 { _ = fcntl(file.fd, F_SETFL, flags & ~O_NONBLOCK) }
-        return file
+        return (file, st)
     }
 
     /// lseek(2) whence values from <unistd.h> (_GNU_SOURCE, not imported into Swift);

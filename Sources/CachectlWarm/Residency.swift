@@ -75,8 +75,8 @@ public final class ResidencyProbe {
     /// Opens `path` read-only (refusing anything but a regular file, without blocking
     /// on a FIFO) and probes it at its current size.
     public convenience init(opening path: String, preferred: ResidencyMethod = .auto) throws(SystemError) {
-        let file = try RegularFile.open(path)
-        try self.init(file: file, size: UInt64(try file.status().st_size), preferred: preferred)
+        let (file, st) = try RegularFile.openForProbing(path)
+        try self.init(file: file, size: UInt64(st.st_size), preferred: preferred)
     }
 
     deinit {
@@ -148,11 +148,42 @@ public struct FileResidency: Sendable, Codable, Equatable {
     public var error: String?
 
     /// Measures `file` now. Never throws: a failure is recorded in `error`.
-    public static func measure(_ file: SelectedFile, method: ResidencyMethod = .auto) -> FileResidency {
+    ///
+    /// - Parameter opened: the file already open (``FileSelection/forEach``), sized as
+    ///   `file.size`; nil opens `file.path` here.
+    public static func measure(_ file: SelectedFile, opened: OpenFile? = nil, method: ResidencyMethod = .auto) -> FileResidency {
         var result = FileResidency(path: file.path, size: file.size)
         do {
-            let probe = try ResidencyProbe(opening: file.path, preferred: method)
-            result.size = probe.size
+            let open: OpenFile
+            if let opened {
+                open = opened
+            } else {
+                let (fresh, st) = try RegularFile.openForProbing(file.path)
+                open = fresh
+                result.size = UInt64(st.st_size)
+            }
+            if method != .mincore, let pages = Residency.cachedPages(open.fd, size: result.size) {
+                // One cachestat over the whole file settles the common cases: every page
+                // cached (holes included, nothing is missing), or none (only the holes
+                // count, found with SEEK_DATA/SEEK_HOLE). Anything between is probed range by range.
+                let resident: UInt64?
+                if pages >= Residency.pages(result.size) {
+                    resident = result.size
+                } else if pages == 0 {
+                    let data = RegularFile.dataRanges(fd: open.fd, size: result.size)
+                        .reduce(0) { $0 + ($1.upperBound - $1.lowerBound) }
+                    resident = result.size - min(result.size, data)
+                } else {
+                    resident = nil
+                }
+                if let resident {
+                    result.method = .cachestat
+                    result.resident = resident
+                    result.percent = Residency.percent(resident, of: result.size)
+                    return result
+                }
+            }
+            let probe = try ResidencyProbe(file: open, size: result.size, preferred: method)
             result.method = probe.method
             result.resident = probe.residentBytes()
             if result.resident == nil { result.error = probe.unavailableReason }
@@ -165,6 +196,19 @@ public struct FileResidency: Sendable, Codable, Equatable {
 }
 
 public enum Residency {
+    private static let pageSize = UInt64(cachectl_page_size())
+
+    /// Pages of `[0, size)` in the page cache by one cachestat(2), or nil when
+    /// cachestat is unavailable or refused (the caller then probes as usual).
+    static func cachedPages(_ fd: Int32, size: UInt64) -> UInt64? {
+        var stat = cachectl_cachestat()
+        guard retryingEINTR({ cachectl_cachestat(fd, 0, size, &stat) }) == 0 else { return nil }
+        return stat.nr_cache
+    }
+
+    /// Pages that `[0, size)` spans.
+    static func pages(_ size: UInt64) -> UInt64 { (size + pageSize - 1) / pageSize }
+
     /// Percent with 100 for an empty file (nothing is missing from the cache).
     public static func percent(_ part: UInt64, of whole: UInt64) -> Double {
         whole == 0 ? 100 : Double(part) * 100 / Double(whole)

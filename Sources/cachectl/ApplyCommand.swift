@@ -86,6 +86,7 @@ func describe(_ report: PlanReport, diff: Bool, verbose: Bool) -> String {
 
 struct Apply: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "apply",
         abstract: "Bring the machine to the state one YAML file describes: cache, shares, tiers, models, warm lists.",
         discussion: """
             Reads FILE (default \(MachineConfig.defaultPath)), rejects unknown keys and wrong \
@@ -132,6 +133,7 @@ struct Apply: ParsableCommand {
 
 struct Plan: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "plan",
         abstract: "Show the ordered actions `apply` would take, with the state before and after. Changes nothing.",
         discussion: """
             The same as `cachectl apply --check`: every action of FILE in dependency order, \

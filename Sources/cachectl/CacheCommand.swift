@@ -6,6 +6,7 @@ import Glibc
 
 struct Cache: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "cache",
         abstract: "Set up and inspect FS-Cache's local disk cache (cachefilesd).",
         discussion: """
             FS-Cache keeps a local-disk copy of what is read from NFS/CIFS mounts that have the \

@@ -36,6 +36,14 @@ struct Cachectl: ParsableCommand {
     /// Parses, runs, and maps every outcome to the documented exit status:
     /// 0 success, 1 failure, 2 usage error.
     static func main() {
+        // `cachectl --version` alone is answered before argument-parser builds the command
+        // tree and reflects on GenerateCompletions' options (a quarter of the start-up
+        // CPU): the same string, from the same configuration. Anything else, including
+        // --version beside other arguments, goes through the parser.
+        if CommandLine.arguments.count == 2, CommandLine.arguments[1] == "--version" {
+            StandardStream.output.write(configuration.version + "\n")
+            Glibc.exit(0)
+        }
         let wantsJSON = CommandLine.arguments.dropFirst().contains("--json")
         var command: ParsableCommand
         do {

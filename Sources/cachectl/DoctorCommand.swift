@@ -4,6 +4,7 @@ import CachectlSystem
 
 struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "doctor",
         abstract: "Check the whole FS-Cache chain and say how to fix what is wrong.",
         discussion: """
             Checks, in order: FS-Cache and the cachefiles module in the kernel, the cachefilesd \

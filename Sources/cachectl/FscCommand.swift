@@ -4,6 +4,7 @@ import CachectlSystem
 
 struct Fsc: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "fsc",
         abstract: "Turn FS-Cache on or off for NFS/CIFS mounts (the fsc option).",
         discussion: """
             NFS refuses to change fsc on a remount (EINVAL), so cachectl adds or removes fsc in \

@@ -14,6 +14,7 @@ enum PassthroughChoice: String, CaseIterable, ExpressibleByArgument {
 
 struct Fuse: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "fuse",
         abstract: "Serve a directory read-only from an LZ4-compressed RAM pool (where FS-Cache is missing).",
         discussion: """
             For systems without FS-Cache (no cachefiles module, containers, CIFS servers that \
@@ -54,6 +55,7 @@ func resolvedDirectory(_ path: String, what: String) throws -> String {
 extension Fuse {
     struct Mount: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "mount",
             abstract: "Mount a read-only mirror of SOURCE at MOUNTPOINT, cached in RAM.",
             discussion: """
                 Reads are served in chunks (--chunk, default 4 MiB) kept in a RAM pool of at \
@@ -224,6 +226,7 @@ extension Fuse {
 
     struct Stats: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "stats",
             abstract: "Show a mirror's pool use, hit rate, bytes served from RAM and source, compression, prefetch.",
             discussion: """
                 The mount's daemon rewrites DIR/<escaped mountpoint>.json (systemd-escape --path \
@@ -284,6 +287,7 @@ extension Fuse {
 
     struct Unmount: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "unmount",
             abstract: "Unmount a mirror; refuses while files are open in it unless --force.",
             discussion: """
                 --force detaches the mount and aborts its FUSE connection: programs still \

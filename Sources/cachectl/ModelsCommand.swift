@@ -7,6 +7,7 @@ import Glibc
 
 struct Models: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "models",
         abstract: "List the models in the cold store, their size and where each lives.",
         discussion: """
             The models directory is what applications read (OLLAMA_MODELS, a llama.cpp \
@@ -62,6 +63,7 @@ struct Models: ParsableCommand {
 
 struct Promote: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "promote",
         abstract: "Copy a model into a RAM tier and switch its links there atomically.",
         discussion: """
             The files are copied into the tier (ollama blobs are checked against their sha256 \
@@ -136,6 +138,7 @@ struct Promote: ParsableCommand {
 
 struct Demote: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "demote",
         abstract: "Point a model's links back at the cold store, then delete its tier copy.",
         discussion: """
             The links are switched first (atomically), so readers never see a missing file; \

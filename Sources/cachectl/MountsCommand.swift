@@ -6,6 +6,7 @@ import CachectlSystem
 
 struct Mounts: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "mounts",
         abstract: "List NFS and CIFS mounts and whether FS-Cache backs them.",
         discussion: """
             Reads the live mounts with libmount (mountinfo), joins NFS mounts with \

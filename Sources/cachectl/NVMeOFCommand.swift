@@ -39,6 +39,7 @@ extension FabricsTransport: ExpressibleByArgument {}
 
 struct Nvmet: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "nvmet",
         abstract: "Export RAM over NVMe-over-Fabrics (nvmet) and connect to it as a remote tier.",
         discussion: """
             Target side (the machine lending RAM): `export` makes a RAM-backed namespace (a \
@@ -66,6 +67,7 @@ struct Nvmet: ParsableCommand {
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "export",
             abstract: "Export RAM as an NVMe-oF namespace (idempotent).",
             discussion: """
                 Steps, each only when missing: load nvmet and the transport module; mount a tmpfs \
@@ -104,6 +106,7 @@ struct Nvmet: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "Show the target's subsystems, namespaces (backing, size, RAM in use), hosts and ports, and this host's fabrics connections.")
 
         @OptionGroup var output: OutputOptions
@@ -147,6 +150,7 @@ struct Nvmet: ParsableCommand {
 
     struct Unexport: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "unexport",
             abstract: "Remove an export and free its RAM (idempotent).",
             discussion: """
                 In the order configfs allows: unlink the port→subsystem link (removing the port \
@@ -171,6 +175,7 @@ struct Nvmet: ParsableCommand {
 
     struct Save: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "save",
             abstract: "Write the target's configuration as nvmetcli's JSON (what `nvmetcli save` writes).",
             discussion: """
                 The file is byte-for-byte what nvmetcli would save from the same configfs: every \
@@ -208,6 +213,7 @@ struct Nvmet: ParsableCommand {
 
     struct Restore: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "restore",
             abstract: "Make the target match an nvmetcli JSON file (idempotent).",
             discussion: """
                 Creates hosts, subsystems (namespaces, allowed hosts, attributes) and ports \
@@ -247,6 +253,7 @@ struct Nvmet: ParsableCommand {
 
     struct Connect: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "connect",
             abstract: "Connect to an NVMe-oF subsystem and print its block device (idempotent).",
             discussion: """
                 Writes the option string (transport, traddr, trsvcid, nqn, hostnqn) to \
@@ -275,6 +282,7 @@ struct Nvmet: ParsableCommand {
 
     struct Disconnect: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "disconnect",
             abstract: "Disconnect from a subsystem; tiers on it are demoted and removed first.",
             discussion: """
                 TARGET is a subsystem NQN, a controller (nvme3) or a block device (/dev/nvme3n1). \

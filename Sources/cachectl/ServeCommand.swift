@@ -8,6 +8,7 @@ import Synchronization
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "serve",
         abstract: "A local web page and JSON API: cache, shares, tiers, models; promote, demote, warm.",
         discussion: """
             Serves http://127.0.0.1:5050/ until SIGTERM or SIGINT: the page (no JavaScript \

@@ -9,6 +9,7 @@ import Glibc
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "One screen for everything: the cache, shares with fsc, tiers and models, NVMe-oF, FUSE mirrors.",
         discussion: """
             Reads only. --prometheus FILE also writes the numbers as Prometheus metrics for \

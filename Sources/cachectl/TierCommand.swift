@@ -36,6 +36,7 @@ func usageChecked<T>(_ body: () throws -> T) throws -> T {
 
 struct Tier: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "tier",
         abstract: "Create, list, resize, destroy and repair RAM tiers (tmpfs, zram, nvmeof).",
         discussion: """
             A tier is RAM that holds model copies: tmpfs (fastest, uncompressed) or zram \
@@ -55,6 +56,7 @@ struct Tier: ParsableCommand {
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "create",
             abstract: "Create a tier (idempotent; mounts a recorded tier again after a reboot).",
             discussion: """
                 tmpfs: mounts tmpfs with size=SIZE,mode=0755 (nosuid,nodev,noatime).
@@ -105,6 +107,7 @@ struct Tier: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "Show each tier: type, path, size, used, free, models; zram memory and compression ratio.",
             discussion: """
                 For zram, ORIG is the data stored, COMPR its compressed size and MEM the RAM \
@@ -141,6 +144,7 @@ struct Tier: ParsableCommand {
 
     struct Resize: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "resize",
             abstract: "Change a tier's size.",
             discussion: """
                 tmpfs is remounted in place and may not shrink below what it stores. A zram tier \
@@ -166,6 +170,7 @@ struct Tier: ParsableCommand {
 
     struct Destroy: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "destroy",
             abstract: "Unmount a tier and free its memory (zram: unmount, reset, hot_remove).",
             discussion: """
                 Refuses while models are placed in the tier unless --demote (their links go back \
@@ -191,6 +196,7 @@ struct Tier: ParsableCommand {
 
     struct Health: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "health",
             abstract: "Repair after a reboot: every model link points to a file that exists.",
             discussion: """
                 A reboot empties tmpfs and removes zram devices. health finds placements whose \

@@ -60,6 +60,7 @@ func reportFileErrors(_ results: [some PerFileOutcome]) -> Bool {
 
 struct Warm: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "warm",
         abstract: "Read model files into the page cache (and FS-Cache) so the next load runs at RAM speed.",
         discussion: """
             Parallel pread(2) readers, chosen per file by what backs it (statfs, mountinfo): \

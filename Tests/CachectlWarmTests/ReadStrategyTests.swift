@@ -77,6 +77,17 @@ import Testing
         #expect(FileSource.nfs(fsc: true).name == "nfs+fsc")
     }
 
+    /// The NFS client's FS-Cache path changed in 6.4 (per-page and synchronous before,
+    /// netfs after): the fsc row follows the kernel, the plain NFS row does not.
+    @Test func nfsWithFscFollowsTheKernelsCachePath() {
+        let old = ReadStrategy.defaults(for: .nfs(fsc: true), kernel: (6, 1))
+        #expect(old.jobs == 1 && old.chunkSize == 16 << 20)
+        let netfs = ReadStrategy.defaults(for: .nfs(fsc: true), kernel: (6, 12))
+        #expect(netfs.jobs == 4 && netfs.layout == .contiguous && !netfs.hints)
+        #expect(ReadStrategy.defaults(for: .nfs(fsc: false), kernel: (6, 1)) == ReadStrategy.defaults(for: .nfs(fsc: false), kernel: (6, 12)))
+        #expect(ReadStrategy.runningKernel.0 >= 5)
+    }
+
     @Test func optionsOverrideOnlyWhatTheyName() {
         let source = FileSource.local(rotational: false)
         let defaults = ReadStrategy.defaults(for: source)
