@@ -394,15 +394,7 @@ public struct FscSwitch: Sendable {
         _ report: inout MountReport
     ) throws(SystemError) {
         var outcome: String
-        if report.fstabChanged {
-            do {
-                try Self.revertEntry(of: mount.target, in: fstab)
-                report.fstabChanged = false
-                report.notes.append("restored \(fstab.path) to what it was")
-            } catch {
-                report.notes.append("could not restore \(fstab.path): \(error); the old file is \(fstab.path)\(AtomicFile.backupSuffix)")
-            }
-        }
+        Self.restoreEntry(of: mount.target, in: fstab, &report)
         do {
             try Mounter.unmount(mount.target)
             try Mounter.mount(source: mount.source, target: mount.target, fstype: mount.fstype, options: oldOptions)
@@ -438,16 +430,7 @@ public struct FscSwitch: Sendable {
         _ mount: MountEntry, from oldOptions: String, to newOptions: String, fstab: FstabFile,
         _ report: inout MountReport
     ) throws(SystemError) {
-        func restoreFstab() {
-            guard report.fstabChanged else { return }
-            do {
-                try Self.revertEntry(of: mount.target, in: fstab)
-                report.fstabChanged = false
-                report.notes.append("restored \(fstab.path) to what it was")
-            } catch {
-                report.notes.append("could not restore \(fstab.path): \(error); the old file is \(fstab.path)\(AtomicFile.backupSuffix)")
-            }
-        }
+        func restoreFstab() { Self.restoreEntry(of: mount.target, in: fstab, &report) }
         do {
             try Mounter.unmount(mount.target)
         } catch {
@@ -477,6 +460,19 @@ public struct FscSwitch: Sendable {
             throw SystemError(
                 failure.operation, path: failure.path, errno: failure.errno,
                 hint: (failure.hint.map { $0 + "; " } ?? "") + outcome)
+        }
+    }
+
+    /// When this run changed `target`'s fstab entry: puts it back and says so in the
+    /// report (or says where the old file is, if that fails).
+    static func restoreEntry(of target: String, in fstab: FstabFile, _ report: inout MountReport) {
+        guard report.fstabChanged else { return }
+        do {
+            try revertEntry(of: target, in: fstab)
+            report.fstabChanged = false
+            report.notes.append("restored \(fstab.path) to what it was")
+        } catch {
+            report.notes.append("could not restore \(fstab.path): \(error); the old file is \(fstab.path)\(AtomicFile.backupSuffix)")
         }
     }
 

@@ -13,13 +13,17 @@ public enum StandardStream: Sendable {
     /// Writes `text`; a closed pipe or full disk is not cachectl's error to report.
     public func write(_ text: String) {
         var text = text
-        text.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let n = retryingEINTR { Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset) }
-                if n <= 0 { return }
-                offset += n
-            }
+        text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Writes `bytes` whole; stops quietly on a closed pipe or a full disk.
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress else { return }
+        var offset = 0
+        while offset < bytes.count {
+            let n = retryingEINTR { Glibc.write(fd, base + offset, bytes.count - offset) }
+            if n <= 0 { return }
+            offset += n
         }
     }
 }

@@ -8,11 +8,9 @@ import Glibc
 /// `flush()` before writing to stderr (so the two streams stay in order) and at the end.
 struct BufferedOutput {
     private var bytes: [UInt8] = []
-    private let fd: Int32
     private static let capacity = 64 << 10
 
-    init(fd: Int32 = STDOUT_FILENO) {
-        self.fd = fd
+    init() {
         bytes.reserveCapacity(Self.capacity + 4096)
     }
 
@@ -71,14 +69,7 @@ struct BufferedOutput {
     /// Writes what is buffered; a closed pipe or a full disk is not cachectl's error.
     mutating func flush() {
         guard !bytes.isEmpty else { return }
-        bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = retryingEINTR { Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset) }
-                if n <= 0 { return }
-                offset += n
-            }
-        }
+        bytes.withUnsafeBytes { StandardStream.output.write($0) }
         bytes.removeAll(keepingCapacity: true)
     }
 }
