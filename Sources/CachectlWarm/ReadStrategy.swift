@@ -207,12 +207,3 @@ public struct SourceDetector: Sendable {
         return nil
     }
 }
-
-extension String {
-    fileprivate func trimmingWhitespace() -> Substring {
-        var s = Substring(self)
-        while let c = s.first, c.isWhitespace { s.removeFirst() }
-        while let c = s.last, c.isWhitespace { s.removeLast() }
-        return s
-    }
-}
