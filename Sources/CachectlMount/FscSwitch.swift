@@ -216,7 +216,8 @@ public struct FscSwitch: Sendable {
 
         let newFstabOptions = entry.map { switched($0.options) }
         let fstabNeedsChange = entry != nil && newFstabOptions != entry?.options
-        let tuningChanges = !tuningMatches(tuningBefore)
+        // Also when only the fstab entry lacks them: the mount made from it must have them.
+        let tuningChanges = !tuningMatches(tuningBefore) || entry.map { tuned($0.options) != $0.options } ?? false
         let remountNeeded = fscBefore != enable || tuningChanges
         let oldMountOptions = entry?.options ?? Self.liveOptions(mount, kind: kind)
         let newMountOptions = switched(oldMountOptions)
@@ -247,7 +248,6 @@ public struct FscSwitch: Sendable {
         if remountNeeded {
             report.actions.append("unmount \(target) and mount it again with \(OptionString.redacted(newMountOptions))")
         }
-
         var readaheadChanges = false
         if let wantedReadaheadKB, let device = mount.device {
             let current = Readahead.kilobytes(for: device, sys: roots.sys)
@@ -318,6 +318,9 @@ public struct FscSwitch: Sendable {
             let tuningAfter = Self.tuning(of: remounted)
             report.nconnect = tuningAfter.nconnect
             report.rsizeBytes = tuningAfter.rsize
+            if nconnect != nil, tuningAfter.nconnect == nil {
+                report.notes.append("this \(remounted.fstype) mount does not show nconnect in mountinfo: set, not checked")
+            }
             var wrong: SystemError?
             if fscAfter != enable {
                 wrong = SystemError.failed(
@@ -354,9 +357,11 @@ public struct FscSwitch: Sendable {
         return (nconnect ?? (NetworkFilesystem(fstype: mount.fstype) == .nfs ? 1 : nil), rsize)
     }
 
-    /// True when the mount already has every `nconnect`/`rsize` that was asked.
+    /// True when the mount already has every `nconnect`/`rsize` that was asked. A
+    /// value the kernel does not show (nconnect of a CIFS mount: not in its options)
+    /// cannot be checked and counts as taken.
     func tuningMatches(_ live: (nconnect: Int?, rsize: UInt64?)) -> Bool {
-        (nconnect == nil || live.nconnect == nconnect) && (rsize == nil || live.rsize == rsize?.bytes)
+        (nconnect == nil || live.nconnect == nil || live.nconnect == nconnect) && (rsize == nil || live.rsize == rsize?.bytes)
     }
 
     /// The options with the asked `nconnect` and `rsize` set.

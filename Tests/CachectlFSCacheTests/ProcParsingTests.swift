@@ -103,6 +103,8 @@ import Testing
         let asked = FscSwitch(enable: true, mountpoints: ["/mnt/models"], nconnect: 4, rsize: ByteSize(128 << 10))
         #expect(asked.tuningMatches(FscSwitch.tuning(of: tuned)))
         #expect(!FscSwitch(enable: true, mountpoints: ["/mnt/models"], nconnect: 8).tuningMatches(FscSwitch.tuning(of: tuned)))
+        // CIFS does not show nconnect: what cannot be checked counts as taken.
+        #expect(asked.tuningMatches((nconnect: nil, rsize: 131072)))
         // A mount made without nconnect does not show it: one connection.
         let plain = try #require(MountTable.mount(at: "/mnt/plain", in: MountTable.mounted(mountinfo: fixture("mountinfo-6.1"))))
         #expect(FscSwitch.tuning(of: plain).nconnect == 1)
