@@ -32,7 +32,7 @@ let package = Package(
             name: "CachectlSystem",
             dependencies: ["CCachectlShims", .product(name: "Logging", package: "swift-log")]
         ),
-        .target(name: "CachectlWarm", dependencies: ["CachectlSystem", "CCachectlShims", "CLinuxFS"]),
+        .target(name: "CachectlWarm", dependencies: ["CachectlSystem", "CachectlMount", "CCachectlShims", "CLinuxFS"]),
         .target(name: "CachectlMount", dependencies: ["CachectlSystem", "CLibMount"]),
         .target(
             name: "CachectlFSCache", dependencies: ["CachectlSystem", "CachectlMount", "CLinuxFS"],
@@ -86,7 +86,7 @@ let package = Package(
         ),
 
         .testTarget(name: "CachectlSystemTests", dependencies: ["CachectlSystem"]),
-        .testTarget(name: "CachectlWarmTests", dependencies: ["CachectlWarm", "CachectlSystem"]),
+        .testTarget(name: "CachectlWarmTests", dependencies: ["CachectlWarm", "CachectlMount", "CachectlSystem"]),
         .testTarget(
             name: "CachectlFSCacheTests", dependencies: ["CachectlFSCache", "CachectlMount", "CachectlSystem"],
             resources: [.copy("Fixtures")]),

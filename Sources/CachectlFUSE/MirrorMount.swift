@@ -1,5 +1,6 @@
 import CCachectlFuse
 import CFuse3
+import CachectlMount
 import CachectlSystem
 import Dispatch
 import FoundationEssentials
@@ -130,16 +131,8 @@ public final class MirrorMount: @unchecked Sendable {
     private func tuneReadahead() {
         var st = stat()
         guard stat(options.mountpoint, &st) == 0 else { return }
-        let dev = UInt64(st.st_dev)
-        let major = (dev >> 8) & 0xfff | (dev >> 32) & ~0xfff
-        let minor = dev & 0xff | (dev >> 12) & ~0xff
-        let path = "/sys/class/bdi/\(major):\(minor)/read_ahead_kb"
         let kib = max(1024, min(options.chunkBytes / 1024, 16384))
-        let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        let text = "\(kib)\n"
-        _ = text.withCString { write(fd, $0, strlen($0)) }
-        close(fd)
+        _ = try? Readahead.set(kilobytes: UInt64(kib), for: DeviceNumber(UInt64(st.st_dev)))
     }
 
     private func statsLoop() {

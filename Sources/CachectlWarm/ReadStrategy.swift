@@ -1,4 +1,5 @@
 import CLinuxFS
+import CachectlMount
 import CachectlSystem
 import Glibc
 
@@ -160,41 +161,28 @@ public struct SourceDetector: Sendable {
     }
 
     func classify(type: UInt32, device: dev_t) -> FileSource {
-        let dev = UInt64(device)
-        let major = UInt32(truncatingIfNeeded: ((dev >> 8) & 0xfff) | ((dev >> 32) & ~UInt64(0xfff)))
-        let minor = UInt32(truncatingIfNeeded: (dev & 0xff) | ((dev >> 12) & ~UInt64(0xff)))
-        if type == Self.nfsMagic { return .nfs(fsc: hasFsc(major: major, minor: minor)) }
-        if Self.cifsMagics.contains(type) { return .cifs(fsc: hasFsc(major: major, minor: minor)) }
+        let device = DeviceNumber(UInt64(device))
+        if type == Self.nfsMagic { return .nfs(fsc: hasFsc(device)) }
+        if Self.cifsMagics.contains(type) { return .cifs(fsc: hasFsc(device)) }
         if type == Self.fuseMagic { return .fuse }
         if Self.memoryMagics.contains(type) { return .memory }
-        if Self.localMagics.contains(type) { return .local(rotational: rotational(major: major, minor: minor)) }
+        if Self.localMagics.contains(type) { return .local(rotational: rotational(device)) }
         return .other(String(type, radix: 16))
     }
 
-    /// Whether the mount of device `major:minor` lists `fsc` in its mount or
-    /// superblock options (NFS and CIFS show it in the latter).
-    func hasFsc(major: UInt32, minor: UInt32) -> Bool {
-        guard let text = try? AtomicFile.readText(roots.proc + "/self/mountinfo") else { return false }
-        return Self.mountHasFsc(mountinfo: text, device: "\(major):\(minor)")
-    }
-
-    /// mountinfo(5): `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS] - TYPE SOURCE SUPEROPTIONS`.
-    static func mountHasFsc(mountinfo: String, device: String) -> Bool {
-        for line in mountinfo.split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            guard fields.count >= 6, fields[2] == device else { continue }
-            var options = fields[5].split(separator: ",")
-            if let dash = fields.firstIndex(of: "-"), fields.count > dash + 3 {
-                options += fields[dash + 3].split(separator: ",")
-            }
-            if options.contains(where: { $0 == "fsc" || $0.hasPrefix("fsc=") }) { return true }
+    /// Whether a mount of `device` lists `fsc` (or `fsc=TAG`) in its mount or
+    /// superblock options (NFS and CIFS show it in the latter), read with libmount.
+    func hasFsc(_ device: DeviceNumber) -> Bool {
+        let mounts = (try? MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")) ?? []
+        return mounts.contains { mount in
+            mount.device == device
+                && (OptionString.contains(mount.options, "fsc") || OptionString.contains(mount.superOptions ?? "", "fsc"))
         }
-        return false
     }
 
     /// /sys/dev/block/MAJ:MIN/queue/rotational, or the parent's for a partition.
-    func rotational(major: UInt32, minor: UInt32) -> Bool? {
-        let base = roots.sys + "/dev/block/\(major):\(minor)"
+    func rotational(_ device: DeviceNumber) -> Bool? {
+        let base = roots.sys + "/dev/block/\(device)"
         for path in [base + "/queue/rotational", base + "/../queue/rotational"] {
             if let text = try? AtomicFile.readText(path) {
                 switch text.trimmingWhitespace() {

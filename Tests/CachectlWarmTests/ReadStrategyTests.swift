@@ -1,3 +1,4 @@
+import CachectlMount
 import CachectlSystem
 import Foundation
 import Glibc
@@ -47,9 +48,9 @@ import Testing
         // A partition (8:1) has no queue of its own: its disk's, one level up.
         try FileManager.default.createDirectory(atPath: root + "/sys/dev/block/8:0/8:1", withIntermediateDirectories: true)
         let detector = SourceDetector(roots: .fixture(root))
-        #expect(detector.rotational(major: 8, minor: 0) == true)
-        #expect(detector.rotational(major: 259, minor: 0) == false)
-        #expect(detector.rotational(major: 8, minor: 7) == nil)
+        #expect(detector.rotational(DeviceNumber(major: 8, minor: 0)) == true)
+        #expect(detector.rotational(DeviceNumber(major: 259, minor: 0)) == false)
+        #expect(detector.rotational(DeviceNumber(major: 8, minor: 7)) == nil)
         #expect(detector.classify(type: 0xEF53, device: dev(8, 0)) == .local(rotational: true))
         #expect(detector.classify(type: 0x5846_5342, device: dev(259, 0)) == .local(rotational: false))
         // Recorded, not used: virtio disks claim to spin.
