@@ -166,8 +166,7 @@ public struct Prewarmer: Sendable {
                     groupIndex[strategy] = group
                     groups.append(PlanGroup(strategy: strategy, regions: []))
                 }
-                if options.residencyMethod != .mincore, let pages = Residency.cachedPages(file.fd, size: size),
-                   pages >= Residency.pages(size) {
+                if Residency.isFullyCached(file.fd, size: size, method: options.residencyMethod) {
                     results[index].bytesAlreadyResident = size  // all cached: one cachestat, no hole walk
                     continue
                 }
@@ -247,8 +246,7 @@ public struct Prewarmer: Sendable {
             guard plan.results[index].error == nil, let (file, _) = try? RegularFile.openForProbing(results[index].path) else { continue }
             if options.destination == .disk { try? file.advise(POSIX_FADV_DONTNEED) }
             let size = results[index].size
-            if options.residencyMethod != .mincore, let pages = Residency.cachedPages(file.fd, size: size),
-               pages >= Residency.pages(size) {
+            if Residency.isFullyCached(file.fd, size: size, method: options.residencyMethod) {
                 results[index].residentAfter = size
             } else if let probe = try? ResidencyProbe(file: file, size: results[index].size, preferred: options.residencyMethod) {
                 results[index].residentAfter = probe.residentBytes()

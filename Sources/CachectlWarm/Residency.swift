@@ -206,6 +206,13 @@ public enum Residency {
         return stat.nr_cache
     }
 
+    /// True when one cachestat(2) says every page of `[0, size)` is cached (never
+    /// with `method` mincore, nor where cachestat is unavailable or refused).
+    static func isFullyCached(_ fd: Int32, size: UInt64, method: ResidencyMethod) -> Bool {
+        guard method != .mincore, let pages = cachedPages(fd, size: size) else { return false }
+        return pages >= Self.pages(size)
+    }
+
     /// Pages that `[0, size)` spans.
     static func pages(_ size: UInt64) -> UInt64 { (size + pageSize - 1) / pageSize }
 
