@@ -40,7 +40,7 @@ public enum CacheDirectory {
         public var freeFilesPercent: Double { totalFiles == 0 ? 100 : Double(availableFiles) * 100 / Double(totalFiles) }
     }
 
-    public static func usage(of dir: String) throws(SystemError) -> Usage {
+    public static func usage(of dir: String) throws(CachectlError) -> Usage {
         var st = statvfs()
         _ = try sys("statvfs", dir) { statvfs(dir, &st) }
         let block = UInt64(st.f_frsize)
@@ -50,7 +50,7 @@ public enum CacheDirectory {
     }
 
     /// The filesystem type name when `dir` is on a network filesystem.
-    public static func networkFilesystem(at dir: String) throws(SystemError) -> String? {
+    public static func networkFilesystem(at dir: String) throws(CachectlError) -> String? {
         var st = statfs()
         _ = try sys("statfs", dir) { statfs(dir, &st) }
         return networkFilesystems[Int(UInt32(truncatingIfNeeded: st.f_type))]
@@ -67,11 +67,11 @@ public enum CacheDirectory {
 
     /// mkdir -p with mode 0700 for what it creates. Returns true when it created something.
     @discardableResult
-    public static func create(_ dir: String) throws(SystemError) -> Bool {
+    public static func create(_ dir: String) throws(CachectlError) -> Bool {
         do {
             return try Path.makeDirectory(dir, mode: 0o700)
         } catch where error.errno == ENOTDIR && error.path == dir {
-            throw SystemError("cache dir", path: dir, errno: ENOTDIR, hint: "choose a directory, or remove that file")
+            throw CachectlError("cache dir", path: dir, errno: ENOTDIR, hint: "choose a directory, or remove that file")
         }
     }
 

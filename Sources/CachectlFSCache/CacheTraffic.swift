@@ -81,7 +81,7 @@ public struct CacheTraffic: Sendable, Equatable, Codable {
 
     /// Reads fscache's (and netfs's) stats, and on the io-pages layout the NFS
     /// client's `fsc:` counters.
-    public static func read(proc: String = "/proc") throws(SystemError) -> CacheTraffic {
+    public static func read(proc: String = "/proc") throws(CachectlError) -> CacheTraffic {
         let stats = try FSCacheStats.read(proc: proc)
         let nfs = stats.counters["CaRdOps"] == nil
             ? (try? AtomicFile.readText(proc + "/self/mountstats")).flatMap(NFSFscCounters.parse) : nil

@@ -14,7 +14,7 @@ public enum CachefilesDaemon {
 
     /// Makes sure the daemon runs with `configPath`; restarts it when `restart`.
     /// Returns what it did, in words.
-    public static func ensureRunning(configPath: String, restart: Bool, roots: KernelRoots = .system) throws(SystemError) -> String {
+    public static func ensureRunning(configPath: String, restart: Bool, roots: KernelRoots = .system) throws(CachectlError) -> String {
         let running = runningPIDs(proc: roots.proc)
         if !running.isEmpty && !restart { return "cachefilesd already running (pid \(running.map(String.init).joined(separator: ",")))" }
         try loadModule(dev: roots.dev)
@@ -57,29 +57,29 @@ public enum CachefilesDaemon {
     }
 
     /// /dev/cachefiles appears when the cachefiles module is loaded.
-    static func loadModule(dev: String) throws(SystemError) {
+    static func loadModule(dev: String) throws(CachectlError) {
         if access(dev + "/cachefiles", F_OK) == 0 { return }
         let result = try? ExternalCommand(["modprobe", "cachefiles"]).run()
         if access(dev + "/cachefiles", F_OK) == 0 { return }
-        throw SystemError(
+        throw CachectlError(
             "cachefiles kernel module", path: dev + "/cachefiles", errno: ENOENT,
             hint: "modprobe cachefiles failed" + (result.map { ": " + $0.stderr.trimmingWhitespace() } ?? "")
                 + "; this kernel needs CONFIG_CACHEFILES (Debian: the linux-image package has it; cloud kernels may not)")
     }
 
-    static func stop(_ pids: [Int32], proc: String) throws(SystemError) {
+    static func stop(_ pids: [Int32], proc: String) throws(CachectlError) {
         for pid in pids { kill(pid, SIGTERM) }
         let deadline = Monotonic.now() + 10
         while Monotonic.now() < deadline {
             if pids.allSatisfy({ access("\(proc)/\($0)", F_OK) != 0 }) { return }
             usleep(50_000)
         }
-        throw SystemError.failed("cachefilesd (pid \(pids)) did not exit within 10 s of SIGTERM",
+        throw CachectlError.failed("cachefilesd (pid \(pids)) did not exit within 10 s of SIGTERM",
                                  hint: "kill it by hand, then run cachectl cache setup again")
     }
 
     /// Turns cachefilesd's complaint into the reason and the next step.
-    static func bindFailure(output: String, roots: KernelRoots) -> SystemError {
+    static func bindFailure(output: String, roots: KernelRoots) -> CachectlError {
         let text = output.trimmingWhitespace()
         let kernel = kernelMessages(dev: roots.dev).suffix(5).joined(separator: " | ")
         var hint: String
@@ -97,7 +97,7 @@ public enum CachefilesDaemon {
             hint = "see cachefilesd's message above"
         }
         if !kernel.isEmpty { hint += "; kernel says: \(kernel)" }
-        return SystemError.failed("cachefilesd failed to bind the cache: \(text.isEmpty ? "(no message)" : text)", hint: hint)
+        return CachectlError.failed("cachefilesd failed to bind the cache: \(text.isEmpty ? "(no message)" : text)", hint: hint)
     }
 
     /// Recent kernel log lines about cachefiles/fscache, from /dev/kmsg.

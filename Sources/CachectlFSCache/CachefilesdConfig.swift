@@ -52,17 +52,14 @@ public struct CachefilesdConfig: Sendable, Equatable, Codable {
     }
 
     /// A setting that cannot be used, named by its field (as in the CLI and the YAML).
-    public struct Invalid: Error, Equatable, CustomStringConvertible {
-        public var field: String
-        public var value: String
-        public var reason: String
-        public var description: String { "invalid \(field) \(value.debugDescription): \(reason)" }
+    static func invalid(_ field: String, _ value: String, _ reason: String) -> CachectlError {
+        .usage([.key(field)], "invalid \(field) \(value.debugDescription): \(reason)")
     }
 
     /// Checks every rule; nothing may be written or started with a config that fails.
-    public func validate() throws(Invalid) {
-        func bad(_ field: String, _ value: Any, _ reason: String) -> Invalid {
-            Invalid(field: field, value: "\(value)", reason: reason)
+    public func validate() throws(CachectlError) {
+        func bad(_ field: String, _ value: Any, _ reason: String) -> CachectlError {
+            Self.invalid(field, "\(value)", reason)
         }
         try Self.checkLine("dir", dir)
         guard dir.hasPrefix("/") else { throw bad("dir", dir, "must be an absolute path") }
@@ -91,17 +88,17 @@ public struct CachefilesdConfig: Sendable, Equatable, Codable {
     }
 
     /// No character below 0x20 (newline, tab, CR) or DEL, which could end a line.
-    static func checkLine(_ field: String, _ value: String) throws(Invalid) {
-        guard !value.isEmpty else { throw Invalid(field: field, value: value, reason: "must not be empty") }
+    static func checkLine(_ field: String, _ value: String) throws(CachectlError) {
+        guard !value.isEmpty else { throw invalid(field, value, "must not be empty") }
         if value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
-            throw Invalid(field: field, value: value, reason: "must not contain newlines or control characters")
+            throw invalid(field, value, "must not contain newlines or control characters")
         }
     }
 
     /// One word: a line-safe value without spaces.
-    static func checkToken(_ field: String, _ value: String) throws(Invalid) {
+    static func checkToken(_ field: String, _ value: String) throws(CachectlError) {
         try checkLine(field, value)
-        if value.contains(" ") { throw Invalid(field: field, value: value, reason: "must be one word (no spaces)") }
+        if value.contains(" ") { throw invalid(field, value, "must be one word (no spaces)") }
     }
 
     /// The file's text, from the embedded template. Validates first.

@@ -29,7 +29,7 @@ public struct FSCacheStats: Sendable, Equatable, Codable {
     }
 
     /// Reads fscache's stats and, when present, netfs's own file (newer kernels moved the netfs lines there).
-    public static func read(proc: String = "/proc") throws(SystemError) -> FSCacheStats {
+    public static func read(proc: String = "/proc") throws(CachectlError) -> FSCacheStats {
         var stats = parse(try AtomicFile.readText(proc + "/fs/fscache/stats"))
         if let netfs = try? AtomicFile.readText(proc + "/fs/netfs/stats") {
             stats.counters.merge(parse(netfs).counters) { mine, theirs in mine.merging(theirs) { a, _ in a } }
@@ -107,7 +107,7 @@ public struct FSCacheCache: Sendable, Equatable, Codable {
         return result
     }
 
-    public static func read(proc: String = "/proc") throws(SystemError) -> [FSCacheCache] {
+    public static func read(proc: String = "/proc") throws(CachectlError) -> [FSCacheCache] {
         parse(try AtomicFile.readText(proc + "/fs/fscache/caches"))
     }
 }

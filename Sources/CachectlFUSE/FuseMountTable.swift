@@ -27,11 +27,11 @@ public enum FuseMountTable {
     /// Lazily detaches a dead mirror (umount2 MNT_DETACH as root, `fusermount3 -u -z`
     /// otherwise), so a new one can be mounted on the same directory. Processes that
     /// still hold files of the dead mount keep getting ENOTCONN from them.
-    public static func detachDead(_ mountpoint: String) throws(SystemError) {
+    public static func detachDead(_ mountpoint: String) throws(CachectlError) {
         guard getuid() == 0 else {
             let result = try ExternalCommand(["fusermount3", "-u", "-z", mountpoint]).run()
             guard result.succeeded else {
-                throw SystemError.failed(
+                throw CachectlError.failed(
                     "fusermount3 -u -z \(mountpoint)", path: mountpoint,
                     hint: result.stderr.trimmingWhitespace())
             }
@@ -48,12 +48,12 @@ public enum FuseMountTable {
     /// Unmounts a mirror. Without `force`, refuses (returns .busy) while files are
     /// open in it. With `force`, detaches it and aborts the FUSE connection so
     /// readers get ENOTCONN and the daemon exits.
-    public static func unmount(_ mountpoint: String, force: Bool, roots: KernelRoots = .system) throws(SystemError) -> UnmountResult {
+    public static func unmount(_ mountpoint: String, force: Bool, roots: KernelRoots = .system) throws(CachectlError) -> UnmountResult {
         guard getuid() == 0 else {
             let result = try ExternalCommand(["fusermount3", "-u"] + (force ? ["-z"] : []) + [mountpoint]).run()
             if result.succeeded { return .unmounted }
             if result.stderr.contains("busy") { return .busy }
-            throw SystemError.failed(
+            throw CachectlError.failed(
                 "fusermount3 -u \(mountpoint)", path: mountpoint,
                 hint: result.stderr.trimmingWhitespace())
         }

@@ -90,25 +90,25 @@ public enum FuseStatsFile {
     /// directory must be unwritable by others unless it is sticky (/tmp). So a
     /// `/tmp/cachectl-UID` made by another user (or a symlink they planted) is
     /// refused rather than used. Called before anything is written there.
-    public static func prepareDirectory(_ directory: String) throws(SystemError) {
+    public static func prepareDirectory(_ directory: String) throws(CachectlError) {
         let me = geteuid()
         let absolute = Path.absolute(directory)
         try checkComponents(of: absolute, createMissing: me == 0 ? 0o755 : 0o700)
         guard let resolved = realpath(absolute, nil) else {
-            throw SystemError("realpath", path: absolute, errno: errno)
+            throw CachectlError("realpath", path: absolute, errno: errno)
         }
         let real = String(cString: resolved)
         free(resolved)
         try checkComponents(of: real, createMissing: nil)
         var st = stat()
         guard lstat(real, &st) == 0, st.st_mode & S_IFMT == S_IFDIR, st.st_uid == me else {
-            throw SystemError.failed(
+            throw CachectlError.failed(
                 "state directory", path: absolute,
                 hint: "must be a directory owned by uid \(me); set XDG_RUNTIME_DIR or pass --state-dir")
         }
     }
 
-    private static func checkComponents(of path: String, createMissing mode: mode_t?) throws(SystemError) {
+    private static func checkComponents(of path: String, createMissing mode: mode_t?) throws(CachectlError) {
         let me = geteuid()
         var prefix = ""
         for component in path.split(separator: "/", omittingEmptySubsequences: true) {
@@ -116,15 +116,15 @@ public enum FuseStatsFile {
             var st = stat()
             if lstat(prefix, &st) != 0 {
                 let code = errno
-                guard code == ENOENT, let mode else { throw SystemError("lstat", path: prefix, errno: code) }
-                if mkdir(prefix, mode) != 0 && errno != EEXIST { throw SystemError("mkdir", path: prefix, errno: errno) }
-                guard lstat(prefix, &st) == 0 else { throw SystemError("lstat", path: prefix, errno: errno) }
+                guard code == ENOENT, let mode else { throw CachectlError("lstat", path: prefix, errno: code) }
+                if mkdir(prefix, mode) != 0 && errno != EEXIST { throw CachectlError("mkdir", path: prefix, errno: errno) }
+                guard lstat(prefix, &st) == 0 else { throw CachectlError("lstat", path: prefix, errno: errno) }
             }
             let kind = st.st_mode & S_IFMT
             let trustedOwner = st.st_uid == 0 || st.st_uid == me
             let othersMayWrite = kind == S_IFDIR && st.st_mode & 0o022 != 0 && st.st_mode & S_ISVTX == 0
             guard trustedOwner, !othersMayWrite, kind == S_IFDIR || kind == S_IFLNK else {
-                throw SystemError.failed(
+                throw CachectlError.failed(
                     "state directory", path: prefix,
                     hint: (trustedOwner ? "is writable by other users" : "belongs to uid \(st.st_uid), not to this user (uid \(me)) or root")
                         + "; cachectl will not use it. Set XDG_RUNTIME_DIR or pass --state-dir with a directory of your own")
@@ -135,16 +135,16 @@ public enum FuseStatsFile {
     /// Opens the daemon's log in a prepared state directory for appending: never
     /// through a symlink (O_NOFOLLOW), only a regular file owned by this user with
     /// one link, 0600. Returns the descriptor (close-on-exec).
-    public static func openLog(_ path: String) throws(SystemError) -> Int32 {
+    public static func openLog(_ path: String) throws(CachectlError) -> Int32 {
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0o600)
         if fd < 0 {
             let code = errno
-            throw SystemError("open", path: path, errno: code, hint: code == ELOOP ? "the log is a symlink; refusing to follow it" : nil)
+            throw CachectlError("open", path: path, errno: code, hint: code == ELOOP ? "the log is a symlink; refusing to follow it" : nil)
         }
         var st = stat()
         guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_uid == geteuid(), st.st_nlink == 1 else {
             close(fd)
-            throw SystemError.failed("open", path: path, hint: "the log must be a regular file of this user's with one link; refusing it")
+            throw CachectlError.failed("open", path: path, hint: "the log must be a regular file of this user's with one link; refusing it")
         }
         return fd
     }

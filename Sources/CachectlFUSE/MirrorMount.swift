@@ -37,17 +37,17 @@ public final class MirrorMount: @unchecked Sendable {
 
     /// Mounts `options.source` read-only on `options.mountpoint` and starts
     /// serving. Throws when the source or mountpoint is unusable or the mount fails.
-    public static func mount(_ options: MirrorOptions) throws(SystemError) -> MirrorMount {
-        if let problem = options.problem() { throw SystemError.failed("fuse mount", hint: problem) }
+    public static func mount(_ options: MirrorOptions) throws(CachectlError) -> MirrorMount {
+        if let problem = options.problem() { throw CachectlError.failed("fuse mount", hint: problem) }
         var st = stat()
         guard stat(options.mountpoint, &st) == 0 else {
-            throw SystemError("stat", path: options.mountpoint, errno: errno, hint: "create the mountpoint directory first")
+            throw CachectlError("stat", path: options.mountpoint, errno: errno, hint: "create the mountpoint directory first")
         }
         guard st.st_mode & S_IFMT == S_IFDIR else {
-            throw SystemError.failed("fuse mount", path: options.mountpoint, hint: "the mountpoint must be a directory")
+            throw CachectlError.failed("fuse mount", path: options.mountpoint, hint: "the mountpoint must be a directory")
         }
         guard access("/dev/fuse", R_OK | W_OK) == 0 else {
-            throw SystemError("open", path: "/dev/fuse", errno: errno,
+            throw CachectlError("open", path: "/dev/fuse", errno: errno,
                               hint: "load the fuse module (modprobe fuse) and install fuse3; containers need --device /dev/fuse")
         }
         if let statsDirectory = options.statsDirectory { try FuseStatsFile.prepareDirectory(statsDirectory) }
@@ -71,7 +71,7 @@ public final class MirrorMount: @unchecked Sendable {
         guard let handle else {
             mirror.shutdown()
             operations.deallocate()
-            throw SystemError.failed(
+            throw CachectlError.failed(
                 "fuse mount", path: options.mountpoint,
                 hint: "libfuse could not mount (see its message above); is something already mounted there, and may this user mount FUSE?")
         }
@@ -103,7 +103,7 @@ public final class MirrorMount: @unchecked Sendable {
 
     /// Throws only when the request loop's thread cannot start; without the stats
     /// writer there is no stats file, without the tuner the bdi's default readahead.
-    private func startThreads() throws(SystemError) {
+    private func startThreads() throws(CachectlError) {
         try startThread("cachectl-fuse-loop") { [self] in
             _ = cachectl_fuse_loop(session, UInt32(max(2, options.fuseThreads)))
             condition.lock()
@@ -235,8 +235,8 @@ public final class MirrorMount: @unchecked Sendable {
     ///
     /// `mounted` is called once the mount is up (or with the error).
     public static func serveUntilSignalled(
-        _ options: MirrorOptions, mounted: (Result<MirrorMount, SystemError>) -> Void
-    ) throws(SystemError) {
+        _ options: MirrorOptions, mounted: (Result<MirrorMount, CachectlError>) -> Void
+    ) throws(CachectlError) {
         var signals = sigset_t()
         sigemptyset(&signals)
         for signal in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&signals, signal) }

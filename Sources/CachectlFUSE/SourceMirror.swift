@@ -92,7 +92,7 @@ final class SourceMirror: @unchecked Sendable {
     }
     private let streams = Mutex(Streams())
 
-    init(options: MirrorOptions) throws(SystemError) {
+    init(options: MirrorOptions) throws(CachectlError) {
         self.options = options
         self.pool = ChunkPool(limit: options.poolBytes)
         self.sourceFD = try sys("open", options.source, hint: "SOURCE must be a readable directory") {

@@ -96,22 +96,22 @@ public struct FscSwitch: Sendable {
     }
 
     /// Validates the request before touching anything.
-    public func validate() throws(SystemError) {
+    public func validate() throws(CachectlError) {
         if mountpoints.isEmpty && !all {
-            throw SystemError.failed("fsc: no mount point given", hint: "name one or more mount points, or use --all")
+            throw CachectlError.usage(["mountpoints"], "fsc: no mount point given", hint: "name one or more mount points, or all")
         }
         if let readahead, readahead.bytes < 4096 || readahead.bytes > 1 << 30 {
-            throw SystemError.failed("fsc: readahead \(readahead) out of range", hint: "use 4K...1G, e.g. --readahead 16M")
+            throw CachectlError.usage(["readahead"], "readahead \(readahead) out of range", hint: "use 4K...1G, e.g. 16M")
         }
         if let nconnect, !Self.nconnectRange.contains(nconnect) {
-            throw SystemError.failed("fsc: nconnect \(nconnect) out of range", hint: "use 1...16, e.g. --nconnect 4")
+            throw CachectlError.usage(["nconnect"], "nconnect \(nconnect) out of range", hint: "use 1...16, e.g. 4")
         }
         if let rsize, !Self.rsizeRange.contains(rsize.bytes) || rsize.bytes % 4096 != 0 {
-            throw SystemError.failed("fsc: rsize \(rsize) out of range", hint: "use a multiple of 4K up to 1M for NFS (8M for CIFS), e.g. --rsize 1M")
+            throw CachectlError.usage(["rsize"], "rsize \(rsize) out of range", hint: "use a multiple of 4K up to 1M for NFS (8M for CIFS), e.g. 1M")
         }
     }
 
-    public func run() throws(SystemError) -> Report {
+    public func run() throws(CachectlError) -> Report {
         try validate()
         var targets = mountpoints.map { normalizedMountPoint(Path.absolute($0)) }
         if all {
@@ -137,7 +137,7 @@ public struct FscSwitch: Sendable {
             } else {
                 // Read-modify-write of fstab and the remount under fstab's lock:
                 // two runs on different entries never lose each other's edit.
-                try FstabFile.withLock(fstabPath) { () throws(SystemError) in
+                try FstabFile.withLock(fstabPath) { () throws(CachectlError) in
                     try switchOne(target, &report, heldSignal: &heldSignal)
                 }
             }
@@ -161,7 +161,7 @@ public struct FscSwitch: Sendable {
         return report.redacted()
     }
 
-    private func switchOne(_ target: String, _ report: inout MountReport, heldSignal: inout Int32?) throws(SystemError) {
+    private func switchOne(_ target: String, _ report: inout MountReport, heldSignal: inout Int32?) throws(CachectlError) {
         let verb = enable ? "enable" : "disable"
         let mounted = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")
         guard let mount = MountTable.mount(at: target, in: mounted) else {
@@ -170,14 +170,14 @@ public struct FscSwitch: Sendable {
                 try finishPendingMount(entry, &report, heldSignal: &heldSignal)
                 return
             }
-            throw SystemError.failed("fsc \(verb): nothing is mounted on", path: target,
+            throw CachectlError.failed("fsc \(verb): nothing is mounted on", path: target,
                                      hint: "mount the share first (see `cachectl mounts`)")
         }
         report.fstype = mount.fstype
         report.source = mount.source
         let isTestFilesystem = testFilesystems.contains(mount.fstype)
         guard let kind = NetworkFilesystem(fstype: mount.fstype) ?? (isTestFilesystem ? .nfs : nil) else {
-            throw SystemError.failed("fsc \(verb): \(target) is \(mount.fstype), not NFS or CIFS", path: nil,
+            throw CachectlError.failed("fsc \(verb): \(target) is \(mount.fstype), not NFS or CIFS", path: nil,
                                      hint: "FS-Cache backs only NFS and CIFS mounts")
         }
         let fscBefore = Self.fscOn(mount, volumes: NFSVolume.read(proc: roots.proc))
@@ -186,7 +186,7 @@ public struct FscSwitch: Sendable {
         report.nconnect = tuningBefore.nconnect
         report.rsizeBytes = tuningBefore.rsize
         if kind == .nfs, let rsize, rsize.bytes > Self.nfsMaxRsize {
-            throw SystemError.failed("fsc \(verb): rsize \(rsize) is more than an NFS client reads per request (1M)",
+            throw CachectlError.failed("fsc \(verb): rsize \(rsize) is more than an NFS client reads per request (1M)",
                                      hint: "use --rsize 1M or less for NFS")
         }
 
@@ -268,7 +268,7 @@ public struct FscSwitch: Sendable {
         if remountNeeded && !force {
             report.busy = BusyScan.users(of: target, device: mount.device, proc: roots.proc)
             if !report.busy.isEmpty {
-                throw SystemError.failed(
+                throw CachectlError.failed(
                     "fsc \(verb): \(target) is busy: " + report.busy.map(\.description).joined(separator: "; "),
                     hint: "stop those processes (or leave their directories), then run again; --force unmounts anyway")
             }
@@ -281,7 +281,7 @@ public struct FscSwitch: Sendable {
 
         // From the fstab rename to the mount made again (or rolled back), a
         // SIGTERM/SIGINT waits: the step finishes instead of leaving the share unmounted.
-        let (result, signal) = DeferredSignals.run { () throws(SystemError) in
+        let (result, signal) = DeferredSignals.run { () throws(CachectlError) in
             try apply(
                 mount, kind: kind, fstab: fstab, fstabNeedsChange: fstabNeedsChange, remountNeeded: remountNeeded,
                 fscBefore: fscBefore, oldMountOptions: oldMountOptions, newMountOptions: newMountOptions,
@@ -296,7 +296,7 @@ public struct FscSwitch: Sendable {
         _ mount: MountEntry, kind: NetworkFilesystem, fstab: FstabFile, fstabNeedsChange: Bool, remountNeeded: Bool,
         fscBefore: Bool, oldMountOptions: String, newMountOptions: String, wantedReadaheadKB: UInt64?, readaheadChanges: Bool,
         _ report: inout MountReport
-    ) throws(SystemError) {
+    ) throws(CachectlError) {
         let verb = enable ? "enable" : "disable"
         let target = mount.target
         if fstabNeedsChange {
@@ -311,7 +311,7 @@ public struct FscSwitch: Sendable {
             try remount(mount, from: oldMountOptions, to: newMountOptions, fstab: fstab, &report)
             let after = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")
             guard let remounted = MountTable.mount(at: target, in: after) else {
-                throw SystemError.failed("fsc \(verb): \(target) is not in mountinfo after mounting it again")
+                throw CachectlError.failed("fsc \(verb): \(target) is not in mountinfo after mounting it again")
             }
             let fscAfter = Self.fscOn(remounted, volumes: NFSVolume.read(proc: roots.proc))
             report.fscAfter = fscAfter
@@ -321,9 +321,9 @@ public struct FscSwitch: Sendable {
             if nconnect != nil, tuningAfter.nconnect == nil {
                 report.notes.append("this \(remounted.fstype) mount does not show nconnect in mountinfo: set, not checked")
             }
-            var wrong: SystemError?
+            var wrong: CachectlError?
             if fscAfter != enable {
-                wrong = SystemError.failed(
+                wrong = CachectlError.failed(
                     "fsc \(verb): \(target) was mounted again but FS-Cache is still \(fscAfter ? "on" : "off")",
                     hint: Self.stillWrongHint(enable: enable, kind: kind, uniqueTag: OptionString.value(newMountOptions, "fsc") ?? nil))
             } else if !tuningMatches(tuningAfter) {
@@ -375,19 +375,19 @@ public struct FscSwitch: Sendable {
     /// Why the new mount does not have the asked `nconnect`/`rsize`. An NFS
     /// client shares one set of connections among every mount of a server: a
     /// mount of it elsewhere keeps the count it was made with.
-    private func tuningWrongError(_ live: (nconnect: Int?, rsize: UInt64?), mount: MountEntry, verb: String) -> SystemError {
+    private func tuningWrongError(_ live: (nconnect: Int?, rsize: UInt64?), mount: MountEntry, verb: String) -> CachectlError {
         if let nconnect, live.nconnect != nconnect {
             let (server, _) = NetworkMounts.splitSource(mount.source, fstype: mount.fstype)
             let others = ((try? MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")) ?? [])
                 .filter { $0.target != mount.target && $0.isNetworkShare && NetworkMounts.splitSource($0.source, fstype: $0.fstype).0 == server }
                 .map(\.target)
-            return SystemError.failed(
+            return CachectlError.failed(
                 "fsc \(verb): \(mount.target) was mounted with nconnect=\(nconnect) but the kernel uses \(live.nconnect.map(String.init) ?? "its default")",
                 hint: others.isEmpty
                     ? "this kernel's client did not take nconnect for this server"
                     : "the NFS client shares one set of connections per server, and \(others.joined(separator: ", ")) keeps the count it was mounted with: give those mounts the same nconnect, or unmount them first")
         }
-        return SystemError.failed(
+        return CachectlError.failed(
             "fsc \(verb): \(mount.target) was mounted with rsize=\(rsize?.bytes ?? 0) but the kernel uses \(live.rsize.map(String.init) ?? "its default")",
             hint: "the server grants at most \(live.rsize.map { ByteSize.format($0) } ?? "less") per READ: ask for that rsize or less")
     }
@@ -395,9 +395,9 @@ public struct FscSwitch: Sendable {
     /// The new mount is not what was asked: put the fstab entry back, mount the
     /// share again with its old options, and throw `failure` with what was done.
     private func rollBack(
-        _ mount: MountEntry, to oldOptions: String, readaheadKB: UInt64?, fstab: FstabFile, after failure: SystemError,
+        _ mount: MountEntry, to oldOptions: String, readaheadKB: UInt64?, fstab: FstabFile, after failure: CachectlError,
         _ report: inout MountReport
-    ) throws(SystemError) {
+    ) throws(CachectlError) {
         var outcome: String
         Self.restoreEntry(of: mount.target, in: fstab, &report)
         do {
@@ -413,8 +413,9 @@ public struct FscSwitch: Sendable {
         } catch {
             outcome = "putting the old mount back failed (\(error.hint ?? error.description)); check `mount \(mount.target)`"
         }
-        throw SystemError(failure.operation, path: failure.path, errno: failure.errno,
-                          hint: (failure.hint.map { $0 + "; " } ?? "") + outcome)
+        var error = failure
+        error.hint = (failure.hint.map { $0 + "; " } ?? "") + outcome
+        throw error
     }
 
     /// What to do when the kernel did not follow the remount's fsc setting.
@@ -434,7 +435,7 @@ public struct FscSwitch: Sendable {
     private func remount(
         _ mount: MountEntry, from oldOptions: String, to newOptions: String, fstab: FstabFile,
         _ report: inout MountReport
-    ) throws(SystemError) {
+    ) throws(CachectlError) {
         func restoreFstab() { Self.restoreEntry(of: mount.target, in: fstab, &report) }
         do {
             try Mounter.unmount(mount.target)
@@ -462,9 +463,9 @@ public struct FscSwitch: Sendable {
             } catch {
                 outcome = "mounting with the old options failed too (\(error.hint ?? error.description)): \(mount.target) is NOT mounted, run `mount \(mount.target)` once the server answers"
             }
-            throw SystemError(
-                failure.operation, path: failure.path, errno: failure.errno,
-                hint: (failure.hint.map { $0 + "; " } ?? "") + outcome)
+            var error = failure
+            error.hint = (failure.hint.map { $0 + "; " } ?? "") + outcome
+            throw error
         }
     }
 
@@ -484,7 +485,7 @@ public struct FscSwitch: Sendable {
     /// Puts the options of `target`'s entry back to what they were before
     /// `edited`'s change, reading the file again (under the lock) so any other
     /// entry's change made since stays.
-    static func revertEntry(of target: String, in edited: FstabFile) throws(SystemError) {
+    static func revertEntry(of target: String, in edited: FstabFile) throws(CachectlError) {
         guard let before = FstabFile.entryOptions(in: edited.originalBytes, forTarget: target),
               let wrote = FstabFile.entryOptions(in: edited.bytes, forTarget: target) else { return }
         let now = try FstabFile(path: edited.path)
@@ -512,18 +513,18 @@ public struct FscSwitch: Sendable {
     /// server must answer on its port (the mount's `port=`, else 2049/445) first.
     private func requireServer(
         source: String, fstype: String, options: String, kind: NetworkFilesystem, target: String, hint: String
-    ) throws(SystemError) {
+    ) throws(CachectlError) {
         let (server, _) = NetworkMounts.splitSource(source, fstype: fstype)
         let portOption = OptionString.value(options, "port") ?? nil
         let port = portOption.flatMap { UInt16($0) }.flatMap { $0 == 0 ? nil : $0 } ?? (kind == .nfs ? 2049 : 445)
         if let reason = ServerProbe.unreachableReason(host: server, port: port) {
-            throw SystemError.failed("fsc \(enable ? "enable" : "disable"): server of \(target) is unreachable (\(reason))", hint: hint)
+            throw CachectlError.failed("fsc \(enable ? "enable" : "disable"): server of \(target) is unreachable (\(reason))", hint: hint)
         }
     }
 
     /// Mounts a share left unmounted by an interrupted run, from its fstab
     /// entry, and checks FS-Cache is what was asked.
-    private func finishPendingMount(_ entry: MountEntry, _ report: inout MountReport, heldSignal: inout Int32?) throws(SystemError) {
+    private func finishPendingMount(_ entry: MountEntry, _ report: inout MountReport, heldSignal: inout Int32?) throws(CachectlError) {
         let verb = enable ? "enable" : "disable"
         let target = normalizedMountPoint(entry.target)
         let kind = NetworkFilesystem(fstype: entry.fstype) ?? .nfs
@@ -540,7 +541,7 @@ public struct FscSwitch: Sendable {
             report.actions = report.actions.map { "would " + $0 }
             return
         }
-        let (result, signal) = DeferredSignals.run { () throws(SystemError) in
+        let (result, signal) = DeferredSignals.run { () throws(CachectlError) in
             try Mounter.mount(source: entry.source, target: target, fstype: entry.fstype, options: entry.options)
         }
         heldSignal = signal
@@ -549,12 +550,12 @@ public struct FscSwitch: Sendable {
         report.remounted = true
         let after = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")
         guard let mounted = MountTable.mount(at: target, in: after) else {
-            throw SystemError.failed("fsc \(verb): \(target) is not in mountinfo after mounting it from fstab")
+            throw CachectlError.failed("fsc \(verb): \(target) is not in mountinfo after mounting it from fstab")
         }
         let fscAfter = Self.fscOn(mounted, volumes: NFSVolume.read(proc: roots.proc))
         report.fscAfter = fscAfter
         if fscAfter != enable {
-            throw SystemError.failed("fsc \(verb): \(target) was mounted from fstab but FS-Cache is \(fscAfter ? "on" : "off")")
+            throw CachectlError.failed("fsc \(verb): \(target) was mounted from fstab but FS-Cache is \(fscAfter ? "on" : "off")")
         }
         if let wanted = readahead.map({ $0.bytes / 1024 }), let device = mounted.device {
             try Readahead.set(kilobytes: wanted, for: device, sys: roots.sys)
@@ -588,14 +589,14 @@ public struct FscSwitch: Sendable {
 
     /// CIFS passwords belong in a credentials file (mode 0600), never in fstab
     /// or in cachectl's output; and without fstab cachectl has no credentials to mount with.
-    private func checkCIFSSecrets(_ entry: MountEntry?, target: String, _ report: inout MountReport) throws(SystemError) {
+    private func checkCIFSSecrets(_ entry: MountEntry?, target: String, _ report: inout MountReport) throws(CachectlError) {
         guard let entry else {
-            throw SystemError.failed(
+            throw CachectlError.failed(
                 "fsc: \(target) is a CIFS mount with no fstab entry", path: nil,
                 hint: "cachectl cannot mount it again without its credentials: add an fstab line with credentials=/etc/cachectl/NAME.cred (mode 0600)")
         }
         if MountSecrets.containsSecret(entry.options) {
-            throw SystemError.failed(
+            throw CachectlError.failed(
                 "fsc: the fstab entry for \(target) holds a password (a password=, pass= or password2= option, or a password after % in username=)", path: fstabPath,
                 hint: "move it into a credentials file (username=, password= lines; chmod 600) and use credentials=FILE")
         }
@@ -603,7 +604,7 @@ public struct FscSwitch: Sendable {
         if case .some(.some(let file)) = credentials {
             var st = stat()
             if stat(file, &st) != 0 {
-                throw SystemError("fsc: CIFS credentials file", path: file, errno: errno,
+                throw CachectlError("fsc: CIFS credentials file", path: file, errno: errno,
                                   hint: "create it (username=, password= lines) with mode 0600")
             }
             if st.st_mode & 0o077 != 0 {

@@ -6,19 +6,19 @@ import Glibc
 public enum MountTable {
     /// Every live mount of this process's mount namespace, in mountinfo order
     /// (a later entry for the same target is mounted over an earlier one).
-    public static func mounted(mountinfo path: String = "/proc/self/mountinfo") throws(SystemError) -> [MountEntry] {
+    public static func mounted(mountinfo path: String = "/proc/self/mountinfo") throws(CachectlError) -> [MountEntry] {
         let table = try LibMountTable(parsing: path, kind: .mountinfo)
         return table.entries()
     }
 
     /// The entries of an fstab file; a missing file is an empty table.
-    public static func fstab(_ path: String = "/etc/fstab") throws(SystemError) -> [MountEntry] {
+    public static func fstab(_ path: String = "/etc/fstab") throws(CachectlError) -> [MountEntry] {
         guard access(path, F_OK) == 0 else { return [] }
         return try LibMountTable(parsing: path, kind: .fstab).entries()
     }
 
     /// The live mount at `target` (the top one when several are stacked), or nil.
-    public static func entry(at target: String, roots: KernelRoots = .system) throws(SystemError) -> MountEntry? {
+    public static func entry(at target: String, roots: KernelRoots = .system) throws(CachectlError) -> MountEntry? {
         mount(at: target, in: try mounted(mountinfo: roots.proc + "/self/mountinfo"))
     }
 
@@ -48,7 +48,7 @@ public final class FstabFile {
     /// The text with the edits made so far.
     public var text: String { String(decoding: bytes, as: UTF8.self) }
 
-    public init(path: String = "/etc/fstab") throws(SystemError) {
+    public init(path: String = "/etc/fstab") throws(CachectlError) {
         self.path = path
         if access(path, F_OK) == 0 {
             originalBytes = try AtomicFile.readBytes(path)
@@ -91,7 +91,7 @@ public final class FstabFile {
     }
 
     /// The edited file's text.
-    public func render() throws(SystemError) -> String { text }
+    public func render() throws(CachectlError) -> String { text }
 
     /// Unified diff of the edit (only the changed entries, no context), secrets masked.
     public func diff(oldLabel: String? = nil, newLabel: String? = nil) -> String {
@@ -102,13 +102,13 @@ public final class FstabFile {
     /// Writes the edited file when it differs from what was read; keeps `path.cachectl.bak`.
     /// Returns false when nothing changed.
     @discardableResult
-    public func write(backup: Bool = true) throws(SystemError) -> Bool {
+    public func write(backup: Bool = true) throws(CachectlError) -> Bool {
         guard bytes != originalBytes else { return false }
         return try AtomicFile.write(bytes, to: path, mode: 0o644, backup: backup)
     }
 
     /// Puts `text` back (after a failed remount), atomically.
-    public static func restore(_ text: String, to path: String) throws(SystemError) {
+    public static func restore(_ text: String, to path: String) throws(CachectlError) {
         try AtomicFile.write(text, to: path, mode: 0o644, backup: false)
     }
 
@@ -117,14 +117,14 @@ public final class FstabFile {
     /// kernel releases when the process dies (no stale lock after SIGKILL).
     /// Two cachectl runs editing different entries therefore never lose
     /// each other's edit: each reads the file only once it holds the lock.
-    public static func withLock<T>(_ path: String, _ body: () throws(SystemError) -> T) throws(SystemError) -> T {
+    public static func withLock<T>(_ path: String, _ body: () throws(CachectlError) -> T) throws(CachectlError) -> T {
         let lockPath = path + ".lock"
         let fd = retryingEINTR { open(lockPath, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644) }
         if fd < 0 {
             let code = errno
             // A read-only /etc: nobody can edit fstab, so there is nothing to serialise.
             if code == EROFS { return try body() }
-            throw SystemError("open", path: lockPath, errno: code, hint: "cachectl locks \(path) with \(lockPath) while it edits it")
+            throw CachectlError("open", path: lockPath, errno: code, hint: "cachectl locks \(path) with \(lockPath) while it edits it")
         }
         defer { close(fd) }  // closing the descriptor releases the lock
         _ = try sys("flock", lockPath) { flock(fd, LOCK_EX) }
@@ -238,14 +238,14 @@ final class LibMountTable {
     enum Kind { case mountinfo, fstab }
     let table: OpaquePointer
 
-    init(empty: Void) throws(SystemError) {
-        guard let table = mnt_new_table() else { throw SystemError("mnt_new_table", errno: ENOMEM) }
+    init(empty: Void) throws(CachectlError) {
+        guard let table = mnt_new_table() else { throw CachectlError("mnt_new_table", errno: ENOMEM) }
         self.table = table
         mnt_table_enable_comments(table, 1)
     }
 
-    init(parsing path: String, kind: Kind) throws(SystemError) {
-        guard let table = mnt_new_table() else { throw SystemError("mnt_new_table", errno: ENOMEM) }
+    init(parsing path: String, kind: Kind) throws(CachectlError) {
+        guard let table = mnt_new_table() else { throw CachectlError("mnt_new_table", errno: ENOMEM) }
         self.table = table
         let rc: Int32
         switch kind {
@@ -258,7 +258,7 @@ final class LibMountTable {
         if rc != 0 {
             mnt_unref_table(table)
             // libmount returns -errno.
-            throw SystemError("parse mount table", path: path, errno: rc < 0 ? -rc : EINVAL,
+            throw CachectlError("parse mount table", path: path, errno: rc < 0 ? -rc : EINVAL,
                               hint: kind == .fstab ? "fix the syntax of \(path) (see fstab(5))" : nil)
         }
     }

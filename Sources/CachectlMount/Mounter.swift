@@ -8,8 +8,8 @@ import Glibc
 /// read from fstab.
 public enum Mounter {
     /// mount(8) with explicit source, target, type and options.
-    public static func mount(source: String, target: String, fstype: String, options: String) throws(SystemError) {
-        guard let context = mnt_new_context() else { throw SystemError("mnt_new_context", errno: ENOMEM) }
+    public static func mount(source: String, target: String, fstype: String, options: String) throws(CachectlError) {
+        guard let context = mnt_new_context() else { throw CachectlError("mnt_new_context", errno: ENOMEM) }
         defer { mnt_free_context(context) }
         // Use exactly these options: never merge what fstab or mtab say.
         mnt_context_set_optsmode(context, Int32(MNT_OMODE_IGNORE | MNT_OMODE_NOTAB))
@@ -38,33 +38,33 @@ public enum Mounter {
         } else {
             hint = helperFailed ? "mount.\(fstype) helper exited \(mnt_context_get_helper_status(context))" : "libmount error \(rc)"
         }
-        throw SystemError(
+        throw CachectlError(
             "mount \(source) on", path: target, errno: syscallErrno > 0 ? syscallErrno : nil,
             hint: MountSecrets.redact(hint))
     }
 
     /// mount(2) itself, for local filesystems (tmpfs, ext4 on zram) whose
     /// flags and data cachectl chooses exactly: no helper, no option parsing.
-    public static func mount(source: String, target: String, fstype: String, flags: UInt, data: String) throws(SystemError) {
+    public static func mount(source: String, target: String, fstype: String, flags: UInt, data: String) throws(CachectlError) {
         _ = try sys("mount \(fstype) on", target) { Glibc.mount(source, target, fstype, flags, data) }
     }
 
     /// mount(2) with MS_REMOUNT: changes `data` (e.g. tmpfs `size=`) in place.
-    public static func remount(target: String, fstype: String, flags: UInt, data: String) throws(SystemError) {
+    public static func remount(target: String, fstype: String, flags: UInt, data: String) throws(CachectlError) {
         _ = try sys("remount", target) { Glibc.mount(nil, target, fstype, UInt(MS_REMOUNT) | flags, data) }
     }
 
     /// umount2(2), without helpers. A busy mount (EBUSY: something still uses
     /// it) is refused unless `force`, which detaches it lazily (MNT_DETACH: it
     /// goes away once the last user closes it).
-    public static func unmount(_ target: String, force: Bool = false) throws(SystemError) {
+    public static func unmount(_ target: String, force: Bool = false) throws(CachectlError) {
         if retryingEINTR({ umount2(target, 0) }) == 0 { return }
         let code = errno
         if code == EBUSY && force {
             _ = try sys("umount", target) { umount2(target, Int32(MNT_DETACH)) }
             return
         }
-        throw SystemError(
+        throw CachectlError(
             "umount", path: target, errno: code,
             hint: code == EBUSY
                 ? "a process has files open in it (see: fuser -vm \(target)); stop it, or force a lazy detach (--force)"

@@ -32,7 +32,7 @@ public struct NetworkMount: Sendable, Equatable, Codable {
 public enum NetworkMounts {
     /// Every NFS/CIFS mount of this namespace, joined with nfsfs/volumes (on the
     /// device number), the bdi readahead, and fstab (on the mount point).
-    public static func list(roots: KernelRoots = .system) throws(SystemError) -> [NetworkMount] {
+    public static func list(roots: KernelRoots = .system) throws(CachectlError) -> [NetworkMount] {
         let mounted = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")
         let fstab = (try? MountTable.fstab(roots.etc + "/fstab")) ?? []
         let volumes = NFSVolume.read(proc: roots.proc)

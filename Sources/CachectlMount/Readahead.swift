@@ -16,13 +16,13 @@ public enum Readahead {
 
     /// Sets it; returns false when it already had that value (nothing written).
     @discardableResult
-    public static func set(kilobytes: UInt64, for device: DeviceNumber, sys: String = "/sys") throws(SystemError) -> Bool {
+    public static func set(kilobytes: UInt64, for device: DeviceNumber, sys: String = "/sys") throws(CachectlError) -> Bool {
         if self.kilobytes(for: device, sys: sys) == kilobytes { return false }
         let file = try OpenFile(path(for: device, sys: sys), flags: O_WRONLY)
         let text = Array("\(kilobytes)\n".utf8)
-        var failure: SystemError?
+        var failure: CachectlError?
         text.withUnsafeBytes { bytes in
-            do { try file.writeAll(bytes) } catch { failure = error as? SystemError }
+            do { try file.writeAll(bytes) } catch { failure = error as? CachectlError }
         }
         if let failure { throw failure }
         return true

@@ -26,13 +26,13 @@ enum Configfs {
 
     /// Writes an attribute in one write(2), as configfs wants; the kernel's
     /// refusal (EINVAL, EBUSY, EACCES) comes back as the errno of that write.
-    static func write(_ value: String, to path: String, hint: String? = nil) throws(SystemError) {
+    static func write(_ value: String, to path: String, hint: String? = nil) throws(CachectlError) {
         let file = try OpenFile(path, flags: O_WRONLY)
         let bytes = Array(value.utf8)
         let written = retryingEINTR { bytes.withUnsafeBytes { Glibc.write(file.fd, $0.baseAddress, $0.count) } }
         if written < 0 {
             let code = errno
-            throw SystemError("write '\(value)' to", path: path, errno: code, hint: hint)
+            throw CachectlError("write '\(value)' to", path: path, errno: code, hint: hint)
         }
     }
 
@@ -59,48 +59,8 @@ enum Configfs {
     }
 }
 
-/// Steps taken (or, in a check, that would be taken), in order, plus an undo
-/// list so a failed export leaves nothing half-built behind.
-final class ChangeLog {
-    let check: Bool
-    private(set) var steps: [String] = []
-    private var undo: [() -> Void] = []
-
-    init(check: Bool) { self.check = check }
-
-    var changed: Bool { !steps.isEmpty }
-
-    /// Steps done that no revert undoes (a removal, a write without its old value):
-    /// after a rollback these are still changed.
-    private(set) var irreversible: [String] = []
-    /// Reverts that found the object no longer theirs (see ``perform(_:revertIfOwned:_:)``).
-    private(set) var notUndone: [String] = []
-
-    /// Records `step` and runs `action` unless checking. `revert` is run by ``rollBack()``.
-    func perform(_ step: String, revert: (() -> Void)? = nil, _ action: () throws -> Void) throws {
-        if !check {
-            try action()
-            if let revert { undo.append(revert) } else { irreversible.append(step) }
-        }
-        steps.append(step)
-    }
-
-    /// Like ``perform(_:revert:_:)``, with a revert that first checks the object is
-    /// still the one this run made, and returns false (recorded as not undone)
-    /// instead of touching anything else.
-    func perform(_ step: String, revertIfOwned revert: @escaping () -> Bool, _ action: () throws -> Void) throws {
-        try perform(step, revert: { [unowned self] in if !revert() { self.notUndone.append(step) } }, action)
-    }
-
-    /// Undoes what was done, newest first (best effort: the original error is what matters).
-    func rollBack() {
-        for action in undo.reversed() { action() }
-        undo.removeAll()
-    }
-
-    /// After ``rollBack()``: whether anything this run did is still in effect.
-    var changedAfterRollback: Bool { !irreversible.isEmpty || !notUndone.isEmpty }
-
+/// configfs steps, each recorded in the log and undone by its rollback.
+extension ChangeLog {
     func mkdir(_ path: String, what: String) throws {
         try perform("create \(what)", revert: { Glibc.rmdir(path) }) {
             _ = try sys("mkdir", path) { Glibc.mkdir(path, 0o755) }

@@ -15,10 +15,10 @@ public struct ConnectSpec: Sendable, Equatable {
         self.hostNQN = hostNQN
     }
 
-    public func validate() throws(NVMeOFInputError) {
+    public func validate() throws(CachectlError) {
         try address.validate()
-        try NQN.validateName(nqn, what: "--nqn")
-        if let hostNQN { try NQN.validate(hostNQN, what: "--hostnqn") }
+        try NQN.validateName(nqn, what: "NQN", field: ["nqn"])
+        if let hostNQN { try NQN.validate(hostNQN, what: "host NQN", field: ["host_nqn"]) }
     }
 
     /// The option string /dev/nvme-fabrics takes (drivers/nvme/host/fabrics.c opt_tokens).
@@ -184,7 +184,7 @@ public struct FabricsHost: Sendable {
         let written = bytes.withUnsafeBytes { raw in retryingEINTR { write(file.fd, raw.baseAddress, raw.count) } }
         if written < 0 {
             let code = errno
-            throw SystemError(
+            throw CachectlError(
                 "connect to \(spec.nqn) at \(options)", path: control, errno: code,
                 hint: "the target refused or could not be reached: is this host (\(hostNQN ?? "the kernel's default host NQN")) "
                     + "in the subsystem's allowed hosts, and is the port listening? The kernel log (dmesg) says which")
@@ -196,7 +196,7 @@ public struct FabricsHost: Sendable {
         guard let instance = answer.split(whereSeparator: { $0 == "," || $0 == "\n" })
             .first(where: { $0.hasPrefix("instance=") }).flatMap({ Int($0.dropFirst(9)) })
         else {
-            throw SystemError.failed("connect to \(spec.nqn)", path: control, hint: "unexpected answer '\(answer)' from the kernel")
+            throw CachectlError.failed("connect to \(spec.nqn)", path: control, hint: "unexpected answer '\(answer)' from the kernel")
         }
         let name = "nvme\(instance)"
         let deadline = Monotonic.now() + timeout
@@ -205,7 +205,7 @@ public struct FabricsHost: Sendable {
                 return ConnectChange(changed: true, action: "connected", controller: c, device: device)
             }
             if Monotonic.now() > deadline {
-                throw SystemError.failed(
+                throw CachectlError.failed(
                     "connect to \(spec.nqn)", path: controllerClass + "/" + name,
                     hint: "connected as \(name), but no namespace block device appeared in \(Int(timeout)) s; is a namespace enabled on the target?")
             }
@@ -235,7 +235,7 @@ public struct FabricsHost: Sendable {
         let deadline = Monotonic.now() + timeout
         while controllers.contains(where: { c in Configfs.exists(controllerClass + "/" + c.name) || c.devices.contains(where: Configfs.exists) }) {
             if Monotonic.now() > deadline {
-                throw SystemError.failed("disconnect", hint: "controllers still present after \(Int(timeout)) s: \(controllers.map(\.name).joined(separator: ", "))")
+                throw CachectlError.failed("disconnect", hint: "controllers still present after \(Int(timeout)) s: \(controllers.map(\.name).joined(separator: ", "))")
             }
             usleep(50_000)
         }

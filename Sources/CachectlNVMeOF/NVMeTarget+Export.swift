@@ -24,29 +24,29 @@ public struct ExportSpec: Sendable, Equatable {
     /// Smallest export: a filesystem needs room for its own metadata.
     public static let minimumSize = ByteSize(16 << 20)
 
-    public func validate() throws(NVMeOFInputError) {
+    public func validate() throws(CachectlError) {
         try Self.validateName(name)
-        try NQN.validate(nqn, what: "subsystem NQN")
-        guard size >= Self.minimumSize else { throw NVMeOFInputError("--size \(size) is too small; at least \(Self.minimumSize)") }
+        try NQN.validate(nqn, what: "subsystem NQN", field: ["name"])
+        guard size >= Self.minimumSize else { throw .usage(["size"], "size \(size) is too small; at least \(Self.minimumSize)") }
         guard size.bytes % 4096 == 0 else {
-            throw NVMeOFInputError("--size must be a multiple of 4 KiB (the namespace's block size): \(size.bytes)")
+            throw .usage(["size"], "size must be a multiple of 4 KiB (the namespace's block size): \(size.bytes)")
         }
         try address.validate()
-        for host in allowedHosts { try NQN.validate(host, what: "--allow-host") }
-        guard Set(allowedHosts).count == allowedHosts.count else { throw NVMeOFInputError("--allow-host lists a host twice") }
+        for (i, host) in allowedHosts.enumerated() { try NQN.validate(host, what: "allowed host", field: ["allowed_hosts", .index(i)]) }
+        guard Set(allowedHosts).count == allowedHosts.count else { throw .usage(["allowed_hosts"], "allowed hosts list a host twice") }
         guard allowAnyHost || !allowedHosts.isEmpty else {
-            throw NVMeOFInputError("name the hosts that may connect (--allow-host NQN, see /etc/nvme/hostnqn on each), or say --allow-any-host")
+            throw .usage(["allowed_hosts"], "name the hosts that may connect (their NQNs: see /etc/nvme/hostnqn on each), or allow any host")
         }
         if allowAnyHost && !allowedHosts.isEmpty {
-            throw NVMeOFInputError("--allow-any-host and --allow-host exclude each other")
+            throw .usage(["allow_any_host"], "allowing any host and naming allowed hosts exclude each other")
         }
     }
 
     /// Export names become an NQN suffix and a directory name: keep them plain.
-    public static func validateName(_ name: String) throws(NVMeOFInputError) {
+    public static func validateName(_ name: String) throws(CachectlError) {
         let allowed = name.utf8.allSatisfy { c in (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f }
         guard !name.isEmpty, name.utf8.count <= 64, allowed, !name.hasPrefix("-") else {
-            throw NVMeOFInputError("export name must be 1-64 characters of a-z, 0-9, - and _: '\(name)'")
+            throw .usage(["name"], "export name must be 1-64 characters of a-z, 0-9, - and _: '\(name)'")
         }
     }
 }
@@ -131,7 +131,7 @@ extension NVMeTarget {
             if let existing = now.subsystem(spec.nqn) {
                 let paths = existing.namespaces.compactMap(\.devicePath).filter { !$0.isEmpty }
                 if let other = paths.first(where: { $0 != backing.file }) {
-                    throw SystemError.failed(
+                    throw CachectlError.failed(
                         "export \(spec.name)", path: subsystemPath(spec.nqn),
                         hint: "it is exported with another backing (\(other)); to change its size, unexport it first (its data is lost)")
                 }

@@ -89,7 +89,7 @@ extension NVMeTarget {
             let attrs = groups[group]!.sorted { (order.firstIndex(of: $0.key) ?? 99, $0.key) < (order.firstIndex(of: $1.key) ?? 99, $1.key) }
             for (name, value) in attrs where Configfs.read(path + "/\(group)_\(name)") != value {
                 if linked && group == "addr" {
-                    throw SystemError.failed(
+                    throw CachectlError.failed(
                         "change port \(id) \(group)_\(name) to \(value)", path: path,
                         hint: "subsystems are linked to the port, so its address is fixed; unexport them (or restore --replace)")
                 }

@@ -94,12 +94,13 @@ extension NVMeTarget {
     /// Namespace paths under cachectl's backing directory must be exactly the
     /// backing files it makes (`BACKING/NAME/ram-SIZE.img`): restore mounts a
     /// tmpfs on `BACKING/NAME`, so any other path there could put one elsewhere.
-    func validateBackingPaths(_ config: NvmetConfig) throws(NVMeOFInputError) {
+    func validateBackingPaths(_ config: NvmetConfig) throws(CachectlError) {
         for subsystem in config.subsystems {
             for ns in subsystem.namespaces {
                 guard let path = ns.devicePath, path.hasPrefix(backingRoot + "/") || path == backingRoot else { continue }
                 if RAMBacking.parse(path, backingRoot: backingRoot) == nil {
-                    throw NVMeOFInputError(
+                    throw CachectlError.usage(
+                        nil,
                         "namespace \(ns.nsid) of \(subsystem.nqn): device path \(path) is inside cachectl's backing directory "
                             + "\(backingRoot) but is not a backing file it makes (\(backingRoot)/NAME/ram-SIZE.img)")
                 }
@@ -122,39 +123,39 @@ extension NVMeTarget {
     }
 
     /// Checks names, ids and references before anything is written.
-    static func validate(_ config: NvmetConfig) throws(NVMeOFInputError) {
+    static func validate(_ config: NvmetConfig) throws(CachectlError) {
         for host in config.hosts { try NQN.validateName(host.nqn, what: "host NQN") }
         var seen = Set<String>()
         for subsystem in config.subsystems {
             try NQN.validateName(subsystem.nqn, what: "subsystem NQN")
-            guard seen.insert(subsystem.nqn).inserted else { throw NVMeOFInputError("subsystem \(subsystem.nqn) is listed twice") }
+            guard seen.insert(subsystem.nqn).inserted else { throw CachectlError.usage(nil, "subsystem \(subsystem.nqn) is listed twice") }
             if passthruInUse(subsystem.node.extra["passthru"]) {
-                throw NVMeOFInputError("subsystem \(subsystem.nqn) uses passthru, which cachectl does not restore; use nvmetcli for it")
+                throw CachectlError.usage(nil, "subsystem \(subsystem.nqn) uses passthru, which cachectl does not restore; use nvmetcli for it")
             }
             for ns in subsystem.namespaces {
-                guard (1...0xFFFF_FFFE).contains(ns.nsid) else { throw NVMeOFInputError("namespace id must be 1-4294967294: \(ns.nsid) in \(subsystem.nqn)") }
+                guard (1...0xFFFF_FFFE).contains(ns.nsid) else { throw CachectlError.usage(nil, "namespace id must be 1-4294967294: \(ns.nsid) in \(subsystem.nqn)") }
                 if let path = ns.devicePath, !path.hasPrefix("/") {
-                    throw NVMeOFInputError("namespace \(ns.nsid) of \(subsystem.nqn): device path must be absolute: \(path)")
+                    throw CachectlError.usage(nil, "namespace \(ns.nsid) of \(subsystem.nqn): device path must be absolute: \(path)")
                 }
                 if let path = ns.devicePath, path.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) {
-                    throw NVMeOFInputError("namespace \(ns.nsid) of \(subsystem.nqn): device path must not contain '.' or '..': \(path)")
+                    throw CachectlError.usage(nil, "namespace \(ns.nsid) of \(subsystem.nqn): device path must not contain '.' or '..': \(path)")
                 }
             }
             for host in subsystem.allowedHosts { try NQN.validateName(host, what: "allowed host NQN") }
         }
         var ports = Set<Int>()
         for port in config.ports {
-            guard (0...65535).contains(port.portid) else { throw NVMeOFInputError("port id must be 0-65535: \(port.portid)") }
-            guard ports.insert(port.portid).inserted else { throw NVMeOFInputError("port \(port.portid) is listed twice") }
+            guard (0...65535).contains(port.portid) else { throw CachectlError.usage(nil, "port id must be 0-65535: \(port.portid)") }
+            guard ports.insert(port.portid).inserted else { throw CachectlError.usage(nil, "port \(port.portid) is listed twice") }
             for nqn in port.subsystems where !seen.contains(nqn) {
-                throw NVMeOFInputError("port \(port.portid) links subsystem \(nqn), which the file does not define")
+                throw CachectlError.usage(nil, "port \(port.portid) links subsystem \(nqn), which the file does not define")
             }
             if let address = port.address, let transport = port.transport, transport == "tcp" || transport == "rdma" {
                 try FabricsAddress.validateIP(address)
             }
             for child in port.referrals + (port.anaGroups ?? []) {
                 guard !child.name.isEmpty, !child.name.contains("/"), child.name != ".", child.name != ".." else {
-                    throw NVMeOFInputError("port \(port.portid): bad referral or ANA group name '\(child.name)'")
+                    throw CachectlError.usage(nil, "port \(port.portid): bad referral or ANA group name '\(child.name)'")
                 }
             }
         }

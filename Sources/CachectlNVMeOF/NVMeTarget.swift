@@ -30,7 +30,7 @@ public struct NVMeTarget: Sendable {
     /// it, so `save` writes what `nvmetcli save` would.
     public func current() throws -> NvmetConfig {
         guard isLoaded else {
-            throw SystemError("read", path: root, errno: ENOENT, hint: "nvmet is not loaded; run: modprobe nvmet (or cachectl nvmet export)")
+            throw CachectlError("read", path: root, errno: ENOENT, hint: "nvmet is not loaded; run: modprobe nvmet (or cachectl nvmet export)")
         }
         var config = NvmetConfig()
         config.node.groups = Configfs.groups(root, NvmetConfig.Groups.root)
@@ -99,7 +99,7 @@ public struct NVMeTarget: Sendable {
                 }
             }
             if !log.check && !isLoaded {
-                throw SystemError("open", path: root, errno: ENOENT, hint: "nvmet loaded but its configfs tree is missing; is configfs mounted on \(roots.configfs)?")
+                throw CachectlError("open", path: root, errno: ENOENT, hint: "nvmet loaded but its configfs tree is missing; is configfs mounted on \(roots.configfs)?")
             }
         }
         for transport in transports.sorted(by: { $0.rawValue < $1.rawValue }) where !Self.moduleLoaded(transport.targetModule, roots: roots) {

@@ -1,3 +1,4 @@
+import CachectlSystem
 /// Attribute groups of one configfs object, as nvmetcli names them: the file
 /// `attr_allow_any_host` is group `attr`, attribute `allow_any_host`.
 public typealias AttributeGroups = [String: [String: String]]
@@ -110,18 +111,13 @@ public struct NvmetConfig: Equatable, Sendable {
     }
 }
 
-/// A config file that is not nvmetcli's layout, with where in it.
-public struct NvmetConfigError: Error, CustomStringConvertible, Sendable, Equatable {
-    public var description: String
-    public init(_ description: String) { self.description = description }
-}
 
 // MARK: - JSON
 
 extension NvmetConfig {
     /// Reads nvmetcli's JSON. Unknown keys are kept; missing lists are empty.
-    public init(json: NvmetJSON) throws(NvmetConfigError) {
-        guard case .object(let members) = json else { throw NvmetConfigError("the top level must be a JSON object") }
+    public init(json: NvmetJSON) throws(CachectlError) {
+        guard case .object(let members) = json else { throw CachectlError.usage(nil, "the top level must be a JSON object") }
         node = try Self.node(members, groups: Groups.root, known: ["hosts", "ports", "subsystems"], at: "root")
         for (i, item) in try Self.list(members["hosts"], at: "hosts").enumerated() {
             let at = "hosts[\(i)]"
@@ -142,10 +138,10 @@ extension NvmetConfig {
                     Namespace(
                         nsid: try Self.int(nsObject["nsid"], at: nsAt + ".nsid"),
                         node: try Self.node(nsObject, groups: Groups.namespace, known: ["nsid", "ana_grpid"], at: nsAt),
-                        anaGroupID: try nsObject["ana_grpid"].map { v throws(NvmetConfigError) in try Self.int(v, at: nsAt + ".ana_grpid") }))
+                        anaGroupID: try nsObject["ana_grpid"].map { v throws(CachectlError) in try Self.int(v, at: nsAt + ".ana_grpid") }))
             }
             subsystem.allowedHosts = try Self.list(object["allowed_hosts"], at: at + ".allowed_hosts").enumerated().map {
-                j, host throws(NvmetConfigError) in try Self.string(host, at: "\(at).allowed_hosts[\(j)]")
+                j, host throws(CachectlError) in try Self.string(host, at: "\(at).allowed_hosts[\(j)]")
             }
             subsystems.append(subsystem)
         }
@@ -156,10 +152,10 @@ extension NvmetConfig {
                 portid: try Self.int(object["portid"], at: at + ".portid"),
                 node: try Self.node(object, groups: Groups.port, known: ["portid", "subsystems", "referrals", "ana_groups"], at: at))
             port.subsystems = try Self.list(object["subsystems"], at: at + ".subsystems").enumerated().map {
-                j, nqn throws(NvmetConfigError) in try Self.string(nqn, at: "\(at).subsystems[\(j)]")
+                j, nqn throws(CachectlError) in try Self.string(nqn, at: "\(at).subsystems[\(j)]")
             }
             port.referrals = try Self.list(object["referrals"], at: at + ".referrals").enumerated().map {
-                j, item throws(NvmetConfigError) in
+                j, item throws(CachectlError) in
                 let rAt = "\(at).referrals[\(j)]"
                 let r = try Self.object(item, at: rAt)
                 return PortChild(name: try Self.string(r["name"], at: rAt + ".name"),
@@ -167,7 +163,7 @@ extension NvmetConfig {
             }
             if object["ana_groups"] != nil {
                 port.anaGroups = try Self.list(object["ana_groups"], at: at + ".ana_groups").enumerated().map {
-                    j, item throws(NvmetConfigError) in
+                    j, item throws(CachectlError) in
                     let gAt = "\(at).ana_groups[\(j)]"
                     let g = try Self.object(item, at: gAt)
                     return PortChild(name: String(try Self.int(g["grpid"], at: gAt + ".grpid")),
@@ -179,9 +175,9 @@ extension NvmetConfig {
     }
 
     /// Parses a file's bytes.
-    public init(jsonBytes: [UInt8]) throws(NvmetConfigError) {
+    public init(jsonBytes: [UInt8]) throws(CachectlError) {
         let json: NvmetJSON
-        do { json = try NvmetJSON.parse(jsonBytes) } catch { throw NvmetConfigError("not JSON: \(error)") }
+        do { json = try NvmetJSON.parse(jsonBytes) } catch { throw CachectlError.usage(nil, "not JSON: \(error)") }
         try self.init(json: json)
     }
 
@@ -233,18 +229,18 @@ extension NvmetConfig {
         return m
     }
 
-    private static func node(_ object: [String: NvmetJSON], groups: [String], known: Set<String>, at: String) throws(NvmetConfigError) -> NvmetNode {
+    private static func node(_ object: [String: NvmetJSON], groups: [String], known: Set<String>, at: String) throws(CachectlError) -> NvmetNode {
         var node = NvmetNode()
         for (key, value) in object where !known.contains(key) {
             if groups.contains(key) {
-                guard case .object(let attrs) = value else { throw NvmetConfigError("\(at).\(key) must be an object of attributes") }
+                guard case .object(let attrs) = value else { throw CachectlError.usage(nil, "\(at).\(key) must be an object of attributes") }
                 var strings: [String: String] = [:]
                 for (name, v) in attrs {
                     // nvmetcli writes str(value), so numbers are accepted too.
                     switch v {
                     case .string(let s): strings[name] = s
                     case .int(let n): strings[name] = String(n)
-                    default: throw NvmetConfigError("\(at).\(key).\(name) must be a string")
+                    default: throw CachectlError.usage(nil, "\(at).\(key).\(name) must be a string")
                     }
                 }
                 node.groups[key] = strings
@@ -253,7 +249,7 @@ extension NvmetConfig {
                 case .int(let n): node.enable = n
                 case .bool(let b): node.enable = b ? 1 : 0
                 case .string(let s) where Int(s) != nil: node.enable = Int(s)
-                default: throw NvmetConfigError("\(at).enable must be 0 or 1")
+                default: throw CachectlError.usage(nil, "\(at).enable must be 0 or 1")
                 }
             } else {
                 node.extra[key] = value
@@ -262,27 +258,27 @@ extension NvmetConfig {
         return node
     }
 
-    private static func object(_ value: NvmetJSON, at: String) throws(NvmetConfigError) -> [String: NvmetJSON] {
-        guard case .object(let m) = value else { throw NvmetConfigError("\(at) must be an object") }
+    private static func object(_ value: NvmetJSON, at: String) throws(CachectlError) -> [String: NvmetJSON] {
+        guard case .object(let m) = value else { throw CachectlError.usage(nil, "\(at) must be an object") }
         return m
     }
 
-    private static func list(_ value: NvmetJSON?, at: String) throws(NvmetConfigError) -> [NvmetJSON] {
+    private static func list(_ value: NvmetJSON?, at: String) throws(CachectlError) -> [NvmetJSON] {
         guard let value else { return [] }
-        guard case .array(let items) = value else { throw NvmetConfigError("\(at) must be a list") }
+        guard case .array(let items) = value else { throw CachectlError.usage(nil, "\(at) must be a list") }
         return items
     }
 
-    private static func string(_ value: NvmetJSON?, at: String) throws(NvmetConfigError) -> String {
-        guard case .string(let s)? = value else { throw NvmetConfigError("\(at) must be a string") }
+    private static func string(_ value: NvmetJSON?, at: String) throws(CachectlError) -> String {
+        guard case .string(let s)? = value else { throw CachectlError.usage(nil, "\(at) must be a string") }
         return s
     }
 
-    private static func int(_ value: NvmetJSON?, at: String) throws(NvmetConfigError) -> Int {
+    private static func int(_ value: NvmetJSON?, at: String) throws(CachectlError) -> Int {
         switch value {
         case .int(let n)?: return n
         case .string(let s)? where Int(s) != nil: return Int(s)!
-        default: throw NvmetConfigError("\(at) must be a number")
+        default: throw CachectlError.usage(nil, "\(at) must be a number")
         }
     }
 }

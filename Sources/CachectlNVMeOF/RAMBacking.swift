@@ -82,7 +82,7 @@ public struct RAMBacking: Sendable, Equatable {
                 _ = try sys("ftruncate", file) { ftruncate(handle.fd, off_t(size)) }
             }
         } else if UInt64(st.st_size) != size {
-            throw SystemError.failed("backing file", path: file, hint: "it has \(st.st_size) bytes, not \(size); unexport first")
+            throw CachectlError.failed("backing file", path: file, hint: "it has \(st.st_size) bytes, not \(size); unexport first")
         }
     }
 
@@ -107,7 +107,7 @@ public struct RAMBacking: Sendable, Equatable {
         }
         for dir in missing.reversed() {
             try log.perform("create \(dir)", revert: { rmdir(dir) }) {
-                if mkdir(dir, 0o755) != 0 && errno != EEXIST { throw SystemError("mkdir", path: dir, errno: errno) }
+                if mkdir(dir, 0o755) != 0 && errno != EEXIST { throw CachectlError("mkdir", path: dir, errno: errno) }
             }
         }
     }

@@ -1,10 +1,5 @@
+import CachectlSystem
 import Glibc
-
-/// A bad value given for an export or a connection: the CLI reports it as a usage error.
-public struct NVMeOFInputError: Error, CustomStringConvertible, Sendable, Equatable {
-    public var description: String
-    public init(_ description: String) { self.description = description }
-}
 
 /// NVMe Qualified Names (NVMe Base Specification 2.0, 4.5 "NVMe Qualified Names").
 public enum NQN {
@@ -25,18 +20,18 @@ public enum NQN {
     /// Checks the spec's form `nqn.yyyy-mm.reverse.domain:identifier`, plus what
     /// the kernel and configfs need: at most 223 bytes, no `/` (a configfs
     /// directory name), no `,` or whitespace (the fabrics option string splits on them).
-    public static func validate(_ nqn: String, what: String = "NQN") throws(NVMeOFInputError) {
-        try validateName(nqn, what: what)
+    public static func validate(_ nqn: String, what: String = "NQN", field: FieldPath? = nil) throws(CachectlError) {
+        try validateName(nqn, what: what, field: field)
         let bytes = Array(nqn.utf8)
         func digits(_ range: Range<Int>) -> Bool { range.upperBound <= bytes.count && bytes[range].allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
         let form = "\(what) must look like nqn.2014-08.org.example:name (nqn., a year-month, a reverse domain, a colon, a name): '\(nqn)'"
         guard nqn.hasPrefix("nqn."), digits(4..<8), bytes.count > 12, bytes[8] == 0x2d, digits(9..<11), bytes[11] == 0x2e else {
-            throw NVMeOFInputError(form)
+            throw .usage(field, form)
         }
         let month = Int(String(decoding: bytes[9..<11], as: UTF8.self)) ?? 0
-        guard (1...12).contains(month) else { throw NVMeOFInputError(form) }
+        guard (1...12).contains(month) else { throw .usage(field, form) }
         let rest = nqn.dropFirst(12)
-        guard let colon = rest.firstIndex(of: ":") else { throw NVMeOFInputError(form) }
+        guard let colon = rest.firstIndex(of: ":") else { throw .usage(field, form) }
         let domain = rest[..<colon]
         let identifier = rest[rest.index(after: colon)...]
         let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
@@ -45,18 +40,18 @@ public enum NQN {
                 (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c == 0x2d
             }
         }
-        guard domainOK, !identifier.isEmpty else { throw NVMeOFInputError(form) }
+        guard domainOK, !identifier.isEmpty else { throw .usage(field, form) }
     }
 
     /// What any subsystem or host name must satisfy to be a configfs directory
     /// and a fabrics option value (nvmetcli configs may use plain names such as
     /// `testnqn`, which the kernel accepts).
-    public static func validateName(_ nqn: String, what: String = "NQN") throws(NVMeOFInputError) {
+    public static func validateName(_ nqn: String, what: String = "NQN", field: FieldPath? = nil) throws(CachectlError) {
         guard !nqn.isEmpty, nqn.utf8.count <= maximumLength else {
-            throw NVMeOFInputError("\(what) must be 1-\(maximumLength) bytes: '\(nqn)'")
+            throw .usage(field, "\(what) must be 1-\(maximumLength) bytes: '\(nqn)'")
         }
         guard nqn != ".", nqn != "..", nqn.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7f && $0 != 0x2f && $0 != 0x2c }) else {
-            throw NVMeOFInputError("\(what) must not contain '/', ',', spaces or control characters: '\(nqn)'")
+            throw .usage(field, "\(what) must not contain '/', ',', spaces or control characters: '\(nqn)'")
         }
     }
 }
@@ -109,23 +104,23 @@ public struct FabricsAddress: Sendable, Equatable, Codable {
         return address.contains(":") ? "ipv6" : "ipv4"
     }
 
-    public func validate() throws(NVMeOFInputError) {
+    public func validate() throws(CachectlError) {
         guard transport.needsAddress else {
-            if address != nil || port != nil { throw NVMeOFInputError("--addr and --port do not apply to the loop transport") }
+            if address != nil || port != nil { throw .usage([address != nil ? "address" : "port"], "address and port do not apply to the loop transport") }
             return
         }
-        guard let address else { throw NVMeOFInputError("--addr is required for \(transport.rawValue): the IP address to use") }
+        guard let address else { throw .usage(["address"], "address is required for \(transport.rawValue): the IP address to use") }
         try Self.validateIP(address)
-        guard let port else { throw NVMeOFInputError("--port is required for \(transport.rawValue)") }
-        guard (1...65535).contains(port) else { throw NVMeOFInputError("--port must be 1-65535 (NVMe-oF uses 4420): \(port)") }
+        guard let port else { throw .usage(["port"], "port is required for \(transport.rawValue)") }
+        guard (1...65535).contains(port) else { throw .usage(["port"], "port must be 1-65535 (NVMe-oF uses 4420): \(port)") }
     }
 
     /// An IPv4 or IPv6 literal, checked with inet_pton(3) (nvmet wants addresses, not host names).
-    public static func validateIP(_ address: String) throws(NVMeOFInputError) {
+    public static func validateIP(_ address: String) throws(CachectlError) {
         var v4 = in_addr()
         var v6 = in6_addr()
         guard !address.isEmpty, inet_pton(AF_INET, address, &v4) == 1 || inet_pton(AF_INET6, address, &v6) == 1 else {
-            throw NVMeOFInputError("--addr must be an IPv4 or IPv6 address (not a host name): '\(address)'")
+            throw .usage(["address"], "address must be an IPv4 or IPv6 address (not a host name): '\(address)'")
         }
     }
 }

@@ -175,12 +175,12 @@ public struct ActionFilter: Sendable, Equatable {
     public static let sectionNames = ["cache", "shares", "tiers", "models", "nvmeof", "warm"]
 
     /// Parses `SECTION` or `SECTION:NAME`.
-    public init(parsing items: [String]) throws(ConfigError) {
+    public init(parsing items: [String]) throws(CachectlError) {
         var sections: [(String, String?)] = []
         for item in items {
             let parts = item.split(separator: ":", maxSplits: 1).map(String.init)
             guard let section = parts.first, Self.sectionNames.contains(section) else {
-                throw ConfigError(file: "--only", path: "", message: "unknown section '\(item)'; one of \(Self.sectionNames.joined(separator: ", ")), optionally :NAME (e.g. warm:boot)")
+                throw .usage(["only"], "unknown section '\(item)'; one of \(Self.sectionNames.joined(separator: ", ")), optionally :NAME (e.g. warm:boot)")
             }
             sections.append((section, parts.count > 1 ? parts[1] : nil))
         }

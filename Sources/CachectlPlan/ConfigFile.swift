@@ -69,28 +69,17 @@ public struct ConfigFile {
         return try YAMLNodeDecoder(file: "-").acceptedKeys(MachineConfig.self, from: root)
     }
 
-    /// One step of a path into the document.
-    enum Step: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
-        case key(String)
-        case index(Int)
-        init(stringLiteral value: String) { self = .key(value) }
-        init(integerLiteral value: Int) { self = .index(value) }
-    }
-
     /// An error at the node `path` names (or the nearest node above it that exists).
-    func error(_ path: [Step], _ message: String) -> ConfigError {
+    func error(_ path: FieldPath, _ message: String) -> ConfigError {
         var node = root
         var keyNode: YAMLNode?
-        var rendered = ""
-        for step in path {
+        for step in path.components {
             switch step {
             case .key(let name):
-                rendered += (rendered.isEmpty ? "" : ".") + name
                 guard case .mapping(let mapping)? = node, let pair = mapping.pairs.first(where: { $0.key.string == name }) else { continue }
                 keyNode = pair.key
                 node = pair.value
             case .index(let index):
-                rendered += "[\(index)]"
                 guard case .sequence(let sequence)? = node, index < sequence.items.count else { continue }
                 keyNode = nil
                 node = sequence.items[index]
@@ -99,7 +88,12 @@ public struct ConfigFile {
         // A scalar is pointed at itself; a mapping or list at its key, which reads better.
         let mark: YAMLMark?
         if case .scalar? = node { mark = node?.mark } else { mark = keyNode?.mark ?? node?.mark }
-        return ConfigError(file: self.path, line: mark?.line, column: mark?.column, path: rendered, message: message)
+        return ConfigError(file: self.path, line: mark?.line, column: mark?.column, path: path.description, message: message)
+    }
+
+    /// A library's input error about the value at `at` (its field, or `at` itself).
+    func error(_ at: FieldPath, _ error: CachectlError) -> ConfigError {
+        self.error(at + (error.field ?? []), error.message)
     }
 
     /// Every rule the single commands apply to these values, plus the rules of
@@ -112,14 +106,13 @@ public struct ConfigFile {
             do {
                 try cache.validate()
             } catch {
-                let field = YAMLKey.snakeCase(error.field)
-                errors.append(self.error(["cache", .key(field)], error.description))
+                errors.append(self.error(["cache"], error))
             }
         }
 
         var mountpoints: Set<String> = []
         for (i, share) in config.shares.enumerated() {
-            let at: [Step] = ["shares", .index(i)]
+            let at: FieldPath = ["shares", .index(i)]
             guard share.mountpoint.hasPrefix("/"), InputBounds.controlCharacter(in: share.mountpoint) == nil else {
                 errors.append(error(at + ["mountpoint"], "must be an absolute path without control characters: \(InputBounds.show(share.mountpoint))"))
                 continue
@@ -127,23 +120,24 @@ public struct ConfigFile {
             if !mountpoints.insert(share.mountpoint.count > 1 && share.mountpoint.hasSuffix("/") ? String(share.mountpoint.dropLast()) : share.mountpoint).inserted {
                 errors.append(error(at + ["mountpoint"], "\(share.mountpoint) is listed twice"))
             }
-            for (field, request) in [
-                ("readahead", FscSwitch(enable: share.fsc, mountpoints: [share.mountpoint], readahead: share.readahead)),
-                ("nconnect", FscSwitch(enable: share.fsc, mountpoints: [share.mountpoint], nconnect: share.nconnect)),
-                ("rsize", FscSwitch(enable: share.fsc, mountpoints: [share.mountpoint], rsize: share.rsize)),
+            // One request a setting, so each bad one is reported.
+            for request in [
+                FscSwitch(enable: share.fsc, mountpoints: [share.mountpoint], readahead: share.readahead),
+                FscSwitch(enable: share.fsc, mountpoints: [share.mountpoint], nconnect: share.nconnect),
+                FscSwitch(enable: share.fsc, mountpoints: [share.mountpoint], rsize: share.rsize),
             ] {
-                do { try request.validate() } catch { errors.append(self.error(at + [.key(field)], error.description)) }
+                do { try request.validate() } catch { errors.append(self.error(at, error)) }
             }
         }
 
         var tierNames: Set<String> = []
         var tierPaths: Set<String> = []
         for (i, tier) in config.tiers.enumerated() {
-            let at: [Step] = ["tiers", .index(i)]
+            let at: FieldPath = ["tiers", .index(i)]
             do {
                 try tier.spec.validate()
             } catch {
-                errors.append(self.error(at + [.key(Self.field(of: error.description, in: ["name", "path", "size", "rank", "algorithm", "filesystem", "device"]))], error.description))
+                errors.append(self.error(at, error))
             }
             // TierSpec drops what does not apply to the type; in a file that is a mistake worth saying.
             if tier.type != .zram, tier.algorithm != nil {
@@ -174,7 +168,7 @@ public struct ConfigFile {
                         errors.append(error(["models", "pinned", .key(model)], "tier \(tier) is declared absent"))
                     }
                 } catch {
-                    errors.append(self.error(["models", "pinned", .key(model)], error.description))
+                    errors.append(self.error(["models", "pinned", .key(model)], error.message))
                 }
             }
             for (i, model) in models.promote.enumerated() where models.pinned[model] != nil {
@@ -185,11 +179,11 @@ public struct ConfigFile {
         if let nvmeof = config.nvmeof {
             var names: Set<String> = []
             for (i, export) in nvmeof.exports.enumerated() {
-                let at: [Step] = ["nvmeof", "exports", .index(i)]
+                let at: FieldPath = ["nvmeof", "exports", .index(i)]
                 do {
                     if export.state == .present { try export.spec.validate() } else { try ExportSpec.validateName(export.name) }
                 } catch {
-                    errors.append(self.error(at + [.key(Self.nvmeofField(error.description))], error.description))
+                    errors.append(self.error(at, error))
                 }
                 if !names.insert(export.name).inserted { errors.append(error(at + ["name"], "export \(export.name) is listed twice")) }
             }
@@ -197,22 +191,19 @@ public struct ConfigFile {
                 do {
                     try connection.spec.validate()
                 } catch {
-                    errors.append(self.error(["nvmeof", "connections", .index(i), .key(Self.nvmeofField(error.description))], error.description))
+                    errors.append(self.error(["nvmeof", "connections", .index(i)], error))
                 }
             }
         }
 
         var warmNames: Set<String> = []
         for (i, list) in config.warm.enumerated() {
-            let at: [Step] = ["warm", .index(i)]
+            let at: FieldPath = ["warm", .index(i)]
             if !WarmListName.isValid(list.name) {
                 errors.append(error(at + ["name"], "warm list name must be 1-64 characters of A-Z, a-z, 0-9, - and _ (it names cachectl-warm@NAME.service): \(InputBounds.show(list.name))"))
             }
             if !warmNames.insert(list.name).inserted { errors.append(error(at + ["name"], "warm list \(list.name) is listed twice")) }
-            if let problem = list.options.validationError() {
-                let field = problem.hasPrefix("--jobs") ? "jobs" : "chunk"
-                errors.append(error(at + [.key(field)], problem.replacing("--\(field)", with: field)))
-            }
+            do { try list.options.validate() } catch { errors.append(self.error(at, error)) }
             if list.files.isEmpty && list.models.isEmpty { errors.append(error(at, "name at least one file or model")) }
             for (j, file) in list.files.enumerated() where !file.hasPrefix("/") || InputBounds.controlCharacter(in: file) != nil {
                 errors.append(error(at + ["files", .index(j)], "must be an absolute path without control characters: \(InputBounds.show(file))"))
@@ -223,15 +214,6 @@ public struct ConfigFile {
         }
         return errors
     }
-
-    /// Which field a library's message is about (TierInputError has only text).
-    static func field(of message: String, in fields: [String]) -> String {
-        let lowered = message.lowercased()
-        if lowered.contains("algorithm") { return "algorithm" }
-        if lowered.contains("--fs") { return "filesystem" }
-        if lowered.contains("device") { return "device" }
-        return fields.first { lowered.contains("tier \($0)") || lowered.hasPrefix($0) } ?? fields[0]
-    }
 }
 
 /// Names of warm lists: they become systemd instance names.
@@ -241,18 +223,5 @@ public enum WarmListName {
             && name.utf8.allSatisfy { c in
                 (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f
             }
-    }
-}
-
-extension ConfigFile {
-    /// The YAML key a CachectlNVMeOF message is about (its messages name CLI flags).
-    static func nvmeofField(_ message: String) -> String {
-        for (flag, key) in [("name the hosts", "allowed_hosts"), ("--allow-any-host", "allow_any_host"), ("--allow-host", "allowed_hosts"), ("--addr", "address"),
-                            ("--port", "port"), ("--size", "size"), ("--hostnqn", "host_nqn"), ("--nqn", "nqn"),
-                            ("export name", "name"), ("subsystem NQN", "name")]
-        where message.contains(flag) {
-            return key
-        }
-        return message.contains("loop") ? "transport" : "name"
     }
 }

@@ -64,7 +64,7 @@ extension Engine {
                         try AtomicFile.write(oldText, to: path, mode: 0o644)
                         undone.append("restored \(path)")
                     } else {
-                        if unlink(path) != 0 { throw SystemError("unlink", path: path, errno: errno) }
+                        if unlink(path) != 0 { throw CachectlError("unlink", path: path, errno: errno) }
                         undone.append("removed the new \(path)")
                     }
                 } catch {
@@ -103,7 +103,7 @@ extension Engine {
             readahead: share.readahead, nconnect: share.nconnect, rsize: share.rsize, roots: environment.roots)
         let report = try switcher.run()
         guard let mount = report.mounts.first else {
-            throw SystemError.failed("fsc: no report for \(share.mountpoint)")
+            throw CachectlError.failed("fsc: no report for \(share.mountpoint)")
         }
         let wantedKB = share.readahead.map { $0.bytes / 1024 }
         func describe(fsc: Bool?, readaheadKB: UInt64?, nconnect: Int?, rsize: UInt64?) -> String {
@@ -124,7 +124,7 @@ extension Engine {
             steps: mount.actions, diff: mount.fstabDiff, notes: mount.notes)
         if mount.failed {
             let message = mount.error ?? "fsc \(share.fsc ? "enable" : "disable") failed"
-            if check { throw SystemError.failed(message) }
+            if check { throw CachectlError.failed(message) }
             let restored = mount.notes.filter { $0.contains("restored") }
             action.notes = mount.notes
             throw StepFailure(
@@ -276,7 +276,7 @@ extension Engine {
     func checkWarm(_ list: MachineConfig.WarmList) throws -> (action: Action, plan: WarmPlan?, files: [SelectedFile]) {
         let selection = try selection(for: list)
         if let problem = selection.problems.first {
-            throw SystemError.failed("warm \(list.name): \(problem)", hint: "fix the path in the warm list")
+            throw CachectlError.failed("warm \(list.name): \(problem)", hint: "fix the path in the warm list")
         }
         let total = selection.totalSize
         let after = "\(ByteSize.format(total)) in \(selection.files.count) file(s) " + (list.into == .ram ? "in the page cache" : "in FS-Cache")
@@ -294,7 +294,7 @@ extension Engine {
         }
         let plan = Prewarmer(options: list.options).plan(selection.files)
         if let failure = plan.results.first(where: { $0.error != nil }) {
-            throw SystemError.failed("warm \(list.name): \(failure.path): \(failure.error ?? "")")
+            throw CachectlError.failed("warm \(list.name): \(failure.path): \(failure.error ?? "")")
         }
         let resident = plan.results.reduce(0) { $0 + $1.bytesAlreadyResident }
         let before = "\(ByteSize.format(resident)) of \(ByteSize.format(total)) resident"

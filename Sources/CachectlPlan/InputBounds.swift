@@ -70,7 +70,7 @@ public enum InputBounds {
         while done <= maxConfigBytes {
             let n = retryingEINTR { pread(file.fd, buffer.baseAddress! + done, maxConfigBytes + 1 - done, off_t(done)) }
             if n < 0 {
-                throw ConfigError(file: path, path: "", message: SystemError("read", path: path, errno: errno).description)
+                throw ConfigError(file: path, path: "", message: CachectlError("read", path: path, errno: errno).description)
             }
             if n == 0 { break }
             done += n

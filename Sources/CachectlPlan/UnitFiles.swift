@@ -62,11 +62,11 @@ public struct UnitFiles: Sendable {
     /// paths of letters, digits, `/ . _ - + @ : , =` and non-ASCII letters. Everything
     /// else (spaces, quotes, `$`, `%`, `\`, `;`, control characters, newlines) is
     /// refused, naming the option; nothing is written.
-    public func validate() throws(ConfigError) {
-        for (name, value) in [("--dir", directory), ("--binary", binary), ("--config", config), ("--fuse-dir", fuseDirectory)]
-            + mounts.map({ ("shares[].mountpoint", $0) }) {
+    public func validate() throws(CachectlError) {
+        let fields: [(FieldPath, String)] = [(["dir"], directory), (["binary"], binary), (["config"], config), (["fuse_dir"], fuseDirectory)]
+        for (field, value) in fields + mounts.map({ (["shares", "mountpoint"], $0) }) {
             if let problem = Self.problem(value) {
-                throw ConfigError(file: name, path: "", message: "\(name) \(problem): \(InputBounds.show(value))")
+                throw .usage(field, "\(field.key ?? "") \(problem): \(InputBounds.show(value))")
             }
         }
     }

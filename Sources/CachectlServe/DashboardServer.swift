@@ -163,7 +163,7 @@ public struct DashboardServer: Sendable {
                 let bar = ProgressBar(total: files.totalSize, label: "warm", enabled: false, observer: observe)
                 let report = Prewarmer().warm(files.files, progress: bar)
                 if report.failedFiles > 0 {
-                    throw SystemError.failed("warm \(name)", hint: "\(report.failedFiles) file(s) could not be read")
+                    throw CachectlError.failed("warm \(name)", hint: "\(report.failedFiles) file(s) could not be read")
                 }
                 return ("\(name): warmed \(ByteSize.format(report.bytesRead))", try JSONValue(encoding: report))
             }

@@ -23,14 +23,14 @@ public enum AtomicFile {
     @discardableResult
     public static func write(
         _ contents: String, to path: String, mode: mode_t = 0o644, backup: Bool = false
-    ) throws(SystemError) -> Bool {
+    ) throws(CachectlError) -> Bool {
         try write(Array(contents.utf8), to: path, mode: mode, backup: backup)
     }
 
     @discardableResult
     public static func write(
         _ contents: [UInt8], to path: String, mode: mode_t = 0o644, backup: Bool = false
-    ) throws(SystemError) -> Bool {
+    ) throws(CachectlError) -> Bool {
         let target = try resolvingSymlinks(path)
         var old = stat()
         let exists = stat(target, &old) == 0
@@ -48,12 +48,12 @@ public enum AtomicFile {
 
     /// temp file (created with `mode`, then owned by `owner`) + fsync + rename + fsync of the directory.
     /// `path` itself is replaced, never followed.
-    static func replace(_ path: String, with contents: [UInt8], mode: mode_t, owner: (uid_t, gid_t)?) throws(SystemError) {
+    static func replace(_ path: String, with contents: [UInt8], mode: mode_t, owner: (uid_t, gid_t)?) throws(CachectlError) {
         let dir = Path.directory(of: path)
         let unique = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let temp = dir + "/." + Path.lastComponent(of: path) + ".cachectl-tmp-\(getpid())-\(unique)"
         let file = try OpenFile(temp, flags: O_WRONLY | O_CREAT | O_TRUNC | O_EXCL | O_NOFOLLOW, mode: mode & 0o600)
-        do throws(SystemError) {
+        do throws(CachectlError) {
             if let owner {
                 _ = try sys("fchown", temp) { fchown(file.fd, owner.0, owner.1) }
             }
@@ -74,13 +74,13 @@ public enum AtomicFile {
 
     /// The file a write to `path` should replace: symlinks followed (up to 40,
     /// as the kernel does), each one owned by root or the caller.
-    public static func resolvingSymlinks(_ path: String) throws(SystemError) -> String {
+    public static func resolvingSymlinks(_ path: String) throws(CachectlError) -> String {
         var current = path
         for _ in 0..<40 {
             var st = stat()
             guard lstat(current, &st) == 0, st.st_mode & S_IFMT == S_IFLNK else { return current }
             guard st.st_uid == 0 || st.st_uid == geteuid() else {
-                throw SystemError.failed(
+                throw CachectlError.failed(
                     "refusing to write through the symlink", path: current,
                     hint: "it is owned by uid \(st.st_uid), neither root nor the caller; point cachectl at the file itself")
             }
@@ -89,17 +89,17 @@ public enum AtomicFile {
             let link = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
             current = link.hasPrefix("/") ? link : Path.join(Path.directory(of: current), link)
         }
-        throw SystemError("resolve symlinks", path: path, errno: ELOOP)
+        throw CachectlError("resolve symlinks", path: path, errno: ELOOP)
     }
 
     /// fsync(2) on a directory, so a rename or create in it is durable.
-    public static func syncDirectory(_ dir: String) throws(SystemError) {
+    public static func syncDirectory(_ dir: String) throws(CachectlError) {
         let handle = try OpenFile(dir, flags: O_RDONLY | O_DIRECTORY)
         try handle.sync()
     }
 
     /// Reads a whole (small) file.
-    public static func readBytes(_ path: String) throws(SystemError) -> [UInt8] {
+    public static func readBytes(_ path: String) throws(CachectlError) -> [UInt8] {
         let file = try OpenFile(path)
         var result: [UInt8] = []
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 8)
@@ -115,7 +115,7 @@ public enum AtomicFile {
     }
 
     /// Reads a whole (small) text file, such as a procfs or sysfs attribute.
-    public static func readText(_ path: String) throws(SystemError) -> String {
+    public static func readText(_ path: String) throws(CachectlError) -> String {
         String(decoding: try readBytes(path), as: UTF8.self)
     }
 }

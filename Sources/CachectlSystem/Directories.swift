@@ -2,8 +2,8 @@ import Glibc
 
 extension Path {
     /// The names in a directory, in readdir(3) order, without `.` and `..`.
-    public static func entries(of path: String) throws(SystemError) -> [String] {
-        guard let dir = opendir(path) else { throw SystemError("opendir", path: path, errno: errno) }
+    public static func entries(of path: String) throws(CachectlError) -> [String] {
+        guard let dir = opendir(path) else { throw CachectlError("opendir", path: path, errno: errno) }
         defer { closedir(dir) }
         return names(in: dir)
     }
@@ -23,11 +23,11 @@ extension Path {
     /// mkdir -p: makes `path` and any missing parents with `mode`. Returns true
     /// when it created the last component; a non-directory in the way is ENOTDIR.
     @discardableResult
-    public static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws(SystemError) -> Bool {
+    public static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws(CachectlError) -> Bool {
         var st = stat()
         if stat(path, &st) == 0 {
             guard st.st_mode & S_IFMT == S_IFDIR else {
-                throw SystemError("mkdir", path: path, errno: ENOTDIR, hint: "a file is in the way; move it")
+                throw CachectlError("mkdir", path: path, errno: ENOTDIR, hint: "a file is in the way; move it")
             }
             return false
         }
@@ -36,7 +36,7 @@ extension Path {
         if mkdir(path, mode) != 0 {
             let code = errno  // saved before anything else can overwrite it
             if code == EEXIST { return false }  // made by someone else meanwhile
-            throw SystemError("mkdir", path: path, errno: code)
+            throw CachectlError("mkdir", path: path, errno: code)
         }
         return true
     }

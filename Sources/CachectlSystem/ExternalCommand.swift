@@ -50,9 +50,9 @@ public struct ExternalCommand: Sendable {
 
     /// Runs the command to completion. Throws when the program is missing, cannot
     /// start or runs past the timeout; a non-zero exit is returned in the result.
-    public func run(input: String? = nil) throws(SystemError) -> Result {
+    public func run(input: String? = nil) throws(CachectlError) -> Result {
         guard let executable = Self.find(arguments[0]) else {
-            throw SystemError.failed(
+            throw CachectlError.failed(
                 "run \(arguments[0])", hint: "\(arguments[0]) is not installed or not on PATH")
         }
         let deadline = Monotonic.now() + timeout
@@ -62,7 +62,7 @@ public struct ExternalCommand: Sendable {
         if let input {
             stdinFD = try sys("memfd_create", arguments[0]) { cachectl_memfd("cachectl-stdin") }
             let bytes = Array(input.utf8)
-            do throws(SystemError) {
+            do throws(CachectlError) {
                 var done = 0
                 while done < bytes.count {
                     done += try sys("write", "stdin of \(arguments[0])") {
@@ -82,7 +82,7 @@ public struct ExternalCommand: Sendable {
         var outPipe: [Int32] = [-1, -1]
         var errPipe: [Int32] = [-1, -1]
         _ = try sys("pipe2") { cachectl_pipe_cloexec(&outPipe) }
-        do throws(SystemError) {
+        do throws(CachectlError) {
             _ = try sys("pipe2") { cachectl_pipe_cloexec(&errPipe) }
         } catch {
             close(outPipe[0])
@@ -125,7 +125,7 @@ public struct ExternalCommand: Sendable {
             close(errPipe[0])
         }
         if spawned != 0 {
-            throw SystemError("run", path: executable, errno: spawned)
+            throw CachectlError("run", path: executable, errno: spawned)
         }
 
         var stdoutBytes: [UInt8] = []
@@ -152,7 +152,7 @@ public struct ExternalCommand: Sendable {
                 kill(pid, SIGKILL)
                 var raw: Int32 = 0
                 _ = retryingEINTR { waitpid(pid, &raw, 0) }  // SIGKILL cannot be caught: this returns
-                throw SystemError(
+                throw CachectlError(
                     "run \(arguments.joined(separator: " "))", errno: ETIMEDOUT,
                     hint: "still running after \(Self.format(timeout)) s; killed its process group")
             }
@@ -187,11 +187,11 @@ public struct ExternalCommand: Sendable {
 
     /// Runs the command and throws when it exits non-zero, quoting its stderr.
     @discardableResult
-    public func check(input: String? = nil, hint: String? = nil) throws(SystemError) -> Result {
+    public func check(input: String? = nil, hint: String? = nil) throws(CachectlError) -> Result {
         let result = try run(input: input)
         guard result.succeeded else {
             let detail = result.stderr.trimmedWhitespace
-            throw SystemError.failed(
+            throw CachectlError.failed(
                 "\(arguments.joined(separator: " ")) exited \(result.status)" + (detail.isEmpty ? "" : ": \(detail)"),
                 hint: hint)
         }

@@ -12,7 +12,7 @@ public enum FileAccess {
     /// the original does. Throws when any of them cannot be kept (for example a
     /// filesystem without ACLs under a file that has one): the caller must then
     /// not publish the copy.
-    public static func copy(from original: OpenFile, to copy: OpenFile) throws(SystemError) {
+    public static func copy(from original: OpenFile, to copy: OpenFile) throws(CachectlError) {
         let st = try original.status()
         // chown first: it clears setuid/setgid, which fchmod then puts back.
         _ = try sys("chown", copy.path) { fchown(copy.fd, st.st_uid, st.st_gid) }
@@ -20,26 +20,26 @@ public enum FileAccess {
         guard let acl = try accessControlList(of: original) else { return }
         let code = acl.withUnsafeBytes { raw in fsetxattr(copy.fd, accessACL, raw.baseAddress, raw.count, 0) }
         if code != 0 {
-            throw SystemError(
+            throw CachectlError(
                 "set the ACL of", path: copy.path, errno: errno,
                 hint: "\(original.path) has an ACL this filesystem cannot keep; the copy would grant more than the original")
         }
     }
 
     /// Sets the raw `system.posix_acl_access` value of `path` (links followed).
-    public static func setAccessControlList(_ acl: [UInt8], on path: String) throws(SystemError) {
+    public static func setAccessControlList(_ acl: [UInt8], on path: String) throws(CachectlError) {
         _ = try sys("set the ACL of", path) { acl.withUnsafeBytes { raw in setxattr(path, accessACL, raw.baseAddress, raw.count, 0) } }
     }
 
     /// The raw `system.posix_acl_access` value, nil when the file has none (or its
     /// filesystem has no POSIX ACLs).
-    public static func accessControlList(of file: OpenFile) throws(SystemError) -> [UInt8]? {
+    public static func accessControlList(of file: OpenFile) throws(CachectlError) -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: 4096)
         let n = buffer.withUnsafeMutableBytes { raw in fgetxattr(file.fd, accessACL, raw.baseAddress, raw.count) }
         if n < 0 {
             let code = errno
             if code == ENODATA || code == EOPNOTSUPP { return nil }
-            throw SystemError("read the ACL of", path: file.path, errno: code)
+            throw CachectlError("read the ACL of", path: file.path, errno: code)
         }
         return Array(buffer[0..<n])
     }
@@ -49,12 +49,12 @@ public enum FileAccess {
     /// root's: every directory search and the file's mode and ACL are checked by
     /// the kernel as that user, and links are followed only as far as they may.
     /// EACCES means that user could not read it.
-    public static func open(_ path: String, as uid: uid_t, gid: gid_t) throws(SystemError) -> OpenFile {
+    public static func open(_ path: String, as uid: uid_t, gid: gid_t) throws(CachectlError) -> OpenFile {
         var groups = supplementaryGroups(of: uid, gid: gid)
         let fd = cachectl_open_as(path, O_RDONLY, uid, gid, &groups, groups.count)
         if fd < 0 {
             let code = errno
-            throw SystemError(
+            throw CachectlError(
                 "open as uid \(uid)", path: path, errno: code,
                 hint: code == EACCES || code == EPERM
                     ? "uid \(uid) may not read it, so cachectl will not copy it where that user could" : nil)

@@ -14,7 +14,7 @@ public final class HeldDirectory: Sendable {
     public let path: String
 
     /// Opens `path` as a directory (following links in the path itself).
-    public init(_ path: String) throws(SystemError) {
+    public init(_ path: String) throws(CachectlError) {
         self.path = path
         self.fd = try sys("open directory", path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
     }
@@ -29,7 +29,7 @@ public final class HeldDirectory: Sendable {
     /// Opens the directory `relative` below this one without following any
     /// symlink on the way (ELOOP/ENOTDIR when one is there). With `create`,
     /// missing components are made with `mode` (mkdirat, no link followed).
-    public func subdirectory(_ relative: String, create: Bool = false, mode: mode_t = 0o755) throws(SystemError) -> HeldDirectory {
+    public func subdirectory(_ relative: String, create: Bool = false, mode: mode_t = 0o755) throws(CachectlError) -> HeldDirectory {
         let components = try Self.components(relative)
         var current = HeldDirectory(fd: try sys("dup", path) { fcntl(fd, F_DUPFD_CLOEXEC, 0) }, path: path)
         for name in components {
@@ -37,19 +37,19 @@ public final class HeldDirectory: Sendable {
             var child = retryingEINTR { openat(current.fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
             if child < 0 && errno == ENOENT && create {
                 if mkdirat(current.fd, name, mode) != 0 && errno != EEXIST {
-                    throw SystemError("mkdir", path: next, errno: errno)
+                    throw CachectlError("mkdir", path: next, errno: errno)
                 }
                 child = retryingEINTR { openat(current.fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
             }
             if child < 0 {
                 let code = errno
                 if code == ELOOP || code == ENOTDIR {
-                    throw SystemError(
+                    throw CachectlError(
                         "open directory", path: next, errno: code,
                         hint: "it is a symlink or not a directory; cachectl does not follow links below \(path): "
                             + "replace it with a real directory")
                 }
-                throw SystemError("open directory", path: next, errno: code)
+                throw CachectlError("open directory", path: next, errno: code)
             }
             current = HeldDirectory(fd: child, path: next)
         }
@@ -58,21 +58,21 @@ public final class HeldDirectory: Sendable {
 
     /// The parent directory of `relative` (opened as ``subdirectory(_:create:mode:)``)
     /// and the last component's name.
-    public func parent(of relative: String, create: Bool = false, mode: mode_t = 0o755) throws(SystemError) -> (directory: HeldDirectory, name: String) {
+    public func parent(of relative: String, create: Bool = false, mode: mode_t = 0o755) throws(CachectlError) -> (directory: HeldDirectory, name: String) {
         var components = try Self.components(relative)
         guard let name = components.popLast() else {
-            throw SystemError("resolve", path: path + "/" + relative, errno: EINVAL, hint: "an empty name")
+            throw CachectlError("resolve", path: path + "/" + relative, errno: EINVAL, hint: "an empty name")
         }
         return (try subdirectory(components.joined(separator: "/"), create: create, mode: mode), name)
     }
 
     /// The names in this directory, without `.` and `..`.
-    public func entries() throws(SystemError) -> [String] {
+    public func entries() throws(CachectlError) -> [String] {
         let copy = try sys("dup", path) { fcntl(fd, F_DUPFD_CLOEXEC, 0) }
         guard let dir = fdopendir(copy) else {
             let code = errno
             close(copy)
-            throw SystemError("opendir", path: path, errno: code)
+            throw CachectlError("opendir", path: path, errno: code)
         }
         defer { closedir(dir) }
         rewinddir(dir)
@@ -94,12 +94,12 @@ public final class HeldDirectory: Sendable {
     }
 
     /// symlinkat(2): a new link `name` → `target` in this directory.
-    public func makeLink(_ name: String, to target: String) throws(SystemError) {
+    public func makeLink(_ name: String, to target: String) throws(CachectlError) {
         _ = try sys("symlink", path + "/" + name) { symlinkat(target, fd, name) }
     }
 
     /// renameat(2) within this directory.
-    public func rename(_ from: String, to: String) throws(SystemError) {
+    public func rename(_ from: String, to: String) throws(CachectlError) {
         _ = try sys("rename", path + "/" + to) { renameat(fd, from, fd, to) }
     }
 
@@ -116,23 +116,23 @@ public final class HeldDirectory: Sendable {
     }
 
     /// openat(2) of `name` in this directory with O_NOFOLLOW added.
-    public func openFile(_ name: String, flags: Int32, mode: mode_t = 0) throws(SystemError) -> OpenFile {
+    public func openFile(_ name: String, flags: Int32, mode: mode_t = 0) throws(CachectlError) -> OpenFile {
         let descriptor = try sys("open", path + "/" + name) { openat(fd, name, flags | O_NOFOLLOW | O_CLOEXEC, mode) }
         return OpenFile(adopting: descriptor, path: path + "/" + name)
     }
 
     /// fsync(2) of the directory, so renames and new entries in it are durable.
-    public func sync() throws(SystemError) {
+    public func sync() throws(CachectlError) {
         _ = try sys("fsync", path) { fsync(fd) }
     }
 
     /// The names of a relative path; `..` and empty names are refused, `.` skipped.
-    static func components(_ relative: String) throws(SystemError) -> [String] {
+    static func components(_ relative: String) throws(CachectlError) -> [String] {
         var names: [String] = []
         for part in relative.split(separator: "/", omittingEmptySubsequences: true) {
             if part == "." { continue }
             if part == ".." {
-                throw SystemError("resolve", path: relative, errno: EINVAL, hint: "'..' is not allowed in a path below a held directory")
+                throw CachectlError("resolve", path: relative, errno: EINVAL, hint: "'..' is not allowed in a path below a held directory")
             }
             names.append(String(part))
         }

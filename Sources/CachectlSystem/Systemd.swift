@@ -10,7 +10,7 @@ public enum Systemd {
 
     /// `systemctl daemon-reload`: after fstab or a unit file changed, so that the
     /// units systemd generates from them (a share's .mount unit) say the same.
-    public static func reload() throws(SystemError) {
+    public static func reload() throws(CachectlError) {
         try ExternalCommand(["systemctl", "daemon-reload"]).check(hint: "run systemctl daemon-reload by hand")
     }
 }

@@ -9,7 +9,7 @@ import Glibc
 /// Starts `body` on a new detached thread named `name` (the kernel keeps 15 bytes of
 /// it: `ps -L`, `top -H`). `stackSize` 0 means the default (RLIMIT_STACK).
 /// Fails only when the kernel refuses a thread (EAGAIN: RLIMIT_NPROC, memory).
-public func startThread(_ name: String, stackSize: Int = 0, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
+public func startThread(_ name: String, stackSize: Int = 0, _ body: @escaping @Sendable () -> Void) throws(CachectlError) {
     final class Start {
         let name: String
         let body: @Sendable () -> Void
@@ -30,7 +30,7 @@ public func startThread(_ name: String, stackSize: Int = 0, _ body: @escaping @S
     }, start)
     if code != 0 {
         Unmanaged<Start>.fromOpaque(start).release()
-        throw SystemError("pthread_create", path: name, errno: code)
+        throw CachectlError("pthread_create", path: name, errno: code)
     }
 }
 

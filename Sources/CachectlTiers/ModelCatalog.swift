@@ -144,7 +144,7 @@ public enum ModelCatalog {
     }
 
     /// Regular files and directories (symlinks followed), hidden names skipped, sorted.
-    static func listDirectory(_ dir: String) throws(SystemError) -> [Entry] {
+    static func listDirectory(_ dir: String) throws(CachectlError) -> [Entry] {
         var entries: [Entry] = []
         for name in try Path.entries(of: dir) {
             if name.hasPrefix(".") { continue }

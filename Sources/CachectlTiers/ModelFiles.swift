@@ -17,7 +17,7 @@ enum ModelFiles {
         let temp = "." + name + copySuffix + "\(getpid())"
         // Read as the user the copy is published to: a cold-store link to a file
         // that user may not read (a root-only file) is refused, not copied.
-        let input = try reader.map { reader throws(SystemError) in try FileAccess.open(source, as: reader.uid, gid: reader.gid) }
+        let input = try reader.map { reader throws(CachectlError) in try FileAccess.open(source, as: reader.uid, gid: reader.gid) }
             ?? OpenFile(source)
         try? input.advise(POSIX_FADV_SEQUENTIAL)
         dir.remove(temp)
@@ -26,7 +26,7 @@ enum ModelFiles {
             if expectedSize > 0 {
                 let code = posix_fallocate(output.fd, 0, off_t(expectedSize))
                 if code != 0 && code != EOPNOTSUPP {
-                    throw SystemError("fallocate \(ByteSize.format(expectedSize)) for", path: output.path, errno: code)
+                    throw CachectlError("fallocate \(ByteSize.format(expectedSize)) for", path: output.path, errno: code)
                 }
             }
             let hasher = expectedSHA256 == nil ? nil : SHA256Digest()
@@ -43,14 +43,14 @@ enum ModelFiles {
                 progress?.add(UInt64(n))
             }
             guard UInt64(offset) == expectedSize else {
-                throw SystemError.failed(
+                throw CachectlError.failed(
                     "copy", path: source,
                     hint: "read \(offset) bytes, expected \(expectedSize): the file changed during the copy; try again")
             }
             if let hasher, let expectedSHA256 {
                 let actual = hasher.finish()
                 guard actual == expectedSHA256 else {
-                    throw SystemError.failed(
+                    throw CachectlError.failed(
                         "verify sha256 of", path: source,
                         hint: "content hashes to \(actual), its name says \(expectedSHA256): the blob is corrupt; pull the model again")
                 }
@@ -152,7 +152,7 @@ enum ModelFiles {
         let (dir, name) = try HeldDirectory(modelsDir).parent(of: relative, create: true)
         if dir.linkTarget(name) == target { return false }
         if let st = dir.status(name), st.st_mode & S_IFMT != S_IFLNK {
-            throw SystemError(
+            throw CachectlError(
                 "replace", path: dir.path + "/" + name, errno: EEXIST,
                 hint: "it is a real file or directory, not a link cachectl made; move it out of the models directory")
         }

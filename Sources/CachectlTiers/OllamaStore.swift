@@ -146,10 +146,10 @@ enum OllamaStore {
         let file = try dir.openFile(name, flags: O_RDONLY | O_NONBLOCK)
         let st = try file.status()
         guard st.st_mode & S_IFMT == S_IFREG else {
-            throw SystemError.failed("read manifest", path: file.path, hint: "not a regular file")
+            throw CachectlError.failed("read manifest", path: file.path, hint: "not a regular file")
         }
         guard st.st_size <= manifestLimit else {
-            throw SystemError.failed("read manifest", path: file.path, hint: "\(st.st_size) bytes; a manifest is at most \(manifestLimit)")
+            throw CachectlError.failed("read manifest", path: file.path, hint: "\(st.st_size) bytes; a manifest is at most \(manifestLimit)")
         }
         var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
         var done = 0

@@ -60,19 +60,19 @@ extension RAMTiers {
         let models = Path.absolute(modelsDir).trimmingTrailingSlashes()
         let cold = Path.absolute(coldStore).trimmingTrailingSlashes()
         guard models != cold, !models.hasPrefix(cold + "/"), !cold.hasPrefix(models + "/") else {
-            throw TierInputError("the models directory and the cold store must be separate trees: \(models), \(cold)")
+            throw CachectlError.usage(["models", "cold_store"], "the models directory and the cold store must be separate trees: \(models), \(cold)")
         }
         for path in [models, cold] where path.contains("\n") {
-            throw TierInputError("path contains a newline: \(path)")
+            throw CachectlError.usage(["models", path == models ? "dir" : "cold_store"], "path contains a newline: \(path)")
         }
         var st = stat()
         guard stat(cold, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
-            throw SystemError("cold store", path: cold, errno: ENOENT, hint: "mount the share or give the right directory")
+            throw CachectlError("cold store", path: cold, errno: ENOENT, hint: "mount the share or give the right directory")
         }
         return try transaction(check: check) { state in
             let moved = state.modelsDir != nil && (state.modelsDir != models || state.coldStore != cold)
             if moved && !state.placements.isEmpty {
-                throw SystemError.failed(
+                throw CachectlError.failed(
                     "change the models directory or cold store",
                     hint: "models are placed: \(state.placements.keys.sorted().joined(separator: ", ")); demote them first")
             }
@@ -118,11 +118,11 @@ extension RAMTiers {
             let (modelsDir, coldStore) = try configured(state)
             let model = try findModel(name, coldStore: coldStore)
             if let problem = model.problem {
-                throw SystemError.failed("promote \(model.name)", path: coldStore, hint: "the model is incomplete: \(problem)")
+                throw CachectlError.failed("promote \(model.name)", path: coldStore, hint: "the model is incomplete: \(problem)")
             }
             let pinned = state.pins[model.name]
             if let pinned, let tier, tier != pinned, !pin {
-                throw SystemError.failed(
+                throw CachectlError.failed(
                     "promote \(model.name) to \(tier)", hint: "it is pinned to \(pinned); add --pin to move the pin")
             }
             // A placement whose copies are gone (tier wiped) no longer counts.
@@ -154,17 +154,17 @@ extension RAMTiers {
             let target: TierRecord
             if let wanted {
                 guard let record = state.tier(named: wanted) else {
-                    throw SystemError.failed("promote \(model.name)", hint: "no tier named \(wanted); see: cachectl tier list")
+                    throw CachectlError.failed("promote \(model.name)", hint: "no tier named \(wanted); see: cachectl tier list")
                 }
                 guard isLive(record) else {
-                    throw SystemError.failed(
+                    throw CachectlError.failed(
                         "promote \(model.name) to \(wanted)", path: record.spec.path,
                         hint: "the tier is not mounted; run: cachectl tier health --restore")
                 }
                 let need = copies(record).reduce(0) { $0 + ModelFiles.footprint($1.size) }
                 let free = try SpaceUsage.of(record.spec.path).free
                 guard free >= need else {
-                    throw SystemError(
+                    throw CachectlError(
                         "promote \(model.name) to \(wanted)", path: record.spec.path, errno: ENOSPC,
                         hint: "needs \(ByteSize.format(need)), \(ByteSize.format(free)) free; nothing was changed. Demote something or resize the tier")
                 }
@@ -177,7 +177,7 @@ extension RAMTiers {
                     return (record, need, free)
                 }
                 guard !candidates.isEmpty else {
-                    throw SystemError.failed(
+                    throw CachectlError.failed(
                         "promote \(model.name)", hint: "no tier is mounted; create one: cachectl tier create NAME --type tmpfs --size 8G")
                 }
                 let maxNeed = candidates.map(\.1).max() ?? 0
@@ -189,7 +189,7 @@ extension RAMTiers {
                 let (index, next) = strategy.choose(need: maxNeed, from: forStrategy, cursor: state.roundRobinNext)
                 guard let index else {
                     let frees = candidates.map { "\($0.0.spec.name) \(ByteSize.format($0.2)) free" }.joined(separator: ", ")
-                    throw SystemError(
+                    throw CachectlError(
                         "promote \(model.name)", errno: ENOSPC,
                         hint: "no tier has room for \(ByteSize.format(model.bytes)) (\(frees)); nothing was changed. Demote something, resize or add a tier")
                 }
@@ -315,7 +315,7 @@ extension RAMTiers {
 
     func configured(_ state: TierState) throws -> (modelsDir: String, coldStore: String) {
         guard let modelsDir = state.modelsDir, let coldStore = state.coldStore else {
-            throw SystemError.failed(
+            throw CachectlError.failed(
                 "models", path: stateFile.path,
                 hint: "no models directory is set up; run: cachectl models --models-dir DIR --cold-store DIR")
         }
@@ -325,7 +325,7 @@ extension RAMTiers {
     func findModel(_ name: String, coldStore: String) throws -> Model {
         let catalog = try ModelCatalog.scan(coldStore: coldStore)
         guard let model = ModelCatalog.find(name, in: catalog) else {
-            throw SystemError.failed("find model \(name)", path: coldStore, hint: "not in the cold store; see: cachectl models")
+            throw CachectlError.failed("find model \(name)", path: coldStore, hint: "not in the cold store; see: cachectl models")
         }
         return model
     }

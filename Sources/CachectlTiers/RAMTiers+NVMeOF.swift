@@ -16,11 +16,11 @@ extension RAMTiers {
     }
 
     func bringUpNVMeOF(_ spec: TierSpec, createdPath: Bool, steps: inout [String]) throws {
-        guard let device = spec.device else { throw TierInputError("an nvmeof tier needs --device (or --nqn)") }
+        guard let device = spec.device else { throw CachectlError.usage(["device"], "an nvmeof tier needs a device") }
         do {
             try Self.checkFabricsNamespace(device, roots: roots)
             if let user = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo").first(where: { $0.source == device }) {
-                throw SystemError(
+                throw CachectlError(
                     "use \(device) for tier \(spec.name)", path: device, errno: EBUSY,
                     hint: "it is mounted on \(user.target); unmount it or choose another device")
             }
@@ -42,7 +42,7 @@ extension RAMTiers {
         var st = stat()
         _ = try sys("stat", device) { stat(device, &st) }
         guard st.st_mode & S_IFMT == S_IFBLK else {
-            throw SystemError.failed("use \(device) as an nvmeof tier", path: device, hint: "not a block device")
+            throw CachectlError.failed("use \(device) as an nvmeof tier", path: device, hint: "not a block device")
         }
         let name = Path.lastComponent(of: device)
         let deviceDir = roots.sys + "/class/block/\(name)/device"
@@ -57,7 +57,7 @@ extension RAMTiers {
         }
         let fabrics = transports.map { $0.trimmingWhitespace() }.filter { $0 != "pcie" && !$0.isEmpty }
         guard name.hasPrefix("nvme"), !fabrics.isEmpty else {
-            throw SystemError.failed(
+            throw CachectlError.failed(
                 "use \(device) as an nvmeof tier", path: device,
                 hint: "it is not an NVMe-over-Fabrics namespace (connect one with: cachectl nvmet connect ...); "
                     + "cachectl makes a new filesystem on it, so it refuses local disks")
@@ -68,8 +68,8 @@ extension RAMTiers {
         (try? ModelCatalog.listDirectory(path).map(\.name)) ?? []
     }
 
-    static func nvmeofResizeRefusal(_ name: String) -> SystemError {
-        SystemError.failed(
+    static func nvmeofResizeRefusal(_ name: String) -> CachectlError {
+        CachectlError.failed(
             "resize tier \(name)",
             hint: "an nvmeof tier is as large as its remote namespace; export a new size, then destroy and create the tier")
     }
@@ -87,14 +87,16 @@ extension RAMTiers {
 
 extension TierSpec {
     /// An nvmeof tier names its device under /dev; other tiers name none.
-    func validateDevice() throws(TierInputError) {
+    func validateDevice() throws(CachectlError) {
         guard type == .nvmeof else {
-            if device != nil { throw TierInputError("--device applies to nvmeof tiers only") }
+            if device != nil { throw CachectlError.usage(["device"], "device applies to nvmeof tiers only") }
             return
         }
-        guard let device else { throw TierInputError("an nvmeof tier needs --device /dev/nvmeXnY (or --nqn to connect)") }
+        guard let device else {
+            throw CachectlError.usage(["device"], "an nvmeof tier needs a device, /dev/nvmeXnY", hint: "name the namespace's block device, or the subsystem NQN to connect to")
+        }
         guard device.hasPrefix("/dev/"), !device.contains(","), !device.contains("\n"), !device.contains("..") else {
-            throw TierInputError("--device must be a path under /dev: \(device)")
+            throw CachectlError.usage(["device"], "device must be a path under /dev: \(device)")
         }
     }
 }

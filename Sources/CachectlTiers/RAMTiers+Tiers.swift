@@ -17,7 +17,7 @@ extension RAMTiers {
             if let existing = state.tier(named: spec.name) {
                 let differs = Self.immutableDifferences(existing.spec, spec)
                 if !differs.isEmpty {
-                    throw SystemError.failed(
+                    throw CachectlError.failed(
                         "create tier \(spec.name)",
                         hint: "it exists with a different \(differs.joined(separator: ", ")); destroy it first"
                             + (differs == ["size"] ? " or use: cachectl tier resize \(spec.name) --size \(spec.size)" : ""))
@@ -44,7 +44,7 @@ extension RAMTiers {
                 return TierChange(changed: true, action: "recreated", tier: status(of: fresh, state: state), demoted: demoted, steps: steps)
             }
             if let other = state.tiers.first(where: { $0.spec.path == spec.path }) {
-                throw SystemError.failed("create tier \(spec.name)", path: spec.path, hint: "tier \(other.spec.name) already uses that path")
+                throw CachectlError.failed("create tier \(spec.name)", path: spec.path, hint: "tier \(other.spec.name) already uses that path")
             }
             if let entry = try MountTable.entry(at: spec.path, roots: roots) {
                 // Our own tmpfs, mounted by a run killed before it saved the state: adopt it.
@@ -63,7 +63,7 @@ extension RAMTiers {
                     state.tiers.append(record)
                     return TierChange(changed: true, action: "adopted", tier: status(of: record, state: state), demoted: [], steps: steps)
                 }
-                throw SystemError(
+                throw CachectlError(
                     "create tier \(spec.name)", path: spec.path, errno: EBUSY,
                     hint: "\(entry.fstype) from \(entry.source) is already mounted there; choose another --path")
             }
@@ -89,7 +89,7 @@ extension RAMTiers {
             }
             let placed = state.models(in: name)
             if !placed.isEmpty && !demote {
-                throw SystemError.failed(
+                throw CachectlError.failed(
                     "destroy tier \(name)",
                     hint: "models are placed there: \(placed.joined(separator: ", ")); demote them, or pass --demote")
             }
@@ -117,7 +117,7 @@ extension RAMTiers {
         try TierSpec.validateName(name)
         return try transaction(check: check) { state in
             guard var record = state.tier(named: name) else {
-                throw SystemError.failed("resize tier \(name)", hint: "no such tier; see: cachectl tier list")
+                throw CachectlError.failed("resize tier \(name)", hint: "no such tier; see: cachectl tier list")
             }
             var spec = record.spec
             spec.size = size
@@ -132,12 +132,12 @@ extension RAMTiers {
             let models = state.models(in: name)
             if live, let usage = try? SpaceUsage.of(record.spec.path) {
                 if record.spec.type == .tmpfs && usage.used > size.bytes {
-                    throw SystemError.failed(
+                    throw CachectlError.failed(
                         "resize tier \(name) to \(size)", path: record.spec.path,
                         hint: "\(ByteSize.format(usage.used)) is stored there; demote models first")
                 }
                 if record.spec.type == .zram && (!models.isEmpty || !Self.isEmptyDirectory(record.spec.path)) {
-                    throw SystemError.failed(
+                    throw CachectlError.failed(
                         "resize zram tier \(name)", path: record.spec.path,
                         hint: "a zram tier is rebuilt to resize, so it must be empty"
                             + (models.isEmpty ? "; remove the files in it" : "; demote first: \(models.joined(separator: ", "))"))
@@ -234,7 +234,7 @@ extension RAMTiers {
                 do {
                     try device.reset()
                 } catch {
-                    throw SystemError(
+                    throw CachectlError(
                         "reset", path: device.blockDirectory, errno: error.errno,
                         hint: "\(device.devicePath) is still in use (a lazily detached mount keeps it until its last file is closed); try again later")
                 }
@@ -267,7 +267,7 @@ extension RAMTiers {
     static func refuseHidingFiles(at path: String, tier: String) throws {
         guard let names = try? Path.entries(of: path), !names.isEmpty else { return }
         let shown = names.sorted().prefix(3).joined(separator: ", ") + (names.count > 3 ? ", ..." : "")
-        throw SystemError(
+        throw CachectlError(
             "mount tier \(tier) on", path: path, errno: ENOTEMPTY,
             hint: "the directory holds \(names.count) entr\(names.count == 1 ? "y" : "ies") (\(shown)) that the tier would hide; "
                 + "choose an empty or new --path")

@@ -33,7 +33,7 @@ public final class SHA256Digest {
     }
 
     /// SHA-256 of a whole file, read with pread in 4 MiB chunks.
-    public static func ofFile(_ path: String) throws(SystemError) -> String {
+    public static func ofFile(_ path: String) throws(CachectlError) -> String {
         let file = try OpenFile(path)
         let hasher = SHA256Digest()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 4096)

@@ -8,7 +8,7 @@ public struct SpaceUsage: Codable, Sendable, Equatable {
     /// Bytes an unprivileged writer may still use (f_bavail).
     public var free: UInt64
 
-    public static func of(_ path: String) throws(SystemError) -> SpaceUsage {
+    public static func of(_ path: String) throws(CachectlError) -> SpaceUsage {
         var st = statvfs()
         _ = try sys("statvfs", path) { statvfs(path, &st) }
         let unit = UInt64(st.f_frsize)

@@ -27,12 +27,6 @@ public enum TierFilesystem: String, Codable, Sendable, CaseIterable {
     case ext4, xfs
 }
 
-/// A bad value given for a tier or a model: the CLI reports it as a usage error.
-public struct TierInputError: Error, CustomStringConvertible, Sendable, Equatable {
-    public var description: String
-    public init(_ description: String) { self.description = description }
-}
-
 /// The desired shape of one RAM tier, as `tier create` and a YAML plan give it.
 public struct TierSpec: Codable, Sendable, Equatable {
     public var name: String
@@ -74,36 +68,36 @@ public struct TierSpec: Codable, Sendable, Equatable {
     public static let knownAlgorithms = ["lzo", "lzo-rle", "lz4", "lz4hc", "zstd", "deflate", "842"]
 
     /// Checks every field before anything is changed.
-    public func validate() throws(TierInputError) {
+    public func validate() throws(CachectlError) {
         try Self.validateName(name)
         guard path.hasPrefix("/"), !path.contains("\n"), !path.contains(","), path != "/" else {
-            throw TierInputError("tier path must be an absolute directory without commas or newlines: \(path)")
+            throw CachectlError.usage(["path"], "tier path must be an absolute directory without commas or newlines: \(path)")
         }
         guard !path.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else {
-            throw TierInputError("tier path must not contain . or .. components: \(path)")
+            throw CachectlError.usage(["path"], "tier path must not contain . or .. components: \(path)")
         }
         guard size >= Self.minimumSize else {
-            throw TierInputError("tier size \(size) is too small; at least \(Self.minimumSize)")
+            throw CachectlError.usage(["size"], "tier size \(size) is too small; at least \(Self.minimumSize)")
         }
-        guard (0...1000).contains(rank) else { throw TierInputError("rank must be 0...1000 (lower is faster): \(rank)") }
+        guard (0...1000).contains(rank) else { throw CachectlError.usage(["rank"], "rank must be 0...1000 (lower is faster): \(rank)") }
         if let algorithm {
-            guard type == .zram else { throw TierInputError("--algorithm applies to zram tiers only") }
+            guard type == .zram else { throw CachectlError.usage(["algorithm"], "algorithm applies to zram tiers only") }
             guard Self.knownAlgorithms.contains(algorithm) else {
-                throw TierInputError(
-                    "unknown zram algorithm '\(algorithm)'; one of: \(Self.knownAlgorithms.joined(separator: ", "))")
+                throw CachectlError.usage(
+                    ["algorithm"], "unknown zram algorithm '\(algorithm)'; one of: \(Self.knownAlgorithms.joined(separator: ", "))")
             }
         }
-        if filesystem != nil && !type.hasFilesystem { throw TierInputError("--fs applies to zram and nvmeof tiers only") }
+        if filesystem != nil && !type.hasFilesystem { throw CachectlError.usage(["filesystem"], "filesystem applies to zram and nvmeof tiers only") }
         try validateDevice()
     }
 
     /// Tier names become path components and mount sources: keep them plain.
-    public static func validateName(_ name: String) throws(TierInputError) {
+    public static func validateName(_ name: String) throws(CachectlError) {
         let allowed = name.utf8.allSatisfy { c in
             (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f
         }
         guard !name.isEmpty, name.utf8.count <= 32, allowed, !name.hasPrefix("-") else {
-            throw TierInputError("tier name must be 1-32 characters of a-z, 0-9, - and _: '\(name)'")
+            throw CachectlError.usage(["name"], "tier name must be 1-32 characters of a-z, 0-9, - and _: '\(name)'")
         }
     }
 }

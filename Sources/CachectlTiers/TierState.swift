@@ -89,7 +89,7 @@ public struct TierStateFile: Sendable {
         do {
             return try Self.decoder.decode(TierState.self, from: Data(bytes))
         } catch {
-            throw SystemError.failed(
+            throw CachectlError.failed(
                 "parse state file", path: path,
                 hint: "\(error); fix or move the file away (cachectl tier health rebuilds links from the cold store)")
         }

@@ -21,20 +21,20 @@ public struct ZramDevice: Sendable, Equatable {
     public var exists: Bool { access(blockDirectory, F_OK) == 0 }
 
     /// Creates a new device: reading `hot_add` returns its number.
-    public static func hotAdd(roots: KernelRoots = .system) throws(SystemError) -> ZramDevice {
+    public static func hotAdd(roots: KernelRoots = .system) throws(CachectlError) -> ZramDevice {
         let control = controlDirectory(roots) + "/hot_add"
         guard access(control, F_OK) == 0 else {
-            throw SystemError("open", path: control, errno: ENOENT, hint: "this kernel has no zram; try: modprobe zram")
+            throw CachectlError("open", path: control, errno: ENOENT, hint: "this kernel has no zram; try: modprobe zram")
         }
         let text = try AtomicFile.readText(control)
         guard let id = Int(text.trimmingWhitespace()) else {
-            throw SystemError.failed("read \(control)", hint: "unexpected answer '\(text)'")
+            throw CachectlError.failed("read \(control)", hint: "unexpected answer '\(text)'")
         }
         return ZramDevice(id: id, roots: roots)
     }
 
     /// Algorithms this kernel offers; the current one is shown in brackets.
-    public func algorithms() throws(SystemError) -> (available: [String], current: String?) {
+    public func algorithms() throws(CachectlError) -> (available: [String], current: String?) {
         Self.parseAlgorithms(try AtomicFile.readText(blockDirectory + "/comp_algorithm"))
     }
 
@@ -53,50 +53,50 @@ public struct ZramDevice: Sendable, Equatable {
         return (names, current)
     }
 
-    public func setAlgorithm(_ name: String) throws(SystemError) {
+    public func setAlgorithm(_ name: String) throws(CachectlError) {
         let offered = try algorithms().available
         guard offered.contains(name) else {
-            throw SystemError.failed(
+            throw CachectlError.failed(
                 "zram algorithm \(name)", path: blockDirectory + "/comp_algorithm",
                 hint: "this kernel offers: \(offered.joined(separator: " "))")
         }
         try writeAttribute("comp_algorithm", name)
     }
 
-    public func setDiskSize(_ bytes: UInt64) throws(SystemError) {
+    public func setDiskSize(_ bytes: UInt64) throws(CachectlError) {
         try writeAttribute("disksize", String(bytes))
     }
 
-    public func diskSize() throws(SystemError) -> UInt64 {
+    public func diskSize() throws(CachectlError) -> UInt64 {
         UInt64(try AtomicFile.readText(blockDirectory + "/disksize").trimmingWhitespace()) ?? 0
     }
 
     /// Frees the device's memory and its size; it fails with EBUSY while it is open or mounted.
-    public func reset() throws(SystemError) {
+    public func reset() throws(CachectlError) {
         try writeAttribute("reset", "1")
     }
 
-    public func hotRemove() throws(SystemError) {
+    public func hotRemove() throws(CachectlError) {
         let control = Self.controlDirectory(roots) + "/hot_remove"
         try writeSysfs(control, String(id))
     }
 
-    public func memoryStats() throws(SystemError) -> ZramMemoryStats {
+    public func memoryStats() throws(CachectlError) -> ZramMemoryStats {
         let path = blockDirectory + "/mm_stat"
         let text = try AtomicFile.readText(path)
         guard let stats = ZramMemoryStats(mmStat: text) else {
-            throw SystemError.failed("parse", path: path, hint: "unexpected mm_stat format: \(text)")
+            throw CachectlError.failed("parse", path: path, hint: "unexpected mm_stat format: \(text)")
         }
         return stats
     }
 
-    private func writeAttribute(_ name: String, _ value: String) throws(SystemError) {
+    private func writeAttribute(_ name: String, _ value: String) throws(CachectlError) {
         try writeSysfs(blockDirectory + "/" + name, value)
     }
 }
 
 /// Writes one sysfs attribute with a single write(2), as sysfs expects.
-func writeSysfs(_ path: String, _ value: String) throws(SystemError) {
+func writeSysfs(_ path: String, _ value: String) throws(CachectlError) {
     let file = try OpenFile(path, flags: O_WRONLY)
     let bytes = Array(value.utf8)
     _ = try sys("write", path) { bytes.withUnsafeBytes { write(file.fd, $0.baseAddress, $0.count) } }

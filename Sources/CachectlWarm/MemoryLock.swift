@@ -9,21 +9,21 @@ public final class MemoryLock {
     public private(set) var lockedBytes: UInt64 = 0
 
     /// Maps and locks every file; on failure unlocks what it locked and throws.
-    public init(files: [SelectedFile]) throws(SystemError) {
-        do throws(SystemError) {
+    public init(files: [SelectedFile]) throws(CachectlError) {
+        do throws(CachectlError) {
             for file in files where file.size > 0 {
                 let handle = try RegularFile.open(file.path)
                 let length = Int(try handle.status().st_size)
                 guard length > 0 else { continue }
                 let address = mmap(nil, length, PROT_READ, MAP_SHARED, handle.fd, 0)
                 if address == MAP_FAILED {
-                    throw SystemError("mmap", path: file.path, errno: errno)
+                    throw CachectlError("mmap", path: file.path, errno: errno)
                 }
                 guard let address else { continue }
                 if mlock(address, length) != 0 {
                     let code = errno
                     munmap(address, length)
-                    throw SystemError("mlock", path: file.path, errno: code, hint: Self.limitHint(adding: UInt64(length)))
+                    throw CachectlError("mlock", path: file.path, errno: code, hint: Self.limitHint(adding: UInt64(length)))
                 }
                 mappings.append((address, length))
                 lockedBytes += UInt64(length)

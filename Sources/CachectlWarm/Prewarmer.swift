@@ -49,20 +49,19 @@ public struct WarmOptions: Sendable, Equatable {
         self.adviseAhead = adviseAhead
     }
 
-    /// Nil when valid, else what is wrong, naming the option.
-    public func validationError() -> String? {
+    /// Checks the reader count and chunk size; the error names the field.
+    public func validate() throws(CachectlError) {
         if let jobs, !Self.jobsRange.contains(jobs) {
-            return "--jobs must be between \(Self.jobsRange.lowerBound) and \(Self.jobsRange.upperBound), got \(jobs)"
+            throw .usage(["jobs"], "jobs must be between \(Self.jobsRange.lowerBound) and \(Self.jobsRange.upperBound), got \(jobs)")
         }
         if let chunkSize {
             if !Self.chunkRange.contains(chunkSize) {
-                return "--chunk must be between 64K and 1G, got \(ByteSize.format(chunkSize))"
+                throw .usage(["chunk"], "chunk must be between 64K and 1G, got \(ByteSize.format(chunkSize))")
             }
             if chunkSize % UInt64(cachectl_page_size()) != 0 {
-                return "--chunk must be a multiple of the page size (\(cachectl_page_size()) bytes), got \(chunkSize)"
+                throw .usage(["chunk"], "chunk must be a multiple of the page size (\(cachectl_page_size()) bytes), got \(chunkSize)")
             }
         }
-        return nil
     }
 }
 
@@ -371,18 +370,19 @@ struct ChunkReader: ~Copyable {
     deinit { buffer.deallocate() }
 
     /// `chunk.length` must not exceed the buffer.
-    func read(_ chunk: Chunk, of file: OpenFile, progress: (UInt64) -> Void) throws(WarmError) {
+    func read(_ chunk: Chunk, of file: OpenFile, progress: (UInt64) -> Void) throws(CachectlError) {
         var done: UInt64 = 0
         while done < chunk.length {
             let offset = chunk.offset + done
             let n = retryingEINTR { pread(file.fd, buffer.baseAddress, Int(chunk.length - done), off_t(offset)) }
             if n < 0 {
                 let code = errno
-                throw WarmError("read at offset \(offset): \(Errno.message(code)) (\(Errno.name(code)))")
+                throw CachectlError("read at offset \(offset)", errno: code)
             }
             if n == 0 {
                 let now = (try? file.status()).map { UInt64($0.st_size) }
-                throw WarmError(
+                throw CachectlError(
+                    .conflict,
                     "file shrank while being warmed: expected data at offset \(offset), file is now "
                         + (now.map { "\($0) bytes" } ?? "unreadable") + "; warm it again when it is complete")
             }
@@ -414,11 +414,6 @@ public struct WarmPlan: Sendable {
 struct PlanGroup: Sendable {
     var strategy: ReadStrategy
     var regions: [Chunk]
-}
-
-struct WarmError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }
 
 struct Chunk: Sendable {
@@ -474,7 +469,7 @@ final class LazyFiles: @unchecked Sendable {
         case closed
         case opening
         case open(OpenFile)
-        case failed(SystemError)
+        case failed(CachectlError)
     }
 
     private let condition = Condition()
@@ -490,7 +485,7 @@ final class LazyFiles: @unchecked Sendable {
     }
 
     /// The open file, opening it first if no worker has yet.
-    func acquire(_ index: Int) throws(SystemError) -> OpenFile {
+    func acquire(_ index: Int) throws(CachectlError) -> OpenFile {
         condition.lock()
         while true {
             switch slots[index] {
@@ -505,8 +500,8 @@ final class LazyFiles: @unchecked Sendable {
             case .closed:
                 slots[index] = .opening
                 condition.unlock()
-                let result: Result<OpenFile, SystemError>
-                do throws(SystemError) { result = .success(try RegularFile.open(paths[index])) } catch { result = .failure(error) }
+                let result: Result<OpenFile, CachectlError>
+                do throws(CachectlError) { result = .success(try RegularFile.open(paths[index])) } catch { result = .failure(error) }
                 condition.lock()
                 switch result {
                 case .success(let file): slots[index] = remaining[index] > 0 ? .open(file) : .closed

@@ -9,7 +9,7 @@ enum RegularFile {
     /// file is refused. O_NONBLOCK is cleared again before any read. Symlinks are
     /// followed on purpose (ollama blobs are reached through them); warm only reads
     /// into the page cache and never writes through the path.
-    static func open(_ path: String) throws(SystemError) -> OpenFile {
+    static func open(_ path: String) throws(CachectlError) -> OpenFile {
         let (file, _) = try openForProbing(path)
         let flags = fcntl(file.fd, F_GETFL)
         if flags >= 0 { _ = fcntl(file.fd, F_SETFL, flags & ~O_NONBLOCK) }
@@ -18,11 +18,11 @@ enum RegularFile {
 
     /// The same checks for a file that is only probed (cachestat, mincore, fadvise),
     /// never read: O_NONBLOCK stays set, and the fstat(2) that checked it is returned.
-    static func openForProbing(_ path: String) throws(SystemError) -> (OpenFile, stat) {
+    static func openForProbing(_ path: String) throws(CachectlError) -> (OpenFile, stat) {
         let file = try OpenFile(path, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY)
         let st = try file.status()
         guard st.st_mode & S_IFMT == S_IFREG else {
-            throw SystemError.failed(
+            throw CachectlError.failed(
                 "open", path: path,
                 hint: "is now a \(FileSelection.kind(st.st_mode)), not a regular file (it changed since it was selected); refused")
         }

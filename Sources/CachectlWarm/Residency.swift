@@ -36,7 +36,7 @@ public final class ResidencyProbe {
     private static let pageSize = UInt64(cachectl_page_size())
 
     /// - Throws: only when `preferred` names a method this kernel lacks.
-    public init(file: OpenFile, size: UInt64, preferred: ResidencyMethod = .auto) throws(SystemError) {
+    public init(file: OpenFile, size: UInt64, preferred: ResidencyMethod = .auto) throws(CachectlError) {
         self.file = file
         self.size = size
         self.dataRanges = RegularFile.dataRanges(fd: file.fd, size: size)
@@ -48,7 +48,7 @@ public final class ResidencyProbe {
             }
             let code = errno
             if preferred == .cachestat {
-                throw SystemError(
+                throw CachectlError(
                     "cachestat", path: file.path, errno: code,
                     hint: code == ENOSYS ? "this kernel is older than 6.5; use --residency-method mincore" : nil)
             }
@@ -66,7 +66,7 @@ public final class ResidencyProbe {
             let address = mmap(nil, Int(size), PROT_READ, MAP_SHARED, file.fd, 0)
             if address == MAP_FAILED {
                 let code = errno
-                throw SystemError("mmap", path: file.path, errno: code)
+                throw CachectlError("mmap", path: file.path, errno: code)
             }
             mapping = address
         }
@@ -74,7 +74,7 @@ public final class ResidencyProbe {
 
     /// Opens `path` read-only (refusing anything but a regular file, without blocking
     /// on a FIFO) and probes it at its current size.
-    public convenience init(opening path: String, preferred: ResidencyMethod = .auto) throws(SystemError) {
+    public convenience init(opening path: String, preferred: ResidencyMethod = .auto) throws(CachectlError) {
         let (file, st) = try RegularFile.openForProbing(path)
         try self.init(file: file, size: UInt64(st.st_size), preferred: preferred)
     }

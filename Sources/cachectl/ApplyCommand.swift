@@ -19,17 +19,13 @@ struct DesiredStateOptions: ParsableArguments {
 
     /// Reads and validates the file; bad input exits 2 with every problem and its line:column.
     func engine(progress: Bool, json: Bool, warmInUnits: Bool = false) throws -> Engine {
-        let filter: ActionFilter
+        let filter = try ActionFilter(parsing: only)
         let loaded: ConfigFile
         do {
-            filter = try ActionFilter(parsing: only)
             loaded = try ConfigFile.load(file)
-        } catch let error as ConfigError {
-            CommandOutput.reportFailure(error.message, json: json)
-            throw ExitCode(2)
-        } catch let error as ConfigErrors {
-            CommandOutput.reportFailure(error.description, json: json)
-            throw ExitCode(2)
+        } catch {
+            // Every problem with its line:column, as one usage error.
+            throw CachectlError(.usage, error.description)
         }
         var environment = state.environment
         environment.progress = progress

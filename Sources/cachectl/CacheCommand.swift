@@ -75,7 +75,7 @@ struct CacheSetupCommand: ParsableCommand {
             }
             c.resumeThresholds = parsed
         }
-        do { try c.validate() } catch { throw ValidationError(error.description) }
+        try c.validate()
         return c
     }
 

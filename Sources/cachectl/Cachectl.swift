@@ -62,6 +62,10 @@ struct Cachectl: ParsableCommand {
             // Thrown by a command's run(): the message names the option; no usage block.
             report(usageError: "cachectl: error: \(error.message)", json: wantsJSON)
             Glibc.exit(2)
+        } catch let error as CachectlError {
+            // The code alone decides the status: usage 2, any other failure 1.
+            CommandOutput.reportFailure(error, json: wantsJSON)
+            Glibc.exit(error.code.exitStatus)
         } catch {
             switch exitCode(for: error) {
             case .success:  // help requested for a subcommand

@@ -51,14 +51,6 @@ struct FscSwitchOptions: ParsableArguments {
     func validate() throws {
         if mountpoints.isEmpty && !all { throw ValidationError("name one or more mount points, or use --all") }
         if !mountpoints.isEmpty && all { throw ValidationError("use either mount points or --all, not both") }
-        // The library's own checks (the ranges) are usage errors too: exit 2, naming the option.
-        for (flag, request) in [
-            ("--readahead", FscSwitch(enable: true, mountpoints: mountpoints, all: all, readahead: readahead)),
-            ("--nconnect", FscSwitch(enable: true, mountpoints: mountpoints, all: all, nconnect: nconnect)),
-            ("--rsize", FscSwitch(enable: true, mountpoints: mountpoints, all: all, rsize: rsize)),
-        ] {
-            do { try request.validate() } catch { throw ValidationError("\(flag): \(error.description)") }
-        }
     }
 
     func run(enable: Bool) throws {

@@ -41,7 +41,7 @@ struct FuseStateOptions: ParsableArguments {
 /// A path made absolute and resolved, so the stats file name and the mount table agree.
 func resolvedDirectory(_ path: String, what: String) throws -> String {
     guard let resolved = realpath(path, nil) else {
-        throw SystemError("realpath", path: path, errno: errno, hint: "\(what) must be an existing directory")
+        throw CachectlError("realpath", path: path, errno: errno, hint: "\(what) must be an existing directory")
     }
     defer { free(resolved) }
     let result = String(cString: resolved)
@@ -171,7 +171,7 @@ extension Fuse {
                 let running = try? FuseStatsFile.read(mountpoint: mountpoint, directory: state.stateDir)
                 report.pid = running?.pid
                 if let running, running.source != source {
-                    throw SystemError.failed("fuse mount", path: mountpoint,
+                    throw CachectlError.failed("fuse mount", path: mountpoint,
                         hint: "a cachectl mirror of \(running.source) is already mounted there; cachectl fuse unmount \(mountpoint) first")
                 }
                 try CommandOutput.finish(output, changed: false, failed: false, msg: "already mounted", data: report) {
@@ -180,7 +180,7 @@ extension Fuse {
                 return
             }
             if let existing = try MountTable.entry(at: mountpoint) {
-                throw SystemError.failed("fuse mount", path: mountpoint,
+                throw CachectlError.failed("fuse mount", path: mountpoint,
                     hint: "a \(existing.fstype) filesystem is mounted there; choose an empty directory")
             }
             if check {
@@ -252,12 +252,12 @@ extension Fuse {
             do {
                 stats = try FuseStatsFile.read(mountpoint: mountpoint, directory: state.stateDir)
             } catch {
-                throw SystemError.failed("read stats", path: path,
+                throw CachectlError.failed("read stats", path: path,
                     hint: "no cachectl mirror is mounted at \(mountpoint) (or it runs with another --state-dir): \(error)")
             }
             let alive = kill(stats.pid, 0) == 0 || errno == EPERM
             guard alive else {
-                throw SystemError.failed("fuse stats", path: path,
+                throw CachectlError.failed("fuse stats", path: path,
                     hint: "the daemon (pid \(stats.pid)) is gone; these stats are stale. Remount with cachectl fuse mount")
             }
             try CommandOutput.finish(output, changed: false, failed: false, msg: "ok", data: stats) {
@@ -320,7 +320,7 @@ extension Fuse {
             var report = Report(mountpoint: mountpoint, pid: running?.pid)
             guard FuseMountTable.isMirror(mountpoint) else {
                 if let existing = try MountTable.entry(at: mountpoint) {
-                    throw SystemError.failed("fuse unmount", path: mountpoint,
+                    throw CachectlError.failed("fuse unmount", path: mountpoint,
                         hint: "that is a \(existing.fstype) mount, not a cachectl mirror; use umount")
                 }
                 try CommandOutput.finish(output, changed: false, failed: false, msg: "not mounted", data: report) {
@@ -330,7 +330,7 @@ extension Fuse {
             }
             switch try FuseMountTable.unmount(mountpoint, force: force) {
             case .busy:
-                throw SystemError("umount", path: mountpoint, errno: EBUSY,
+                throw CachectlError("umount", path: mountpoint, errno: EBUSY,
                     hint: "files are open in the mirror; close them (fuser -vm \(mountpoint)) or use --force")
             case .unmounted:
                 if let pid = running?.pid {
@@ -388,7 +388,7 @@ enum Daemon {
         let status = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
         close(pipeFds[1])
         defer { close(pipeFds[0]) }
-        guard status == 0 else { throw SystemError("posix_spawn", path: executable, errno: status) }
+        guard status == 0 else { throw CachectlError("posix_spawn", path: executable, errno: status) }
 
         var reply: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 512)
@@ -402,7 +402,7 @@ enum Daemon {
         var exitStatus: Int32 = 0
         waitpid(pid, &exitStatus, 0)
         let detail = text.hasPrefix("error ") ? String(text.dropFirst(6)) : "the daemon exited without mounting; see \(logPath)"
-        throw SystemError.failed("fuse mount", hint: detail)
+        throw CachectlError.failed("fuse mount", hint: detail)
     }
 
     /// Marks every descriptor from `lowest` up close-on-exec.

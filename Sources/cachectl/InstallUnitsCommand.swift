@@ -49,9 +49,9 @@ struct InstallUnits: ParsableCommand {
         let files = UnitFiles(
             directory: Path.absolute(dir), binary: exe, config: configPath, fuseDirectory: Path.absolute(fuseDir),
             mounts: UnitFiles.shareMounts(inConfig: configPath), check: check)
-        do { try files.validate() } catch { throw ValidationError(error.message) }
+        try files.validate()
         if !check, let problem = Self.privilegeProblem(files.directory) {
-            throw SystemError.failed("install-units", path: files.directory, hint: problem)
+            throw CachectlError.failed("install-units", path: files.directory, hint: problem)
         }
         let result = try files.install()
         let changed = result.units.filter(\.changed).map(\.name)

@@ -42,7 +42,7 @@ struct Models: ParsableCommand {
             guard let modelsDir, let coldStore else {
                 throw ValidationError("give --models-dir and --cold-store together")
             }
-            setup = try usageChecked { try state.tiers.configureModels(modelsDir: modelsDir, coldStore: coldStore, check: check) }
+            setup = try state.tiers.configureModels(modelsDir: modelsDir, coldStore: coldStore, check: check)
         }
         let models = try state.tiers.listModels()
         let changed = setup?.changed ?? false
@@ -110,9 +110,7 @@ struct Promote: ParsableCommand {
 
     func run() throws {
         output.bootstrap()
-        let change = try usageChecked {
-            try state.tiers.promote(model, tier: tier, strategy: strategy, pin: pin, check: check, progress: output.showsProgress)
-        }
+        let change = try state.tiers.promote(model, tier: tier, strategy: strategy, pin: pin, check: check, progress: output.showsProgress)
         var warmed: WarmReport?
         if warm && !check {
             let files = FileSelection(paths: change.links, expandShards: false)
@@ -155,7 +153,7 @@ struct Demote: ParsableCommand {
 
     func run() throws {
         output.bootstrap()
-        let change = try usageChecked { try state.tiers.demote(model, unpin: unpin, check: check) }
+        let change = try state.tiers.demote(model, unpin: unpin, check: check)
         let msg = "\(change.model): \(change.action)" + (change.from.map { " (from \($0))" } ?? "")
         try CommandOutput.finish(output, changed: change.changed, failed: false, msg: msg, data: change) { msg }
     }

@@ -5,19 +5,6 @@ import CachectlTiers
 import FoundationEssentials
 import Glibc
 
-/// Runs a library call, turning bad input into a usage error (exit 2).
-private func validated<T>(_ body: () throws -> T) throws -> T {
-    do {
-        return try body()
-    } catch let error as NVMeOFInputError {
-        throw ValidationError(error.description)
-    } catch let error as NvmetConfigError {
-        throw ValidationError(error.description)
-    } catch let error as TierInputError {
-        throw ValidationError(error.description)
-    }
-}
-
 private func stepsText(_ head: String, _ steps: [String]) -> String {
     ([head] + steps.map { "  " + $0 }).joined(separator: "\n")
 }
@@ -96,7 +83,7 @@ struct Nvmet: ParsableCommand {
             output.bootstrap()
             guard let bytes = ByteSize(parsing: size) else { throw ValidationError("not a size: \(size) (examples: 32G, 512M)") }
             let spec = ExportSpec(name: name, size: bytes, address: address.address, allowedHosts: allowHosts, allowAnyHost: allowAnyHost)
-            let change = try validated { try NVMeTarget().export(spec, check: check) }
+            let change = try NVMeTarget().export(spec, check: check)
             let msg = "export \(name) (\(spec.nqn)): \(change.action)"
             try CommandOutput.finish(output, changed: change.changed, failed: false, msg: msg, data: change) {
                 stepsText(msg, change.steps)
@@ -167,7 +154,7 @@ struct Nvmet: ParsableCommand {
 
         func run() throws {
             output.bootstrap()
-            let change = try validated { try NVMeTarget().unexport(name, check: check) }
+            let change = try NVMeTarget().unexport(name, check: check)
             let msg = "export \(name): \(change.action)"
             try CommandOutput.finish(output, changed: change.changed, failed: false, msg: msg, data: change) { stepsText(msg, change.steps) }
         }
@@ -237,7 +224,7 @@ struct Nvmet: ParsableCommand {
             let bytes = try AtomicFile.readBytes(Path.absolute(file))
             let change: TargetChange
             do {
-                change = try validated { try NVMeTarget().restore(try NvmetConfig(jsonBytes: bytes), replace: replace, check: check) }
+                change = try NVMeTarget().restore(try NvmetConfig(jsonBytes: bytes), replace: replace, check: check)
             } catch let failure as TargetChangeFailure {
                 // changed says truthfully whether the rollback left anything changed.
                 let msg = "restore \(file): \(failure)"
@@ -274,7 +261,7 @@ struct Nvmet: ParsableCommand {
         func run() throws {
             output.bootstrap()
             let spec = ConnectSpec(address: address.address, nqn: nqn, hostNQN: hostnqn)
-            let change = try validated { try FabricsHost().connect(spec, check: check) }
+            let change = try FabricsHost().connect(spec, check: check)
             let msg = "\(nqn): \(change.action)" + (change.device.map { " as \($0)" } ?? "")
             try CommandOutput.finish(output, changed: change.changed, failed: false, msg: msg, data: change) { msg }
         }
@@ -317,7 +304,7 @@ struct Nvmet: ParsableCommand {
             }
             let tiers = state.tiers
             let names = try tiers.tiers(onDevices: controllers.flatMap(\.devices))
-            let changes = try validated { try names.map { try tiers.destroyTier($0, demote: true, force: force, check: check) } }
+            let changes = try names.map { try tiers.destroyTier($0, demote: true, force: force, check: check) }
             try host.disconnect(controllers, check: check)
             let msg = "\(target): \(check ? "would disconnect" : "disconnected") \(controllers.map(\.name).joined(separator: ", "))"
             try CommandOutput.finish(output, changed: true, failed: false, msg: msg, data: Data(controllers: controllers, tiers: changes)) {
@@ -352,7 +339,7 @@ struct NVMeOFTierOptions: ParsableArguments {
             let spec = ConnectSpec(
                 address: FabricsAddress(transport: kind, address: addr, port: port ?? (kind.needsAddress ? FabricsTransport.defaultServicePort : nil)),
                 nqn: nqn, hostNQN: hostnqn)
-            let change = try validated { try host.connect(spec, check: check) }
+            let change = try host.connect(spec, check: check)
             if let device = change.device { return device }
         }
         guard let device = host.resolve(nqn).first(where: { $0.state == "live" })?.devices.first else {

@@ -94,6 +94,33 @@ enum CommandOutput {
         if json { printJSON(Envelope(changed: false, failed: true, msg: message, data: NoData())) }
         StandardStream.error.write("cachectl: error: \(message)\n")
     }
+
+    /// The same for a ``CachectlError``: the JSON envelope also carries its code,
+    /// field (as the flag), path and errno under `error`.
+    static func reportFailure(_ error: CachectlError, json: Bool) {
+        let message = error.description
+        if json { printJSON(Envelope(changed: false, failed: true, msg: message, data: ErrorData(error: ErrorFields(error)))) }
+        StandardStream.error.write("cachectl: error: \(message)\n")
+    }
+}
+
+/// `error` in a failed command's JSON envelope.
+struct ErrorData: Encodable {
+    var error: ErrorFields
+}
+
+struct ErrorFields: Encodable {
+    var code: CachectlError.Code
+    var field: String?
+    var path: String?
+    var errno: String?
+
+    init(_ error: CachectlError) {
+        code = error.code
+        field = error.field.flatMap { $0.flag ?? $0.description }
+        path = error.path
+        errno = error.errno.map(Errno.name)
+    }
 }
 
 /// Messages for the person at the shell, on stderr: errors per file, warnings, notes.

@@ -25,15 +25,6 @@ func finish(_ change: TierChange, tier name: String, _ output: OutputOptions) th
     }
 }
 
-/// Runs a library call, turning bad input into a usage error (exit 2).
-func usageChecked<T>(_ body: () throws -> T) throws -> T {
-    do {
-        return try body()
-    } catch let error as TierInputError {
-        throw ValidationError(error.description)
-    }
-}
-
 struct Tier: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tier",
@@ -100,7 +91,7 @@ struct Tier: ParsableCommand {
             let spec = TierSpec(
                 name: name, type: type, size: bytes, path: path.map { Path.absolute($0) }, algorithm: algorithm,
                 filesystem: filesystem, rank: rank, device: device)
-            let change = try usageChecked { try state.tiers.createTier(spec, check: check) }
+            let change = try state.tiers.createTier(spec, check: check)
             try finish(change, tier: name, output)
         }
     }
@@ -163,7 +154,7 @@ struct Tier: ParsableCommand {
         func run() throws {
             output.bootstrap()
             guard let bytes = ByteSize(parsing: size) else { throw ValidationError("not a size: \(size) (examples: 16G, 512M)") }
-            let change = try usageChecked { try state.tiers.resizeTier(name, size: bytes, check: check) }
+            let change = try state.tiers.resizeTier(name, size: bytes, check: check)
             try finish(change, tier: name, output)
         }
     }
@@ -189,7 +180,7 @@ struct Tier: ParsableCommand {
 
         func run() throws {
             output.bootstrap()
-            let change = try usageChecked { try state.tiers.destroyTier(name, demote: demote, force: force, check: check) }
+            let change = try state.tiers.destroyTier(name, demote: demote, force: force, check: check)
             try finish(change, tier: name, output)
         }
     }

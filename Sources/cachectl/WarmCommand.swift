@@ -107,7 +107,6 @@ struct Warm: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        if let problem = options.validationError() { throw ValidationError(problem) }
         if lock && into == .disk { throw ValidationError("--lock keeps files in RAM; it cannot be combined with --into disk") }
     }
 
@@ -118,6 +117,7 @@ struct Warm: ParsableCommand {
     }
 
     func run() throws {
+        try options.validate()
         output.bootstrap()
         if lock { SignalWaiter.blockTerminationSignals() }
         let files = selection.select()

@@ -11,7 +11,7 @@ struct ApplyHardeningTests {
         let root: String
         init() throws {
             var template = Array("/var/tmp/cachectl-apply-cli-XXXXXX".utf8CString)
-            guard let made = mkdtemp(&template) else { throw SystemError("mkdtemp", errno: errno) }
+            guard let made = mkdtemp(&template) else { throw CachectlError("mkdtemp", errno: errno) }
             root = String(cString: made)
         }
         deinit {

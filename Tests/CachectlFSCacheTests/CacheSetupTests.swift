@@ -36,7 +36,7 @@ import Testing
         #expect(checked.changed && checked.actions.contains { $0.hasPrefix("write ") })
         #expect(!FileManager.default.fileExists(atPath: dir + "/cachefilesd.conf"))
         #expect(!FileManager.default.fileExists(atPath: dir + "/cache"))
-        #expect(throws: CachefilesdConfig.Invalid.self) { try setup(dir) { $0.bstop = 8 }.run() }
+        #expect(throws: CachectlError.self) { try setup(dir) { $0.bstop = 8 }.run() }
         #expect(!FileManager.default.fileExists(atPath: dir + "/cachefilesd.conf"))
     }
 

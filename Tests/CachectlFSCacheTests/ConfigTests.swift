@@ -56,10 +56,10 @@ import Testing
             try config.validate()
             Issue.record("\(field)=\(value.debugDescription) was accepted")
         } catch {
-            #expect(error.field == expected)
+            #expect(error.field == [.key(expected)])
             #expect(error.description.contains(expected))
         }
-        #expect(throws: CachefilesdConfig.Invalid.self) { try config.render() }
+        #expect(throws: CachectlError.self) { try config.render() }
     }
 
     @Test func decodesWithDefaultsForMissingFields() throws {

@@ -48,7 +48,7 @@ struct RemountTests {
         #expect(mount.fstype == "tmpfs" && OptionString.value(mount.superOptions ?? "", "size") == .some("1024k"))
         try Mounter.unmount(bed.target)
         #expect(bed.mount == nil)
-        #expect(throws: SystemError.self) { try Mounter.unmount(bed.target) }
+        #expect(throws: CachectlError.self) { try Mounter.unmount(bed.target) }
     }
 
     @Test func aRejectedOptionFailsWithTheKernelsReason() throws {

@@ -16,7 +16,7 @@ final class MirrorFixture: @unchecked Sendable {
 
     init() throws {
         var template = Array("/tmp/cachectl-fuse-test-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw SystemError("mkdtemp", errno: errno) }
+        guard let made = mkdtemp(&template) else { throw CachectlError("mkdtemp", errno: errno) }
         root = String(cString: made)
         mkdir(source, 0o755)
         mkdir(mountpoint, 0o755)
@@ -70,7 +70,7 @@ enum Reads {
                 pread(file.fd, buffer.baseAddress! + done, count - done, off_t(offset + Int64(done)))
             }
             if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw SystemError("read", path: file.path, errno: errno) }
+            if n < 0 { throw CachectlError("read", path: file.path, errno: errno) }
             if n == 0 { break }
             done += n
         }
@@ -452,7 +452,7 @@ func runAll(_ threads: [Thread]) throws {
     let deadline = Monotonic.now() + 120
     for thread in threads {
         while !thread.isFinished {
-            if Monotonic.now() > deadline { throw SystemError.failed("readers did not finish in 120 s") }
+            if Monotonic.now() > deadline { throw CachectlError.failed("readers did not finish in 120 s") }
             usleep(10_000)
         }
     }

@@ -37,7 +37,7 @@ struct MirrorPassthroughTests {
     static func mapped(_ path: String, count: Int) throws -> [UInt8] {
         let file = try OpenFile(path)
         guard let base = mmap(nil, count, PROT_READ, MAP_SHARED, file.fd, 0), base != MAP_FAILED else {
-            throw SystemError("mmap", path: path, errno: errno)
+            throw CachectlError("mmap", path: path, errno: errno)
         }
         defer { munmap(base, count) }
         return Array(UnsafeRawBufferPointer(start: base, count: count))

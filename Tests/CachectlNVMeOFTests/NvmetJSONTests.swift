@@ -100,7 +100,7 @@ struct NvmetJSONTests {
         #expect {
             _ = try NvmetConfig(jsonBytes: Array(text.utf8))
         } throws: { error in
-            (error as? NvmetConfigError)?.description.contains(mentions) ?? false
+            (error as? CachectlError).map { $0.code == .usage && $0.description.contains(mentions) } ?? false
         }
     }
 }

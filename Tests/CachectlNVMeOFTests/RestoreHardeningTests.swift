@@ -22,7 +22,7 @@ struct RestoreHardeningTests {
 
         init() throws {
             var template = Array("/tmp/cachectl-nvmet-test-XXXXXX".utf8CString)
-            guard let made = mkdtemp(&template) else { throw SystemError("mkdtemp", errno: errno) }
+            guard let made = mkdtemp(&template) else { throw CachectlError("mkdtemp", errno: errno) }
             root = String(cString: made)
             for dir in ["hosts", "ports", "subsystems", "subsystems/lend/namespaces", "subsystems/lend/allowed_hosts"] {
                 try Path.makeDirectory(configfs + "/nvmet/" + dir)
@@ -58,7 +58,7 @@ struct RestoreHardeningTests {
         let fx = try Fixture()
         let before = fx.mounts
         let path = fx.run + suffix
-        #expect(throws: NVMeOFInputError.self) { try fx.target.restore(try fx.config(devicePath: path)) }
+        #expect { try fx.target.restore(try fx.config(devicePath: path)) } throws: { ($0 as? CachectlError)?.code == .usage }
         #expect(fx.mounts == before)
         #expect(try Path.entries(of: fx.configfs + "/nvmet/subsystems/lend/namespaces") == [])
         #expect(try AtomicFile.readText(fx.run + "/model.gguf") == "placed model\n")

@@ -20,28 +20,28 @@ struct ValidationTests {
         "nqn.2014-08.org.x:" + String(repeating: "a", count: 210),
     ])
     func badNQN(nqn: String) {
-        #expect(throws: NVMeOFInputError.self) { try NQN.validate(nqn) }
+        #expect { try NQN.validate(nqn) } throws: { ($0 as? CachectlError)?.code == .usage }
     }
 
     @Test("plain subsystem names from nvmetcli configs are accepted for restore, unsafe ones are not")
     func relaxedNames() throws {
         try NQN.validateName("testnqn")
-        #expect(throws: NVMeOFInputError.self) { try NQN.validateName("..") }
-        #expect(throws: NVMeOFInputError.self) { try NQN.validateName("a/b") }
+        #expect { try NQN.validateName("..") } throws: { ($0 as? CachectlError)?.code == .usage }
+        #expect { try NQN.validateName("a/b") } throws: { ($0 as? CachectlError)?.code == .usage }
     }
 
     @Test("ports must be 1-65535", arguments: [0, -1, 65536])
     func badPort(port: Int) {
-        #expect(throws: NVMeOFInputError.self) {
+        #expect {
             try FabricsAddress(transport: .tcp, address: "127.0.0.1", port: port).validate()
-        }
+        } throws: { ($0 as? CachectlError)?.code == .usage }
     }
 
     @Test("addresses must be IP literals", arguments: ["", "localhost", "10.0.0", "1.2.3.4.5", "::g", "10.0.0.1,nqn=x"])
     func badAddress(address: String) {
-        #expect(throws: NVMeOFInputError.self) {
+        #expect {
             try FabricsAddress(transport: .tcp, address: address, port: 4420).validate()
-        }
+        } throws: { ($0 as? CachectlError)?.code == .usage }
     }
 
     @Test("IPv4 and IPv6 addresses pass and pick the family")
@@ -51,7 +51,7 @@ struct ValidationTests {
         try v4.validate()
         try v6.validate()
         #expect(v4.family == "ipv4" && v6.family == "ipv6")
-        #expect(throws: NVMeOFInputError.self) { try FabricsAddress(transport: .loop, address: "127.0.0.1", port: nil).validate() }
+        #expect { try FabricsAddress(transport: .loop, address: "127.0.0.1", port: nil).validate() } throws: { ($0 as? CachectlError)?.code == .usage }
         try FabricsAddress(transport: .loop, address: nil, port: nil).validate()
     }
 
@@ -61,37 +61,37 @@ struct ValidationTests {
         let host = "nqn.2014-08.org.cachectl:h"
         try ExportSpec(name: "lend", size: ByteSize(1 << 30), address: address, allowedHosts: [host]).validate()
         try ExportSpec(name: "lend", size: ByteSize(1 << 30), address: address, allowAnyHost: true).validate()
-        #expect(throws: NVMeOFInputError.self) { try ExportSpec(name: "lend", size: ByteSize(1 << 30), address: address).validate() }
-        #expect(throws: NVMeOFInputError.self) {
+        #expect { try ExportSpec(name: "lend", size: ByteSize(1 << 30), address: address).validate() } throws: { ($0 as? CachectlError)?.code == .usage }
+        #expect {
             try ExportSpec(name: "lend", size: ByteSize(1 << 30), address: address, allowedHosts: [host], allowAnyHost: true).validate()
-        }
-        #expect(throws: NVMeOFInputError.self) {
+        } throws: { ($0 as? CachectlError)?.code == .usage }
+        #expect {
             try ExportSpec(name: "lend", size: ByteSize(1 << 30), address: address, allowedHosts: [host, host]).validate()
-        }
+        } throws: { ($0 as? CachectlError)?.code == .usage }
     }
 
     @Test("export sizes and names are checked", arguments: [
         ("lend", UInt64(1 << 20)), ("lend", UInt64(64 << 20) + 512), ("Lend", UInt64(64 << 20)), ("-x", UInt64(64 << 20)), ("a/b", UInt64(64 << 20)),
     ])
     func badExport(name: String, size: UInt64) {
-        #expect(throws: NVMeOFInputError.self) {
+        #expect {
             try ExportSpec(name: name, size: ByteSize(size), address: FabricsAddress(transport: .tcp, address: "127.0.0.1", port: 4420), allowAnyHost: true).validate()
-        }
+        } throws: { ($0 as? CachectlError)?.code == .usage }
     }
 
     @Test("restore refuses inconsistent files before touching configfs")
     func restoreValidation() throws {
         func config(_ text: String) throws -> NvmetConfig { try NvmetConfig(jsonBytes: Array(text.utf8)) }
         let dangling = try config(#"{"ports":[{"portid":1,"addr":{"trtype":"tcp","traddr":"127.0.0.1"},"subsystems":["nope"]}]}"#)
-        #expect(throws: NVMeOFInputError.self) { try NVMeTarget.validate(dangling) }
+        #expect { try NVMeTarget.validate(dangling) } throws: { ($0 as? CachectlError)?.code == .usage }
         let twice = try config(#"{"subsystems":[{"nqn":"a"},{"nqn":"a"}]}"#)
-        #expect(throws: NVMeOFInputError.self) { try NVMeTarget.validate(twice) }
+        #expect { try NVMeTarget.validate(twice) } throws: { ($0 as? CachectlError)?.code == .usage }
         let passthru = try config(#"{"subsystems":[{"nqn":"a","passthru":[{"device":{"path":"/dev/nvme0"}}]}]}"#)
-        #expect(throws: NVMeOFInputError.self) { try NVMeTarget.validate(passthru) }
+        #expect { try NVMeTarget.validate(passthru) } throws: { ($0 as? CachectlError)?.code == .usage }
         let relative = try config(#"{"subsystems":[{"nqn":"a","namespaces":[{"nsid":1,"device":{"path":"disk.img"}}]}]}"#)
-        #expect(throws: NVMeOFInputError.self) { try NVMeTarget.validate(relative) }
+        #expect { try NVMeTarget.validate(relative) } throws: { ($0 as? CachectlError)?.code == .usage }
         let badPort = try config(#"{"ports":[{"portid":70000}]}"#)
-        #expect(throws: NVMeOFInputError.self) { try NVMeTarget.validate(badPort) }
+        #expect { try NVMeTarget.validate(badPort) } throws: { ($0 as? CachectlError)?.code == .usage }
     }
 
     @Test("the fabrics option string carries exactly the given fields")

@@ -16,7 +16,7 @@ final class Machine {
 
     init() throws {
         var template = Array("/var/tmp/cachectl-apply-test-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw SystemError("mkdtemp", errno: errno) }
+        guard let made = mkdtemp(&template) else { throw CachectlError("mkdtemp", errno: errno) }
         root = String(cString: made)
         for dir in [cold, root + "/etc", root + "/state", root + "/proc"] {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

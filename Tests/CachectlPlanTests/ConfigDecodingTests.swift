@@ -179,6 +179,6 @@ func errors(_ yaml: String) -> [ConfigError] {
     @Test func onlyFilterParses() throws {
         let filter = try ActionFilter(parsing: ["warm:boot", "tiers"])
         #expect(filter.sections.count == 2)
-        #expect(throws: ConfigError.self) { try ActionFilter(parsing: ["bogus"]) }
+        #expect(throws: CachectlError.self) { try ActionFilter(parsing: ["bogus"]) }
     }
 }

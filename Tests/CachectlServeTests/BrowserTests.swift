@@ -89,9 +89,9 @@ final class Browser {
     var session: String?
 
     init(profile: String) throws {
-        guard let path = Self.path else { throw SystemError.failed("no chromium") }
+        guard let path = Self.path else { throw CachectlError.failed("no chromium") }
         var input: [Int32] = [0, 0], output: [Int32] = [0, 0]
-        guard pipe(&input) == 0, pipe(&output) == 0 else { throw SystemError("pipe", errno: errno) }
+        guard pipe(&input) == 0, pipe(&output) == 0 else { throw CachectlError("pipe", errno: errno) }
         // Move the child's ends above 10 so dup2 onto 3 and 4 cannot clobber them.
         let childIn = fcntl(input[0], F_DUPFD, 10), childOut = fcntl(output[1], F_DUPFD, 10)
         var actions = posix_spawn_file_actions_t()
@@ -111,7 +111,7 @@ final class Browser {
         let rc = posix_spawn(&child, path, &actions, nil, &argv, environ)
         Glibc.close(devnull)
         for fd in [input[0], output[1], childIn, childOut] { Glibc.close(fd) }
-        guard rc == 0 else { throw SystemError("posix_spawn chromium", errno: rc) }
+        guard rc == 0 else { throw CachectlError("posix_spawn chromium", errno: rc) }
         pid = child
         toBrowser = input[1]
         fromBrowser = output[0]
@@ -144,7 +144,7 @@ final class Browser {
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { write(toBrowser, $0.baseAddress, $0.count) }
-            guard n > 0 else { throw SystemError("write to chromium", errno: errno) }
+            guard n > 0 else { throw CachectlError("write to chromium", errno: errno) }
             sent += n
         }
         let deadline = Monotonic.now() + 30
@@ -154,20 +154,20 @@ final class Browser {
                 buffer.removeSubrange(...end)
                 guard let reply = try JSONSerialization.jsonObject(with: Data(text)) as? [String: Any], reply["id"] as? Int == id else { continue }
                 if let error = reply["error"] as? [String: Any] {
-                    throw SystemError.failed("\(method): \(error["message"] ?? error)")
+                    throw CachectlError.failed("\(method): \(error["message"] ?? error)")
                 }
                 return reply["result"] as? [String: Any] ?? [:]
             }
             var pfd = pollfd(fd: fromBrowser, events: Int16(POLLIN), revents: 0)
-            guard poll(&pfd, 1, 1000) >= 0 else { throw SystemError("poll", errno: errno) }
+            guard poll(&pfd, 1, 1000) >= 0 else { throw CachectlError("poll", errno: errno) }
             if pfd.revents != 0 {
                 var chunk = [UInt8](repeating: 0, count: 1 << 20)
                 let n = read(fromBrowser, &chunk, chunk.count)
-                guard n > 0 else { throw SystemError.failed("chromium closed its pipe") }
+                guard n > 0 else { throw CachectlError.failed("chromium closed its pipe") }
                 buffer += chunk[0..<n]
             }
         }
-        throw SystemError.failed("\(method): no answer from chromium in 30 s")
+        throw CachectlError.failed("\(method): no answer from chromium in 30 s")
     }
 
     func evaluate(_ expression: String) throws -> String {
@@ -191,7 +191,7 @@ final class Browser {
             usleep(100_000)
         }
         let page = (try? evaluate("location.href + ' ' + document.body.innerText.slice(0, 400)")) ?? "?"
-        throw SystemError.failed("waited \(Int(seconds)) s for \(expression) to be '\(wanted)'; it is '\(last)'; page: \(page)")
+        throw CachectlError.failed("waited \(Int(seconds)) s for \(expression) to be '\(wanted)'; it is '\(last)'; page: \(page)")
     }
 
     /// A real mouse press and release at the middle of the element.
@@ -199,7 +199,7 @@ final class Browser {
         let escaped = selector.replacingOccurrences(of: "'", with: "\\'")
         let rect = try evaluate("(() => { const e = document.querySelector('\(escaped)'); if (!e) return ''; e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect(); return (r.x + r.width / 2) + ',' + (r.y + r.height / 2); })()")
         let xy = rect.split(separator: ",").compactMap { Double($0) }
-        guard xy.count == 2 else { throw SystemError.failed("no element \(selector) on the page") }
+        guard xy.count == 2 else { throw CachectlError.failed("no element \(selector) on the page") }
         for type in ["mousePressed", "mouseReleased"] {
             try call("Input.dispatchMouseEvent", ["type": type, "x": xy[0], "y": xy[1], "button": "left", "clickCount": 1])
         }
@@ -208,7 +208,7 @@ final class Browser {
     func screenshot(_ path: String) throws {
         let result = try call("Page.captureScreenshot", ["format": "png", "captureBeyondViewport": true])
         guard let base64 = result["data"] as? String, let data = Data(base64Encoded: base64) else {
-            throw SystemError.failed("no screenshot data")
+            throw CachectlError.failed("no screenshot data")
         }
         _ = try AtomicFile.write([UInt8](data), to: path)
     }

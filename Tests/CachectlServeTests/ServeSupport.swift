@@ -17,7 +17,7 @@ func withServer(_ options: ServeOptions, _ body: @escaping @Sendable (Int) async
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await app.run() }
         var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw SystemError.failed("server did not start") }
+        guard let port = await iterator.next() else { throw CachectlError.failed("server did not start") }
         do {
             try await body(port)
         } catch {
@@ -52,14 +52,14 @@ func requestBlocking(
     host: String? = nil, onChunk: ((String) -> Bool)? = nil
 ) throws -> HTTPReply {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw SystemError("socket", errno: errno) }
+    guard fd >= 0 else { throw CachectlError("socket", errno: errno) }
     defer { close(fd) }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = in_port_t(UInt16(port).bigEndian)
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
     let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    guard rc == 0 else { throw SystemError("connect", errno: errno) }
+    guard rc == 0 else { throw CachectlError("connect", errno: errno) }
     var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host ?? "127.0.0.1:\(port)")\r\nConnection: close\r\n"
     for (k, v) in headers { head += "\(k): \(v)\r\n" }
     if !body.isEmpty || method == "POST" { head += "Content-Length: \(body.utf8.count)\r\n" }
@@ -67,7 +67,7 @@ func requestBlocking(
     var sent = 0
     while sent < out.count {
         let n = out[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-        guard n > 0 else { throw SystemError("send", errno: errno) }
+        guard n > 0 else { throw CachectlError("send", errno: errno) }
         sent += n
     }
     var data: [UInt8] = []
@@ -80,7 +80,7 @@ func requestBlocking(
         if let onChunk, onChunk(String(decoding: data, as: UTF8.self)) { break }
     }
     guard let split = data.indices.dropLast(3).first(where: { data[$0] == 13 && data[$0 + 1] == 10 && data[$0 + 2] == 13 && data[$0 + 3] == 10 }) else {
-        throw SystemError.failed("no HTTP response head in \(data.count) bytes")
+        throw CachectlError.failed("no HTTP response head in \(data.count) bytes")
     }
     let lines = String(decoding: data[..<split], as: UTF8.self).components(separatedBy: "\r\n")
     let status = Int(lines[0].split(separator: " ")[1]) ?? 0
@@ -125,7 +125,7 @@ final class ServeScratch: @unchecked Sendable {
 
     init() throws {
         var template = Array("/tmp/cachectl-serve-test-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw SystemError("mkdtemp", errno: errno) }
+        guard let made = mkdtemp(&template) else { throw CachectlError("mkdtemp", errno: errno) }
         root = String(cString: made)
         chmod(root, 0o755)
         try Path.makeDirectory(cold)
@@ -166,5 +166,5 @@ func waitForJob(_ port: Int, _ id: String, headers: [String: String] = [:], seco
         if job["state"]?.string != "running" { return job }
         try await Task.sleep(for: .milliseconds(50))
     }
-    throw SystemError.failed("job \(id) still running after \(seconds) s")
+    throw CachectlError.failed("job \(id) still running after \(seconds) s")
 }

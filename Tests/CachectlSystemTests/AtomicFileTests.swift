@@ -53,7 +53,7 @@ import Testing
         #expect {
             try AtomicFile.write("x", to: path)
         } throws: { error in
-            let e = error as? SystemError
+            let e = error as? CachectlError
             return e?.errno == ENOENT && e?.description.contains(dir + "/no/such") == true
         }
     }

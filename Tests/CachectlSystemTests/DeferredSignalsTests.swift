@@ -35,11 +35,11 @@ import Testing
         let marker = Self.marker()
         defer { unlink(marker) }
         await #expect(processExitsWith: .signal(SIGINT)) { [marker = marker as String] in
-            let (result, signal) = DeferredSignals.run { () throws(SystemError) -> Void in
+            let (result, signal) = DeferredSignals.run { () throws(CachectlError) -> Void in
                 kill(getpid(), SIGINT)
                 var slept = timespec(tv_sec: 0, tv_nsec: 50_000_000)
                 nanosleep(&slept, nil)
-                throw SystemError.failed("step failed")
+                throw CachectlError.failed("step failed")
             }
             guard case .failure = result, signal == SIGINT else { exit(3) }
             try? "rolled back".write(toFile: marker, atomically: false, encoding: .utf8)

@@ -32,7 +32,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let pidFile = dir + "/pid"
-        #expect(throws: SystemError.self) {
+        #expect(throws: CachectlError.self) {
             try ExternalCommand(["sh", "-c", "sleep 100 & echo $! > \(pidFile); wait"], timeout: 1).run()
         }
         let pid = try #require(pid_t(try AtomicFile.readText(pidFile).trimmingCharacters(in: .whitespacesAndNewlines)))

@@ -126,7 +126,7 @@ extension GGUFShardName {
             (TierSpec(name: "t", type: .zram, size: ByteSize(1 << 30), rank: -1), "rank"),
         ]
         for (spec, message) in bad {
-            #expect { try spec.validate() } throws: { ($0 as? TierInputError)?.description.contains(message) == true }
+            #expect { try spec.validate() } throws: { ($0 as? CachectlError).map { $0.code == .usage && $0.description.contains(message) } == true }
         }
     }
 

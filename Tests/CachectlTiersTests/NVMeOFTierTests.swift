@@ -11,16 +11,16 @@ struct NVMeOFTierTests {
         try TierSpec(name: "remote", type: .nvmeof, size: ByteSize(256 << 20), device: "/dev/nvme1n1").validate()
         #expect(TierSpec(name: "remote", type: .nvmeof, size: ByteSize(256 << 20), device: "/dev/nvme1n1").filesystem == .ext4)
         #expect(TierSpec(name: "remote", type: .nvmeof, size: ByteSize(256 << 20)).rank == 30)
-        #expect(throws: TierInputError.self) { try TierSpec(name: "remote", type: .nvmeof, size: ByteSize(256 << 20)).validate() }
-        #expect(throws: TierInputError.self) {
+        #expect { try TierSpec(name: "remote", type: .nvmeof, size: ByteSize(256 << 20)).validate() } throws: { ($0 as? CachectlError)?.code == .usage }
+        #expect {
             try TierSpec(name: "remote", type: .nvmeof, size: ByteSize(256 << 20), device: "nvme1n1").validate()
-        }
+        } throws: { ($0 as? CachectlError)?.code == .usage }
         #expect(TierSpec(name: "fast", type: .tmpfs, size: ByteSize(256 << 20), device: "/dev/nvme1n1").device == nil)
     }
 
     @Test("devices that are not fabrics namespaces are refused before mkfs", arguments: ["/dev/null", "/dev/does-not-exist"])
     func refusesOtherDevices(device: String) {
-        #expect(throws: SystemError.self) { try RAMTiers.checkFabricsNamespace(device, roots: .system) }
+        #expect(throws: CachectlError.self) { try RAMTiers.checkFabricsNamespace(device, roots: .system) }
     }
 
     @Test("state files written before nvmeof existed still load")

@@ -16,7 +16,7 @@ final class Scratch {
 
     init() throws {
         var template = Array("/tmp/cachectl-tiers-test-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw SystemError("mkdtemp", errno: errno) }
+        guard let made = mkdtemp(&template) else { throw CachectlError("mkdtemp", errno: errno) }
         root = String(cString: made)
         try Path.makeDirectory(cold)
     }

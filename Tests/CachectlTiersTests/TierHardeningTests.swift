@@ -41,10 +41,10 @@ struct TierHardeningTests {
         #expect(symlink(victim, s.models + "/ollama/blobs") == 0)
         lchown(s.models + "/ollama/blobs", Self.nobody, Self.nobody)
 
-        #expect(throws: SystemError.self) { try s.tiers.promote("llama3:8b", tier: "fast") }
+        #expect(throws: CachectlError.self) { try s.tiers.promote("llama3:8b", tier: "fast") }
         #expect(try Path.entries(of: victim) == [])
         // models sync (configureModels again) and health repair links: refused too.
-        #expect(throws: SystemError.self) { try s.tiers.configureModels(modelsDir: s.models, coldStore: s.cold) }
+        #expect(throws: CachectlError.self) { try s.tiers.configureModels(modelsDir: s.models, coldStore: s.cold) }
         #expect(try Path.entries(of: victim) == [])
         _ = try? s.tiers.health()
         #expect(try Path.entries(of: victim) == [])
@@ -70,7 +70,7 @@ struct TierHardeningTests {
         #expect(byName["leak:latest"]?.problem?.contains("unreadable manifest") == true)
         #expect(byName["fifo:latest"].map { $0.problem != nil } ?? true)  // skipped, or a problem: never content
         // Swapped for a FIFO after the listing: opened without blocking and refused.
-        #expect(throws: SystemError.self) {
+        #expect(throws: CachectlError.self) {
             try OllamaStore.readManifest(store: s.cold + "/ollama", relative: "manifests/registry.ollama.ai/library/fifo/latest")
         }
     }
@@ -113,7 +113,7 @@ struct TierHardeningTests {
         _ = try s.tiers.configureModels(modelsDir: s.models, coldStore: s.cold)
         _ = try s.tiers.createTier(tmpfs(s, "fast"))
 
-        #expect(throws: SystemError.self) { try s.tiers.promote("secret.gguf", tier: "fast") }
+        #expect(throws: CachectlError.self) { try s.tiers.promote("secret.gguf", tier: "fast") }
         #expect(try Path.entries(of: s.tierPath("fast")) == [])
         #expect(try TierStateFile(path: s.state).load().placements.isEmpty)
     }
@@ -125,11 +125,11 @@ struct TierHardeningTests {
         let spec = tmpfs(s, "doc")
         try Path.makeDirectory(spec.path)
         _ = try AtomicFile.write("keep me\n", to: spec.path + "/README")
-        #expect(throws: SystemError.self) { try s.tiers.createTier(spec, check: true) }
+        #expect(throws: CachectlError.self) { try s.tiers.createTier(spec, check: true) }
         do {
             _ = try s.tiers.createTier(spec)
             Issue.record("a tier was mounted over a populated directory")
-        } catch let error as SystemError {
+        } catch let error as CachectlError {
             #expect(error.errno == ENOTEMPTY && error.description.contains("README") && error.description.contains("hide"))
         }
         #expect(try MountTable.entry(at: spec.path) == nil)
@@ -158,7 +158,7 @@ struct TierHardeningTests {
         let other = tmpfs(s, "other")
         try Path.makeDirectory(other.path)
         try Mounter.mount(source: "tmpfs", target: other.path, fstype: "tmpfs", flags: 0, data: "size=1m")
-        #expect(throws: SystemError.self) { try s.tiers.createTier(other) }
+        #expect(throws: CachectlError.self) { try s.tiers.createTier(other) }
     }
 
     @Test func tempCopiesOfAKilledPromoteAreRemoved() throws {

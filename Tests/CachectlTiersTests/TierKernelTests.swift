@@ -39,7 +39,7 @@ struct TierKernelTests {
         #expect(try s.tiers.createTier(zspec).changed == false)
         #expect(try AtomicFile.readBytes(s.state) == before)
         // Same name, other settings: refused.
-        #expect(throws: SystemError.self) { try s.tiers.createTier(tmpfs(s, "fast", size: 128 << 20)) }
+        #expect(throws: CachectlError.self) { try s.tiers.createTier(tmpfs(s, "fast", size: 128 << 20)) }
 
         let list = try s.tiers.listTiers()
         #expect(list.map(\.name) == ["fast", "squeezed"] && list.allSatisfy(\.live))
@@ -179,8 +179,8 @@ struct TierKernelTests {
         _ = try s.tiers.createTier(TierSpec(name: "b", type: .zram, size: ByteSize(16 << 20), path: s.tierPath("b")))
         let stateBefore = try AtomicFile.readBytes(s.state)
 
-        #expect { try s.tiers.promote("huge") } throws: { ($0 as? SystemError)?.errno == ENOSPC }
-        #expect { try s.tiers.promote("huge", tier: "a") } throws: { ($0 as? SystemError)?.errno == ENOSPC }
+        #expect { try s.tiers.promote("huge") } throws: { ($0 as? CachectlError)?.errno == ENOSPC }
+        #expect { try s.tiers.promote("huge", tier: "a") } throws: { ($0 as? CachectlError)?.errno == ENOSPC }
         #expect(try AtomicFile.readBytes(s.state) == stateBefore)
         #expect(ModelFiles.linkTarget(s.models + "/huge.gguf") == s.cold + "/huge.gguf")
         #expect(try ModelCatalog.listDirectory(s.tierPath("a")).isEmpty && Self.hiddenFiles(in: s.tierPath("a")).isEmpty)
@@ -227,7 +227,7 @@ struct TierKernelTests {
 
         #expect { try s.tiers.destroyTier("fast") } throws: { "\($0)".contains("--demote") }
         let busy = try OpenFile(s.tierPath("fast") + "/m.gguf")
-        #expect { try s.tiers.destroyTier("fast", demote: true) } throws: { ($0 as? SystemError)?.errno == EBUSY }
+        #expect { try s.tiers.destroyTier("fast", demote: true) } throws: { ($0 as? CachectlError)?.errno == EBUSY }
         // The demote happened before the refusal and stays recorded: links are cold.
         #expect(ModelFiles.linkTarget(s.models + "/m.gguf") == s.cold + "/m.gguf")
         let forced = try s.tiers.destroyTier("fast", demote: true, force: true)

@@ -126,10 +126,10 @@ import Testing
         (WarmOptions(chunkSize: 2 << 30), "--chunk"),
     ])
     func invalidOptionsAreNamed(options: WarmOptions, mentions: String) {
-        #expect(options.validationError()?.contains(mentions) == true)
+        #expect { try options.validate() } throws: { "\($0)".contains(mentions) }
     }
 
     @Test func defaultOptionsAreValid() {
-        #expect(WarmOptions().validationError() == nil)
+        #expect(throws: Never.self) { try WarmOptions().validate() }
     }
 }

@@ -2,14 +2,14 @@ import CachectlSystem
 import Glibc
 import Testing
 
-@Suite struct SystemErrorTests {
+@Suite struct CachectlErrorTests {
     @Test func namesOperationPathErrnoAndHint() {
-        let error = SystemError("open", path: "/models/x.gguf", errno: EACCES)
+        let error = CachectlError("open", path: "/models/x.gguf", errno: EACCES)
         #expect(error.description == "open /models/x.gguf: Permission denied (EACCES); run as root, or check the permissions of the path")
     }
 
     @Test func sysThrowsWithSavedErrno() {
-        #expect(throws: SystemError("open", path: "/nonexistent/cachectl", errno: ENOENT)) {
+        #expect(throws: CachectlError("open", path: "/nonexistent/cachectl", errno: ENOENT)) {
             _ = try sys("open", "/nonexistent/cachectl") { open("/nonexistent/cachectl", O_RDONLY) }
         }
     }
