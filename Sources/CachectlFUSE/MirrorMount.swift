@@ -38,7 +38,7 @@ public final class MirrorMount: @unchecked Sendable {
     /// Mounts `options.source` read-only on `options.mountpoint` and starts
     /// serving. Throws when the source or mountpoint is unusable or the mount fails.
     public static func mount(_ options: MirrorOptions) throws(CachectlError) -> MirrorMount {
-        if let problem = options.problem() { throw CachectlError.failed("fuse mount", hint: problem) }
+        try options.validate()
         var st = stat()
         guard stat(options.mountpoint, &st) == 0 else {
             throw CachectlError("stat", path: options.mountpoint, errno: errno, hint: "create the mountpoint directory first")

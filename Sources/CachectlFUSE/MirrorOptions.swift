@@ -47,16 +47,17 @@ public struct MirrorOptions: Sendable {
         self.poolBytes = poolBytes
     }
 
-    /// Checks values a person typed; returns what is wrong, or nil.
-    public func problem() -> String? {
+    /// Checks values a person typed; the error names the field.
+    public func validate() throws(CachectlError) {
         if poolBytes < UInt64(chunkBytes) {
-            return "--pool \(ByteSize.format(poolBytes)) is smaller than one chunk (\(ByteSize.format(UInt64(chunkBytes)))); choose a larger pool or a smaller --chunk"
+            throw .usage(
+                ["pool"], "pool \(ByteSize.format(poolBytes)) is smaller than one chunk (\(ByteSize.format(UInt64(chunkBytes))))",
+                hint: "choose a larger pool or a smaller chunk")
         }
         if chunkBytes < Self.minimumChunkBytes || chunkBytes > Self.maximumChunkBytes {
-            return "--chunk must be between \(ByteSize.format(UInt64(Self.minimumChunkBytes))) and \(ByteSize.format(UInt64(Self.maximumChunkBytes)))"
+            throw .usage(["chunk"], "chunk must be between \(ByteSize.format(UInt64(Self.minimumChunkBytes))) and \(ByteSize.format(UInt64(Self.maximumChunkBytes)))")
         }
-        if chunkBytes % 4096 != 0 { return "--chunk must be a multiple of 4 KiB" }
-        if prefetchFiles < 0 || prefetchFiles > 64 { return "--prefetch must be between 0 and 64" }
-        return nil
+        if chunkBytes % 4096 != 0 { throw .usage(["chunk"], "chunk must be a multiple of 4 KiB") }
+        if prefetchFiles < 0 || prefetchFiles > 64 { throw .usage(["prefetch"], "prefetch must be between 0 and 64") }
     }
 }

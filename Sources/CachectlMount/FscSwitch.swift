@@ -73,6 +73,8 @@ public struct FscSwitch: Sendable {
         public var busy: [MountUser] = []
         public var notes: [String] = []
         public var error: String?
+        /// The kind of failure (`usage` for a value this mount cannot take).
+        public var errorCode: CachectlError.Code?
         /// Unified diff of fstab (before → after): the changed entry only, secrets masked.
         public var fstabDiff: String?
 
@@ -144,6 +146,7 @@ public struct FscSwitch: Sendable {
         } catch {
             report.failed = true
             report.error = error.description
+            report.errorCode = error.code
         }
         // systemd generates a .mount unit from each fstab entry: without a reload
         // it keeps the old options (and warns the unit changed on disk).
@@ -186,8 +189,8 @@ public struct FscSwitch: Sendable {
         report.nconnect = tuningBefore.nconnect
         report.rsizeBytes = tuningBefore.rsize
         if kind == .nfs, let rsize, rsize.bytes > Self.nfsMaxRsize {
-            throw CachectlError.failed("fsc \(verb): rsize \(rsize) is more than an NFS client reads per request (1M)",
-                                     hint: "use --rsize 1M or less for NFS")
+            throw CachectlError.usage(["rsize"], "rsize \(rsize) is more than an NFS client reads per request (1M)",
+                                      hint: "use 1M or less for NFS")
         }
 
         let fstab = try FstabFile(path: fstabPath)

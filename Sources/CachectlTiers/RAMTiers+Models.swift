@@ -154,7 +154,7 @@ extension RAMTiers {
             let target: TierRecord
             if let wanted {
                 guard let record = state.tier(named: wanted) else {
-                    throw CachectlError.failed("promote \(model.name)", hint: "no tier named \(wanted); see: cachectl tier list")
+                    throw CachectlError(.notFound, "promote \(model.name)", hint: "no tier named \(wanted); see: cachectl tier list")
                 }
                 guard isLive(record) else {
                     throw CachectlError.failed(

@@ -117,7 +117,7 @@ extension RAMTiers {
         try TierSpec.validateName(name)
         return try transaction(check: check) { state in
             guard var record = state.tier(named: name) else {
-                throw CachectlError.failed("resize tier \(name)", hint: "no such tier; see: cachectl tier list")
+                throw CachectlError(.notFound, "resize tier \(name)", hint: "no such tier; see: cachectl tier list")
             }
             var spec = record.spec
             spec.size = size

@@ -56,8 +56,8 @@ struct Cachectl: ParsableCommand {
         }
         do {
             try command.run()
-        } catch let code as ExitCode {
-            Glibc.exit(code.rawValue)
+        } catch let failure as ReportedFailure {
+            Glibc.exit(failure.code.exitStatus)
         } catch let error as ValidationError {
             // Thrown by a command's run(): the message names the option; no usage block.
             report(usageError: "cachectl: error: \(error.message)", json: wantsJSON)

@@ -73,7 +73,9 @@ struct FscSwitchOptions: ParsableArguments {
             msg = changedCount == 0 ? "FS-Cache already \(verb) on \(report.mounts.count) mount(s)" : "FS-Cache \(verb) on \(changedCount) mount(s)"
         }
         if !diff { for i in report.mounts.indices { report.mounts[i].fstabDiff = nil } }
-        try CommandOutput.finish(output, changed: report.changed, failed: report.failed, msg: msg, data: report) {
+        // Exit 2 when every failure is a value these mounts cannot take (rsize over NFS's 1M).
+        let code: CachectlError.Code = !failedMounts.isEmpty && failedMounts.allSatisfy { $0.errorCode == .usage } ? .usage : .failed
+        try CommandOutput.finish(output, changed: report.changed, failed: report.failed, code: code, msg: msg, data: report) {
             var lines: [String] = []
             for m in report.mounts {
                 if let d = m.fstabDiff { lines.append(d) }

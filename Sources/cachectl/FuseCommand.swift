@@ -41,13 +41,13 @@ struct FuseStateOptions: ParsableArguments {
 /// A path made absolute and resolved, so the stats file name and the mount table agree.
 func resolvedDirectory(_ path: String, what: String) throws -> String {
     guard let resolved = realpath(path, nil) else {
-        throw CachectlError("realpath", path: path, errno: errno, hint: "\(what) must be an existing directory")
+        throw CachectlError(.usage, "realpath", path: path, errno: errno, hint: "\(what) must be an existing directory")
     }
     defer { free(resolved) }
     let result = String(cString: resolved)
     var st = stat()
     guard stat(result, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
-        throw ValidationError("\(what) \(path) is not a directory")
+        throw CachectlError(.usage, "\(what) \(path) is not a directory")
     }
     return result
 }
@@ -128,14 +128,11 @@ extension Fuse {
             var statsFile: String
         }
 
-        func validate() throws {
-            var options = MirrorOptions(source: source, mountpoint: mountpoint, poolBytes: pool.bytes)
-            options.chunkBytes = Int(min(chunk.bytes, UInt64(Int32.max)))
-            options.prefetchFiles = prefetch
-            if let problem = options.problem() { throw ValidationError(problem) }
-        }
-
         func run() throws {
+            var checked = MirrorOptions(source: source, mountpoint: mountpoint, poolBytes: pool.bytes)
+            checked.chunkBytes = Int(min(chunk.bytes, UInt64(Int32.max)))
+            checked.prefetchFiles = prefetch
+            try checked.validate()
             output.bootstrap()
             let source = try resolvedDirectory(self.source, what: "SOURCE")
             // A mirror whose daemon died (killed, OOM) stays in the mount table and

@@ -63,9 +63,11 @@ enum CommandOutput {
     }
 
     /// Prints the command's result: the envelope as JSON, or the human text.
-    /// Throws ExitCode.failure after printing when `failed`, so the exit status is 1.
+    /// Throws ``ReportedFailure`` after printing when `failed`, so `main` exits with
+    /// the status of `code` (1, or 2 for a usage error).
     static func finish<D: Encodable>(
-        _ options: OutputOptions, changed: Bool, failed: Bool, msg: String, data: D, human: () -> String
+        _ options: OutputOptions, changed: Bool, failed: Bool, code: CachectlError.Code = .failed, msg: String, data: D,
+        human: () -> String
     ) throws {
         if options.json {
             printJSON(Envelope(changed: changed, failed: failed, msg: msg, data: data))
@@ -73,7 +75,7 @@ enum CommandOutput {
             let text = human()
             if !text.isEmpty { StandardStream.output.write(text + "\n") }
         }
-        if failed { throw ExitCode.failure }
+        if failed { throw ReportedFailure(code: code) }
     }
 
     static func printJSON<T: Encodable>(_ value: T) {
@@ -102,6 +104,12 @@ enum CommandOutput {
         if json { printJSON(Envelope(changed: false, failed: true, msg: message, data: ErrorData(error: ErrorFields(error)))) }
         StandardStream.error.write("cachectl: error: \(message)\n")
     }
+}
+
+/// A failure the command has already reported (its report says what failed):
+/// `main` only exits with the status of its code.
+struct ReportedFailure: Error {
+    var code: CachectlError.Code
 }
 
 /// `error` in a failed command's JSON envelope.

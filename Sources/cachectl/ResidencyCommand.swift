@@ -85,7 +85,7 @@ struct Residency: ParsableCommand {
                 "total (\(total.files) files)")
         }
         out.flush()
-        if failed { throw ExitCode.failure }
+        if failed { throw ReportedFailure(code: .failed) }
     }
 
     static func percentText(_ percent: Double) -> String {

@@ -101,6 +101,23 @@ struct RemountTests {
         #expect(bed.mount != nil)
     }
 
+    /// Was a plain failure (exit 1): an rsize over what an NFS client reads per
+    /// request is a value this mount cannot take, so a usage error (exit 2).
+    @Test func anRsizeOverNFSsLimitIsAUsageErrorAndChangesNothing() throws {
+        let bed = try Bed()
+        defer { bed.tearDown() }
+        let before = try #require(bed.mount)
+        var switcher = bed.switcher()
+        switcher.rsize = ByteSize(2 << 20)
+        let report = try switcher.run()
+        let result = try #require(report.mounts.first)
+        #expect(result.failed && !result.changed)
+        #expect(result.errorCode == .usage)
+        #expect(result.error?.hasPrefix("--rsize: rsize 2.00 MiB is more than an NFS client reads per request") == true, "\(result.error ?? "")")
+        #expect(try String(contentsOfFile: bed.fstab, encoding: .utf8) == bed.fstabText)
+        #expect(bed.mount?.id == before.id)
+    }
+
     @Test func checkChangesNothing() throws {
         let bed = try Bed()
         defer { bed.tearDown() }

@@ -138,10 +138,10 @@ struct ChunkPoolTests {
 
     @Test func optionsRejectAPoolSmallerThanAChunk() {
         var options = MirrorOptions(source: "/s", mountpoint: "/m", poolBytes: 1 << 20)
-        #expect(options.problem() != nil)
+        #expect { try options.validate() } throws: { ($0 as? CachectlError)?.field == ["pool"] }
         options.poolBytes = 64 << 20
-        #expect(options.problem() == nil)
+        #expect(throws: Never.self) { try options.validate() }
         options.chunkBytes = 5000
-        #expect(options.problem() != nil)
+        #expect { try options.validate() } throws: { ($0 as? CachectlError)?.field == ["chunk"] }
     }
 }
