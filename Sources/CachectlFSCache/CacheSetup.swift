@@ -59,64 +59,60 @@ public struct CacheSetup: Sendable {
             changed: false, configPath: configPath, configChanged: configChanged, createdDir: false, diff: diff,
             daemon: nil, cacheState: nil, findings: [], actions: [])
 
+        // Each step goes through the log: a check records it and does nothing.
+        let log = ChangeLog(check: check)
         var st = stat()
-        var dirExists = stat(config.dir, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
-        if !dirExists {
-            result.actions.append("create \(config.dir) (mode 0700)")
-            if !check {
+        let dirExisted = stat(config.dir, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
+        if !dirExisted {
+            try log.perform("create \(config.dir) (mode 0700)") { () throws(CachectlError) in
                 result.createdDir = try CacheDirectory.create(config.dir)
-                result.changed = result.changed || result.createdDir
-                dirExists = true
             }
         }
-        if dirExists {
+        if dirExisted || !check {
             result.findings = CacheDirectory.check(config, sys: roots.sys)
             if result.findings.contains(where: { $0.severity == .error }) {
                 throw Refused(findings: result.findings)
             }
         }
-        if configChanged { result.actions.append("write \(configPath)" + (old.isEmpty ? "" : " (backup \(configPath)\(AtomicFile.backupSuffix))")) }
         let running = CachefilesDaemon.runningPIDs(proc: roots.proc)
         // Under systemd the daemon is a unit: it must run as one that systemd
         // trusts (cachectl's own where the distribution ships only a SysV
         // script) and be enabled, to come back at boot.
         let systemd = manageDaemon && Systemd.isRunning(proc: roots.proc)
         let unit = systemd ? try CachefilesdUnit.needed(configPath: configPath, etc: roots.etc) : nil
-        if let unit {
-            result.actions.append(
-                "write \(unit.path)" + (unit.old == nil ? ": the package ships only a SysV script, which starts after remote mounts and can leave the unit failed while the daemon runs" : ""))
-            result.diff += UnifiedDiff.make(old: unit.old ?? "", new: unit.text, oldLabel: unit.path, newLabel: unit.path + " (cachectl)")
-        }
         let enable = systemd && !CachefilesDaemon.isEnabled(etc: roots.etc)
-        if enable { result.actions.append("systemctl enable cachefilesd") }
         let daemonNeeded = manageDaemon && (configChanged || running.isEmpty || unit != nil)
-        if daemonNeeded { result.actions.append(running.isEmpty ? "start cachefilesd" : "restart cachefilesd") }
-        if check {
-            result.changed = configChanged || !dirExists || daemonNeeded || enable || unit != nil
-            return result
-        }
 
         if configChanged {
-            try AtomicFile.write(rendered, to: configPath, mode: 0o644, backup: true)
-            result.changed = true
+            try log.perform("write \(configPath)" + (old.isEmpty ? "" : " (backup \(configPath)\(AtomicFile.backupSuffix))")) {
+                try AtomicFile.write(rendered, to: configPath, mode: 0o644, backup: true)
+            }
         }
         if let unit {
-            try AtomicFile.write(unit.text, to: unit.path, mode: 0o644, backup: false)  // cachectl's own file
-            try Systemd.reload()
-            result.changed = true
+            result.diff += UnifiedDiff.make(old: unit.old ?? "", new: unit.text, oldLabel: unit.path, newLabel: unit.path + " (cachectl)")
+            try log.perform(
+                "write \(unit.path)" + (unit.old == nil ? ": the package ships only a SysV script, which starts after remote mounts and can leave the unit failed while the daemon runs" : "")
+            ) {
+                try AtomicFile.write(unit.text, to: unit.path, mode: 0o644, backup: false)  // cachectl's own file
+                try Systemd.reload()
+            }
         }
         if enable {
-            try ExternalCommand(["systemctl", "enable", "cachefilesd"]).check(hint: "is the cachefilesd package installed?")
-            result.changed = true
+            try log.perform("systemctl enable cachefilesd") {
+                try ExternalCommand(["systemctl", "enable", "cachefilesd"]).check(hint: "is the cachefilesd package installed?")
+            }
         }
         if daemonNeeded {
-            result.daemon = try CachefilesDaemon.ensureRunning(configPath: configPath, restart: true, roots: roots)
-            result.changed = true
-            result.cacheState = waitForActiveCache(tag: config.tag)
-        } else if manageDaemon {
+            try log.perform(running.isEmpty ? "start cachefilesd" : "restart cachefilesd") {
+                result.daemon = try CachefilesDaemon.ensureRunning(configPath: configPath, restart: true, roots: roots)
+                result.cacheState = waitForActiveCache(tag: config.tag)
+            }
+        } else if manageDaemon && !check {
             result.daemon = "cachefilesd running (pid \(running.map(String.init).joined(separator: ","))), config unchanged"
             result.cacheState = (try? FSCacheCache.read(proc: roots.proc))?.first { $0.name == config.tag }?.stateName
         }
+        result.changed = log.changed
+        result.actions = log.steps
         return result
     }
 
