@@ -234,6 +234,10 @@ public struct FscSwitch: Sendable {
             report.notes.append("no fstab entry for \(target): mounting it again with its current options \(enable ? "plus" : "minus") fsc; this does not last past a reboot unless fstab says so")
         }
 
+        // The plan, named in the report even when a check below stops it.
+        var fstabStep: String?
+        var remountStep: String?
+        var readaheadStep: String?
         var fstabDiff = ""
         if fstabNeedsChange, let newFstabOptions {
             fstab.setOptions(newFstabOptions, forTarget: target)
@@ -246,18 +250,19 @@ public struct FscSwitch: Sendable {
             let settings = [nconnect.map { "nconnect=\($0)" }, rsize.map { "rsize=\($0.bytes)" }].compactMap { $0 }
                 .filter { !OptionString.split(entry?.options ?? "").contains($0) }
             if !settings.isEmpty { edits.append("set " + settings.joined(separator: ",")) }
-            report.actions.append("\(edits.joined(separator: " and ")) in the fstab entry (backup \(fstabPath)\(AtomicFile.backupSuffix))")
+            fstabStep = "\(edits.joined(separator: " and ")) in the fstab entry (backup \(fstabPath)\(AtomicFile.backupSuffix))"
         }
         if remountNeeded {
-            report.actions.append("unmount \(target) and mount it again with \(OptionString.redacted(newMountOptions))")
+            remountStep = "unmount \(target) and mount it again with \(OptionString.redacted(newMountOptions))"
         }
         var readaheadChanges = false
         if let wantedReadaheadKB, let device = mount.device {
             let current = Readahead.kilobytes(for: device, sys: roots.sys)
             report.readaheadKB = current
             readaheadChanges = current != wantedReadaheadKB || remountNeeded
-            if readaheadChanges { report.actions.append("set readahead to \(wantedReadaheadKB) KiB") }
+            if readaheadChanges { readaheadStep = "set readahead to \(wantedReadaheadKB) KiB" }
         }
+        report.actions = [fstabStep, remountStep, readaheadStep].compactMap { $0 }
         guard fstabNeedsChange || remountNeeded || (readaheadNeedsChange && readaheadChanges) else {
             report.fscAfter = fscBefore
             return
@@ -276,41 +281,68 @@ public struct FscSwitch: Sendable {
                     hint: "stop those processes (or leave their directories), then run again; --force unmounts anyway")
             }
         }
+        // The steps go through the log: a check records them and does nothing.
+        let log = ChangeLog(check: check)
+        let steps = Steps(fstab: fstabStep, remount: remountStep, readahead: readaheadStep)
         if check {
-            report.changed = true
-            report.actions = report.actions.map { "would " + $0 }
-            return
-        }
-
-        // From the fstab rename to the mount made again (or rolled back), a
-        // SIGTERM/SIGINT waits: the step finishes instead of leaving the share unmounted.
-        let (result, signal) = DeferredSignals.run { () throws(CachectlError) in
             try apply(
-                mount, kind: kind, fstab: fstab, fstabNeedsChange: fstabNeedsChange, remountNeeded: remountNeeded,
-                fscBefore: fscBefore, oldMountOptions: oldMountOptions, newMountOptions: newMountOptions,
-                wantedReadaheadKB: wantedReadaheadKB, readaheadChanges: readaheadChanges, &report)
+                mount, kind: kind, fstab: fstab, steps: steps, fscBefore: fscBefore, oldMountOptions: oldMountOptions,
+                newMountOptions: newMountOptions, wantedReadaheadKB: wantedReadaheadKB, log: log, &report)
+            report.changed = log.changed
+        } else {
+            // From the fstab rename to the mount made again (or rolled back), a
+            // SIGTERM/SIGINT waits: the step finishes instead of leaving the share unmounted.
+            let (result, signal) = DeferredSignals.run { () throws(CachectlError) in
+                try apply(
+                    mount, kind: kind, fstab: fstab, steps: steps, fscBefore: fscBefore, oldMountOptions: oldMountOptions,
+                    newMountOptions: newMountOptions, wantedReadaheadKB: wantedReadaheadKB, log: log, &report)
+            }
+            heldSignal = signal
+            try result.get()
         }
-        heldSignal = signal
-        try result.get()
+        report.actions = log.reported
     }
 
-    /// The changing part of ``switchOne``: fstab, unmount, mount, verify.
+    /// The steps of one switch, as the report names them; nil: not needed.
+    private struct Steps {
+        var fstab: String?
+        var remount: String?
+        var readahead: String?
+    }
+
+    /// The changing part of ``switchOne``: fstab, unmount, mount, verify, each a
+    /// step of `log`. A failed mount is rolled back here (fstab entry, old mount),
+    /// and the error says what that did.
     private func apply(
-        _ mount: MountEntry, kind: NetworkFilesystem, fstab: FstabFile, fstabNeedsChange: Bool, remountNeeded: Bool,
-        fscBefore: Bool, oldMountOptions: String, newMountOptions: String, wantedReadaheadKB: UInt64?, readaheadChanges: Bool,
+        _ mount: MountEntry, kind: NetworkFilesystem, fstab: FstabFile, steps: Steps, fscBefore: Bool,
+        oldMountOptions: String, newMountOptions: String, wantedReadaheadKB: UInt64?, log: ChangeLog,
         _ report: inout MountReport
     ) throws(CachectlError) {
         let verb = enable ? "enable" : "disable"
         let target = mount.target
-        if fstabNeedsChange {
-            try fstab.write()
-            report.fstabChanged = true
-            report.changed = true
+        if let step = steps.fstab {
+            try log.perform(step) { () throws(CachectlError) in
+                try fstab.write()
+                report.fstabChanged = true
+                report.changed = true
+            }
         }
-        if remountNeeded {
-            // A window set by hand (or an earlier run) lasts only until the next
-            // mount: keep it unless a new one is asked for.
-            let readaheadBefore = mount.device.flatMap { Readahead.kilobytes(for: $0, sys: roots.sys) }
+        guard let remountStep = steps.remount else {
+            if !log.check { report.fscAfter = fscBefore }
+            if let step = steps.readahead, let wantedReadaheadKB, let device = mount.device {
+                try log.perform(step) { () throws(CachectlError) in
+                    try Readahead.set(kilobytes: wantedReadaheadKB, for: device, sys: roots.sys)
+                    report.readaheadKB = wantedReadaheadKB
+                    report.changed = true
+                }
+            }
+            return
+        }
+        // A window set by hand (or an earlier run) lasts only until the next
+        // mount: keep it unless a new one is asked for.
+        let readaheadBefore = mount.device.flatMap { Readahead.kilobytes(for: $0, sys: roots.sys) }
+        var newDevice: DeviceNumber?
+        try log.perform(remountStep) { () throws(CachectlError) in
             try remount(mount, from: oldMountOptions, to: newMountOptions, fstab: fstab, &report)
             let after = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")
             guard let remounted = MountTable.mount(at: target, in: after) else {
@@ -335,18 +367,19 @@ public struct FscSwitch: Sendable {
             if let wrong {
                 try rollBack(remounted, to: oldMountOptions, readaheadKB: readaheadBefore, fstab: fstab, after: wrong, &report)
             }
-            if let wanted = wantedReadaheadKB ?? readaheadBefore, let device = remounted.device {
-                if try Readahead.set(kilobytes: wanted, for: device, sys: roots.sys), wantedReadaheadKB == nil {
-                    report.notes.append("kept the readahead window of \(wanted) KiB across the new mount")
+            newDevice = remounted.device
+            if wantedReadaheadKB == nil, let kept = readaheadBefore, let device = remounted.device {
+                if try Readahead.set(kilobytes: kept, for: device, sys: roots.sys) {
+                    report.notes.append("kept the readahead window of \(kept) KiB across the new mount")
                 }
-                report.readaheadKB = wanted
+                report.readaheadKB = kept
             }
-        } else {
-            report.fscAfter = fscBefore
-            if let wantedReadaheadKB, let device = mount.device, readaheadChanges {
+        }
+        if let step = steps.readahead, let wantedReadaheadKB {
+            try log.perform(step) { () throws(CachectlError) in
+                guard let device = newDevice else { return }
                 try Readahead.set(kilobytes: wantedReadaheadKB, for: device, sys: roots.sys)
                 report.readaheadKB = wantedReadaheadKB
-                report.changed = true
             }
         }
     }
@@ -534,22 +567,23 @@ public struct FscSwitch: Sendable {
         report.fstype = entry.fstype
         report.source = entry.source
         report.notes.append("nothing is mounted on \(target) but its fstab entry already \(enable ? "has" : "lacks") fsc: an earlier run stopped after unmounting it")
-        report.actions.append("mount \(target) from its fstab entry (\(OptionString.redacted(entry.options)))")
+        let step = "mount \(target) from its fstab entry (\(OptionString.redacted(entry.options)))"
+        report.actions = [step]
         if !testFilesystems.contains(entry.fstype) {
             try requireServer(source: entry.source, fstype: entry.fstype, options: entry.options, kind: kind,
                               target: target, hint: "\(target) is not mounted; run again (or `mount \(target)`) when the server answers")
         }
-        if check {
-            report.changed = true
-            report.actions = report.actions.map { "would " + $0 }
-            return
+        let log = ChangeLog(check: check)
+        try log.perform(step) { () throws(CachectlError) in
+            let (result, signal) = DeferredSignals.run { () throws(CachectlError) in
+                try Mounter.mount(source: entry.source, target: target, fstype: entry.fstype, options: entry.options)
+            }
+            heldSignal = signal
+            try result.get()
         }
-        let (result, signal) = DeferredSignals.run { () throws(CachectlError) in
-            try Mounter.mount(source: entry.source, target: target, fstype: entry.fstype, options: entry.options)
-        }
-        heldSignal = signal
-        try result.get()
+        report.actions = log.reported
         report.changed = true
+        if check { return }
         report.remounted = true
         let after = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")
         guard let mounted = MountTable.mount(at: target, in: after) else {
