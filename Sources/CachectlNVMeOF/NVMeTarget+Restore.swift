@@ -59,8 +59,7 @@ extension NVMeTarget {
                 for nqn in port.subsystems { try linkPort(port.portid, to: nqn, log: log) }
             }
         } catch {
-            log.rollBack()
-            throw TargetChangeFailure(underlying: error, changed: log.changedAfterRollback, steps: log.steps, notUndone: log.notUndone)
+            throw log.rolledBack(after: error)
         }
         return TargetChange(
             changed: log.changed, action: log.changed ? (check ? "would restore" : "restored") : "unchanged", steps: log.steps, export: nil)
@@ -159,25 +158,5 @@ extension NVMeTarget {
                 }
             }
         }
-    }
-}
-
-/// A `restore` that failed part way: the error, and whether anything it did is
-/// still in effect after its rollback (a removal cannot be undone; a mount that
-/// is no longer the top one there is left alone).
-public struct TargetChangeFailure: Error, CustomStringConvertible {
-    public var underlying: any Error
-    /// Something this run did is still changed after the rollback.
-    public var changed: Bool
-    /// Every step it took before the failure.
-    public var steps: [String]
-    /// Steps whose revert found the object no longer its own, so left them.
-    public var notUndone: [String]
-
-    public var description: String {
-        var text = "\(underlying); rolled back"
-        if !notUndone.isEmpty { text += "; not undone (no longer cachectl's): " + notUndone.joined(separator: ", ") }
-        if changed { text += "; still changed: the steps above that cannot be undone" }
-        return text
     }
 }

@@ -79,10 +79,8 @@ extension Engine {
                     undone.append("cachefilesd did not start with the old config either: \(error)")
                 }
             }
-            throw StepFailure(
-                message: String(describing: error),
-                rollback: undone.isEmpty ? "nothing had changed" : undone.joined(separator: "; "),
-                changedSomething: false)
+            throw ChangeFailure(
+                underlying: error, changed: false, rollback: undone.isEmpty ? "nothing had changed" : undone.joined(separator: "; "))
         }
     }
 
@@ -127,10 +125,9 @@ extension Engine {
             if check { throw CachectlError.failed(message) }
             let restored = mount.notes.filter { $0.contains("restored") }
             action.notes = mount.notes
-            throw StepFailure(
-                message: message,
-                rollback: (restored + ["FscSwitch mounts the share again with its old options when mounting with fsc fails"]).joined(separator: "; "),
-                changedSomething: mount.changed)
+            throw ChangeFailure(
+                underlying: CachectlError(mount.errorCode ?? .failed, message), changed: mount.changed,
+                rollback: (restored + ["FscSwitch mounts the share again with its old options when mounting with fsc fails"]).joined(separator: "; "))
         }
         return action
     }
@@ -327,9 +324,9 @@ extension Engine {
         if let percent = report.residencyPercent, list.into == .ram { action.notes.append("\(formatFixed(percent, digits: 1))% resident") }
         if report.failedFiles > 0 {
             let failures = report.files.compactMap { file in file.error.map { "\(file.path): \($0)" } }
-            throw StepFailure(
-                message: "warm \(list.name): \(report.failedFiles) file(s) failed: " + failures.joined(separator: "; "),
-                rollback: "nothing to roll back: warming only reads", changedSomething: report.bytesRead > 0)
+            throw ChangeFailure(
+                underlying: CachectlError.failed("warm \(list.name): \(report.failedFiles) file(s) failed: " + failures.joined(separator: "; ")),
+                changed: report.bytesRead > 0, rollback: "nothing to roll back: warming only reads")
         }
         let record = WarmRecord(
             finishedAt: Date().timeIntervalSince1970, into: list.into.rawValue, bytesRead: report.bytesRead,

@@ -192,10 +192,10 @@ public struct Engine: Sendable {
             do {
                 action = try run(item, planned: action)
                 action.status = action.changed ? .done : .unchanged
-            } catch let failure as StepFailure {
+            } catch let failure as ChangeFailure {
                 action.status = .failed
-                action.changed = failure.changedSomething
-                action.error = failure.message
+                action.changed = failure.changed
+                action.error = String(describing: failure.underlying)
                 action.rollback = failure.rollback
                 stopped = true
             } catch {
@@ -216,13 +216,6 @@ public struct Engine: Sendable {
     /// store): no earlier step can fix that, so planning fails at once.
     struct MissingReference: Error, CustomStringConvertible {
         var description: String
-    }
-
-    /// A failed step: what went wrong, and what was undone.
-    struct StepFailure: Error {
-        var message: String
-        var rollback: String?
-        var changedSomething = false
     }
 
     var tiers: RAMTiers { RAMTiers(stateFile: environment.tierState, roots: environment.roots) }

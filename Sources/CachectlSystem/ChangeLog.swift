@@ -51,4 +51,40 @@ public final class ChangeLog {
 
     /// After ``rollBack()``: whether anything this run did is still in effect.
     public var changedAfterRollback: Bool { !irreversible.isEmpty || !notUndone.isEmpty }
+
+    /// Rolls back after `error` and says what is left: the failure to throw.
+    public func rolledBack(after error: any Error) -> ChangeFailure {
+        rollBack()
+        return ChangeFailure(underlying: error, changed: changedAfterRollback, steps: steps, notUndone: notUndone)
+    }
+}
+
+/// A change that failed part way, after its rollback: the error, the steps taken
+/// before it, and whether anything is still in effect (a removal cannot be undone;
+/// an object that is no longer this run's is left alone).
+public struct ChangeFailure: Error, CustomStringConvertible {
+    public var underlying: any Error
+    /// Something this run did is still changed after the rollback.
+    public var changed: Bool
+    /// Every step taken before the failure.
+    public var steps: [String]
+    /// Steps whose revert found the object no longer its own, so left them.
+    public var notUndone: [String]
+    /// What the rollback did, in words, where the log's steps do not say it.
+    public var rollback: String?
+
+    public init(underlying: any Error, changed: Bool, steps: [String] = [], notUndone: [String] = [], rollback: String? = nil) {
+        self.underlying = underlying
+        self.changed = changed
+        self.steps = steps
+        self.notUndone = notUndone
+        self.rollback = rollback
+    }
+
+    public var description: String {
+        var text = "\(underlying); rolled back"
+        if !notUndone.isEmpty { text += "; not undone (no longer cachectl's): " + notUndone.joined(separator: ", ") }
+        if changed { text += "; still changed: the steps above that cannot be undone" }
+        return text
+    }
 }

@@ -225,7 +225,7 @@ struct Nvmet: ParsableCommand {
             let change: TargetChange
             do {
                 change = try NVMeTarget().restore(try NvmetConfig(jsonBytes: bytes), replace: replace, check: check)
-            } catch let failure as TargetChangeFailure {
+            } catch let failure as ChangeFailure {
                 // changed says truthfully whether the rollback left anything changed.
                 let msg = "restore \(file): \(failure)"
                 StandardStream.error.write("cachectl: error: \(msg)\n")

@@ -72,7 +72,7 @@ struct RestoreHardeningTests {
         do {
             _ = try fx.target.restore(try fx.config(devicePath: path))
             Issue.record("restore succeeded on a fixture without device_path")
-        } catch let failure as TargetChangeFailure {
+        } catch let failure as ChangeFailure {
             #expect(failure.changed == false)
             #expect(failure.steps.contains { $0.hasPrefix("mount tmpfs") })
         }
@@ -104,7 +104,7 @@ struct RestoreHardeningTests {
         do {
             _ = try fx.target.restore(try fx.config(devicePath: fx.backing + "/lend/ram-1048576.img"), replace: true)
             Issue.record("restore succeeded on a fixture without device_path")
-        } catch let failure as TargetChangeFailure {
+        } catch let failure as ChangeFailure {
             #expect(failure.changed)  // the host it removed is not coming back
             #expect(failure.description.contains("still changed"))
         }
