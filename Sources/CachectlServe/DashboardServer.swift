@@ -22,8 +22,8 @@ public struct DashboardServer: Sendable {
     public let sampler: TrafficSampler
     let logger: Logger
 
-    /// Validates the options (a ``ServeInputError`` names the bad field) and reads the token.
-    public init(options: ServeOptions, logger: Logger = Logger(label: "cachectl.serve")) throws(ServeInputError) {
+    /// Validates the options (a usage error names the bad field) and reads the token.
+    public init(options: ServeOptions, logger: Logger = Logger(label: "cachectl.serve")) throws(CachectlError) {
         self.token = try options.validate()
         self.options = options
         self.jobs = JobBoard(maxRunning: options.maxRunningJobs)

@@ -40,23 +40,23 @@ public struct ServeOptions: Sendable {
 
     /// Checks every field and reads the token; nothing is bound yet.
     /// - Returns: the token, or nil when none is configured (loopback only).
-    public func validate() throws(ServeInputError) -> String? {
+    public func validate() throws(CachectlError) -> String? {
         var v4 = in_addr()
         var v6 = in6_addr()
         guard inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1 else {
-            throw ServeInputError(field: "--host", "not an IP address: \(InputBounds.show(host)) (examples: 127.0.0.1, ::1, 0.0.0.0)")
+            throw .usage(["host"], "host is not an IP address: \(InputBounds.show(host)) (examples: 127.0.0.1, ::1, 0.0.0.0)")
         }
         guard (0...65535).contains(port) else {
-            throw ServeInputError(field: "--port", "must be 0 to 65535, got \(port)")
+            throw .usage(["port"], "port must be 0 to 65535, got \(port)")
         }
         guard sampleInterval >= 0.05, sampleInterval <= 3600 else {
-            throw ServeInputError(field: "--sample-interval", "must be 0.05 to 3600 seconds")
+            throw .usage(["sample_interval"], "sample interval must be 0.05 to 3600 seconds")
         }
         guard let tokenFile else {
             if !isLoopback {
-                throw ServeInputError(
-                    field: "--token-file",
-                    "is required to listen on \(host): only loopback (127.0.0.1, ::1) may be served without a token")
+                throw .usage(
+                    ["token_file"],
+                    "token file is required to listen on \(host): only loopback (127.0.0.1, ::1) may be served without a token")
             }
             return nil
         }
@@ -65,44 +65,32 @@ public struct ServeOptions: Sendable {
 
     /// The token in `path`: a regular file of this user, mode 0600 or stricter,
     /// holding at least 16 printable characters (a trailing newline is ignored).
-    static func readToken(_ path: String) throws(ServeInputError) -> String {
+    static func readToken(_ path: String) throws(CachectlError) -> String {
         var st = stat()
         guard lstat(path, &st) == 0 else {
-            throw ServeInputError(field: "--token-file", "cannot read \(path): \(String(cString: strerror(errno)))")
+            throw CachectlError(.usage, "cannot read token file", field: ["token_file"], path: path, errno: errno)
         }
         guard st.st_mode & S_IFMT == S_IFREG else {
-            throw ServeInputError(field: "--token-file", "\(path) is not a regular file")
+            throw .usage(["token_file"], "token file \(path) is not a regular file")
         }
         guard st.st_mode & 0o077 == 0 else {
-            throw ServeInputError(
-                field: "--token-file",
-                "\(path) has mode \(String(st.st_mode & 0o777, radix: 8)); it must be readable by its owner only: chmod 600 \(path)")
+            throw .usage(
+                ["token_file"],
+                "token file \(path) has mode \(String(st.st_mode & 0o777, radix: 8)); it must be readable by its owner only: chmod 600 \(path)")
         }
         guard st.st_uid == geteuid() else {
-            throw ServeInputError(field: "--token-file", "\(path) belongs to uid \(st.st_uid), not to this user (uid \(geteuid()))")
+            throw .usage(["token_file"], "token file \(path) belongs to uid \(st.st_uid), not to this user (uid \(geteuid()))")
         }
         guard st.st_size <= 4096, let text = try? AtomicFile.readText(path) else {
-            throw ServeInputError(field: "--token-file", "cannot read \(path) (at most 4096 bytes)")
+            throw .usage(["token_file"], "token file \(path) cannot be read (at most 4096 bytes)")
         }
         var token = Substring(text)
         while let last = token.last, last == "\n" || last == "\r" { token = token.dropLast() }
         guard token.count >= 16, token.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) else {
-            throw ServeInputError(
-                field: "--token-file",
-                "\(path) must hold one token of at least 16 printable ASCII characters, e.g.: openssl rand -hex 32 > \(path)")
+            throw .usage(
+                ["token_file"],
+                "token file \(path) must hold one token of at least 16 printable ASCII characters, e.g.: openssl rand -hex 32 > \(path)")
         }
         return String(token)
     }
-}
-
-/// A bad `serve` option (a usage error: exit 2); the message names the field
-/// and never contains the token.
-public struct ServeInputError: Error, CustomStringConvertible, Sendable, Equatable {
-    public var field: String
-    public var message: String
-    public init(field: String, _ message: String) {
-        self.field = field
-        self.message = message
-    }
-    public var description: String { "\(field) \(message)" }
 }

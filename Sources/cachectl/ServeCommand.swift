@@ -44,7 +44,7 @@ struct Serve: ParsableCommand {
             host: host, port: port, tokenFile: tokenFile.map { Path.absolute($0) }, environment: state.environment,
             sampleInterval: sampleInterval)
         let server: DashboardServer
-        do { server = try DashboardServer(options: options) } catch { throw ValidationError(error.description) }
+        server = try DashboardServer(options: options)
         // The server is async; this command's thread waits for it (it is not one of the cooperative pool's).
         let outcome = ServeOutcome()
         Task.detached {

@@ -21,7 +21,7 @@ struct ServeSecurityTests {
     @Test func optionsAreCheckedBeforeBinding() throws {
         let s = try ServeScratch()
         // Any address other than loopback needs a token file.
-        #expect(throws: ServeInputError(field: "--token-file", "is required to listen on 0.0.0.0: only loopback (127.0.0.1, ::1) may be served without a token")) {
+        #expect(throws: CachectlError.usage(["token_file"], "token file is required to listen on 0.0.0.0: only loopback (127.0.0.1, ::1) may be served without a token")) {
             try ServeOptions(host: "0.0.0.0", environment: s.environment).validate()
         }
         #expect(try ServeOptions(host: "127.0.0.1").validate() == nil)
@@ -34,7 +34,7 @@ struct ServeSecurityTests {
             _ = try ServeOptions(host: "0.0.0.0", tokenFile: loose).validate()
             Issue.record("a 0644 token file was accepted")
         } catch {
-            #expect(error.field == "--token-file" && error.message.contains("chmod 600") && !error.message.contains(Self.token))
+            #expect(error.field?.flag == "--token-file" && error.message.contains("chmod 600") && !error.description.contains(Self.token))
         }
         let short = try tokenFile(s, text: "short\n")
         #expect((try? ServeOptions(host: "0.0.0.0", tokenFile: short).validate()) == nil)
