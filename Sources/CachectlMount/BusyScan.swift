@@ -31,12 +31,12 @@ public enum BusyScan {
             let base = "\(proc)/\(pid)"
             var holds: [String] = []
             for link in ["cwd", "root"] {
-                if let target = readLink(base + "/" + link), isUnder(target), !(link == "root" && target == "/") {
+                if let target = try? Path.linkTarget(of: base + "/" + link), isUnder(target), !(link == "root" && target == "/") {
                     holds.append(link)
                 }
             }
             for fd in directoryEntries(base + "/fd") {
-                if let target = readLink(base + "/fd/" + fd), target.hasPrefix("/"), isUnder(target) {
+                if let target = try? Path.linkTarget(of: base + "/fd/" + fd), target.hasPrefix("/"), isUnder(target) {
                     holds.append("fd \(fd) \(target)")
                 }
             }
@@ -71,12 +71,6 @@ public enum BusyScan {
         (try? Path.entries(of: path)) ?? []
     }
 
-    static func readLink(_ path: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink(path, &buffer, buffer.count - 1)
-        guard n > 0 else { return nil }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
 }
 
 /// The process table, read with opendir(3) on /proc (Foundation's directory

@@ -84,9 +84,7 @@ public enum AtomicFile {
                     "refusing to write through the symlink", path: current,
                     hint: "it is owned by uid \(st.st_uid), neither root nor the caller; point cachectl at the file itself")
             }
-            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let n = try sys("readlink", current) { readlink(current, &buffer, buffer.count - 1) }
-            let link = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let link = try Path.linkTarget(of: current)
             current = link.hasPrefix("/") ? link : Path.join(Path.directory(of: current), link)
         }
         throw CachectlError("resolve symlinks", path: path, errno: ELOOP)

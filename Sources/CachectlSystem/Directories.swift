@@ -8,6 +8,23 @@ extension Path {
         return names(in: dir)
     }
 
+    /// readlink(2): what the symlink at `path` points to (links before its last
+    /// component are followed).
+    public static func linkTarget(of path: String) throws(CachectlError) -> String {
+        guard let target = readingLink({ readlink(path, $0, $1) }) else {
+            throw CachectlError("readlink", path: path, errno: errno)
+        }
+        return target
+    }
+
+    /// One readlink(2)-shaped call into a PATH_MAX buffer; nil (errno set) when it fails.
+    static func readingLink(_ call: (UnsafeMutablePointer<CChar>, Int) -> Int) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = buffer.withUnsafeMutableBufferPointer { call($0.baseAddress!, $0.count - 1) }
+        guard n >= 0 else { return nil }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// The names readdir(3) gives from an open directory stream, without `.` and `..`.
     static func names(in dir: OpaquePointer) -> [String] {
         var names: [String] = []

@@ -87,10 +87,7 @@ public final class HeldDirectory: Sendable {
 
     /// The target of the symlink `name`, or nil when it is not a symlink.
     public func linkTarget(_ name: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlinkat(fd, name, &buffer, buffer.count - 1)
-        guard n >= 0 else { return nil }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        Path.readingLink { readlinkat(fd, name, $0, $1) }
     }
 
     /// symlinkat(2): a new link `name` → `target` in this directory.

@@ -113,17 +113,8 @@ enum ModelFiles {
     static func isLiveCachectl(_ pid: pid_t) -> Bool {
         guard pid > 0, pid != getpid() else { return false }
         if kill(pid, 0) != 0 && errno == ESRCH { return false }
-        guard let mine = linkTarget("/proc/self/exe"), let theirs = linkTarget("/proc/\(pid)/exe") else { return false }
+        guard let mine = try? Path.linkTarget(of: "/proc/self/exe"), let theirs = try? Path.linkTarget(of: "/proc/\(pid)/exe") else { return false }
         return mine == theirs
-    }
-
-    /// The target of a symlink, or nil when `path` is not a symlink (links in the
-    /// path before the last component are followed: for reading and tests only).
-    static func linkTarget(_ path: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink(path, &buffer, buffer.count - 1)
-        guard n >= 0 else { return nil }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The target of the symlink `relative` below `modelsDir`, or nil when it is not

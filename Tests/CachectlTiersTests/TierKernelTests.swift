@@ -87,13 +87,13 @@ struct TierKernelTests {
         _ = try s.tiers.createTier(tmpfs(s, "fast"))
 
         #expect(try s.tiers.promote("mix/mixtral", check: true).changed)
-        #expect(ModelFiles.linkTarget(s.models + "/mix/mixtral-00001-of-00004.gguf") == s.cold + "/mix/mixtral-00001-of-00004.gguf")
+        #expect((try? Path.linkTarget(of: s.models + "/mix/mixtral-00001-of-00004.gguf")) == s.cold + "/mix/mixtral-00001-of-00004.gguf")
 
         let change = try s.tiers.promote("mix/mixtral-00003-of-00004.gguf")
         #expect(change.changed && change.tier == "fast" && change.files == 4 && change.copiedBytes == 12 << 20)
         for i in 1...4 {
             let name = "mix/mixtral-0000\(i)-of-00004.gguf"
-            #expect(ModelFiles.linkTarget(s.models + "/" + name) == s.tierPath("fast") + "/" + name)
+            #expect((try? Path.linkTarget(of: s.models + "/" + name)) == s.tierPath("fast") + "/" + name)
             #expect(try readAll(s.models + "/" + name) == shards[i - 1])
             #expect(try readAll(s.tierPath("fast") + "/" + name) == shards[i - 1])
         }
@@ -104,7 +104,7 @@ struct TierKernelTests {
         #expect(demoted.changed && demoted.from == "fast")
         for i in 1...4 {
             let name = "mix/mixtral-0000\(i)-of-00004.gguf"
-            #expect(ModelFiles.linkTarget(s.models + "/" + name) == s.cold + "/" + name)
+            #expect((try? Path.linkTarget(of: s.models + "/" + name)) == s.cold + "/" + name)
             #expect(try readAll(s.models + "/" + name) == shards[i - 1])
             #expect(access(s.tierPath("fast") + "/" + name, F_OK) != 0)
         }
@@ -122,13 +122,13 @@ struct TierKernelTests {
         let change = try s.tiers.promote("llama3:8b")
         #expect(change.changed && change.tier == "z" && change.verifiedBlobs == 3 && change.files == 4)
         let blob = "ollama/blobs/sha256-" + digests[0]
-        #expect(ModelFiles.linkTarget(s.models + "/" + blob) == s.tierPath("z") + "/" + blob)
+        #expect((try? Path.linkTarget(of: s.models + "/" + blob)) == s.tierPath("z") + "/" + blob)
         #expect(try SHA256Digest.ofFile(s.models + "/" + blob) == digests[0])
         #expect(try readAll(s.models + "/ollama/manifests/registry.ollama.ai/library/llama3/8b")
             == readAll(s.cold + "/ollama/manifests/registry.ollama.ai/library/llama3/8b"))
 
         _ = try s.tiers.demote("llama3:8b")
-        #expect(ModelFiles.linkTarget(s.models + "/" + blob) == s.cold + "/" + blob)
+        #expect((try? Path.linkTarget(of: s.models + "/" + blob)) == s.cold + "/" + blob)
         #expect(access(s.tierPath("z") + "/" + blob, F_OK) != 0)
     }
 
@@ -146,7 +146,7 @@ struct TierKernelTests {
 
         #expect { try s.tiers.promote("phi3:mini") } throws: { "\($0)".contains("sha256") }
         #expect(try AtomicFile.readBytes(s.state) == stateBefore)
-        #expect(ModelFiles.linkTarget(s.models + "/ollama/blobs/sha256-" + digests[0]) == path)
+        #expect((try? Path.linkTarget(of: s.models + "/ollama/blobs/sha256-" + digests[0])) == path)
         #expect(try ModelCatalog.listDirectory(s.tierPath("fast")).isEmpty)
         #expect(Self.hiddenFiles(in: s.tierPath("fast")).isEmpty)
     }
@@ -182,7 +182,7 @@ struct TierKernelTests {
         #expect { try s.tiers.promote("huge") } throws: { ($0 as? CachectlError)?.errno == ENOSPC }
         #expect { try s.tiers.promote("huge", tier: "a") } throws: { ($0 as? CachectlError)?.errno == ENOSPC }
         #expect(try AtomicFile.readBytes(s.state) == stateBefore)
-        #expect(ModelFiles.linkTarget(s.models + "/huge.gguf") == s.cold + "/huge.gguf")
+        #expect((try? Path.linkTarget(of: s.models + "/huge.gguf")) == s.cold + "/huge.gguf")
         #expect(try ModelCatalog.listDirectory(s.tierPath("a")).isEmpty && Self.hiddenFiles(in: s.tierPath("a")).isEmpty)
         #expect(try SpaceUsage.of(s.tierPath("a")).used == 0)
         // A model that fits still goes in.
@@ -207,14 +207,14 @@ struct TierKernelTests {
 
         let report = try s.tiers.health()
         #expect(report.changed && report.demoted == ["a", "b"] && !report.healthy)
-        #expect(ModelFiles.linkTarget(s.models + "/a.gguf") == s.cold + "/a.gguf")
+        #expect((try? Path.linkTarget(of: s.models + "/a.gguf")) == s.cold + "/a.gguf")
         #expect(try readAll(s.models + "/a.gguf") == a)
         #expect(try TierStateFile(path: s.state).load().placements.isEmpty)
 
         let restored = try s.tiers.health(restore: true)
         #expect(restored.tiers.first?.recreated == true && restored.repromoted == ["a"] && restored.healthy)
-        #expect(ModelFiles.linkTarget(s.models + "/a.gguf") == s.tierPath("fast") + "/a.gguf")
-        #expect(ModelFiles.linkTarget(s.models + "/b.gguf") == s.cold + "/b.gguf")
+        #expect((try? Path.linkTarget(of: s.models + "/a.gguf")) == s.tierPath("fast") + "/a.gguf")
+        #expect((try? Path.linkTarget(of: s.models + "/b.gguf")) == s.cold + "/b.gguf")
         #expect(try s.tiers.health(restore: true).changed == false)
     }
 
@@ -229,7 +229,7 @@ struct TierKernelTests {
         let busy = try OpenFile(s.tierPath("fast") + "/m.gguf")
         #expect { try s.tiers.destroyTier("fast", demote: true) } throws: { ($0 as? CachectlError)?.errno == EBUSY }
         // The demote happened before the refusal and stays recorded: links are cold.
-        #expect(ModelFiles.linkTarget(s.models + "/m.gguf") == s.cold + "/m.gguf")
+        #expect((try? Path.linkTarget(of: s.models + "/m.gguf")) == s.cold + "/m.gguf")
         let forced = try s.tiers.destroyTier("fast", demote: true, force: true)
         #expect(forced.changed)
         _ = busy
