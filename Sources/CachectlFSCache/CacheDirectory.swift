@@ -41,12 +41,10 @@ public enum CacheDirectory {
     }
 
     public static func usage(of dir: String) throws(CachectlError) -> Usage {
-        var st = statvfs()
-        _ = try sys("statvfs", dir) { statvfs(dir, &st) }
-        let block = UInt64(st.f_frsize)
+        let space = try FilesystemSpace.of(dir)
         return Usage(
-            totalBytes: UInt64(st.f_blocks) * block, availableBytes: UInt64(st.f_bavail) * block,
-            totalFiles: UInt64(st.f_files), availableFiles: UInt64(st.f_favail))
+            totalBytes: space.totalBytes, availableBytes: space.availableBytes,
+            totalFiles: space.totalFiles, availableFiles: space.availableFiles)
     }
 
     /// The filesystem type name when `dir` is on a network filesystem.

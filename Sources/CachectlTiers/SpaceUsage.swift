@@ -1,5 +1,4 @@
 import CachectlSystem
-import Glibc
 
 /// Size, used and free bytes of a mounted filesystem, from statvfs(3).
 public struct SpaceUsage: Codable, Sendable, Equatable {
@@ -9,11 +8,7 @@ public struct SpaceUsage: Codable, Sendable, Equatable {
     public var free: UInt64
 
     public static func of(_ path: String) throws(CachectlError) -> SpaceUsage {
-        var st = statvfs()
-        _ = try sys("statvfs", path) { statvfs(path, &st) }
-        let unit = UInt64(st.f_frsize)
-        return SpaceUsage(
-            total: UInt64(st.f_blocks) * unit, used: UInt64(st.f_blocks - st.f_bfree) * unit,
-            free: UInt64(st.f_bavail) * unit)
+        let space = try FilesystemSpace.of(path)
+        return SpaceUsage(total: space.totalBytes, used: space.totalBytes - space.freeBytes, free: space.availableBytes)
     }
 }
