@@ -90,43 +90,22 @@ public struct ExternalCommand: Sendable {
             throw error
         }
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, stdinFD, 0)
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // A process group of its own, so a timeout kills the helpers it started too;
-        // default signal handling and an empty mask, whatever this process changed.
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(
-            &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        let argv: [UnsafeMutablePointer<CChar>?] = arguments.enumerated().map { index, argument in
-            strdup(index == 0 ? executable : argument)
-        } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        // A process group of its own, so a timeout kills the helpers it started too.
+        let spawned: Swift.Result<pid_t, CachectlError>
+        do throws(CachectlError) {
+            spawned = .success(try Spawn.start(
+                executable, arguments: Array(arguments.dropFirst()),
+                descriptors: [0: .inherit(stdinFD), 1: .inherit(outPipe[1]), 2: .inherit(errPipe[1])], detach: .processGroup))
+        } catch {
+            spawned = .failure(error)
+        }
         close(outPipe[1])
         close(errPipe[1])
         defer {
             close(outPipe[0])
             close(errPipe[0])
         }
-        if spawned != 0 {
-            throw CachectlError("run", path: executable, errno: spawned)
-        }
+        let pid = try spawned.get()
 
         var stdoutBytes: [UInt8] = []
         var stderrBytes: [UInt8] = []

@@ -347,9 +347,6 @@ extension Fuse {
 /// and waits until it has mounted (or failed), so the parent's exit status tells
 /// the truth. The child reports on a pipe passed as fd 3.
 enum Daemon {
-    /// POSIX_SPAWN_SETSID from glibc's spawn.h (a _GNU_SOURCE macro Swift does not import).
-    static let spawnSetsid: Int16 = 0x80
-
     static func spawn(statsFile: String) throws -> Int32 {
         var pipeFds: [Int32] = [0, 0]
         _ = try sys("pipe") { pipe(&pipeFds) }
@@ -364,28 +361,17 @@ enum Daemon {
         // Ansible or a test reads our output from) must not stay open for the
         // daemon's lifetime, or the caller never sees end of file.
         closeOnExec(from: 3)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, logFd, 2)
-        posix_spawn_file_actions_adddup2(&actions, pipeFds[1], 3)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Self.spawnSetsid)
-
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let executable = (try? Path.linkTarget(of: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var arguments = Array(CommandLine.arguments.dropFirst()).filter { $0 != "--json" }
         arguments += ["--foreground", "--ready-fd", "3"]
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-        close(pipeFds[1])
         defer { close(pipeFds[0]) }
-        guard status == 0 else { throw CachectlError("posix_spawn", path: executable, errno: status) }
+        let spawned = Result { () throws(CachectlError) in
+            try Spawn.start(
+                executable, arguments: arguments,
+                descriptors: [0: .null(O_RDONLY), 1: .null(O_WRONLY), 2: .inherit(logFd), 3: .inherit(pipeFds[1])], detach: .session)
+        }
+        close(pipeFds[1])
+        let pid = try spawned.get()
 
         var reply: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 512)
