@@ -63,7 +63,7 @@ public enum ModelCatalog {
         }
         if name.hasSuffix(".gguf") {
             let stem = String(name.dropLast(5))
-            let base = GGUFShardName(stem + ".gguf").map(\.base) ?? stem
+            let base = ShardName(fileName: stem + ".gguf").map(\.stem) ?? stem
             return models.first { ($0.layout == .gguf || $0.layout == .ggufShards) && $0.name == base }
         }
         return nil
@@ -99,12 +99,12 @@ public enum ModelCatalog {
     /// Groups GGUF files of one directory into single files and shard sets.
     static func ggufModels(_ files: [(path: String, size: UInt64)], directory: String) -> [Model] {
         var models: [Model] = []
-        var shardSets: [String: [(GGUFShardName, ModelFile)]] = [:]
+        var shardSets: [String: [(ShardName, ModelFile)]] = [:]
         for (path, size) in files where path.hasSuffix(".gguf") {
             let fileName = Path.lastComponent(of: path)
             let prefix = directory.isEmpty ? "" : directory + "/"
-            if let shard = GGUFShardName(fileName) {
-                shardSets[prefix + shard.base, default: []].append((shard, ModelFile(path: path, size: size)))
+            if let shard = ShardName(fileName: fileName) {
+                shardSets[prefix + shard.stem, default: []].append((shard, ModelFile(path: path, size: size)))
             } else {
                 models.append(Model(name: prefix + String(fileName.dropLast(5)), layout: .gguf, files: [ModelFile(path: path, size: size)]))
             }
@@ -158,29 +158,5 @@ public enum ModelCatalog {
             }
         }
         return entries.sorted { $0.name < $1.name }
-    }
-}
-
-/// `model-00002-of-00004.gguf` → base `model`, shard 2 of 4.
-public struct GGUFShardName: Sendable, Equatable {
-    public var base: String
-    public var index: Int
-    public var count: Int
-
-    public init?(_ fileName: String) {
-        guard fileName.hasSuffix(".gguf") else { return nil }
-        let stem = fileName.dropLast(5)
-        // ...-NNNNN-of-NNNNN: 5 digits each, as llama.cpp's gguf-split writes them.
-        let parts = stem.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count >= 4, parts[parts.count - 2] == "of",
-            let index = Int(parts[parts.count - 3]), let count = Int(parts[parts.count - 1]),
-            parts[parts.count - 3].count == 5, parts[parts.count - 1].count == 5,
-            index >= 1, count >= 1, index <= count
-        else { return nil }
-        let base = parts.dropLast(3).joined(separator: "-")
-        guard !base.isEmpty else { return nil }
-        self.base = base
-        self.index = index
-        self.count = count
     }
 }

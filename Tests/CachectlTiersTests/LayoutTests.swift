@@ -5,27 +5,6 @@ import Testing
 
 @testable import CachectlTiers
 
-@Suite struct ShardNameTests {
-    @Test(arguments: [
-        ("mixtral-00001-of-00004.gguf", "mixtral", 1, 4),
-        ("Meta-Llama-3-70B-Q4_K_M-00002-of-00002.gguf", "Meta-Llama-3-70B-Q4_K_M", 2, 2),
-    ])
-    func parsesShardNames(file: String, base: String, index: Int, count: Int) {
-        #expect(GGUFShardName(file) == GGUFShardName(base: base, index: index, count: count))
-    }
-
-    @Test(arguments: ["model.gguf", "model-1-of-4.gguf", "model-00005-of-00004.gguf", "-00001-of-00002.gguf", "m-00001-of-00002.bin"])
-    func rejectsNonShards(file: String) {
-        #expect(GGUFShardName(file) == nil)
-    }
-}
-
-extension GGUFShardName {
-    init(base: String, index: Int, count: Int) {
-        self = GGUFShardName("\(base)-\(String(repeating: "0", count: 5 - String(index).count))\(index)-of-\(String(repeating: "0", count: 5 - String(count).count))\(count).gguf")!
-    }
-}
-
 @Suite struct CatalogTests {
     @Test func findsEveryLayoutAsOneModelEach() throws {
         let s = try Scratch()
