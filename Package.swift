@@ -85,24 +85,28 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"], .when(configuration: .release))]
         ),
 
+        // What several test targets share (temporary directories); never linked into the product.
+        .target(name: "CachectlTestSupport", dependencies: ["CachectlSystem"], path: "Tests/CachectlTestSupport"),
         .testTarget(name: "CachectlSystemTests", dependencies: ["CachectlSystem"]),
         .testTarget(name: "CachectlWarmTests", dependencies: ["CachectlWarm", "CachectlMount", "CachectlSystem"]),
         .testTarget(
-            name: "CachectlFSCacheTests", dependencies: ["CachectlFSCache", "CachectlMount", "CachectlSystem"],
+            name: "CachectlFSCacheTests", dependencies: ["CachectlFSCache", "CachectlMount", "CachectlSystem", "CachectlTestSupport"],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "CachectlTiersTests", dependencies: ["CachectlTiers", "CachectlMount", "CachectlSystem"]),
-        .testTarget(name: "CachectlFUSETests", dependencies: ["CachectlFUSE", "CachectlMount", "CachectlSystem"]),
+        .testTarget(name: "CachectlTiersTests", dependencies: ["CachectlTiers", "CachectlMount", "CachectlSystem", "CachectlTestSupport"]),
+        .testTarget(name: "CachectlFUSETests", dependencies: ["CachectlFUSE", "CachectlMount", "CachectlSystem", "CachectlTestSupport"]),
         .testTarget(
-            name: "CachectlNVMeOFTests", dependencies: ["CachectlNVMeOF", "CachectlSystem"],
+            name: "CachectlNVMeOFTests", dependencies: ["CachectlNVMeOF", "CachectlSystem", "CachectlTestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(
             name: "CachectlPlanTests",
-            dependencies: ["CachectlPlan", "CachectlStatus", "CachectlSystem", "CachectlTiers", "CachectlFSCache"]),
+            dependencies: ["CachectlPlan", "CachectlStatus", "CachectlSystem", "CachectlTiers", "CachectlFSCache", "CachectlTestSupport"]),
         .testTarget(
             name: "CachectlServeTests",
-            dependencies: ["CachectlServe", "CachectlTiers", "CachectlSystem", .product(name: "Hummingbird", package: "hummingbird")]),
+            dependencies: [
+                "CachectlServe", "CachectlTiers", "CachectlSystem", "CachectlTestSupport", .product(name: "Hummingbird", package: "hummingbird"),
+            ]),
         // Runs the built binary: exit codes, --json, privilege drops.
-        .testTarget(name: "CLITests", dependencies: ["cachectl", "CachectlSystem"]),
+        .testTarget(name: "CLITests", dependencies: ["cachectl", "CachectlSystem", "CachectlTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

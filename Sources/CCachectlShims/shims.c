@@ -27,10 +27,6 @@ int cachectl_cachestat(int fd, uint64_t offset, uint64_t length,
     return (int)syscall(__NR_cachestat, fd, &range, out, 0);
 }
 
-pid_t cachectl_gettid(void) {
-    return (pid_t)syscall(SYS_gettid);
-}
-
 long cachectl_page_size(void) {
     return sysconf(_SC_PAGESIZE);
 }

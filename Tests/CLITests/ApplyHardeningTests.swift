@@ -1,4 +1,5 @@
 import CachectlSystem
+import CachectlTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -10,9 +11,7 @@ struct ApplyHardeningTests {
     final class Tree {
         let root: String
         init() throws {
-            var template = Array("/var/tmp/cachectl-apply-cli-XXXXXX".utf8CString)
-            guard let made = mkdtemp(&template) else { throw CachectlError("mkdtemp", errno: errno) }
-            root = String(cString: made)
+            root = try makeTemporaryDirectory("apply-cli", in: "/var/tmp")
         }
         deinit {
             if let text = try? AtomicFile.readText("/proc/self/mountinfo") {

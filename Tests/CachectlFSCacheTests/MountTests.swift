@@ -1,4 +1,5 @@
 import CachectlSystem
+import CachectlTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -9,9 +10,7 @@ func fixture(_ name: String) -> String {
 }
 
 func temporaryDirectory() -> String {
-    var template = Array("/tmp/cachectl-test-XXXXXX".utf8CString)
-    let path = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-    return String(cString: path!)
+    try! makeTemporaryDirectory("test")
 }
 
 @Suite struct OptionStringTests {

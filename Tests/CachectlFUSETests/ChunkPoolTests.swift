@@ -1,5 +1,6 @@
 import CachectlMount
 import CachectlSystem
+import CachectlTestSupport
 import Glibc
 import Testing
 
@@ -124,8 +125,7 @@ struct ChunkPoolTests {
 
     /// isMirror reads CachectlMount's table, which unescapes mountinfo's `\040`.
     @Test func mountinfoFieldsAreUnescaped() throws {
-        var template = Array("/tmp/cachectl-fuse-test-XXXXXX".utf8CString)
-        let root = String(cString: try #require(mkdtemp(&template)))
+        let root = try makeTemporaryDirectory("fuse-test")
         defer { _ = try? ExternalCommand(["rm", "-rf", root]).run() }
         #expect(mkdir(root + "/proc", 0o755) == 0 && mkdir(root + "/proc/self", 0o755) == 0)
         let line = "61 27 0:52 / /mnt/with\\040space ro,nosuid,nodev,relatime - fuse.cachectl cachectl rw,user_id=0,group_id=0\n"

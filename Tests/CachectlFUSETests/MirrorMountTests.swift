@@ -1,5 +1,6 @@
 import CachectlMount
 import CachectlSystem
+import CachectlTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -15,9 +16,7 @@ final class MirrorFixture: @unchecked Sendable {
     private(set) var mount: MirrorMount?
 
     init() throws {
-        var template = Array("/tmp/cachectl-fuse-test-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw CachectlError("mkdtemp", errno: errno) }
-        root = String(cString: made)
+        root = try makeTemporaryDirectory("fuse-test")
         mkdir(source, 0o755)
         mkdir(mountpoint, 0o755)
     }

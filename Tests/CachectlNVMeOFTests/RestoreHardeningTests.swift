@@ -1,5 +1,6 @@
 import CachectlMount
 import CachectlSystem
+import CachectlTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -21,9 +22,7 @@ struct RestoreHardeningTests {
         var target: NVMeTarget { NVMeTarget(roots: KernelRoots(configfs: configfs), backingRoot: backing) }
 
         init() throws {
-            var template = Array("/tmp/cachectl-nvmet-test-XXXXXX".utf8CString)
-            guard let made = mkdtemp(&template) else { throw CachectlError("mkdtemp", errno: errno) }
-            root = String(cString: made)
+            root = try makeTemporaryDirectory("nvmet-test")
             for dir in ["hosts", "ports", "subsystems", "subsystems/lend/namespaces", "subsystems/lend/allowed_hosts"] {
                 try Path.makeDirectory(configfs + "/nvmet/" + dir)
             }

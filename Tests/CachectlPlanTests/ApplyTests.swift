@@ -1,5 +1,6 @@
 import CachectlPlan
 import CachectlSystem
+import CachectlTestSupport
 import CachectlTiers
 import Foundation
 import Glibc
@@ -15,9 +16,7 @@ final class Machine {
     var cacheDir: String { root + "/fscache" }
 
     init() throws {
-        var template = Array("/var/tmp/cachectl-apply-test-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw CachectlError("mkdtemp", errno: errno) }
-        root = String(cString: made)
+        root = try makeTemporaryDirectory("apply-test", in: "/var/tmp")
         for dir in [cold, root + "/etc", root + "/state", root + "/proc"] {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         }

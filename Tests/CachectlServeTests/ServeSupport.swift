@@ -1,5 +1,6 @@
 import CachectlPlan
 import CachectlSystem
+import CachectlTestSupport
 import CachectlTiers
 import Foundation
 import Glibc
@@ -124,9 +125,7 @@ final class ServeScratch: @unchecked Sendable {
     }
 
     init() throws {
-        var template = Array("/tmp/cachectl-serve-test-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw CachectlError("mkdtemp", errno: errno) }
-        root = String(cString: made)
+        root = try makeTemporaryDirectory("serve-test")
         chmod(root, 0o755)
         try Path.makeDirectory(cold)
         try Path.makeDirectory(models)

@@ -1,5 +1,6 @@
 import CachectlMount
 import CachectlSystem
+import CachectlTestSupport
 import Foundation
 import Glibc
 
@@ -15,9 +16,7 @@ final class Scratch {
     var tiers: RAMTiers { RAMTiers(stateFile: TierStateFile(path: state)) }
 
     init() throws {
-        var template = Array("/tmp/cachectl-tiers-test-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw CachectlError("mkdtemp", errno: errno) }
-        root = String(cString: made)
+        root = try makeTemporaryDirectory("tiers-test")
         try Path.makeDirectory(cold)
     }
 

@@ -23,9 +23,6 @@ struct cachectl_cachestat {
 int cachectl_cachestat(int fd, uint64_t offset, uint64_t length,
                        struct cachectl_cachestat *out);
 
-/* gettid(2) for naming worker threads in logs. */
-pid_t cachectl_gettid(void);
-
 /* Names the calling thread (prctl PR_SET_NAME: the kernel keeps 15 bytes), for
    ps -L and top -H. */
 void cachectl_set_thread_name(const char *name);
