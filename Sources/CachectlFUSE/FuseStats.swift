@@ -174,26 +174,17 @@ public enum FuseStatsFile {
         return out
     }
 
-    static func encoder() -> JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        return encoder
-    }
-
     /// Writes the snapshot atomically (readers never see half a file).
     static func write(_ stats: FuseStats, to path: String) throws {
-        let data = try encoder().encode(stats)
+        let bytes = try StateJSON.encode(stats)
         try Path.makeDirectory(Path.directory(of: path))
-        try AtomicFile.write(Array(data) + [UInt8(ascii: "\n")], to: path, mode: 0o644)
+        try AtomicFile.write(bytes, to: path, mode: 0o644)
     }
 
     /// Reads the stats file of `mountpoint`.
     public static func read(mountpoint: String, directory: String = defaultDirectory) throws -> FuseStats {
         let path = path(for: mountpoint, in: directory)
         let bytes = try AtomicFile.readBytes(path)
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(FuseStats.self, from: Data(bytes))
+        return try StateJSON.decode(FuseStats.self, from: bytes)
     }
 }

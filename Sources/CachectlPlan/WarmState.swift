@@ -43,7 +43,9 @@ public struct FileStamp: Codable, Sendable, Equatable, Hashable {
     }
 }
 
-/// `/var/lib/cachectl/warm.json`, written atomically only when a warm ran.
+/// `/var/lib/cachectl/warm.json`, written atomically only when a warm ran, in
+/// ``StateJSON``'s style (snake_case keys; a file with the camelCase keys of
+/// earlier versions still reads).
 public struct WarmStateFile: Sendable {
     public static let defaultPath = "/var/lib/cachectl/warm.json"
     public let path: String
@@ -53,18 +55,15 @@ public struct WarmStateFile: Sendable {
     /// The saved state; empty when there is none (or it cannot be parsed: it is only a record).
     public func load() -> WarmState {
         guard let bytes = try? AtomicFile.readBytes(path),
-              let state = try? JSONDecoder().decode(WarmState.self, from: Data(bytes)) else { return WarmState() }
+              let state = try? StateJSON.decode(WarmState.self, from: bytes) else { return WarmState() }
         return state
     }
 
     public func record(_ list: String, _ record: WarmRecord) throws {
         var state = load()
         state.lists[list] = record
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let data = try encoder.encode(state)
-        let dir = Path.directory(of: path)
-        if access(dir, F_OK) != 0 { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        try AtomicFile.write(Array(data) + [0x0a], to: path, mode: 0o644)
+        let bytes = try StateJSON.encode(state)
+        try Path.makeDirectory(Path.directory(of: path))
+        try AtomicFile.write(bytes, to: path, mode: 0o644)
     }
 }

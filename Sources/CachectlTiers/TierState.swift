@@ -87,7 +87,7 @@ public struct TierStateFile: Sendable {
         guard access(path, F_OK) == 0 else { return TierState() }
         let bytes = try AtomicFile.readBytes(path)
         do {
-            return try Self.decoder.decode(TierState.self, from: Data(bytes))
+            return try StateJSON.decode(TierState.self, from: bytes)
         } catch {
             throw CachectlError.failed(
                 "parse state file", path: path,
@@ -99,8 +99,7 @@ public struct TierStateFile: Sendable {
     @discardableResult
     public func save(_ state: TierState) throws -> Bool {
         try Path.makeDirectory(Path.directory(of: path))
-        let data = try Self.encoder.encode(state)
-        return try AtomicFile.write(Array(data) + [0x0a], to: path, mode: 0o644)
+        return try AtomicFile.write(try StateJSON.encode(state), to: path, mode: 0o644)
     }
 
     /// Runs `body` holding an exclusive flock(2) on `path.lock`.
@@ -111,17 +110,4 @@ public struct TierStateFile: Sendable {
         defer { _ = flock(lock.fd, LOCK_UN) }
         return try body()
     }
-
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        return encoder
-    }()
-
-    static let decoder: JSONDecoder = {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return decoder
-    }()
 }

@@ -26,7 +26,7 @@ struct NVMeOFTierTests {
     @Test("state files written before nvmeof existed still load")
     func oldStateLoads() throws {
         let json = #"{"spec":{"name":"fast","type":"tmpfs","size":16777216,"path":"/run/cachectl/tiers/fast","rank":10},"created_path":true}"#
-        let record = try TierStateFile.decoder.decode(TierRecord.self, from: Data(json.utf8))
+        let record = try StateJSON.decode(TierRecord.self, from: Array(json.utf8))
         #expect(record.spec.device == nil && record.spec.type == .tmpfs)
     }
 }

@@ -94,7 +94,7 @@ expect_eq "every model link resolves" "" "$(find /srv/models -xtype l)"
 wait_for_unit cachectl-warm@boot.service 300
 expect_eq "the warm list ran (cachectl-warm@boot.service)" success "$(systemctl show -p Result --value cachectl-warm@boot.service)"
 booted=$(( $(date +%s) - $(cut -d. -f1 /proc/uptime) ))
-expect_ge "the warm record is from this boot" "$(jq -r '.lists.boot.finishedAt | floor' /var/lib/cachectl/warm.json)" "$booted"
+expect_ge "the warm record is from this boot" "$(jq -r '.lists.boot.finished_at | floor' /var/lib/cachectl/warm.json)" "$booted"
 
 # The dashboard (cachectl serve, installed by install-units, not enabled) samples
 # FS-Cache's counters every 10 s for its chart: it must see the read below.
