@@ -68,11 +68,7 @@ public enum FuseMountTable {
         }
         if force, let connection {
             // The connection outlives a lazy unmount while files are open; abort it.
-            let fd = open("\(roots.sys)/fs/fuse/connections/\(connection)/abort", O_WRONLY | O_CLOEXEC)
-            if fd >= 0 {
-                _ = write(fd, "1", 1)
-                close(fd)
-            }
+            try? KernelAttribute.write("1", to: "\(roots.sys)/fs/fuse/connections/\(connection)/abort")
         }
         return .unmounted
     }

@@ -10,21 +10,14 @@ public enum Readahead {
     }
 
     public static func kilobytes(for device: DeviceNumber, sys: String = "/sys") -> UInt64? {
-        guard let text = try? AtomicFile.readText(path(for: device, sys: sys)) else { return nil }
-        return UInt64(text.trimmingWhitespace())
+        KernelAttribute.read(path(for: device, sys: sys)).flatMap { UInt64($0) }
     }
 
     /// Sets it; returns false when it already had that value (nothing written).
     @discardableResult
     public static func set(kilobytes: UInt64, for device: DeviceNumber, sys: String = "/sys") throws(CachectlError) -> Bool {
         if self.kilobytes(for: device, sys: sys) == kilobytes { return false }
-        let file = try OpenFile(path(for: device, sys: sys), flags: O_WRONLY)
-        let text = Array("\(kilobytes)\n".utf8)
-        var failure: CachectlError?
-        text.withUnsafeBytes { bytes in
-            do { try file.writeAll(bytes) } catch { failure = error as? CachectlError }
-        }
-        if let failure { throw failure }
+        try KernelAttribute.write("\(kilobytes)\n", to: path(for: device, sys: sys))
         return true
     }
 }

@@ -19,22 +19,7 @@ enum Configfs {
     }
 
     /// An attribute's value with surrounding whitespace removed (Python's strip()).
-    static func read(_ path: String) -> String? {
-        guard let text = try? AtomicFile.readText(path) else { return nil }
-        return text.trimmingWhitespace()
-    }
-
-    /// Writes an attribute in one write(2), as configfs wants; the kernel's
-    /// refusal (EINVAL, EBUSY, EACCES) comes back as the errno of that write.
-    static func write(_ value: String, to path: String, hint: String? = nil) throws(CachectlError) {
-        let file = try OpenFile(path, flags: O_WRONLY)
-        let bytes = Array(value.utf8)
-        let written = retryingEINTR { bytes.withUnsafeBytes { Glibc.write(file.fd, $0.baseAddress, $0.count) } }
-        if written < 0 {
-            let code = errno
-            throw CachectlError("write '\(value)' to", path: path, errno: code, hint: hint)
-        }
-    }
+    static func read(_ path: String) -> String? { KernelAttribute.read(path) }
 
     /// Attribute groups as nvmetcli's `dump()` reads them: every regular file
     /// named `GROUP_NAME` that the owner may write, value stripped.
@@ -92,8 +77,8 @@ extension ChangeLog {
     func set(_ path: String, to value: String, what: String, revertTo old: String? = nil) throws -> Bool {
         let current = Configfs.read(path)
         if current == value { return false }
-        try perform("\(what) = \(value)", revert: old.map { old in { try? Configfs.write(old, to: path) } }) {
-            try Configfs.write(value, to: path)
+        try perform("\(what) = \(value)", revert: old.map { old in { try? KernelAttribute.write(old, to: path) } }) {
+            try KernelAttribute.write(value, to: path)
         }
         return true
     }

@@ -230,7 +230,7 @@ public struct FabricsHost: Sendable {
         guard !check else { return }
         for c in controllers {
             let path = controllerClass + "/" + c.name + "/delete_controller"
-            if Configfs.exists(path) { try Configfs.write("1", to: path) }
+            if Configfs.exists(path) { try KernelAttribute.write("1", to: path) }
         }
         let deadline = Monotonic.now() + timeout
         while controllers.contains(where: { c in Configfs.exists(controllerClass + "/" + c.name) || c.devices.contains(where: Configfs.exists) }) {

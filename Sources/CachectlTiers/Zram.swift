@@ -78,7 +78,7 @@ public struct ZramDevice: Sendable, Equatable {
 
     public func hotRemove() throws(CachectlError) {
         let control = Self.controlDirectory(roots) + "/hot_remove"
-        try writeSysfs(control, String(id))
+        try KernelAttribute.write(String(id), to: control)
     }
 
     public func memoryStats() throws(CachectlError) -> ZramMemoryStats {
@@ -91,15 +91,8 @@ public struct ZramDevice: Sendable, Equatable {
     }
 
     private func writeAttribute(_ name: String, _ value: String) throws(CachectlError) {
-        try writeSysfs(blockDirectory + "/" + name, value)
+        try KernelAttribute.write(value, to: blockDirectory + "/" + name)
     }
-}
-
-/// Writes one sysfs attribute with a single write(2), as sysfs expects.
-func writeSysfs(_ path: String, _ value: String) throws(CachectlError) {
-    let file = try OpenFile(path, flags: O_WRONLY)
-    let bytes = Array(value.utf8)
-    _ = try sys("write", path) { bytes.withUnsafeBytes { write(file.fd, $0.baseAddress, $0.count) } }
 }
 
 /// `/sys/block/zramN/mm_stat`: how much data is stored and what it costs.
