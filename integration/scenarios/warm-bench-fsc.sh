@@ -12,10 +12,16 @@
 #     integration/vm/run --kernel 6.12 warm-bench-fsc
 # Optional: --env BENCH_SIZE=128M (per file), --env BENCH_DELAY=2ms (each way),
 # --env BENCH_TOOLS="cachectl cat dd" (a subset, in that order), --env BENCH_MOUNT=fsc|plain|both,
-# --env BENCH_NCONNECT="1 4 8" (instead: each nconnect in turn, both mounts made
-# again with it, BENCH_TOOLS each on a fresh file; cold only), --env BENCH_STACKS=1
-# (sample the kernel stacks of every task in uninterruptible sleep during each
-# run, five times a second, and print the most common ones: where readers wait).
+# --env BENCH_CACHE_ROUNDS=N (read everything from FS-Cache N times, the order
+# rotated each round; the summary gives medians), --env BENCH_NCONNECT="1 4 8"
+# (instead: each nconnect in turn, both mounts made again with it, BENCH_TOOLS
+# each on a fresh file; cold only), --env BENCH_STACKS=1 (sample the kernel
+# stacks of every task in uninterruptible sleep during each run, five times a
+# second, and print the most common ones: where readers wait).
+# Tool "runai" is Run:ai's Model Streamer in buffered mode (16 x 2 MiB,
+# RUNAI_STREAMER_FS_STRATEGY=sync_buffered: through the page cache, so it fills
+# FS-Cache as the others do), from the venv integration/benchmarks/warm/run makes
+# (/var/tmp/cachectl-runai-venv); its own streaming time is what is recorded.
 # requires: cachectl
 # timeout: 3600
 # memory: 6144
@@ -34,16 +40,23 @@ declare -A tools=(
   [cachectl-j1]="cachectl warm --quiet --jobs 1 --chunk 16M FILE"
   [cachectl-j4]="cachectl warm --quiet --jobs 4 FILE"
   [cachectl-hints]="cachectl warm --quiet --hints FILE"
-  [cat]="cat FILE"
+  [cat]="cat FILE >/dev/null"
   [dd]="dd if=FILE of=/dev/null bs=16M status=none"
   [dd4-contiguous]="dd4 FILE"
   [fio]="fio --name=warm --filename=FILE --rw=read --bs=1M --ioengine=psync --numjobs=4 --size=$quarter --offset_increment=$quarter --group_reporting --output=/dev/null"
   [vmtouch]="vmtouch -q -t -m 1024G FILE"
+  [runai]="runai FILE"
 )
+runai_python=/var/tmp/cachectl-runai-venv/bin/python3
 read -ra order <<<"${BENCH_TOOLS:-cachectl cat dd cachectl-j1 cachectl-j4 dd4-contiguous fio cachectl-hints vmtouch}"
 for t in "${order[@]}"; do [[ -n ${tools[$t]:-} ]] || die "unknown tool $t (known: ${!tools[*]})"; done
+if [[ " ${order[*]} " == *" runai "* ]]; then
+  [[ -x $runai_python ]] || die "tool runai needs $runai_python (integration/benchmarks/warm/run installs it)"
+fi
+cache_rounds=${BENCH_CACHE_ROUNDS:-1}
+[[ $cache_rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_CACHE_ROUNDS must be a positive number"
 
-# shellcheck disable=SC2317 # dd4 runs through eval
+# shellcheck disable=SC2317 # dd4 and runai run through eval
 # dd4 FILE: four dd readers, each streaming its own quarter (the contiguous layout).
 dd4() {
   local i pids=()
@@ -53,6 +66,11 @@ dd4() {
   done
   wait "${pids[@]}"  # not a bare wait: cachefilesd is a child of this shell too
 }
+# runai FILE: prints "SECONDS CPU", its own streaming time (the buffer is touched first).
+runai() {
+  RUNAI_STREAMER_FS_STRATEGY=sync_buffered RUNAI_STREAMER_CONCURRENCY=16 RUNAI_STREAMER_CHUNK_BYTESIZE=2097152 \
+    "$runai_python" "$(dirname "$0")/../benchmarks/warm/runai_stream.py" "$1"
+}
 
 # The binary comes over 9p from the host: copy it to RAM once, so no timed run
 # pays for loading it (drop_caches below would evict it again).
@@ -61,7 +79,10 @@ cp "$(command -v cachectl)" /run/bench-bin/cachectl
 export PATH=/run/bench-bin:$PATH
 # load_tools: every tool once, so its binary and libraries (9p, evicted by
 # drop_caches) are in RAM before a timed run.
-load_tools() { cachectl --version; cat /dev/null; dd --version; fio --version; vmtouch -h; bc </dev/null; jq --version; } >/dev/null 2>&1
+load_tools() {
+  cachectl --version; cat /dev/null; dd --version; fio --version; vmtouch -h; bc </dev/null; jq --version
+  if [[ -x $runai_python ]]; then head -c 4096 /dev/zero >/tmp/runai-load && runai /tmp/runai-load; fi  # python, the venv, libstreamer
+} >/dev/null 2>&1
 load_tools
 load_modules zram sch_netem
 read -ra nconnects <<<"${BENCH_NCONNECT:-}"
@@ -149,7 +170,7 @@ run_tool() {
     sampler=$!
   fi
   start=$(date +%s.%N)
-  eval "$cmd" >/dev/null || log "$t exited $?"
+  eval "$cmd" >/tmp/tool.out || log "$t exited $?"
   end=$(date +%s.%N)
   if [[ -n $sampler ]]; then
     kill "$sampler"; wait "$sampler" 2>/dev/null
@@ -161,6 +182,7 @@ run_tool() {
   resident=$(cachectl residency --json "$file" | jq -r '.total.percent | floor')
   local secs ops kib
   secs=$(echo "$end - $start" | bc)
+  if [[ $t == runai ]]; then read -r secs _ </tmp/tool.out; fi  # its own streaming time
   ops=$((ops1 - ops0))
   kib=$(( ops > 0 ? (bytes1 - bytes0) / ops / 1024 : 0 ))
   printf '%s\t%s\t%s\t%.2f\t%d\t%d\t%s\t%s\t%s\n' "$phase" "$m" "$t" "$secs" "$ops" "$kib" \
@@ -192,17 +214,26 @@ if [[ " ${mounts[*]} " == *" fsc "* ]]; then
   sync; sleep 5
   drop_caches
   load_tools
-  for t in "${order[@]}"; do run_tool from-cache fsc "$t"; done
+  for ((round = 0; round < cache_rounds; round++)); do
+    if ((round > 0)); then drop_caches; load_tools; fi
+    n=${#order[@]}
+    for ((i = 0; i < n; i++)); do run_tool from-cache fsc "${order[(i + round) % n]}"; done
+  done
 fi
 tc qdisc del dev lo root 2>/dev/null || true
 
 python3 - "$results" "$size" <<'PY'
-import sys
+import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
-print(f"\nsummary, {sys.argv[2]} per file (seconds; ratios against the best of cat and dd in the same phase and mount)")
+print(f"\nsummary, {sys.argv[2]} per file (seconds, the median where a phase ran more than once;"
+      " ratios against the best of cat and dd in the same phase and mount)")
 for phase in dict.fromkeys(r[0] for r in rows):
     for mount in dict.fromkeys(r[1] for r in rows if r[0] == phase):
-        sel = {r[2]: float(r[3]) for r in rows if r[0] == phase and r[1] == mount}
+        runs = {}
+        for r in rows:
+            if r[0] == phase and r[1] == mount:
+                runs.setdefault(r[2], []).append(float(r[3]))
+        sel = {k: statistics.median(v) for k, v in runs.items()}
         best = min(v for k, v in sel.items() if k in ("cat", "dd")) if any(k in sel for k in ("cat", "dd")) else None
         cells = "  ".join(f"{k} {v:.2f}" + (f" ({v / best:.2f}x)" if best else "") for k, v in sel.items())
         print(f"{phase:>10} {mount:>5}: {cells}")
