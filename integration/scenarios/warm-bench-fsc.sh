@@ -12,8 +12,9 @@
 #     integration/vm/run --kernel 6.12 warm-bench-fsc
 # Optional: --env BENCH_SIZE=128M (per file), --env BENCH_DELAY=2ms (each way),
 # --env BENCH_TOOLS="cachectl cat dd" (a subset, in that order), --env BENCH_MOUNT=fsc|plain|both,
-# --env BENCH_CACHE_ROUNDS=N (read everything from FS-Cache N times, the order
-# rotated each round; the summary gives medians), --env BENCH_NCONNECT="1 4 8"
+# --env BENCH_COLD_ROUNDS=N (N fresh files per tool, read cold in N rounds, the
+# order rotated), --env BENCH_CACHE_ROUNDS=N (read the first round's files from
+# FS-Cache N times, the order rotated; the summary gives medians), --env BENCH_NCONNECT="1 4 8"
 # (instead: each nconnect in turn, both mounts made again with it, BENCH_TOOLS
 # each on a fresh file; cold only), --env BENCH_STACKS=1 (sample the kernel
 # stacks of every task in uninterruptible sleep during each run, five times a
@@ -38,6 +39,8 @@ quarter=$((bytes / 4))
 declare -A tools=(
   [cachectl]="cachectl warm --quiet FILE"
   [cachectl-j1]="cachectl warm --quiet --jobs 1 --chunk 16M FILE"
+  [cachectl-j1-1m]="cachectl warm --quiet --jobs 1 --chunk 1M FILE"
+  [cachectl-j1-128k]="cachectl warm --quiet --jobs 1 --chunk 128K FILE"
   [cachectl-j4]="cachectl warm --quiet --jobs 4 FILE"
   [cachectl-hints]="cachectl warm --quiet --hints FILE"
   [cat]="cat FILE >/dev/null"
@@ -53,8 +56,9 @@ for t in "${order[@]}"; do [[ -n ${tools[$t]:-} ]] || die "unknown tool $t (know
 if [[ " ${order[*]} " == *" runai "* ]]; then
   [[ -x $runai_python ]] || die "tool runai needs $runai_python (integration/benchmarks/warm/run installs it)"
 fi
-cache_rounds=${BENCH_CACHE_ROUNDS:-1}
+cache_rounds=${BENCH_CACHE_ROUNDS:-1} cold_rounds=${BENCH_COLD_ROUNDS:-1}
 [[ $cache_rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_CACHE_ROUNDS must be a positive number"
+[[ $cold_rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_COLD_ROUNDS must be a positive number"
 
 # shellcheck disable=SC2317 # dd4 and runai run through eval
 # dd4 FILE: four dd readers, each streaming its own quarter (the contiguous layout).
@@ -86,18 +90,25 @@ load_tools() {
 load_tools
 load_modules zram sch_netem
 read -ra nconnects <<<"${BENCH_NCONNECT:-}"
-runs=$(( ${#order[@]} * (${#nconnects[@]} > 0 ? ${#nconnects[@]} : 1) ))
+runs=$(( ${#order[@]} * (${#nconnects[@]} > 0 ? ${#nconnects[@]} : cold_rounds) ))
 cache_mb=$(( (runs * bytes / 1048576) * 5 / 4 + 128 ))
 make_zram_ext4 /var/cache/fscache "${cache_mb}M" >/dev/null
 write_cachefilesd_conf /etc/cachefilesd.conf /var/cache/fscache
 start_cachefilesd /etc/cachefilesd.conf || die "cachefilesd"
 export_dir=/srv/export
-make_export_dir "$export_dir" "$(( runs * 2 * bytes / 1048576 + 64 ))M"
+mounts=(fsc plain)
+case $which_mount in fsc) mounts=(fsc) ;; plain) mounts=(plain) ;; both) ;; *) die "BENCH_MOUNT is fsc, plain or both" ;; esac
+make_export_dir "$export_dir" "$(( runs * ${#mounts[@]} * bytes / 1048576 + 64 ))M"
 for m in fsc plain; do
   mkdir -p "$export_dir/$m"
+  [[ " ${mounts[*]} " == *" $m "* ]] || continue  # each mount reads its own directory
   for t in "${order[@]}"; do
     for n in "${nconnects[@]:-}"; do
-      head -c "$bytes" /dev/urandom >"$export_dir/$m/$t${n:+-n$n}.bin" || die "write $t${n:+-n$n}.bin"
+      for ((round = 0; round < cold_rounds; round++)); do
+        name=$t${n:+-n$n}.bin
+        if ((round > 0)); then name=$t-r$round.bin; fi  # BENCH_NCONNECT runs one round
+        head -c "$bytes" /dev/urandom >"$export_dir/$m/$name" || die "write $name"
+      done
     done
   done
 done
@@ -157,7 +168,7 @@ results=/tmp/warm-bench-fsc.tsv
 : >"$results"
 # run_tool PHASE MOUNT TOOL: one timed run, with the counters around it.
 run_tool() {
-  local phase=$1 m=$2 t=$3 file=/mnt/$2/$2/$3${nconnect:+-n$nconnect}.bin cmd
+  local phase=$1 m=$2 t=$3 file=/mnt/$2/$2/$3${nconnect:+-n$nconnect}${cold_round:+-r$cold_round}.bin cmd
   cmd=${tools[$t]//FILE/$file}
   local ops0 bytes0 rtt0 exe0 fs0 nf0 start end ops1 bytes1 rtt1 exe1 resident
   ops0=$(nfs_mountstat "/mnt/$m" read_ops) bytes0=$(nfs_mountstat "/mnt/$m" server_read_bytes)
@@ -190,8 +201,6 @@ run_tool() {
     "$(counters_diff "$fs0" "$(cat /proc/fs/fscache/stats)") $(counters_diff "$nf0" "$(netfs_stats)")" | tee -a "$results"
 }
 
-mounts=(fsc plain)
-case $which_mount in fsc) mounts=(fsc) ;; plain) mounts=(plain) ;; both) ;; *) die "BENCH_MOUNT is fsc, plain or both" ;; esac
 echo "phase	mount	tool	seconds	NFS_READs	KiB/READ	rtt/exe_ms	resident%	counters"
 nconnect=""
 if [[ ${#nconnects[@]} -gt 0 ]]; then
@@ -206,9 +215,15 @@ if [[ ${#nconnects[@]} -gt 0 ]]; then
   done
   mounts=()
 fi
-for m in "${mounts[@]}"; do
-  for t in "${order[@]}"; do run_tool cold "$m" "$t"; done
+n=${#order[@]}
+for ((round = 0; round < cold_rounds; round++)); do
+  cold_round=""
+  if ((round > 0)); then cold_round=$round; fi
+  for m in "${mounts[@]}"; do
+    for ((i = 0; i < n; i++)); do run_tool cold "$m" "${order[(i + round) % n]}"; done
+  done
 done
+cold_round=""
 if [[ " ${mounts[*]} " == *" fsc "* ]]; then
   # Let cachefiles finish writing, then read everything again from FS-Cache.
   sync; sleep 5
@@ -216,7 +231,6 @@ if [[ " ${mounts[*]} " == *" fsc "* ]]; then
   load_tools
   for ((round = 0; round < cache_rounds; round++)); do
     if ((round > 0)); then drop_caches; load_tools; fi
-    n=${#order[@]}
     for ((i = 0; i < n; i++)); do run_tool from-cache fsc "${order[(i + round) % n]}"; done
   done
 fi
