@@ -26,6 +26,13 @@ public struct RemoteNamespace: Codable, Sendable, Equatable {
 
     public static let transports = ["tcp", "rdma", "loop"]
 
+    /// `hostNqn`: the state file's snake_case strategy writes `host_nqn` and
+    /// reads that back as `hostNqn`, never as `hostNQN`.
+    enum CodingKeys: String, CodingKey {
+        case nqn, transport, address, port
+        case hostNQN = "hostNqn"
+    }
+
     /// The shape only; CachectlNVMeOF checks NQNs and addresses in full when it connects.
     func validate() throws(TierInputError) {
         guard Self.transports.contains(transport) else {

@@ -86,14 +86,18 @@ struct RemoteTierTests {
         #expect(throws: TierInputError.self) { try tmpfs.validate() }
     }
 
-    @Test("the export is recorded in the state file and read back")
+    @Test("the export is recorded in the state file and read back, host NQN and all")
     func remoteRoundTrips() throws {
         let s = try Scratch()
-        var state = TierState()
-        state.tiers = [TierRecord(spec: TierSpec(name: "remote", type: .nvmeof, size: ByteSize(1 << 30), device: "/dev/nvme1n1", remote: remote))]
-        _ = try TierStateFile(path: s.state).save(state)
-        #expect(try TierStateFile(path: s.state).load().tiers.first?.spec.remote == remote)
-        #expect(try AtomicFile.readText(s.state).contains("\"host_nqn\"") == false)  // nil is left out
+        var withHost = remote
+        withHost.hostNQN = "nqn.2014-08.org.cachectl:client"
+        for r in [remote, withHost] {
+            var state = TierState()
+            state.tiers = [TierRecord(spec: TierSpec(name: "remote", type: .nvmeof, size: ByteSize(1 << 30), device: "/dev/nvme1n1", remote: r))]
+            _ = try TierStateFile(path: s.state).save(state)
+            #expect(try TierStateFile(path: s.state).load().tiers.first?.spec.remote == r)
+            #expect(try AtomicFile.readText(s.state).contains("\"host_nqn\"") == (r.hostNQN != nil))  // nil is left out
+        }
     }
 
     @Test("destroying an nvmeof tier demotes its models first (no --demote needed), then disconnects")
