@@ -33,7 +33,8 @@ public struct ConnectSpec: Sendable, Equatable {
     public var nqn: String
     /// This host's NQN; nil uses /etc/nvme/hostnqn, else the kernel's default.
     public var hostNQN: String?
-    /// nil keeps the kernel's defaults (reconnect every 10 s for 600 s, I/O queued meanwhile).
+    /// nil keeps the kernel's defaults (reconnect every 10 s for 600 s, I/O queued
+    /// meanwhile); not sent for loop, which has nothing to reconnect.
     public var timeouts: LossTimeouts?
 
     public init(address: FabricsAddress, nqn: String, hostNQN: String? = nil, timeouts: LossTimeouts? = nil) {
@@ -63,7 +64,9 @@ public struct ConnectSpec: Sendable, Equatable {
         parts.append("nqn=\(nqn)")
         if let hostNQN { parts.append("hostnqn=\(hostNQN)") }
         if let hostID { parts.append("hostid=\(hostID)") }
-        if let timeouts {
+        // The loop transport has no link to lose: it refuses these options (its
+        // allowed_opts is traddr only), and the kernel answers EINVAL.
+        if let timeouts, address.transport.needsAddress {
             parts.append("reconnect_delay=\(timeouts.reconnectDelay)")
             parts.append("fast_io_fail_tmo=\(timeouts.fastIOFail)")
             parts.append("ctrl_loss_tmo=\(timeouts.controllerLoss)")

@@ -111,6 +111,8 @@ struct ValidationTests {
         try spec.validate()
         #expect(spec.options(hostNQN: nil)
             == "transport=rdma,traddr=10.77.0.1,trsvcid=4420,nqn=nqn.2014-08.org.cachectl:lend,reconnect_delay=2,fast_io_fail_tmo=5,ctrl_loss_tmo=30")
+        let loop = ConnectSpec(address: FabricsAddress(transport: .loop, address: nil, port: nil), nqn: "testnqn", timeouts: .tier)
+        #expect(loop.options(hostNQN: nil) == "transport=loop,nqn=testnqn")  // loop refuses them (EINVAL)
         for bad in [
             LossTimeouts(reconnectDelay: 0, fastIOFail: 5, controllerLoss: 30),
             LossTimeouts(reconnectDelay: 2, fastIOFail: 40, controllerLoss: 30),
