@@ -385,7 +385,14 @@ struct FabricsTierLink: RemoteNamespaceLink {
     }
 
     func connect(_ remote: RemoteNamespace) throws -> String {
-        let change = try FabricsHost().connect(try Self.connectSpec(remote))
+        let host = FabricsHost()
+        let spec = try Self.connectSpec(remote)
+        // A controller still reconnecting to a target that went away has no
+        // usable namespace, and the tier makes a new filesystem anyway: start afresh.
+        let hostNQN = spec.hostNQN ?? host.defaultHostNQN()
+        let stale = host.controllers().filter { host.matches($0, spec, hostNQN: hostNQN) && $0.state != "live" && $0.state != "deleting" }
+        if !stale.isEmpty { try host.disconnect(stale) }
+        let change = try host.connect(spec)
         guard let device = change.device else {
             throw SystemError.failed("connect to \(remote.summary)", hint: "connected, but it has no namespace; is one enabled on the target?")
         }
