@@ -1,5 +1,6 @@
 import ArgumentParser
 import CachectlNVMeOF
+import CachectlPlan
 import CachectlSystem
 import CachectlTiers
 import FoundationEssentials
