@@ -128,6 +128,22 @@ struct RemoteTierTests {
         #expect(try TierStateFile(path: s.state).load().tiers.isEmpty)
     }
 
+    @Test("a namespace whose controller is reconnecting is not live: one controller, or a multipath head's paths")
+    func controllerStates() throws {
+        let s = try Scratch()
+        let sys = s.root + "/sys"
+        try Path.makeDirectory(sys + "/class/block/nvme1n1/device")
+        _ = try AtomicFile.write("connecting\n", to: sys + "/class/block/nvme1n1/device/state")
+        for (path, state) in [("nvme2", "live"), ("nvme3", "resetting")] {
+            try Path.makeDirectory(sys + "/class/block/nvme2n1/device/" + path)
+            _ = try AtomicFile.write(state + "\n", to: sys + "/class/block/nvme2n1/device/\(path)/state")
+        }
+        let roots = KernelRoots(sys: sys)
+        #expect(RAMTiers.controllerStates("/dev/nvme1n1", roots: roots) == ["connecting"])
+        #expect(RAMTiers.controllerStates("/dev/nvme2n1", roots: roots).sorted() == ["live", "resetting"])
+        #expect(RAMTiers.controllerStates("/dev/nvme9n1", roots: roots).isEmpty)
+    }
+
     @Test("a tmpfs tier still refuses to be destroyed with models in it unless --demote")
     func tmpfsStillRefuses() throws {
         let s = try Scratch()
