@@ -34,6 +34,9 @@ read_rate() {
   local us=$((${EPOCHREALTIME/./} - t0))
   echo $((bytes * 1000000 / 1048576 / us))
 }
+# read_rates FILE: MiB/s of three rounds (the host is shared and noisy); best LIST: the highest.
+read_rates() { local out=(); for _ in 1 2 3; do out+=("$(read_rate "$1")"); done; echo "${out[*]}"; }
+best() { tr ' ' '\n' <<<"$1" | sort -n | tail -1; }
 
 if [[ $(role) == server ]]; then
   export_args=(lend --size 1G --transport "$TRANSPORT" --addr "$SERVER_ADDR" --port 4420 --allow-host "$CLIENT")
@@ -96,7 +99,7 @@ expect_match "link points into the tier" '^/run/cachectl/tiers/remote/' "$(readl
 sync
 drop_caches
 expect_eq "read over $TRANSPORT: sha256 equal to the cold copy" "$(sha256sum </srv/cold/model.gguf)" "$(sha256sum </srv/models/model.gguf)"
-remote_rate=$(read_rate /srv/models/model.gguf)
+remote_rates=$(read_rates /srv/models/model.gguf); remote_rate=$(best "$remote_rates")
 log "read $MODEL_MIB MiB over $TRANSPORT: $remote_rate MiB/s"
 
 # One command back: demote, unmount, disconnect.
@@ -113,9 +116,9 @@ expect_eq "second destroy changed" false "$(json_get "$j/destroy2.json" .changed
 # The same model from a local tmpfs tier, on the same emulated CPU.
 cachectl tier create local --type tmpfs --size 256M --json >/dev/null || die "tmpfs tier"
 cachectl promote model.gguf --tier local --json >/dev/null || die "promote to tmpfs"
-local_rate=$(read_rate /srv/models/model.gguf)
+local_rates=$(read_rates /srv/models/model.gguf); local_rate=$(best "$local_rates")
 cachectl tier destroy local --demote --json >/dev/null || die "destroy tmpfs tier"
 log "read $MODEL_MIB MiB from tmpfs: $local_rate MiB/s"
-echo "RATE transport=$TRANSPORT kernel=$(uname -r) model_mib=$MODEL_MIB remote_mibps=$remote_rate tmpfs_mibps=$local_rate ratio=$(awk -v a="$remote_rate" -v b="$local_rate" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')"
+echo "RATE transport=$TRANSPORT kernel=$(uname -r) model_mib=$MODEL_MIB remote_mibps=$remote_rate tmpfs_mibps=$local_rate rounds_remote=\"$remote_rates\" rounds_tmpfs=\"$local_rates\" ratio=$(awk -v a="$remote_rate" -v b="$local_rate" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')"
 pair_signal client-done
 finish
