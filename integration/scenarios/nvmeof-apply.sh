@@ -8,8 +8,7 @@
 # pair: server client
 # kernels: 6.1 6.12
 # requires: cachectl
-# timeout: 900
-# manual: two TCG guests, a few minutes; last measured run in integration/vm/README.md
+# timeout: 600
 . "$(dirname "$0")/lib.sh"
 
 export CACHECTL_TIERS_STATE=/tmp/cachectl/tiers.json

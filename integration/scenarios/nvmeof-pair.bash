@@ -70,7 +70,7 @@ if cachectl nvmet connect --transport "$TRANSPORT" --addr "$SERVER_ADDR" --nqn "
 else
   _pass "a third host NQN is refused ($(head -c 160 "$j/third.err"))"
 fi
-expect_eq "no controller after the refusal" "" "$(ls /sys/class/nvme-fabrics/ctl 2>/dev/null | grep -E '^nvme[0-9]+$')"
+expect_eq "no controller after the refusal" "" "$(find /sys/class/nvme-fabrics/ctl -maxdepth 1 -name 'nvme[0-9]*' -printf '%f ' 2>/dev/null)"
 
 # One command: connect, mkfs, mount, join placement.
 tier_args=(remote --type nvmeof --nqn "$NQN" --addr "$SERVER_ADDR" --transport "$TRANSPORT" --hostnqn "$CLIENT")
@@ -109,7 +109,7 @@ expect_match "destroy disconnected last" '^disconnected nvme[0-9]+ from ' "$(jso
 expect_eq "link back on cold storage" /srv/cold/model.gguf "$(readlink -f /srv/models/model.gguf)"
 expect_eq "tier gone from the mount table" "" "$(findmnt -n /run/cachectl/tiers/remote)"
 expect_eq "no nvme block devices" "" "$(nvme_devices)"
-expect_eq "no fabrics controllers" "" "$(ls /sys/class/nvme-fabrics/ctl 2>/dev/null | grep -E '^nvme[0-9]+$')"
+expect_eq "no fabrics controllers" "" "$(find /sys/class/nvme-fabrics/ctl -maxdepth 1 -name 'nvme[0-9]*' -printf '%f ' 2>/dev/null)"
 cachectl tier destroy remote --json >"$j/destroy2.json" || die "second destroy"
 expect_eq "second destroy changed" false "$(json_get "$j/destroy2.json" .changed)"
 

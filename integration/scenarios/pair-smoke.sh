@@ -4,6 +4,7 @@
 # rendezvous passes a value from one guest to the other and back.
 # pair: server client
 # timeout: 240
+# manual: the test bed itself; nvmeof-apply, in --all, runs on the same two-guest link
 . "$(dirname "$0")/lib.sh"
 
 expect_eq "hostname is the role" "$(role)" "$(hostname)"
