@@ -143,7 +143,8 @@ public struct ConfigFile {
             do {
                 try tier.spec.validate()
             } catch {
-                errors.append(self.error(at + [.key(Self.field(of: error.description, in: ["name", "path", "size", "rank", "algorithm", "filesystem", "device"]))], error.description))
+                let field: [Step] = tier.remote != nil ? Self.remoteField(of: error.description).map { ["remote", .key($0)] } ?? [] : []
+                errors.append(self.error(at + (field.isEmpty ? [.key(Self.field(of: error.description, in: ["name", "path", "size", "rank", "algorithm", "filesystem", "device"]))] : field), error.description))
             }
             // TierSpec drops what does not apply to the type; in a file that is a mistake worth saying.
             if tier.type != .zram, tier.algorithm != nil {
@@ -154,6 +155,10 @@ public struct ConfigFile {
             }
             if tier.type != .nvmeof, tier.device != nil {
                 errors.append(error(at + ["device"], "device applies to nvmeof tiers only"))
+            }
+            if tier.remote != nil {
+                if tier.type != .nvmeof { errors.append(error(at + ["remote"], "remote applies to nvmeof tiers only")) }
+                if tier.device != nil { errors.append(error(at + ["remote"], "give device or remote, not both")) }
             }
             if !tierNames.insert(tier.name).inserted { errors.append(error(at + ["name"], "tier \(tier.name) is listed twice")) }
             if tier.state == .present, !tierPaths.insert(tier.spec.path).inserted {
@@ -225,6 +230,16 @@ public struct ConfigFile {
     }
 
     /// Which field a library's message is about (TierInputError has only text).
+    /// The key under a tier's `remote:` that a RemoteNamespace message is about (they name CLI flags), if any.
+    static func remoteField(of message: String) -> String? {
+        let lowered = message.lowercased()
+        for (flag, key) in [("--hostnqn", "host_nqn"), ("--nqn", "nqn"), ("--addr", "address"), ("--port", "port"), ("transport", "transport")]
+        where lowered.contains(flag) {
+            return key
+        }
+        return nil
+    }
+
     static func field(of message: String, in fields: [String]) -> String {
         let lowered = message.lowercased()
         if lowered.contains("algorithm") { return "algorithm" }

@@ -225,7 +225,7 @@ public struct Engine: Sendable {
         var changedSomething = false
     }
 
-    var tiers: RAMTiers { RAMTiers(stateFile: environment.tierState, roots: environment.roots) }
+    var tiers: RAMTiers { RAMTiers(stateFile: environment.tierState, roots: environment.roots, remotes: FabricsTierLink()) }
 
     // MARK: - per kind
 
