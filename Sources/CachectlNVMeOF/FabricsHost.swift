@@ -1,6 +1,31 @@
 import CachectlSystem
 import Glibc
 
+/// What the host does when the target goes away (fabrics options; see
+/// drivers/nvme/host/fabrics.c): the controller reconnects every
+/// `reconnectDelay` seconds; I/O waiting on it fails after `fastIOFail`
+/// seconds (before that it is queued, so a short outage costs a pause, not an
+/// error); after `controllerLoss` seconds the controller and its /dev node are
+/// removed.
+public struct LossTimeouts: Sendable, Equatable {
+    public var reconnectDelay: Int
+    public var fastIOFail: Int
+    public var controllerLoss: Int
+
+    public init(reconnectDelay: Int, fastIOFail: Int, controllerLoss: Int) {
+        self.reconnectDelay = reconnectDelay
+        self.fastIOFail = fastIOFail
+        self.controllerLoss = controllerLoss
+    }
+
+    /// For a RAM tier, whose models all have a cold copy: a reader gets EIO
+    /// about 5 s after the keep-alive (5 s) notices the target is gone, rather
+    /// than hanging for the kernel's default 600 s; reconnecting every 2 s
+    /// rides out a short outage; after 30 s the namespace is given up, so `tier
+    /// health` sees the tier gone and `tier health --restore` connects anew.
+    public static let tier = LossTimeouts(reconnectDelay: 2, fastIOFail: 5, controllerLoss: 30)
+}
+
 /// What to connect to, as `nvmet connect` takes it.
 public struct ConnectSpec: Sendable, Equatable {
     public var address: FabricsAddress
@@ -8,17 +33,27 @@ public struct ConnectSpec: Sendable, Equatable {
     public var nqn: String
     /// This host's NQN; nil uses /etc/nvme/hostnqn, else the kernel's default.
     public var hostNQN: String?
+    /// nil keeps the kernel's defaults (reconnect every 10 s for 600 s, I/O queued
+    /// meanwhile); not sent for loop, which has nothing to reconnect.
+    public var timeouts: LossTimeouts?
 
-    public init(address: FabricsAddress, nqn: String, hostNQN: String? = nil) {
+    public init(address: FabricsAddress, nqn: String, hostNQN: String? = nil, timeouts: LossTimeouts? = nil) {
         self.address = address
         self.nqn = nqn
         self.hostNQN = hostNQN
+        self.timeouts = timeouts
     }
 
     public func validate() throws(CachectlError) {
         try address.validate()
         try NQN.validateName(nqn, what: "NQN", field: ["nqn"])
         if let hostNQN { try NQN.validate(hostNQN, what: "host NQN", field: ["host_nqn"]) }
+        if let t = timeouts {
+            guard t.reconnectDelay >= 1, t.fastIOFail >= 0, t.controllerLoss >= t.reconnectDelay, t.fastIOFail <= t.controllerLoss else {
+                throw CachectlError.usage(
+                    ["timeouts"], "loss timeouts need reconnect_delay >= 1, fast_io_fail_tmo <= ctrl_loss_tmo, ctrl_loss_tmo >= reconnect_delay")
+            }
+        }
     }
 
     /// The option string /dev/nvme-fabrics takes (drivers/nvme/host/fabrics.c opt_tokens).
@@ -29,6 +64,13 @@ public struct ConnectSpec: Sendable, Equatable {
         parts.append("nqn=\(nqn)")
         if let hostNQN { parts.append("hostnqn=\(hostNQN)") }
         if let hostID { parts.append("hostid=\(hostID)") }
+        // The loop transport has no link to lose: it refuses these options (its
+        // allowed_opts is traddr only), and the kernel answers EINVAL.
+        if let timeouts, address.transport.needsAddress {
+            parts.append("reconnect_delay=\(timeouts.reconnectDelay)")
+            parts.append("fast_io_fail_tmo=\(timeouts.fastIOFail)")
+            parts.append("ctrl_loss_tmo=\(timeouts.controllerLoss)")
+        }
         return parts.joined(separator: ",")
     }
 
@@ -157,14 +199,22 @@ public struct FabricsHost: Sendable {
         Configfs.read(roots.etc + "/nvme/hostnqn").flatMap { $0.isEmpty ? nil : $0 }
     }
 
+    /// A controller to the same subsystem at the same address (and host NQN), in any state.
+    public func matches(_ c: FabricsController, _ spec: ConnectSpec, hostNQN: String?) -> Bool {
+        c.subsystemNQN == spec.nqn && c.transport == spec.address.transport.rawValue
+            && c.addressField("traddr") == spec.address.address
+            && c.addressField("trsvcid") == spec.address.port.map(String.init)
+            && (hostNQN == nil || c.hostNQN == hostNQN)
+    }
+
     /// A live controller to the same subsystem at the same address (and host NQN).
     func existing(_ spec: ConnectSpec, hostNQN: String?) -> FabricsController? {
-        controllers().first { c in
-            c.subsystemNQN == spec.nqn && c.transport == spec.address.transport.rawValue
-                && c.addressField("traddr") == spec.address.address
-                && c.addressField("trsvcid") == spec.address.port.map(String.init)
-                && (hostNQN == nil || c.hostNQN == hostNQN) && c.state != "deleting"
-        }
+        controllers().first { c in matches(c, spec, hostNQN: hostNQN) && c.state != "deleting" }
+    }
+
+    /// The block device of an existing connection to `spec`, if there is one.
+    public func connect(existing spec: ConnectSpec) -> String? {
+        existing(spec, hostNQN: spec.hostNQN ?? defaultHostNQN())?.devices.first
     }
 
     /// Connects (idempotent: an existing live connection is reused) and waits

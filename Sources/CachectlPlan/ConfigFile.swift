@@ -149,6 +149,10 @@ public struct ConfigFile {
             if tier.type != .nvmeof, tier.device != nil {
                 errors.append(error(at + ["device"], "device applies to nvmeof tiers only"))
             }
+            if tier.remote != nil {
+                if tier.type != .nvmeof { errors.append(error(at + ["remote"], "remote applies to nvmeof tiers only")) }
+                if tier.device != nil { errors.append(error(at + ["remote"], "give device or remote, not both")) }
+            }
             if !tierNames.insert(tier.name).inserted { errors.append(error(at + ["name"], "tier \(tier.name) is listed twice")) }
             if tier.state == .present, !tierPaths.insert(tier.spec.path).inserted {
                 errors.append(error(at + ["path"], "two tiers use the path \(tier.spec.path)"))

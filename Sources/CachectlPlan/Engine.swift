@@ -218,7 +218,7 @@ public struct Engine: Sendable {
         var description: String
     }
 
-    var tiers: RAMTiers { RAMTiers(stateFile: environment.tierState, roots: environment.roots) }
+    var tiers: RAMTiers { RAMTiers(stateFile: environment.tierState, roots: environment.roots, remotes: FabricsTierLink()) }
 
     // MARK: - per kind
 

@@ -81,10 +81,12 @@ public struct MachineConfig: Decodable, Sendable, Equatable {
         public var rank: Int?
         /// Block device of an `nvmeof` tier (a connected namespace, e.g. /dev/nvme1n1).
         public var device: String?
+        /// The export an `nvmeof` tier connects to itself (instead of `device`).
+        public var remote: NVMeOF.Connection?
         /// `absent`: demote what is placed there and destroy the tier.
         public var state: Presence = .present
 
-        enum CodingKeys: String, CodingKey { case name, type, size, path, algorithm, filesystem, rank, device, state }
+        enum CodingKeys: String, CodingKey { case name, type, size, path, algorithm, filesystem, rank, device, remote, state }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -96,6 +98,7 @@ public struct MachineConfig: Decodable, Sendable, Equatable {
             filesystem = try c.decodeIfPresent(TierFilesystem.self, forKey: .filesystem)
             rank = try c.decodeIfPresent(Int.self, forKey: .rank)
             device = try c.decodeIfPresent(String.self, forKey: .device)
+            remote = try c.decodeIfPresent(NVMeOF.Connection.self, forKey: .remote)
             state = try c.decodeIfPresent(Presence.self, forKey: .state) ?? .present
         }
 
@@ -103,7 +106,10 @@ public struct MachineConfig: Decodable, Sendable, Equatable {
         public var spec: TierSpec {
             TierSpec(
                 name: name, type: type, size: size, path: path, algorithm: algorithm, filesystem: filesystem, rank: rank,
-                device: device)
+                device: device,
+                remote: remote.map {
+                    RemoteNamespace(nqn: $0.nqn, transport: $0.transport.rawValue, address: $0.address, port: $0.port, hostNQN: $0.hostNqn)
+                })
         }
     }
 

@@ -19,6 +19,8 @@ public struct HealthReport: Encodable, Sendable {
     public var links: [LinkRepair]
     /// Dangling links removed.
     public var removedLinks: [String]
+    /// Mounts of nvmeof tiers whose target went away, detached.
+    public var detached: [String] = []
     /// Temp copies a killed promote left in a tier (`.NAME.cachectl-copy-PID`), removed.
     public var removedCopies: [String] = []
     /// True when every tier is live and every link resolves.
@@ -41,6 +43,9 @@ extension RAMTiers {
             // 2. Tiers: which are mounted; with restore, mount the rest again.
             for record in state.tiersBySpeed {
                 var entry = HealthReport.Tier(name: record.spec.name, live: isLive(record), recreated: false)
+                if !entry.live && !restore && !check, let detached = try detachDeadMount(record) {
+                    report.detached.append(detached)
+                }
                 if !entry.live && restore {
                     if !check {
                         var steps: [String] = []
@@ -62,6 +67,7 @@ extension RAMTiers {
             }
             report.changed = !report.demoted.isEmpty || report.tiers.contains(where: \.recreated)
                 || !report.links.isEmpty || !report.removedLinks.isEmpty || !report.removedCopies.isEmpty
+                || !report.detached.isEmpty
             return report
         }
         // 5. Pinned models back into their tiers (each a transaction of its own).

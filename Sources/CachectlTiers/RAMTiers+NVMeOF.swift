@@ -3,20 +3,131 @@ import CachectlSystem
 import FoundationEssentials
 import Glibc
 
+/// The export an nvmeof tier reaches: what `nvmet connect` takes.
+public struct RemoteNamespace: Codable, Sendable, Equatable {
+    /// Subsystem NQN (`nqn.2014-08.org.cachectl:lend`).
+    public var nqn: String
+    /// `tcp`, `rdma` or `loop`.
+    public var transport: String
+    /// Target address; nil for loop.
+    public var address: String?
+    /// Target service port; nil for loop.
+    public var port: Int?
+    /// This host's NQN; nil for the machine's default (/etc/nvme/hostnqn).
+    public var hostNQN: String?
+
+    public init(nqn: String, transport: String, address: String?, port: Int?, hostNQN: String? = nil) {
+        self.nqn = nqn
+        self.transport = transport
+        self.address = address
+        self.port = port
+        self.hostNQN = hostNQN
+    }
+
+    public static let transports = ["tcp", "rdma", "loop"]
+
+    /// `hostNqn`: the state file's snake_case strategy writes `host_nqn` and
+    /// reads that back as `hostNqn`, never as `hostNQN`.
+    enum CodingKeys: String, CodingKey {
+        case nqn, transport, address, port
+        case hostNQN = "hostNqn"
+    }
+
+    /// The shape only; CachectlNVMeOF checks NQNs and addresses in full when it connects.
+    func validate() throws(CachectlError) {
+        guard Self.transports.contains(transport) else {
+            throw .usage(["remote", "transport"], "unknown transport '\(transport)'; one of: \(Self.transports.joined(separator: ", "))")
+        }
+        for (key, value) in [("nqn", nqn), ("address", address ?? ""), ("host_nqn", hostNQN ?? "")] {
+            guard !value.contains(","), !value.contains("\n") else {
+                throw .usage(["remote", .key(key)], "must not contain commas or newlines: \(value)")
+            }
+        }
+        guard !nqn.isEmpty else { throw .usage(["remote", "nqn"], "must not be empty") }
+        if transport == "loop" {
+            guard address == nil else { throw .usage(["remote", "address"], "a loop transport takes no address") }
+            guard port == nil else { throw .usage(["remote", "port"], "a loop transport takes no port") }
+        } else {
+            guard let address, !address.isEmpty else { throw .usage(["remote", "address"], "transport \(transport) needs an address") }
+            guard let port, (1...65535).contains(port) else { throw .usage(["remote", "port"], "must be 1...65535") }
+        }
+    }
+
+    /// `nqn at tcp 10.77.0.1:4420` for messages.
+    public var summary: String {
+        "\(nqn) over \(transport)" + (address.map { " at \($0)" + (port.map { ":\($0)" } ?? "") } ?? "")
+    }
+}
+
+/// Connects and disconnects the namespace behind an nvmeof tier that names its
+/// export. CachectlTiers does not speak NVMe-oF: the CLI passes one built on
+/// CachectlNVMeOF's FabricsHost.
+public protocol RemoteNamespaceLink: Sendable {
+    /// Connects unless already connected; returns the namespace's block device.
+    func connect(_ remote: RemoteNamespace) throws -> String
+    /// Disconnects from `remote`; says what was done, nil when nothing was connected.
+    func disconnect(_ remote: RemoteNamespace) throws -> String?
+}
+
 /// nvmeof tiers: a filesystem on an NVMe-over-Fabrics namespace, so models are
 /// placed in another machine's RAM (exported with `cachectl nvmet export`).
-/// Connecting is the caller's job (CachectlNVMeOF); a tier only needs the
-/// block device, and refuses any that is not a fabrics namespace, so a typo
-/// cannot mkfs a local disk.
+/// A tier that names its export (`remote`) connects through `remotes` when it
+/// is brought up, and disconnects after it is torn down; one made on a device
+/// only uses it. Either way it refuses a device that is not a fabrics
+/// namespace, so a typo cannot mkfs a local disk.
 extension RAMTiers {
-    /// Live when the device still exists and is what is mounted at the tier's path.
+    /// Live when the device still exists, its controller is live (not
+    /// reconnecting to a target that went away), and it is what is mounted at
+    /// the tier's path.
     func nvmeofMount(_ entry: MountEntry, of record: TierRecord) -> MountEntry? {
         guard let device = record.spec.device, access(device, F_OK) == 0, entry.source == device else { return nil }
+        let states = Self.controllerStates(device, roots: roots)
+        guard states.isEmpty || states.contains("live") else { return nil }
         return entry
     }
 
-    func bringUpNVMeOF(_ spec: TierSpec, createdPath: Bool, steps: inout [String]) throws {
-        guard let device = spec.device else { throw CachectlError.usage(["device"], "an nvmeof tier needs a device") }
+    /// The states (`live`, `connecting`, `resetting`, ...) of the controllers
+    /// behind a namespace: its own, or a multipath head's paths.
+    static func controllerStates(_ device: String, roots: KernelRoots) -> [String] {
+        let deviceDir = roots.sys + "/class/block/\(Path.lastComponent(of: device))/device"
+        if let state = try? AtomicFile.readText(deviceDir + "/state") { return [state.trimmingWhitespace()] }
+        return directoryNames(deviceDir).filter { $0.hasPrefix("nvme") }.compactMap {
+            (try? AtomicFile.readText(deviceDir + "/\($0)/state"))?.trimmingWhitespace()
+        }
+    }
+
+    /// An nvmeof tier's mount whose namespace is gone or not live (the target
+    /// went away) is detached lazily: its readers keep getting errors, and a new
+    /// connection can be mounted there. Nil when there is no such mount.
+    func detachDeadMount(_ record: TierRecord) throws -> String? {
+        let path = record.spec.path
+        guard record.spec.type == .nvmeof, let entry = try MountTable.entry(at: path, roots: roots),
+            entry.source == record.spec.device, nvmeofMount(entry, of: record) == nil
+        else { return nil }
+        _ = try sys("umount", path) { umount2(path, Int32(MNT_DETACH)) }
+        return "detached \(entry.source) from \(path) (its target is gone)"
+    }
+
+    /// After the tier is unmounted: disconnects the export it connected to.
+    func disconnectRemote(_ record: TierRecord, steps: inout [String]) throws {
+        guard let remote = record.spec.remote, let remotes else { return }
+        if let done = try remotes.disconnect(remote) { steps.append(done) }
+    }
+
+    /// Connects to the tier's export (when it names one and a link is given) and
+    /// mounts its namespace; returns the device used.
+    func bringUpNVMeOF(_ spec: TierSpec, createdPath: Bool, steps: inout [String]) throws -> String {
+        var device = spec.device
+        if let remote = spec.remote, let remotes {
+            do {
+                device = try remotes.connect(remote)
+            } catch {
+                if createdPath { rmdir(spec.path) }
+                throw error
+            }
+            steps.append("connected to \(remote.summary) as \(device ?? "?")")
+        }
+        guard let device else { throw CachectlError.usage(["device"], "an nvmeof tier needs a device (or the export's NQN to connect to)") }
         do {
             try Self.checkFabricsNamespace(device, roots: roots)
             if let user = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo").first(where: { $0.source == device }) {
@@ -34,6 +145,7 @@ extension RAMTiers {
             if createdPath { rmdir(spec.path) }
             throw error
         }
+        return device
     }
 
     /// The device must be an NVMe namespace reached over a fabric (tcp, rdma,
@@ -90,9 +202,12 @@ extension TierSpec {
     func validateDevice() throws(CachectlError) {
         guard type == .nvmeof else {
             if device != nil { throw CachectlError.usage(["device"], "device applies to nvmeof tiers only") }
+            if remote != nil { throw CachectlError.usage(["remote"], "remote (the export's NQN and address) applies to nvmeof tiers only") }
             return
         }
+        if let remote { try remote.validate() }
         guard let device else {
+            if remote != nil { return }  // found when it connects
             throw CachectlError.usage(["device"], "an nvmeof tier needs a device, /dev/nvmeXnY", hint: "name the namespace's block device, or the subsystem NQN to connect to")
         }
         guard device.hasPrefix("/dev/"), !device.contains(","), !device.contains("\n"), !device.contains("..") else {

@@ -88,6 +88,9 @@ extension RAMTiers {
                 return TierChange(changed: false, action: "absent", tier: nil, demoted: [], steps: [])
             }
             let placed = state.models(in: name)
+            // An nvmeof tier is another machine's RAM, lent for a while: giving it
+            // back always demotes first, so no link is left pointing at it.
+            let demote = demote || record.spec.type == .nvmeof
             if !placed.isEmpty && !demote {
                 throw CachectlError.failed(
                     "destroy tier \(name)",
@@ -105,6 +108,7 @@ extension RAMTiers {
             var steps: [String] = demoted.map { "demoted \($0)" }
             try tearDown(record, force: force, steps: &steps)
             if record.createdPath && rmdir(record.spec.path) == 0 { steps.append("removed \(record.spec.path)") }
+            try disconnectRemote(record, steps: &steps)
             state.tiers.removeAll { $0.spec.name == name }
             state.pins = state.pins.filter { $0.value != name }
             return TierChange(changed: true, action: "destroyed", tier: before, demoted: demoted, steps: steps)
@@ -174,6 +178,7 @@ extension RAMTiers {
     /// Mounts a tier (creating the zram device and filesystem). On failure, undoes
     /// every step it took, so nothing is left behind.
     func bringUp(_ spec: TierSpec, previous: TierRecord?, steps: inout [String]) throws -> TierRecord {
+        if let previous, let detached = try detachDeadMount(previous) { steps.append(detached) }
         try Self.refuseHidingFiles(at: spec.path, tier: spec.name)
         let createdPath = try Path.makeDirectory(spec.path) || (previous?.createdPath ?? false)
         var record = TierRecord(spec: spec, createdPath: createdPath)
@@ -217,13 +222,15 @@ extension RAMTiers {
             }
             record.zramDevice = device.id
         case .nvmeof:
-            try bringUpNVMeOF(spec, createdPath: createdPath, steps: &steps)
+            // A new connection can name another device (nvme2n1 after nvme1n1).
+            record.spec.device = try bringUpNVMeOF(spec, createdPath: createdPath, steps: &steps)
         }
         return record
     }
 
     /// Unmounts and, for zram, resets and removes the device.
     func tearDown(_ record: TierRecord, force: Bool, steps: inout [String]) throws {
+        if let detached = try detachDeadMount(record) { steps.append(detached) }
         if let entry = try MountTable.entry(at: record.spec.path, roots: roots), mount(of: record) != nil {
             try Mounter.unmount(record.spec.path, force: force)
             steps.append("unmounted \(entry.fstype) from \(record.spec.path)")
@@ -280,6 +287,7 @@ extension RAMTiers {
         if a.size != b.size { fields.append("size") }
         if a.algorithm != b.algorithm { fields.append("algorithm") }
         if a.filesystem != b.filesystem { fields.append("filesystem") }
+        if b.remote != nil && a.remote != b.remote { fields.append("remote export") }
         return fields
     }
 

@@ -10,10 +10,14 @@ import Glibc
 public struct RAMTiers: Sendable {
     public let stateFile: TierStateFile
     public let roots: KernelRoots
+    /// Connects and disconnects the remote namespaces of nvmeof tiers that name
+    /// one; without it such tiers use their recorded device and stay connected.
+    public let remotes: (any RemoteNamespaceLink)?
 
-    public init(stateFile: TierStateFile, roots: KernelRoots = .system) {
+    public init(stateFile: TierStateFile, roots: KernelRoots = .system, remotes: (any RemoteNamespaceLink)? = nil) {
         self.stateFile = stateFile
         self.roots = roots
+        self.remotes = remotes
     }
 
     /// Runs a change under the lock; a check only reads.
@@ -69,6 +73,8 @@ public struct TierStatus: Encodable, Sendable {
     public var filesystem: TierFilesystem?
     /// `/dev/zramN` for zram tiers, the NVMe namespace for nvmeof tiers.
     public var device: String?
+    /// The export an nvmeof tier connects to, when it names one.
+    public var remote: RemoteNamespace?
     /// Mounted and usable now (false after a reboot until `tier health --restore`).
     public var live: Bool
     /// Filesystem usage from statvfs, when live.
@@ -99,8 +105,8 @@ extension RAMTiers {
         return TierStatus(
             name: record.spec.name, type: record.spec.type, path: record.spec.path, rank: record.spec.rank,
             size: record.spec.size.bytes, algorithm: record.spec.algorithm, filesystem: record.spec.filesystem,
-            device: record.zramDevice.map { ZramDevice(id: $0, roots: roots).devicePath } ?? record.spec.device, live: live,
-            usage: live ? try? SpaceUsage.of(record.spec.path) : nil, zram: zram,
+            device: record.zramDevice.map { ZramDevice(id: $0, roots: roots).devicePath } ?? record.spec.device, remote: record.spec.remote,
+            live: live, usage: live ? try? SpaceUsage.of(record.spec.path) : nil, zram: zram,
             models: state.models(in: record.spec.name))
     }
 }

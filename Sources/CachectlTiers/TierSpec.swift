@@ -40,12 +40,16 @@ public struct TierSpec: Codable, Sendable, Equatable {
     public var filesystem: TierFilesystem?
     /// Block device of an nvmeof tier (`/dev/nvme1n1`); nil for the others.
     public var device: String?
+    /// The export an nvmeof tier connects to by itself (and reconnects to in
+    /// `tier health --restore`, and disconnects from when destroyed); nil when
+    /// the tier was made on a device connected by other means.
+    public var remote: RemoteNamespace?
     /// Speed rank for placement: lower is faster.
     public var rank: Int
 
     public init(
         name: String, type: TierType, size: ByteSize, path: String? = nil, algorithm: String? = nil,
-        filesystem: TierFilesystem? = nil, rank: Int? = nil, device: String? = nil
+        filesystem: TierFilesystem? = nil, rank: Int? = nil, device: String? = nil, remote: RemoteNamespace? = nil
     ) {
         self.name = name
         self.type = type
@@ -55,6 +59,7 @@ public struct TierSpec: Codable, Sendable, Equatable {
         self.filesystem = type.hasFilesystem ? (filesystem ?? .ext4) : nil
         self.rank = rank ?? type.defaultRank
         self.device = type == .nvmeof ? device : nil
+        self.remote = type == .nvmeof ? remote : nil
     }
 
     /// Where a tier is mounted unless `--path` says otherwise.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CachectlNVMeOF
+import CachectlPlan
 import CachectlSystem
 import CachectlTiers
 import FoundationEssentials
@@ -319,28 +320,36 @@ struct Nvmet: ParsableCommand {
     }
 }
 
-/// `tier create --type nvmeof`: the device directly, or a subsystem to find
-/// (connecting first when --addr is given).
+/// `tier create --type nvmeof`: the device directly, the export to connect to
+/// (--nqn with --addr, or with --transport loop), or a connected subsystem (--nqn).
 struct NVMeOFTierOptions: ParsableArguments {
     @Option(help: "nvmeof: the namespace's block device (/dev/nvme1n1).") var device: String?
-    @Option(help: "nvmeof: subsystem NQN; its connected namespace is used (with --addr, connect first).") var nqn: String?
+    @Option(help: "nvmeof: subsystem NQN; with --addr (or --transport loop) the tier connects to it itself, else its connected namespace is used.") var nqn: String?
     @Option(name: .customLong("addr"), help: "nvmeof with --nqn: target IP address to connect to.") var addr: String?
     @Option(name: .customLong("port"), help: "nvmeof with --nqn: target service port (default 4420).") var port: Int?
     @Option(name: .customLong("transport"), help: "nvmeof with --nqn: tcp (default), rdma or loop.") var transport: FabricsTransport?
     @Option(help: "nvmeof with --nqn: this host's NQN.") var hostnqn: String?
 
-    /// The block device to put the tier on, connecting when asked to.
+    /// The export the tier connects to itself, when --nqn names one to reach.
+    var remote: RemoteNamespace? {
+        guard let nqn, addr != nil || transport == .loop else { return nil }
+        let kind = transport ?? .tcp
+        return RemoteNamespace(
+            nqn: nqn, transport: kind.rawValue, address: addr,
+            port: port ?? (kind.needsAddress ? FabricsTransport.defaultServicePort : nil), hostNQN: hostnqn)
+    }
+
+    /// The block device to put the tier on (connecting to `remote` first); nil
+    /// when a check finds it not connected yet.
     func resolveDevice(check: Bool) throws -> String? {
         if let device { return Path.absolute(device) }
         guard let nqn else { return nil }
         let host = FabricsHost()
-        if addr != nil || transport == .loop {
-            let kind = transport ?? .tcp
-            let spec = ConnectSpec(
-                address: FabricsAddress(transport: kind, address: addr, port: port ?? (kind.needsAddress ? FabricsTransport.defaultServicePort : nil)),
-                nqn: nqn, hostNQN: hostnqn)
-            let change = try host.connect(spec, check: check)
-            if let device = change.device { return device }
+        if let remote {
+            let spec = try FabricsTierLink.connectSpec(remote)
+            if let found = host.connect(existing: spec) { return found }
+            if check { return nil }
+            return try FabricsTierLink().connect(remote)
         }
         guard let device = host.resolve(nqn).first(where: { $0.state == "live" })?.devices.first else {
             throw ValidationError("\(nqn) is not connected; give --addr to connect, or run: cachectl nvmet connect ...")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CachectlNVMeOF
+import CachectlPlan
 import CachectlSystem
 import CachectlTiers
 import FoundationEssentials
@@ -14,7 +15,7 @@ struct TierStateOptions: ParsableArguments {
             valueName: "file"))
     var statePath: String?
 
-    var tiers: RAMTiers { RAMTiers(stateFile: TierStateFile.resolve(statePath)) }
+    var tiers: RAMTiers { RAMTiers(stateFile: TierStateFile.resolve(statePath), remotes: FabricsTierLink()) }
 }
 
 /// Ends a tier command: `tier NAME: ACTION` and the steps taken, one a line.
@@ -67,7 +68,11 @@ struct Tier: ParsableCommand {
                 nvmeof: a filesystem on an NVMe-over-Fabrics namespace (see cachectl nvmet), mounted \
                 with discard so deleted copies give the target's RAM back; default rank 30. \
                 cachectl refuses devices that are not fabrics namespaces, as it makes a new \
-                filesystem on them.
+                filesystem on them. With --nqn and --addr (or --transport loop) the tier names its \
+                export: it connects (reconnect_delay=2, fast_io_fail_tmo=5, ctrl_loss_tmo=30, so \
+                readers get an error about 10 s after the target goes away instead of hanging), \
+                `tier health --restore` connects again, and `tier destroy` demotes, unmounts and \
+                disconnects.
                 """)
 
         @Argument(help: "Tier name: a-z, 0-9, - and _.") var name: String
@@ -84,13 +89,20 @@ struct Tier: ParsableCommand {
 
         func run() throws {
             output.bootstrap()
+            if type == .nvmeof, let remote = nvmeof.remote {
+                // Everything checked before connecting: the connection is the first change.
+                let probe = TierSpec(
+                    name: name, type: type, size: size.flatMap { ByteSize(parsing: $0) } ?? TierSpec.minimumSize,
+                    path: path.map { Path.absolute($0) }, filesystem: filesystem, rank: rank, remote: remote)
+                try probe.validate()
+            }
             let device = type == .nvmeof ? try nvmeof.resolveDevice(check: check) : nvmeof.device
             guard let bytes = size.map({ ByteSize(parsing: $0) }) ?? device.flatMap({ NVMeTarget.blockDeviceSize($0) }).map(ByteSize.init) else {
                 throw ValidationError(size.map { "not a size: \($0) (examples: 16G, 512M)" } ?? "--size is required")
             }
             let spec = TierSpec(
                 name: name, type: type, size: bytes, path: path.map { Path.absolute($0) }, algorithm: algorithm,
-                filesystem: filesystem, rank: rank, device: device)
+                filesystem: filesystem, rank: rank, device: device, remote: type == .nvmeof ? nvmeof.remote : nil)
             let change = try state.tiers.createTier(spec, check: check)
             try finish(change, tier: name, output)
         }
@@ -165,7 +177,8 @@ struct Tier: ParsableCommand {
             abstract: "Unmount a tier and free its memory (zram: unmount, reset, hot_remove).",
             discussion: """
                 Refuses while models are placed in the tier unless --demote (their links go back \
-                to cold storage first). A busy mount (open files) is refused unless --force, \
+                to cold storage first); an nvmeof tier always demotes first, and one that \
+                connected to its export itself disconnects after unmounting. A busy mount (open files) is refused unless --force, \
                 which detaches it lazily. Destroying a tier that does not exist changes nothing.
 
                 Example: cachectl tier destroy fast --demote

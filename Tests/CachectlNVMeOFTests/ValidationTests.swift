@@ -103,6 +103,27 @@ struct ValidationTests {
         #expect(loop.options(hostNQN: nil) == "transport=loop,nqn=testnqn")
     }
 
+    @Test("a tier's connection says how long to wait for a target that went away")
+    func lossTimeouts() throws {
+        let spec = ConnectSpec(
+            address: FabricsAddress(transport: .rdma, address: "10.77.0.1", port: 4420), nqn: "nqn.2014-08.org.cachectl:lend",
+            timeouts: .tier)
+        try spec.validate()
+        #expect(spec.options(hostNQN: nil)
+            == "transport=rdma,traddr=10.77.0.1,trsvcid=4420,nqn=nqn.2014-08.org.cachectl:lend,reconnect_delay=2,fast_io_fail_tmo=5,ctrl_loss_tmo=30")
+        let loop = ConnectSpec(address: FabricsAddress(transport: .loop, address: nil, port: nil), nqn: "testnqn", timeouts: .tier)
+        #expect(loop.options(hostNQN: nil) == "transport=loop,nqn=testnqn")  // loop refuses them (EINVAL)
+        for bad in [
+            LossTimeouts(reconnectDelay: 0, fastIOFail: 5, controllerLoss: 30),
+            LossTimeouts(reconnectDelay: 2, fastIOFail: 40, controllerLoss: 30),
+            LossTimeouts(reconnectDelay: 10, fastIOFail: 5, controllerLoss: 5),
+        ] {
+            var s = spec
+            s.timeouts = bad
+            #expect("\(bad)") { try s.validate() } throws: { ($0 as? CachectlError)?.field == ["timeouts"] && ($0 as? CachectlError)?.code == .usage }
+        }
+    }
+
     @Test("each host NQN gets its own host ID (6.12 refuses one ID under two NQNs)")
     func hostIDs() {
         let uuid = "nqn.2014-08.org.nvmexpress:uuid:1B4E28BA-2FA1-11D2-883F-0016D3CCA427"

@@ -141,6 +141,11 @@ func errors(_ yaml: String) -> [ConfigError] {
         ("nvmeof:\n  exports:\n    - {name: r, size: 64M, address: host.example, allow_any_host: true}\n", "nvmeof.exports[0].address", "not a host name"),
         ("nvmeof:\n  connections:\n    - {nqn: nqn.2014-08.org.cachectl:a, address: 10.0.0.1, port: 70000}\n", "nvmeof.connections[0].port", "1-65535"),
         ("tiers:\n  - {name: n, type: tmpfs, size: 1G, device: /dev/nvme1n1}\n", "tiers[0].device", "nvmeof tiers only"),
+        ("tiers:\n  - {name: n, type: tmpfs, size: 1G, remote: {nqn: a, address: 10.0.0.1}}\n", "tiers[0].remote", "nvmeof tiers only"),
+        ("tiers:\n  - {name: n, type: nvmeof, size: 1G, remote: {nqn: a}}\n", "tiers[0].remote.address", "needs --addr"),
+        ("tiers:\n  - {name: n, type: nvmeof, size: 1G, remote: {nqn: a, address: 10.0.0.1, port: 70000}}\n", "tiers[0].remote.port", "1...65535"),
+        ("tiers:\n  - {name: n, type: nvmeof, size: 1G, remote: {nqn: a, transport: loop, port: 1}}\n", "tiers[0].remote.address", "takes no --addr"),
+        ("tiers:\n  - {name: n, type: nvmeof, size: 1G, device: /dev/nvme1n1, remote: {nqn: a, address: 10.0.0.1}}\n", "tiers[0].remote", "not both"),
         ("version: 2\n", "version", "unsupported version"),
     ])
     func valuesAreValidatedByTheModulesOwnRules(yaml: String, path: String, message: String) {
@@ -149,6 +154,13 @@ func errors(_ yaml: String) -> [ConfigError] {
         #expect(found.first?.path == path)
         #expect(found.first?.line != nil)
         #expect(found.first?.message.contains(message) == true, "\(found.first?.message ?? "")")
+    }
+
+    @Test func anNVMeOFTierNamesTheExportItConnectsTo() throws {
+        let config = try parse("tiers:\n  - name: lent\n    type: nvmeof\n    size: 1G\n    remote: {nqn: nqn.2014-08.org.cachectl:lend, address: 10.77.0.1, host_nqn: nqn.2014-08.org.cachectl:client}\n")
+        #expect(config.tiers[0].spec.remote
+            == RemoteNamespace(nqn: "nqn.2014-08.org.cachectl:lend", transport: "tcp", address: "10.77.0.1", port: 4420, hostNQN: "nqn.2014-08.org.cachectl:client"))
+        #expect(config.tiers[0].spec.device == nil)
     }
 
     @Test func lineInjectionIntoCachefilesdConfIsRefused() {

@@ -23,7 +23,9 @@
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 venv=${CACHECTL_ANSIBLE_VENV:-/var/cache/cachectl-vm/ansible-venv}
 [[ -x $venv/bin/ansible-playbook ]] || die "no ansible-core in $venv: run integration/ansible/install-ansible on the host first"
+# shellcheck disable=SC2012 # the newest by mtime; the names are the build's own
 deb=${CACHECTL_DEB:-$(ls -t "$repo"/cachectl_*.deb 2>/dev/null | head -1)}
+# shellcheck disable=SC2012 # as above
 collection=${CACHECTL_COLLECTION:-$(ls -t "$repo"/cachectl-cachectl-*.tar.gz 2>/dev/null | head -1)}
 [[ -n $deb && -f $deb ]] || die "no cachectl_*.deb in $repo (integration/package) and no CACHECTL_DEB"
 [[ -n $collection && -f $collection ]] || die "no cachectl-cachectl-*.tar.gz in $repo (integration/ansible/build-collection) and no CACHECTL_COLLECTION"

@@ -126,7 +126,7 @@ mount_failed=$(systemctl show -p InactiveEnterTimestampMonotonic --value mnt-mod
 log "the share's mount failed $(( (mount_failed - userspace) / 1000000 ))s after systemd started"
 expect_gt "multi-user.target came before the dead share's mount gave up (us)" "$((mount_failed - reached))" 0
 status=$(systemctl status mnt-models.mount 2>&1)
-log "systemctl status:"; sed 's/^/    /' <<<"$status" >&2
+log "systemctl status:"; printf '    %s\n' "${status//$'\n'/$'\n    '}" >&2
 expect_match "systemctl status says the mount failed" '(failed|Failed)' "$status"
 expect_match "the journal has the mount's failure" 'mnt-models.mount' "$(journalctl -b -u mnt-models.mount --no-pager 2>&1)"
 expect_eq "cachectl-apply.service succeeded (the share is not its business this boot)" success \

@@ -15,6 +15,7 @@
 . "$(dirname "$0")/lib.sh"
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck disable=SC2012 # the newest by mtime; the names are the build's own
 deb=${CACHECTL_DEB:-$(ls -t "$repo"/cachectl_*.deb 2>/dev/null | head -1)}
 [[ -n $deb && -f $deb ]] || die "no cachectl_*.deb in $repo (integration/package builds it) and no CACHECTL_DEB"
 log "package: $deb"

@@ -80,7 +80,7 @@ expect_match "fstab comments kept" '# the model share \(read-only\)' "$(cat /etc
 expect_cmd "fstab backup is the old file" cmp /etc/fstab.cachectl.bak /tmp/fstab.orig
 expect_match "diff in the report" '\+127' "$(json_get /tmp/enable1.json '.mounts[0].fstab_diff')"
 dev=$(mountpoint -d /mnt/models)
-expect_eq "readahead set" 16384 "$(cat /sys/class/bdi/$dev/read_ahead_kb)"
+expect_eq "readahead set" 16384 "$(cat "/sys/class/bdi/$dev/read_ahead_kb")"
 cachectl fsc enable /mnt/models --readahead 16M --json >/tmp/enable2.json
 expect_eq "second fsc enable changed" false "$(json_get /tmp/enable2.json .changed)"
 

@@ -45,7 +45,7 @@ cp /proc/self/mountinfo "$out/mountinfo"
 cp /proc/self/mountstats "$out/mountstats"
 for m in /mnt/models /mnt/plain /mnt/smb; do
   dev=$(mountpoint -d "$m")
-  echo "$m $dev $(cat /sys/class/bdi/$dev/read_ahead_kb 2>/dev/null)" >>"$out/readahead"
+  echo "$m $dev $(cat "/sys/class/bdi/$dev/read_ahead_kb" 2>/dev/null)" >>"$out/readahead"
 done
 ls -la "$out" >&2
 expect_eq "nfsfs volumes captured" yes "$([[ -s $out/nfsfs-volumes ]] && echo yes)"

@@ -308,3 +308,29 @@ nfs_mountstat() {
     inside && what == "read_ops" && ($1 == "READ:" || $1 == "READ_PLUS:") { n += $2 }
     END { print n + 0 }' /proc/self/mountstats
 }
+
+# --- two-guest scenarios ("# pair:" header; see integration/vm/README.md) ------------
+# The script runs on both guests; CACHECTL_VM_ROLE says which (server or client),
+# CACHECTL_VM_ADDR / CACHECTL_VM_PEER_ADDR their addresses on the pair's link,
+# CACHECTL_VM_NIC its interface. The files below live on the "pair" 9p share.
+_pair_dir=/run/cachectl-pair
+role() { echo "${CACHECTL_VM_ROLE:-}"; }
+# pair_signal NAME [VALUE]: tell the other guest that NAME happened (with VALUE).
+pair_signal() {
+  local tmp
+  tmp=$_pair_dir/.$(role).$1.tmp
+  { printf '%s\n' "${2:-}" >"$tmp"; mv "$tmp" "$_pair_dir/$(role).$1"; } || die "pair_signal $1"
+  log "signalled $1${2:+ ($2)}"
+}
+# pair_wait NAME [SECONDS]: waits for the other guest's `pair_signal NAME` and
+# prints its VALUE; dies when SECONDS (default 240) pass or the other guest ended.
+pair_wait() {
+  local peer=${CACHECTL_VM_PEER_ROLE:?not a pair scenario} limit=${2:-240} t0=$SECONDS
+  while [[ ! -f $_pair_dir/$peer.$1 ]]; do
+    [[ ! -f $_pair_dir/$peer.done ]] || die "waiting for $peer's '$1': $peer ended (exit $(cat "$_pair_dir/$peer.done"))"
+    ((SECONDS - t0 < limit)) || die "waiting for $peer's '$1': nothing after ${limit}s"
+    sleep 0.2
+  done
+  log "$peer signalled $1"
+  cat "$_pair_dir/$peer.$1"
+}

@@ -49,7 +49,7 @@ if cachectl nvmet connect --transport tcp --addr 127.0.0.1 --port 4420 --nqn "$N
 else
   _pass "connect from a host that is not allowed is refused ($(head -c 200 "$j/denied.err"))"
 fi
-expect_eq "no controller after the refusal" "" "$(ls /sys/class/nvme-fabrics/ctl 2>/dev/null | grep -E '^nvme[0-9]+$')"
+expect_eq "no controller after the refusal" "" "$(find /sys/class/nvme-fabrics/ctl -mindepth 1 -maxdepth 1 -regextype posix-extended -regex '.*/nvme[0-9]+' -printf '%f\n' 2>/dev/null)"
 
 # --- host ------------------------------------------------------------------------
 cachectl nvmet connect --transport tcp --addr 127.0.0.1 --port 4420 --nqn "$NQN" --hostnqn "$ALLOWED" --json >"$j/connect.json" ||

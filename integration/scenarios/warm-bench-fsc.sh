@@ -12,10 +12,17 @@
 #     integration/vm/run --kernel 6.12 warm-bench-fsc
 # Optional: --env BENCH_SIZE=128M (per file), --env BENCH_DELAY=2ms (each way),
 # --env BENCH_TOOLS="cachectl cat dd" (a subset, in that order), --env BENCH_MOUNT=fsc|plain|both,
-# --env BENCH_NCONNECT="1 4 8" (instead: each nconnect in turn, both mounts made
-# again with it, BENCH_TOOLS each on a fresh file; cold only), --env BENCH_STACKS=1
-# (sample the kernel stacks of every task in uninterruptible sleep during each
-# run, five times a second, and print the most common ones: where readers wait).
+# --env BENCH_COLD_ROUNDS=N (N fresh files per tool, read cold in N rounds, the
+# order rotated), --env BENCH_CACHE_ROUNDS=N (read the first round's files from
+# FS-Cache N times, the order rotated; the summary gives medians), --env BENCH_NCONNECT="1 4 8"
+# (instead: each nconnect in turn, both mounts made again with it, BENCH_TOOLS
+# each on a fresh file; cold only), --env BENCH_STACKS=1 (sample the kernel
+# stacks of every task in uninterruptible sleep during each run, five times a
+# second, and print the most common ones: where readers wait).
+# Tool "runai" is Run:ai's Model Streamer in buffered mode (16 x 2 MiB,
+# RUNAI_STREAMER_FS_STRATEGY=sync_buffered: through the page cache, so it fills
+# FS-Cache as the others do), from the venv integration/benchmarks/warm/run makes
+# (/var/tmp/cachectl-runai-venv); its own streaming time is what is recorded.
 # requires: cachectl
 # timeout: 3600
 # memory: 6144
@@ -32,18 +39,28 @@ quarter=$((bytes / 4))
 declare -A tools=(
   [cachectl]="cachectl warm --quiet FILE"
   [cachectl-j1]="cachectl warm --quiet --jobs 1 --chunk 16M FILE"
+  [cachectl-j1-1m]="cachectl warm --quiet --jobs 1 --chunk 1M FILE"
+  [cachectl-j1-128k]="cachectl warm --quiet --jobs 1 --chunk 128K FILE"
   [cachectl-j4]="cachectl warm --quiet --jobs 4 FILE"
   [cachectl-hints]="cachectl warm --quiet --hints FILE"
-  [cat]="cat FILE"
+  [cat]="cat FILE >/dev/null"
   [dd]="dd if=FILE of=/dev/null bs=16M status=none"
   [dd4-contiguous]="dd4 FILE"
   [fio]="fio --name=warm --filename=FILE --rw=read --bs=1M --ioengine=psync --numjobs=4 --size=$quarter --offset_increment=$quarter --group_reporting --output=/dev/null"
   [vmtouch]="vmtouch -q -t -m 1024G FILE"
+  [runai]="runai FILE"
 )
+runai_python=/var/tmp/cachectl-runai-venv/bin/python3
 read -ra order <<<"${BENCH_TOOLS:-cachectl cat dd cachectl-j1 cachectl-j4 dd4-contiguous fio cachectl-hints vmtouch}"
 for t in "${order[@]}"; do [[ -n ${tools[$t]:-} ]] || die "unknown tool $t (known: ${!tools[*]})"; done
+if [[ " ${order[*]} " == *" runai "* ]]; then
+  [[ -x $runai_python ]] || die "tool runai needs $runai_python (integration/benchmarks/warm/run installs it)"
+fi
+cache_rounds=${BENCH_CACHE_ROUNDS:-1} cold_rounds=${BENCH_COLD_ROUNDS:-1}
+[[ $cache_rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_CACHE_ROUNDS must be a positive number"
+[[ $cold_rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_COLD_ROUNDS must be a positive number"
 
-# shellcheck disable=SC2317 # dd4 runs through eval
+# shellcheck disable=SC2317 # dd4 and runai run through eval
 # dd4 FILE: four dd readers, each streaming its own quarter (the contiguous layout).
 dd4() {
   local i pids=()
@@ -53,6 +70,11 @@ dd4() {
   done
   wait "${pids[@]}"  # not a bare wait: cachefilesd is a child of this shell too
 }
+# runai FILE: prints "SECONDS CPU", its own streaming time (the buffer is touched first).
+runai() {
+  RUNAI_STREAMER_FS_STRATEGY=sync_buffered RUNAI_STREAMER_CONCURRENCY=16 RUNAI_STREAMER_CHUNK_BYTESIZE=2097152 \
+    "$runai_python" "$(dirname "$0")/../benchmarks/warm/runai_stream.py" "$1"
+}
 
 # The binary comes over 9p from the host: copy it to RAM once, so no timed run
 # pays for loading it (drop_caches below would evict it again).
@@ -61,22 +83,32 @@ cp "$(command -v cachectl)" /run/bench-bin/cachectl
 export PATH=/run/bench-bin:$PATH
 # load_tools: every tool once, so its binary and libraries (9p, evicted by
 # drop_caches) are in RAM before a timed run.
-load_tools() { cachectl --version; cat /dev/null; dd --version; fio --version; vmtouch -h; bc </dev/null; jq --version; } >/dev/null 2>&1
+load_tools() {
+  cachectl --version; cat /dev/null; dd --version; fio --version; vmtouch -h; bc </dev/null; jq --version
+  if [[ -x $runai_python ]]; then head -c 4096 /dev/zero >/tmp/runai-load && runai /tmp/runai-load; fi  # python, the venv, libstreamer
+} >/dev/null 2>&1
 load_tools
 load_modules zram sch_netem
 read -ra nconnects <<<"${BENCH_NCONNECT:-}"
-runs=$(( ${#order[@]} * (${#nconnects[@]} > 0 ? ${#nconnects[@]} : 1) ))
+runs=$(( ${#order[@]} * (${#nconnects[@]} > 0 ? ${#nconnects[@]} : cold_rounds) ))
 cache_mb=$(( (runs * bytes / 1048576) * 5 / 4 + 128 ))
 make_zram_ext4 /var/cache/fscache "${cache_mb}M" >/dev/null
 write_cachefilesd_conf /etc/cachefilesd.conf /var/cache/fscache
 start_cachefilesd /etc/cachefilesd.conf || die "cachefilesd"
 export_dir=/srv/export
-make_export_dir "$export_dir" "$(( runs * 2 * bytes / 1048576 + 64 ))M"
+mounts=(fsc plain)
+case $which_mount in fsc) mounts=(fsc) ;; plain) mounts=(plain) ;; both) ;; *) die "BENCH_MOUNT is fsc, plain or both" ;; esac
+make_export_dir "$export_dir" "$(( runs * ${#mounts[@]} * bytes / 1048576 + 64 ))M"
 for m in fsc plain; do
   mkdir -p "$export_dir/$m"
+  [[ " ${mounts[*]} " == *" $m "* ]] || continue  # each mount reads its own directory
   for t in "${order[@]}"; do
     for n in "${nconnects[@]:-}"; do
-      head -c "$bytes" /dev/urandom >"$export_dir/$m/$t${n:+-n$n}.bin" || die "write $t${n:+-n$n}.bin"
+      for ((round = 0; round < cold_rounds; round++)); do
+        name=$t${n:+-n$n}.bin
+        if ((round > 0)); then name=$t-r$round.bin; fi  # BENCH_NCONNECT runs one round
+        head -c "$bytes" /dev/urandom >"$export_dir/$m/$name" || die "write $name"
+      done
     done
   done
 done
@@ -136,7 +168,7 @@ results=/tmp/warm-bench-fsc.tsv
 : >"$results"
 # run_tool PHASE MOUNT TOOL: one timed run, with the counters around it.
 run_tool() {
-  local phase=$1 m=$2 t=$3 file=/mnt/$2/$2/$3${nconnect:+-n$nconnect}.bin cmd
+  local phase=$1 m=$2 t=$3 file=/mnt/$2/$2/$3${nconnect:+-n$nconnect}${cold_round:+-r$cold_round}.bin cmd
   cmd=${tools[$t]//FILE/$file}
   local ops0 bytes0 rtt0 exe0 fs0 nf0 start end ops1 bytes1 rtt1 exe1 resident
   ops0=$(nfs_mountstat "/mnt/$m" read_ops) bytes0=$(nfs_mountstat "/mnt/$m" server_read_bytes)
@@ -149,7 +181,7 @@ run_tool() {
     sampler=$!
   fi
   start=$(date +%s.%N)
-  eval "$cmd" >/dev/null || log "$t exited $?"
+  eval "$cmd" >/tmp/tool.out || log "$t exited $?"
   end=$(date +%s.%N)
   if [[ -n $sampler ]]; then
     kill "$sampler"; wait "$sampler" 2>/dev/null
@@ -161,6 +193,7 @@ run_tool() {
   resident=$(cachectl residency --json "$file" | jq -r '.total.percent | floor')
   local secs ops kib
   secs=$(echo "$end - $start" | bc)
+  if [[ $t == runai ]]; then read -r secs _ </tmp/tool.out; fi  # its own streaming time
   ops=$((ops1 - ops0))
   kib=$(( ops > 0 ? (bytes1 - bytes0) / ops / 1024 : 0 ))
   printf '%s\t%s\t%s\t%.2f\t%d\t%d\t%s\t%s\t%s\n' "$phase" "$m" "$t" "$secs" "$ops" "$kib" \
@@ -168,8 +201,6 @@ run_tool() {
     "$(counters_diff "$fs0" "$(cat /proc/fs/fscache/stats)") $(counters_diff "$nf0" "$(netfs_stats)")" | tee -a "$results"
 }
 
-mounts=(fsc plain)
-case $which_mount in fsc) mounts=(fsc) ;; plain) mounts=(plain) ;; both) ;; *) die "BENCH_MOUNT is fsc, plain or both" ;; esac
 echo "phase	mount	tool	seconds	NFS_READs	KiB/READ	rtt/exe_ms	resident%	counters"
 nconnect=""
 if [[ ${#nconnects[@]} -gt 0 ]]; then
@@ -184,25 +215,39 @@ if [[ ${#nconnects[@]} -gt 0 ]]; then
   done
   mounts=()
 fi
-for m in "${mounts[@]}"; do
-  for t in "${order[@]}"; do run_tool cold "$m" "$t"; done
+n=${#order[@]}
+for ((round = 0; round < cold_rounds; round++)); do
+  cold_round=""
+  if ((round > 0)); then cold_round=$round; fi
+  for m in "${mounts[@]}"; do
+    for ((i = 0; i < n; i++)); do run_tool cold "$m" "${order[(i + round) % n]}"; done
+  done
 done
+cold_round=""
 if [[ " ${mounts[*]} " == *" fsc "* ]]; then
   # Let cachefiles finish writing, then read everything again from FS-Cache.
   sync; sleep 5
   drop_caches
   load_tools
-  for t in "${order[@]}"; do run_tool from-cache fsc "$t"; done
+  for ((round = 0; round < cache_rounds; round++)); do
+    if ((round > 0)); then drop_caches; load_tools; fi
+    for ((i = 0; i < n; i++)); do run_tool from-cache fsc "${order[(i + round) % n]}"; done
+  done
 fi
 tc qdisc del dev lo root 2>/dev/null || true
 
 python3 - "$results" "$size" <<'PY'
-import sys
+import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
-print(f"\nsummary, {sys.argv[2]} per file (seconds; ratios against the best of cat and dd in the same phase and mount)")
+print(f"\nsummary, {sys.argv[2]} per file (seconds, the median where a phase ran more than once;"
+      " ratios against the best of cat and dd in the same phase and mount)")
 for phase in dict.fromkeys(r[0] for r in rows):
     for mount in dict.fromkeys(r[1] for r in rows if r[0] == phase):
-        sel = {r[2]: float(r[3]) for r in rows if r[0] == phase and r[1] == mount}
+        runs = {}
+        for r in rows:
+            if r[0] == phase and r[1] == mount:
+                runs.setdefault(r[2], []).append(float(r[3]))
+        sel = {k: statistics.median(v) for k, v in runs.items()}
         best = min(v for k, v in sel.items() if k in ("cat", "dd")) if any(k in sel for k in ("cat", "dd")) else None
         cells = "  ".join(f"{k} {v:.2f}" + (f" ({v / best:.2f}x)" if best else "") for k, v in sel.items())
         print(f"{phase:>10} {mount:>5}: {cells}")

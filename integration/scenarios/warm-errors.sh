@@ -14,7 +14,7 @@ sectors=$(blockdev --getsz "$dev")
 echo "0 $sectors linear $dev 0" | dmsetup create --noudevsync warmtest || die "dmsetup create"
 dmsetup mknodes warmtest  # no udev in the guest: make /dev/mapper/warmtest ourselves
 mkfs.ext4 -q -b 4096 /dev/mapper/warmtest || die "mkfs"
-mkdir -p /mnt/disk && mount /dev/mapper/warmtest /mnt/disk || die "mount"
+{ mkdir -p /mnt/disk && mount /dev/mapper/warmtest /mnt/disk; } || die "mount"
 make_file /mnt/disk/a-broken.gguf 16
 make_file /mnt/disk/b-fine.gguf 8
 make_file /mnt/disk/c-fine.gguf 4

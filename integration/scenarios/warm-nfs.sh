@@ -74,6 +74,7 @@ if [[ $(fscache_unit) == pages ]]; then min=$((pages * 9 / 10)); else min=1; fi
 expect_ge "warming wrote the model into FS-Cache (cache writes, $(fscache_unit))" $((wr1 - wr0)) $min
 
 drop_caches
+# shellcheck disable=SC2317 # called by expect_read_from_fscache
 warm_again() { cachectl warm "$dir" --json >/tmp/warm2.json; }
 expect_read_from_fscache "second warm after drop_caches" /mnt/models warm_again
 expect_eq "second warm: residency_percent" 100 "$(json_get /tmp/warm2.json '.residency_percent')"
