@@ -50,7 +50,7 @@ final class RecordingLink: RemoteNamespaceLink {
     }
 
     func disconnect(_ remote: RemoteNamespace) throws -> String? {
-        let target = watchedLink.flatMap { ModelFiles.linkTarget($0) } ?? "-"
+        let target = watchedLink.flatMap { (try? Path.linkTarget(of: $0)) } ?? "-"
         events.withLock { $0.append("disconnect \(remote.nqn) (link -> \(target))") }
         return "disconnected"
     }
@@ -125,7 +125,7 @@ struct RemoteTierTests {
 
         let change = try tiers.destroyTier("remote")
         #expect(change.demoted == ["model"])
-        #expect(ModelFiles.linkTarget(s.models + "/model.gguf") == s.cold + "/model.gguf")
+        #expect((try? Path.linkTarget(of: s.models + "/model.gguf")) == s.cold + "/model.gguf")
         #expect(link.events.withLock { $0 } == ["disconnect \(remote.nqn) (link -> \(s.cold)/model.gguf)"])
         #expect(change.steps.first == "demoted model" && change.steps.last == "disconnected")
         #expect(try TierStateFile(path: s.state).load().tiers.isEmpty)
