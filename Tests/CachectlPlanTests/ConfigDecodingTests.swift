@@ -142,9 +142,9 @@ func errors(_ yaml: String) -> [ConfigError] {
         ("nvmeof:\n  connections:\n    - {nqn: nqn.2014-08.org.cachectl:a, address: 10.0.0.1, port: 70000}\n", "nvmeof.connections[0].port", "1-65535"),
         ("tiers:\n  - {name: n, type: tmpfs, size: 1G, device: /dev/nvme1n1}\n", "tiers[0].device", "nvmeof tiers only"),
         ("tiers:\n  - {name: n, type: tmpfs, size: 1G, remote: {nqn: a, address: 10.0.0.1}}\n", "tiers[0].remote", "nvmeof tiers only"),
-        ("tiers:\n  - {name: n, type: nvmeof, size: 1G, remote: {nqn: a}}\n", "tiers[0].remote.address", "needs --addr"),
+        ("tiers:\n  - {name: n, type: nvmeof, size: 1G, remote: {nqn: a}}\n", "tiers[0].remote.address", "needs an address"),
         ("tiers:\n  - {name: n, type: nvmeof, size: 1G, remote: {nqn: a, address: 10.0.0.1, port: 70000}}\n", "tiers[0].remote.port", "1...65535"),
-        ("tiers:\n  - {name: n, type: nvmeof, size: 1G, remote: {nqn: a, transport: loop, port: 1}}\n", "tiers[0].remote.address", "takes no --addr"),
+        ("tiers:\n  - {name: n, type: nvmeof, size: 1G, remote: {nqn: a, transport: loop, port: 1}}\n", "tiers[0].remote.port", "takes no port"),
         ("tiers:\n  - {name: n, type: nvmeof, size: 1G, device: /dev/nvme1n1, remote: {nqn: a, address: 10.0.0.1}}\n", "tiers[0].remote", "not both"),
         ("version: 2\n", "version", "unsupported version"),
     ])
