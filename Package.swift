@@ -60,7 +60,7 @@ let package = Package(
         .target(
             name: "CachectlStatus",
             dependencies: [
-                "CachectlSystem", "CachectlMount", "CachectlFSCache", "CachectlTiers", "CachectlFUSE", "CachectlPlan",
+                "CachectlSystem", "CachectlMount", "CachectlFSCache", "CachectlTiers", "CachectlFUSE", "CachectlWarm",
                 "CachectlNVMeOF", .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
         // cachectl serve: the web page and JSON API over the same library calls as the CLI.
@@ -88,7 +88,7 @@ let package = Package(
         // What several test targets share (temporary directories); never linked into the product.
         .target(name: "CachectlTestSupport", dependencies: ["CachectlSystem"], path: "Tests/CachectlTestSupport"),
         .testTarget(name: "CachectlSystemTests", dependencies: ["CachectlSystem"]),
-        .testTarget(name: "CachectlWarmTests", dependencies: ["CachectlWarm", "CachectlMount", "CachectlSystem"]),
+        .testTarget(name: "CachectlWarmTests", dependencies: ["CachectlWarm", "CachectlMount", "CachectlSystem", "CachectlTestSupport"]),
         .testTarget(
             name: "CachectlFSCacheTests", dependencies: ["CachectlFSCache", "CachectlMount", "CachectlSystem", "CachectlTestSupport"],
             resources: [.copy("Fixtures")]),
@@ -99,11 +99,14 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(
             name: "CachectlPlanTests",
-            dependencies: ["CachectlPlan", "CachectlStatus", "CachectlSystem", "CachectlTiers", "CachectlFSCache", "CachectlTestSupport"]),
+            dependencies: [
+                "CachectlPlan", "CachectlStatus", "CachectlSystem", "CachectlTiers", "CachectlFSCache", "CachectlWarm", "CachectlTestSupport",
+            ]),
         .testTarget(
             name: "CachectlServeTests",
             dependencies: [
-                "CachectlServe", "CachectlTiers", "CachectlSystem", "CachectlTestSupport", .product(name: "Hummingbird", package: "hummingbird"),
+                "CachectlServe", "CachectlTiers", "CachectlSystem", "CachectlWarm", "CachectlTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
             ]),
         // Runs the built binary: exit codes, --json, privilege drops.
         .testTarget(name: "CLITests", dependencies: ["cachectl", "CachectlSystem", "CachectlTestSupport"]),

@@ -100,7 +100,7 @@ public struct FscSwitch: Sendable {
     /// Validates the request before touching anything.
     public func validate() throws(CachectlError) {
         if mountpoints.isEmpty && !all {
-            throw CachectlError.usage(["mountpoints"], "fsc: no mount point given", hint: "name one or more mount points, or all")
+            throw CachectlError.usage(nil, "fsc: no mount point given", hint: "name one or more mount points, or all")
         }
         if let readahead, readahead.bytes < 4096 || readahead.bytes > 1 << 30 {
             throw CachectlError.usage(["readahead"], "readahead \(readahead) out of range", hint: "use 4K...1G, e.g. 16M")

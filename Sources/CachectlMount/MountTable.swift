@@ -256,7 +256,8 @@ final class LibMountTable {
             rc = mnt_table_parse_fstab(table, path)
         }
         if rc != 0 {
-            mnt_unref_table(table)
+            // No mnt_unref_table here: `self` is fully initialized, so throwing runs
+            // deinit, which unrefs it (a second unref here freed it twice).
             // libmount returns -errno.
             throw CachectlError("parse mount table", path: path, errno: rc < 0 ? -rc : EINVAL,
                               hint: kind == .fstab ? "fix the syntax of \(path) (see fstab(5))" : nil)

@@ -1,5 +1,6 @@
 import CachectlSystem
 import CachectlTiers
+import CachectlWarm
 
 /// Where `apply` reads and writes the machine's state. The defaults are the
 /// real system; tests point every path into a scratch tree.

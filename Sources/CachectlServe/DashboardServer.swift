@@ -16,6 +16,11 @@ import NIOCore
 /// `cachectl promote`, `Prewarmer` is `cachectl warm`). Reads run on threads of
 /// their own, long changes as jobs (``JobBoard``).
 public struct DashboardServer: Sendable {
+    /// `cachectl status` of the machine the environment describes.
+    static func status(_ e: PlanEnvironment) -> MachineStatus {
+        MachineStatus.read(roots: e.roots, cachefilesdConfigPath: e.cachefilesdConfigPath, tierState: e.tierState, warmState: e.warmState)
+    }
+
     public let options: ServeOptions
     let token: String?
     public let jobs: JobBoard
@@ -80,7 +85,7 @@ public struct DashboardServer: Sendable {
         router.get("/") { request, _ in
             let selected = request.uri.queryParameters["job"].map(String.init)
             let (status, history, list) = try await onOwnThread("cachectl-page") {
-                (MachineStatus.read(environment: environment), sampler.history(), jobs.list())
+                (Self.status(environment), sampler.history(), jobs.list())
             }
             return Page.response(status: status, history: history, jobs: list, selectedJob: selected)
         }
@@ -89,7 +94,7 @@ public struct DashboardServer: Sendable {
                      body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.openapi_json)))
         }
         router.get("/api/status") { _, _ in
-            try await Self.json { MachineStatus.read(environment: environment) }
+            try await Self.json { Self.status(environment) }
         }
         router.get("/api/cache") { _, _ in
             try await Self.json { CacheStatus.read(configPath: environment.cachefilesdConfigPath, roots: environment.roots) }

@@ -2,7 +2,7 @@ import CachectlFSCache
 import CachectlFUSE
 import CachectlMount
 import CachectlNVMeOF
-import CachectlPlan
+import CachectlWarm
 import CachectlSystem
 import CachectlTiers
 import FoundationEssentials
@@ -39,24 +39,27 @@ public struct MachineStatus: Encodable, Sendable {
         public var stats: FuseStats?
     }
 
-    public static func read(environment: PlanEnvironment = PlanEnvironment(), fuseStateDirectory: String = FuseStatsFile.defaultDirectory) -> MachineStatus {
+    public static func read(
+        roots: KernelRoots = .system, cachefilesdConfigPath: String = "/etc/cachefilesd.conf",
+        tierState: TierStateFile = TierStateFile.resolve(nil), warmState: WarmStateFile = WarmStateFile(),
+        fuseStateDirectory: String = FuseStatsFile.defaultDirectory
+    ) -> MachineStatus {
         var unreadable: [String] = []
-        let roots = environment.roots
-        let cache = CacheStatus.read(configPath: environment.cachefilesdConfigPath, roots: roots)
+        let cache = CacheStatus.read(configPath: cachefilesdConfigPath, roots: roots)
         var shares: [NetworkMount]
         do { shares = try NetworkMounts.list(roots: roots) } catch {
             shares = []
             unreadable.append("mounts: \(error)")
         }
         shares += NetworkMounts.unmountedFstabShares(roots: roots)
-        let ramTiers = RAMTiers(stateFile: environment.tierState, roots: roots)
+        let ramTiers = RAMTiers(stateFile: tierState, roots: roots)
         let tiers: [TierStatus]
         do { tiers = try ramTiers.listTiers() } catch {
             tiers = []
             unreadable.append("tiers: \(error)")
         }
         var models: [ModelStatus] = []
-        if (try? environment.tierState.load())?.modelsDir != nil {
+        if (try? tierState.load())?.modelsDir != nil {
             do { models = try ramTiers.listModels() } catch { unreadable.append("models: \(error)") }
         }
         let target = NVMeTarget(roots: roots)
@@ -70,7 +73,7 @@ public struct MachineStatus: Encodable, Sendable {
         }
         return MachineStatus(
             cache: cache, shares: shares, tiers: tiers, models: models, nvmeof: nvmeof, fuse: fuse,
-            warm: environment.warmState.load().lists, unreadable: unreadable)
+            warm: warmState.load().lists, unreadable: unreadable)
     }
 
     /// Mount points of cachectl's FUSE mirrors (type fuse.cachectl in mountinfo).

@@ -143,6 +143,9 @@ extension RAMTiers {
             steps.append("mounted \(device) on \(spec.path) with discard")
         } catch {
             if createdPath { rmdir(spec.path) }
+            // The tier owns its connection (destroy ends it too): a tier that did
+            // not come up leaves none behind.
+            if let remote = spec.remote, let remotes { _ = try? remotes.disconnect(remote) }
             throw error
         }
         return device

@@ -230,7 +230,7 @@ public struct Prewarmer: Sendable {
     /// `jobs` files are open at once.
     public func run(_ plan: WarmPlan, progress: ProgressBar? = nil) -> WarmReport {
         var results = plan.results
-        let state = WarmState(fileCount: results.count)
+        let state = FileTallies(fileCount: results.count)
         let paths = results.map(\.path)
         for group in plan.groups where !group.regions.isEmpty {
             Self.read(group, paths: paths, state: state, destination: options.destination, progress: progress)
@@ -270,7 +270,7 @@ public struct Prewarmer: Sendable {
 
     /// One group's readers, started and waited for.
     private static func read(
-        _ group: PlanGroup, paths: [String], state: WarmState, destination: WarmDestination, progress: ProgressBar?
+        _ group: PlanGroup, paths: [String], state: FileTallies, destination: WarmDestination, progress: ProgressBar?
     ) {
         let work = WorkList(chunks: group.regions)
         let files = LazyFiles(paths: paths, chunks: group.regions)
@@ -300,7 +300,7 @@ public struct Prewarmer: Sendable {
     }
 
     private static func runWorker(
-        work: WorkList, files: LazyFiles, state: WarmState, strategy: ReadStrategy, workers: Int,
+        work: WorkList, files: LazyFiles, state: FileTallies, strategy: ReadStrategy, workers: Int,
         destination: WarmDestination, progress: ProgressBar?
     ) {
         let reader = ChunkReader(chunkSize: Int(strategy.chunkSize))
@@ -443,7 +443,7 @@ final class WorkList: Sendable {
 }
 
 /// Per-file counters and failures shared by the workers.
-final class WarmState: Sendable {
+final class FileTallies: Sendable {
     private struct Files {
         var read: [UInt64]
         var errors: [String?]

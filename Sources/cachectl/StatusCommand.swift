@@ -4,6 +4,7 @@ import CachectlPlan
 import CachectlStatus
 import CachectlSystem
 import CachectlTiers
+import CachectlWarm
 import FoundationEssentials
 import Glibc
 
@@ -35,7 +36,9 @@ struct Status: ParsableCommand {
 
     func run() throws {
         output.bootstrap()
-        let status = MachineStatus.read(environment: state.environment)
+        let e = state.environment
+        let status = MachineStatus.read(
+            roots: e.roots, cachefilesdConfigPath: e.cachefilesdConfigPath, tierState: e.tierState, warmState: e.warmState)
         if let prometheus {
             try StatusMetrics.write(status, to: Path.absolute(prometheus))
         }

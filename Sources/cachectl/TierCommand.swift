@@ -98,7 +98,11 @@ struct Tier: ParsableCommand {
             }
             let device = type == .nvmeof ? try nvmeof.resolveDevice(check: check) : nvmeof.device
             guard let bytes = size.map({ ByteSize(parsing: $0) }) ?? device.flatMap({ NVMeTarget.blockDeviceSize($0) }).map(ByteSize.init) else {
-                throw ValidationError(size.map { "not a size: \($0) (examples: 16G, 512M)" } ?? "--size is required")
+                throw ValidationError(
+                    size.map { "not a size: \($0) (examples: 16G, 512M)" }
+                        ?? (check && nvmeof.remote != nil
+                            ? "--size is required with --check while the export is not connected (its size is the namespace's)"
+                            : "--size is required"))
             }
             let spec = TierSpec(
                 name: name, type: type, size: bytes, path: path.map { Path.absolute($0) }, algorithm: algorithm,

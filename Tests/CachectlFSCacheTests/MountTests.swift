@@ -13,6 +13,17 @@ func temporaryDirectory() -> String {
     try! makeTemporaryDirectory("test")
 }
 
+/// A table libmount cannot parse is freed once: the error path used to unref it and
+/// then deinit did again (heap corruption, seen as aborts in ReadStrategyTests).
+@Suite struct MountTableErrorTests {
+    @Test func aMountTableThatCannotBeParsedIsFreedOnce() {
+        for _ in 0..<500 {
+            #expect(throws: CachectlError.self) { try MountTable.mounted(mountinfo: "/nonexistent/cachectl/mountinfo") }
+            _ = [UInt8](repeating: 1, count: 64)  // an allocation of the freed block's size class
+        }
+    }
+}
+
 @Suite struct OptionStringTests {
     @Test func findsSetsAndRemovesWithLibmountRules() {
         let options = "ro,vers=4.2,context=\"system_u:object_r:nfs_t:s0,c1\",fsc=models"

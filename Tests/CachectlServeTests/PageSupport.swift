@@ -14,7 +14,7 @@ enum PageStates {
 
     /// Nothing configured: no tiers, models, shares or jobs; one unreadable part.
     static func empty(_ s: ServeScratch) -> MachineStatus {
-        var status = MachineStatus.read(environment: s.environment)
+        var status = DashboardServer.status(s.environment)
         status.cache.config = nil
         status.cache.usage = nil
         status.cache.daemonPids = []
@@ -35,7 +35,7 @@ enum PageStates {
     /// and a copy of it not mounted, two models (one hot and pinned, one with a
     /// name and problem that need escaping), two shares, cache usage.
     static func full(_ s: ServeScratch) throws -> MachineStatus {
-        var status = MachineStatus.read(environment: s.environment)
+        var status = DashboardServer.status(s.environment)
         var config = CachefilesdConfig()
         config.dir = "/var/cache/fscache <&>"
         config.tag = "mycache"

@@ -2,6 +2,7 @@ import CachectlPlan
 import CachectlSystem
 import CachectlTestSupport
 import CachectlTiers
+import CachectlWarm
 import Foundation
 import Glibc
 import Hummingbird

@@ -157,14 +157,14 @@ struct RemoteTierTests {
         #expect(throws: CachectlError.self) { try RAMTiers(stateFile: TierStateFile(path: s.state)).destroyTier("fast") }
     }
 
-    @Test("bringing up a tier that names its export connects through the link, and still refuses a device that is not a fabrics namespace")
+    @Test("bringing up a tier that names its export connects through the link, still refuses a device that is not a fabrics namespace, and then leaves no connection")
     func connectsThenChecksTheDevice() throws {
         let s = try Scratch()
         let link = RecordingLink(device: "/dev/null")
         let tiers = RAMTiers(stateFile: TierStateFile(path: s.state), remotes: link)
         let spec = TierSpec(name: "remote", type: .nvmeof, size: ByteSize(1 << 30), path: s.tierPath("remote"), remote: remote)
         #expect(throws: CachectlError.self) { try tiers.createTier(spec) }
-        #expect(link.events.withLock { $0 } == ["connect \(remote.nqn)"])
+        #expect(link.events.withLock { $0 } == ["connect \(remote.nqn)", "disconnect \(remote.nqn) (link -> -)"])
         #expect(try TierStateFile(path: s.state).load().tiers.isEmpty)
         #expect(access(s.tierPath("remote"), F_OK) != 0)  // the directory it made is gone again
     }

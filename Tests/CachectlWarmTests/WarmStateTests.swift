@@ -1,6 +1,6 @@
-import CachectlPlan
 import CachectlSystem
 import CachectlTestSupport
+import CachectlWarm
 import Foundation
 import Testing
 

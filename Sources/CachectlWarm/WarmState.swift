@@ -23,6 +23,20 @@ public struct WarmRecord: Codable, Sendable, Equatable {
     public var residencyPercent: Double?
     /// The files as they were when warmed (device, inode, size, mtime).
     public var files: [FileStamp]
+
+    public init(
+        finishedAt: Double, into: String, bytesRead: UInt64, totalBytes: UInt64, seconds: Double, throughput: Double,
+        residencyPercent: Double?, files: [FileStamp]
+    ) {
+        self.finishedAt = finishedAt
+        self.into = into
+        self.bytesRead = bytesRead
+        self.totalBytes = totalBytes
+        self.seconds = seconds
+        self.throughput = throughput
+        self.residencyPercent = residencyPercent
+        self.files = files
+    }
 }
 
 /// Identifies one version of a file: a change of any field means it must be read again.
