@@ -25,6 +25,9 @@ import Testing
         #expect(json["file_count"] as? Int == count)
         #expect(json["failed_files"] as? Int == 0)
         #expect(json["bytes_read"] as? Int == count * 8192)
-        #expect(json["residency_percent"] as? Double == 100)
+        // Every byte was read (above); what stays resident is the kernel's call: a
+        // host with proactive reclaim (this project's runs a DAMON pageout scheme,
+        // see README) can take back a page of 20,000 files before the last is measured.
+        #expect((json["residency_percent"] as? Double ?? 0) >= 99.9)
     }
 }
