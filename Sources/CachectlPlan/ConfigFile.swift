@@ -140,19 +140,13 @@ public struct ConfigFile {
                 errors.append(self.error(at, error))
             }
             // TierSpec drops what does not apply to the type; in a file that is a mistake worth saying.
-            if tier.type != .zram, tier.algorithm != nil {
-                errors.append(error(at + ["algorithm"], "algorithm applies to zram tiers only"))
+            for wrong in TierSpec.inapplicable(
+                to: tier.type, algorithm: tier.algorithm != nil, filesystem: tier.filesystem != nil, device: tier.device != nil,
+                remote: tier.remote != nil)
+            {
+                errors.append(self.error(at, wrong))
             }
-            if !tier.type.hasFilesystem, tier.filesystem != nil {
-                errors.append(error(at + ["filesystem"], "filesystem applies to zram and nvmeof tiers only"))
-            }
-            if tier.type != .nvmeof, tier.device != nil {
-                errors.append(error(at + ["device"], "device applies to nvmeof tiers only"))
-            }
-            if tier.remote != nil {
-                if tier.type != .nvmeof { errors.append(error(at + ["remote"], "remote applies to nvmeof tiers only")) }
-                if tier.device != nil { errors.append(error(at + ["remote"], "give device or remote, not both")) }
-            }
+            if tier.remote != nil, tier.device != nil { errors.append(error(at + ["remote"], "give device or remote, not both")) }
             if !tierNames.insert(tier.name).inserted { errors.append(error(at + ["name"], "tier \(tier.name) is listed twice")) }
             if tier.state == .present, !tierPaths.insert(tier.spec.path).inserted {
                 errors.append(error(at + ["path"], "two tiers use the path \(tier.spec.path)"))

@@ -178,8 +178,9 @@ public struct DashboardServer: Sendable {
         router.post("/api/tiers") { request, context in
             let form = try await Form(request, context)
             guard let name = try form.tierName("name") else { throw APIError(.badRequest, "name is required") }
-            guard let typeText = try form.string("type"), let type = TierType(rawValue: typeText), type != .nvmeof else {
-                throw APIError(.badRequest, "type must be tmpfs or zram (nvmeof tiers name devices: use the CLI)")
+            guard let typeText = try form.string("type"), let type = TierType(rawValue: typeText), !type.takesDevice else {
+                let types = TierType.allCases.filter { !$0.takesDevice }.map(\.rawValue).joined(separator: " or ")
+                throw APIError(.badRequest, "type must be \(types) (tiers on a device or an export: use the CLI)")
             }
             guard let sizeText = try form.string("size"), let size = ByteSize(parsing: sizeText) else {
                 throw APIError(.badRequest, "size must be a size such as 16G or 512M")

@@ -43,7 +43,7 @@ extension RAMTiers {
             // 2. Tiers: which are mounted; with restore, mount the rest again.
             for record in state.tiersBySpeed {
                 var entry = HealthReport.Tier(name: record.spec.name, live: isLive(record), recreated: false)
-                if !entry.live && !restore && !check, let detached = try detachDeadMount(record) {
+                if !entry.live && !restore && !check, let detached = try backend(for: record.spec.type).detachDeadMount(record) {
                     report.detached.append(detached)
                 }
                 if !entry.live && restore {

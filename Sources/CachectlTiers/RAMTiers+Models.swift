@@ -369,9 +369,9 @@ extension RAMTiers {
             }
             try ModelFiles.pointLink(modelsDir: modelsDir, relative: path, to: target)
         }
-        // A dead nvmeof tier is left alone: its copies go with the mount, and
-        // touching a filesystem whose target is gone only waits for errors.
-        guard let tier = state.tier(named: placement.tier), tier.spec.type != .nvmeof || isLive(tier) else { return }
+        // A dead nvmeof tier is left alone (``TierBackend/leavesDeadCopiesAlone``):
+        // its copies go with the mount, and touching it only waits for errors.
+        guard let tier = state.tier(named: placement.tier), !backend(for: tier.spec.type).leavesDeadCopiesAlone || isLive(tier) else { return }
         let unused = placement.files.filter { path in
             !state.placements.contains(where: { $0.value.tier == placement.tier && $0.value.files.contains(path) })
         }

@@ -47,16 +47,16 @@ extension RAMTiers {
                 throw CachectlError.failed("create tier \(spec.name)", path: spec.path, hint: "tier \(other.spec.name) already uses that path")
             }
             if let entry = try MountTable.entry(at: spec.path, roots: roots) {
-                // Our own tmpfs, mounted by a run killed before it saved the state: adopt it.
-                if Self.isOwnTmpfs(entry, spec) {
+                // Our own mount, made by a run killed before it saved the state: adopt it.
+                let backend = backend(for: spec.type)
+                if backend.adopts(entry, as: spec) {
                     var record = TierRecord(spec: spec)
                     if check {
                         return TierChange(changed: true, action: "would adopt", tier: status(of: record, state: state), demoted: [], steps: [])
                     }
-                    var steps = ["adopted tmpfs \(entry.source) already mounted on \(spec.path) (left by an interrupted run)"]
+                    var steps = ["adopted \(entry.fstype) \(entry.source) already mounted on \(spec.path) (left by an interrupted run)"]
                     if !OptionString.split(entry.options).contains("size=\(spec.size.bytes / 1024)k") {
-                        try Mounter.remount(
-                            target: spec.path, fstype: "tmpfs", flags: Self.mountFlags, data: "size=\(spec.size.bytes)")
+                        record = try backend.resize(record, to: spec, steps: &steps)
                         steps.append("size set to \(spec.size)")
                     }
                     record.createdPath = false
@@ -88,9 +88,7 @@ extension RAMTiers {
                 return TierChange(changed: false, action: "absent", tier: nil, demoted: [], steps: [])
             }
             let placed = state.models(in: name)
-            // An nvmeof tier is another machine's RAM, lent for a while: giving it
-            // back always demotes first, so no link is left pointing at it.
-            let demote = demote || record.spec.type == .nvmeof
+            let demote = demote || backend(for: record.spec.type).demotesOnDestroy
             if !placed.isEmpty && !demote {
                 throw CachectlError.failed(
                     "destroy tier \(name)",
@@ -108,7 +106,6 @@ extension RAMTiers {
             var steps: [String] = demoted.map { "demoted \($0)" }
             try tearDown(record, force: force, steps: &steps)
             if record.createdPath && rmdir(record.spec.path) == 0 { steps.append("removed \(record.spec.path)") }
-            try disconnectRemote(record, steps: &steps)
             state.tiers.removeAll { $0.spec.name == name }
             state.pins = state.pins.filter { $0.value != name }
             return TierChange(changed: true, action: "destroyed", tier: before, demoted: demoted, steps: steps)
@@ -126,44 +123,20 @@ extension RAMTiers {
             var spec = record.spec
             spec.size = size
             try spec.validate()
+            let backend = backend(for: record.spec.type)
             let live = isLive(record)
-            let current = live && record.spec.type == .zram
-                ? (try? ZramDevice(id: record.zramDevice ?? -1, roots: roots).diskSize()) ?? record.spec.size.bytes
-                : record.spec.size.bytes
+            let current = (live ? backend.currentSize(record) : nil) ?? record.spec.size.bytes
             if current == size.bytes && record.spec.size == size {
                 return TierChange(changed: false, action: "unchanged", tier: status(of: record, state: state), demoted: [], steps: [])
             }
-            let models = state.models(in: name)
-            if live, let usage = try? SpaceUsage.of(record.spec.path) {
-                if record.spec.type == .tmpfs && usage.used > size.bytes {
-                    throw CachectlError.failed(
-                        "resize tier \(name) to \(size)", path: record.spec.path,
-                        hint: "\(ByteSize.format(usage.used)) is stored there; demote models first")
-                }
-                if record.spec.type == .zram && (!models.isEmpty || !Self.isEmptyDirectory(record.spec.path)) {
-                    throw CachectlError.failed(
-                        "resize zram tier \(name)", path: record.spec.path,
-                        hint: "a zram tier is rebuilt to resize, so it must be empty"
-                            + (models.isEmpty ? "; remove the files in it" : "; demote first: \(models.joined(separator: ", "))"))
-                }
-            }
+            if live { try backend.checkResize(record, to: size, models: state.models(in: name)) }
             let steps = ["size \(record.spec.size) → \(size)"]
             if check {
                 return TierChange(changed: true, action: "would resize", tier: status(of: record, state: state), demoted: [], steps: steps)
             }
             var done = steps
             if live {
-                switch record.spec.type {
-                case .tmpfs:
-                    try Mounter.remount(
-                        target: spec.path, fstype: "tmpfs", flags: Self.mountFlags, data: "size=\(size.bytes)")
-                    record.spec = spec
-                case .zram:
-                    try tearDown(record, force: false, steps: &done)
-                    record = try bringUp(spec, previous: record, steps: &done)
-                case .nvmeof:
-                    throw Self.nvmeofResizeRefusal(name)
-                }
+                record = try backend.resize(record, to: spec, steps: &done)
             } else {
                 record.spec = spec
                 done.append("not mounted now: the new size applies when it is created again (cachectl tier health --restore)")
@@ -175,80 +148,33 @@ extension RAMTiers {
 
     static let mountFlags = UInt(MS_NOSUID | MS_NODEV | MS_NOATIME)
 
-    /// Mounts a tier (creating the zram device and filesystem). On failure, undoes
-    /// every step it took, so nothing is left behind.
+    /// Mounts a tier through its backend, on a directory it makes if needed. On
+    /// failure nothing is left behind: the backend undoes its steps, and a
+    /// directory made here is removed.
     func bringUp(_ spec: TierSpec, previous: TierRecord?, steps: inout [String]) throws -> TierRecord {
-        if let previous, let detached = try detachDeadMount(previous) { steps.append(detached) }
+        let backend = backend(for: spec.type)
+        if let previous, let detached = try backend.detachDeadMount(previous) { steps.append(detached) }
         try Self.refuseHidingFiles(at: spec.path, tier: spec.name)
         let createdPath = try Path.makeDirectory(spec.path) || (previous?.createdPath ?? false)
-        var record = TierRecord(spec: spec, createdPath: createdPath)
-        switch spec.type {
-        case .tmpfs:
-            do {
-                try Mounter.mount(
-                    source: "cachectl-" + spec.name, target: spec.path, fstype: "tmpfs", flags: Self.mountFlags,
-                    data: "size=\(spec.size.bytes),mode=0755")
-            } catch {
-                if createdPath { rmdir(spec.path) }
-                throw error
-            }
-            steps.append("mounted tmpfs (\(spec.size)) on \(spec.path)")
-        case .zram:
-            // A device left from before a reboot does not exist; one from a resize is reused.
-            let device: ZramDevice
-            if let id = previous?.zramDevice, ZramDevice(id: id, roots: roots).exists, (try? ZramDevice(id: id, roots: roots).diskSize()) == 0 {
-                device = ZramDevice(id: id, roots: roots)
-            } else {
-                device = try ZramDevice.hotAdd(roots: roots)
-                steps.append("added \(device.devicePath)")
-            }
-            do {
-                if let algorithm = spec.algorithm {
-                    try device.setAlgorithm(algorithm)  // must precede disksize
-                    steps.append("algorithm \(algorithm)")
-                }
-                try device.setDiskSize(spec.size.bytes)
-                try Self.makeFilesystem(spec.filesystem ?? .ext4, on: device.devicePath)
-                steps.append("made \((spec.filesystem ?? .ext4).rawValue) on \(device.devicePath)")
-                try Mounter.mount(
-                    source: device.devicePath, target: spec.path, fstype: (spec.filesystem ?? .ext4).rawValue,
-                    flags: Self.mountFlags, data: "discard")
-                steps.append("mounted \(device.devicePath) on \(spec.path) with discard")
-            } catch {
-                try? device.reset()
-                try? device.hotRemove()
-                if createdPath { rmdir(spec.path) }
-                throw error
-            }
-            record.zramDevice = device.id
-        case .nvmeof:
-            // A new connection can name another device (nvme2n1 after nvme1n1).
-            record.spec.device = try bringUpNVMeOF(spec, createdPath: createdPath, steps: &steps)
+        do {
+            var record = try backend.bringUp(spec, previous: previous, steps: &steps)
+            record.createdPath = createdPath
+            return record
+        } catch {
+            if createdPath { rmdir(spec.path) }
+            throw error
         }
-        return record
     }
 
-    /// Unmounts and, for zram, resets and removes the device.
+    /// Unmounts the tier (a dead nvmeof mount is detached), then its backend frees what backed it.
     func tearDown(_ record: TierRecord, force: Bool, steps: inout [String]) throws {
-        if let detached = try detachDeadMount(record) { steps.append(detached) }
+        let backend = backend(for: record.spec.type)
+        if let detached = try backend.detachDeadMount(record) { steps.append(detached) }
         if let entry = try MountTable.entry(at: record.spec.path, roots: roots), mount(of: record) != nil {
             try Mounter.unmount(record.spec.path, force: force)
             steps.append("unmounted \(entry.fstype) from \(record.spec.path)")
         }
-        if record.spec.type == .zram, let id = record.zramDevice {
-            let device = ZramDevice(id: id, roots: roots)
-            if device.exists {
-                do {
-                    try device.reset()
-                } catch {
-                    throw CachectlError(
-                        "reset", path: device.blockDirectory, errno: error.errno,
-                        hint: "\(device.devicePath) is still in use (a lazily detached mount keeps it until its last file is closed); try again later")
-                }
-                try device.hotRemove()
-                steps.append("reset and removed \(device.devicePath)")
-            }
-        }
+        try backend.release(record, steps: &steps)
     }
 
     static func makeFilesystem(_ fs: TierFilesystem, on device: String) throws {
@@ -261,12 +187,6 @@ extension RAMTiers {
         case .xfs:
             try ExternalCommand(["mkfs.xfs", "-q", "-f", "-K", device]).check(hint: "install xfsprogs")
         }
-    }
-
-    /// A tmpfs that cachectl mounted for this tier: the source name it gives
-    /// (`cachectl-NAME`), which only root in this mount namespace can have set.
-    static func isOwnTmpfs(_ entry: MountEntry, _ spec: TierSpec) -> Bool {
-        spec.type == .tmpfs && entry.fstype == "tmpfs" && entry.source == "cachectl-" + spec.name
     }
 
     /// Refuses to mount a tier on a directory that has files in it: the mount

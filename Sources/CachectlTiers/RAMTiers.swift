@@ -45,17 +45,7 @@ public struct RAMTiers: Sendable {
     /// Whether the tier is mounted where it should be, and what is there.
     func mount(of record: TierRecord) -> MountEntry? {
         guard let entry = try? MountTable.entry(at: record.spec.path, roots: roots) else { return nil }
-        switch record.spec.type {
-        case .tmpfs:
-            return entry.fstype == "tmpfs" ? entry : nil
-        case .zram:
-            guard let id = record.zramDevice, ZramDevice(id: id, roots: roots).exists,
-                entry.source.hasSuffix("/zram\(id)")
-            else { return nil }
-            return entry
-        case .nvmeof:
-            return nvmeofMount(entry, of: record)
-        }
+        return backend(for: record.spec.type).liveMount(entry, of: record)
     }
 
     func isLive(_ record: TierRecord) -> Bool { mount(of: record) != nil }

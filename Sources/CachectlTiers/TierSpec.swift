@@ -20,6 +20,16 @@ public enum TierType: String, Codable, Sendable, CaseIterable {
 
     /// Tiers made on a block device, with a filesystem of cachectl's making.
     public var hasFilesystem: Bool { self != .tmpfs }
+    /// Takes a compression algorithm.
+    public var takesAlgorithm: Bool { self == .zram }
+    /// Takes a device, or the remote export to connect to.
+    public var takesDevice: Bool { self == .nvmeof }
+
+    /// `zram and nvmeof`: the types for which `takes` holds, for messages.
+    static func named(where takes: (TierType) -> Bool) -> String {
+        let names = allCases.filter(takes).map(\.rawValue)
+        return names.count > 1 ? names.dropLast().joined(separator: ", ") + " and " + names.last! : names.joined()
+    }
 }
 
 /// Filesystem made on a zram device.
@@ -55,11 +65,12 @@ public struct TierSpec: Codable, Sendable, Equatable {
         self.type = type
         self.size = size
         self.path = path ?? Self.defaultPath(for: name)
-        self.algorithm = type == .zram ? algorithm : nil
+        // What the type does not take is dropped; callers that were given it say so (``inapplicable(to:algorithm:filesystem:device:remote:)``)..
+        self.algorithm = type.takesAlgorithm ? algorithm : nil
         self.filesystem = type.hasFilesystem ? (filesystem ?? .ext4) : nil
         self.rank = rank ?? type.defaultRank
-        self.device = type == .nvmeof ? device : nil
-        self.remote = type == .nvmeof ? remote : nil
+        self.device = type.takesDevice ? device : nil
+        self.remote = type.takesDevice ? remote : nil
     }
 
     /// Where a tier is mounted unless `--path` says otherwise.
@@ -85,15 +96,35 @@ public struct TierSpec: Codable, Sendable, Equatable {
             throw CachectlError.usage(["size"], "tier size \(size) is too small; at least \(Self.minimumSize)")
         }
         guard (0...1000).contains(rank) else { throw CachectlError.usage(["rank"], "rank must be 0...1000 (lower is faster): \(rank)") }
+        let given = (algorithm: algorithm != nil, filesystem: filesystem != nil, device: device != nil, remote: remote != nil)
+        if let wrong = Self.inapplicable(
+            to: type, algorithm: given.algorithm, filesystem: given.filesystem, device: given.device, remote: given.remote
+        ).first {
+            throw wrong
+        }
         if let algorithm {
-            guard type == .zram else { throw CachectlError.usage(["algorithm"], "algorithm applies to zram tiers only") }
             guard Self.knownAlgorithms.contains(algorithm) else {
                 throw CachectlError.usage(
                     ["algorithm"], "unknown zram algorithm '\(algorithm)'; one of: \(Self.knownAlgorithms.joined(separator: ", "))")
             }
         }
-        if filesystem != nil && !type.hasFilesystem { throw CachectlError.usage(["filesystem"], "filesystem applies to zram and nvmeof tiers only") }
         try validateDevice()
+    }
+
+    /// The fields given (true: present) that `type` does not take, one error each.
+    /// `init` drops them, so a caller given them (a YAML file) reports them with these.
+    public static func inapplicable(
+        to type: TierType, algorithm: Bool, filesystem: Bool, device: Bool, remote: Bool
+    ) -> [CachectlError] {
+        var errors: [CachectlError] = []
+        func refuse(_ key: String, _ given: Bool, _ takes: (TierType) -> Bool) {
+            if given && !takes(type) { errors.append(.usage([.key(key)], "\(key) applies to \(TierType.named(where: takes)) tiers only")) }
+        }
+        refuse("algorithm", algorithm, \.takesAlgorithm)
+        refuse("filesystem", filesystem, \.hasFilesystem)
+        refuse("device", device, \.takesDevice)
+        refuse("remote", remote, \.takesDevice)
+        return errors
     }
 
     /// Tier names become path components and mount sources: keep them plain.

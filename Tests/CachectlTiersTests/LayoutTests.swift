@@ -109,6 +109,27 @@ import Testing
         }
     }
 
+    @Test("the fields a tier type does not take are each refused, in one rule for the CLI, the library and the YAML file")
+    func inapplicableFieldsPerType() throws {
+        func refused(_ type: TierType) -> [String] {
+            TierSpec.inapplicable(to: type, algorithm: true, filesystem: true, device: true, remote: true).map {
+                #expect($0.code == .usage)
+                return "\($0.field?.description ?? "?"): \($0.message)"
+            }
+        }
+        #expect(refused(.tmpfs) == [
+            "algorithm: algorithm applies to zram tiers only", "filesystem: filesystem applies to zram and nvmeof tiers only",
+            "device: device applies to nvmeof tiers only", "remote: remote applies to nvmeof tiers only",
+        ])
+        #expect(refused(.zram) == ["device: device applies to nvmeof tiers only", "remote: remote applies to nvmeof tiers only"])
+        #expect(refused(.nvmeof) == ["algorithm: algorithm applies to zram tiers only"])
+        #expect(TierSpec.inapplicable(to: .tmpfs, algorithm: false, filesystem: false, device: false, remote: false).isEmpty)
+        // A spec changed after init (init drops what the type does not take) is refused by validate.
+        var spec = TierSpec(name: "t", type: .tmpfs, size: ByteSize(1 << 30))
+        spec.algorithm = "lz4"
+        #expect { try spec.validate() } throws: { ($0 as? CachectlError)?.field == ["algorithm"] }
+    }
+
     let tiers = [
         PlacementStrategy.Candidate(name: "tmpfs", rank: 10, free: 10_000),
         PlacementStrategy.Candidate(name: "zram", rank: 20, free: 3_000),

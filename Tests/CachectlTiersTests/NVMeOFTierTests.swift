@@ -21,7 +21,7 @@ struct NVMeOFTierTests {
 
     @Test("devices that are not fabrics namespaces are refused before mkfs", arguments: ["/dev/null", "/dev/does-not-exist"])
     func refusesOtherDevices(device: String) {
-        #expect(throws: CachectlError.self) { try RAMTiers.checkFabricsNamespace(device, roots: .system) }
+        #expect(throws: CachectlError.self) { try NVMeOFTier.checkFabricsNamespace(device, roots: .system) }
     }
 
     @Test("state files written before nvmeof existed still load")
@@ -142,9 +142,9 @@ struct RemoteTierTests {
             _ = try AtomicFile.write(state + "\n", to: sys + "/class/block/nvme2n1/device/\(path)/state")
         }
         let roots = KernelRoots(sys: sys)
-        #expect(RAMTiers.controllerStates("/dev/nvme1n1", roots: roots) == ["connecting"])
-        #expect(RAMTiers.controllerStates("/dev/nvme2n1", roots: roots).sorted() == ["live", "resetting"])
-        #expect(RAMTiers.controllerStates("/dev/nvme9n1", roots: roots).isEmpty)
+        #expect(NVMeOFTier.controllerStates("/dev/nvme1n1", roots: roots) == ["connecting"])
+        #expect(NVMeOFTier.controllerStates("/dev/nvme2n1", roots: roots).sorted() == ["live", "resetting"])
+        #expect(NVMeOFTier.controllerStates("/dev/nvme9n1", roots: roots).isEmpty)
     }
 
     @Test("a tmpfs tier still refuses to be destroyed with models in it unless --demote")

@@ -69,62 +69,23 @@ public protocol RemoteNamespaceLink: Sendable {
     func disconnect(_ remote: RemoteNamespace) throws -> String?
 }
 
-/// nvmeof tiers: a filesystem on an NVMe-over-Fabrics namespace, so models are
-/// placed in another machine's RAM (exported with `cachectl nvmet export`).
-/// A tier that names its export (`remote`) connects through `remotes` when it
-/// is brought up, and disconnects after it is torn down; one made on a device
-/// only uses it. Either way it refuses a device that is not a fabrics
-/// namespace, so a typo cannot mkfs a local disk.
-extension RAMTiers {
-    /// Live when the device still exists, its controller is live (not
-    /// reconnecting to a target that went away), and it is what is mounted at
-    /// the tier's path.
-    func nvmeofMount(_ entry: MountEntry, of record: TierRecord) -> MountEntry? {
-        guard let device = record.spec.device, access(device, F_OK) == 0, entry.source == device else { return nil }
-        let states = Self.controllerStates(device, roots: roots)
-        guard states.isEmpty || states.contains("live") else { return nil }
-        return entry
-    }
-
-    /// The states (`live`, `connecting`, `resetting`, ...) of the controllers
-    /// behind a namespace: its own, or a multipath head's paths.
-    static func controllerStates(_ device: String, roots: KernelRoots) -> [String] {
-        let deviceDir = roots.sys + "/class/block/\(Path.lastComponent(of: device))/device"
-        if let state = try? AtomicFile.readText(deviceDir + "/state") { return [state.trimmingWhitespace()] }
-        return directoryNames(deviceDir).filter { $0.hasPrefix("nvme") }.compactMap {
-            (try? AtomicFile.readText(deviceDir + "/\($0)/state"))?.trimmingWhitespace()
-        }
-    }
-
-    /// An nvmeof tier's mount whose namespace is gone or not live (the target
-    /// went away) is detached lazily: its readers keep getting errors, and a new
-    /// connection can be mounted there. Nil when there is no such mount.
-    func detachDeadMount(_ record: TierRecord) throws -> String? {
-        let path = record.spec.path
-        guard record.spec.type == .nvmeof, let entry = try MountTable.entry(at: path, roots: roots),
-            entry.source == record.spec.device, nvmeofMount(entry, of: record) == nil
-        else { return nil }
-        _ = try sys("umount", path) { umount2(path, Int32(MNT_DETACH)) }
-        return "detached \(entry.source) from \(path) (its target is gone)"
-    }
-
-    /// After the tier is unmounted: disconnects the export it connected to.
-    func disconnectRemote(_ record: TierRecord, steps: inout [String]) throws {
-        guard let remote = record.spec.remote, let remotes else { return }
-        if let done = try remotes.disconnect(remote) { steps.append(done) }
-    }
+/// An nvmeof tier: a filesystem on an NVMe-over-Fabrics namespace, so models are
+/// placed in another machine's RAM (exported with `cachectl nvmet export`). A
+/// tier that names its export (`remote`) connects through `remotes` when it is
+/// brought up and disconnects when it is released; one made on a device only
+/// uses it. Either way it refuses a device that is not a fabrics namespace, so
+/// a typo cannot mkfs a local disk.
+struct NVMeOFTier: TierBackend {
+    let roots: KernelRoots
+    /// Without it, a tier that names its export uses its recorded device and stays connected.
+    let remotes: (any RemoteNamespaceLink)?
 
     /// Connects to the tier's export (when it names one and a link is given) and
-    /// mounts its namespace; returns the device used.
-    func bringUpNVMeOF(_ spec: TierSpec, createdPath: Bool, steps: inout [String]) throws -> String {
+    /// mounts its namespace. A new connection can name another device (nvme2n1 after nvme1n1).
+    func bringUp(_ spec: TierSpec, previous: TierRecord?, steps: inout [String]) throws -> TierRecord {
         var device = spec.device
         if let remote = spec.remote, let remotes {
-            do {
-                device = try remotes.connect(remote)
-            } catch {
-                if createdPath { rmdir(spec.path) }
-                throw error
-            }
+            device = try remotes.connect(remote)
             steps.append("connected to \(remote.summary) as \(device ?? "?")")
         }
         guard let device else { throw CachectlError.usage(["device"], "an nvmeof tier needs a device (or the export's NQN to connect to)") }
@@ -136,19 +97,75 @@ extension RAMTiers {
                     hint: "it is mounted on \(user.target); unmount it or choose another device")
             }
             let filesystem = spec.filesystem ?? .ext4
-            try Self.makeFilesystem(filesystem, on: device)
+            try RAMTiers.makeFilesystem(filesystem, on: device)
             steps.append("made \(filesystem.rawValue) on \(device)")
             // discard: deleted copies punch holes in the target's backing, giving its RAM back.
-            try Mounter.mount(source: device, target: spec.path, fstype: filesystem.rawValue, flags: Self.mountFlags, data: "discard")
+            try Mounter.mount(source: device, target: spec.path, fstype: filesystem.rawValue, flags: RAMTiers.mountFlags, data: "discard")
             steps.append("mounted \(device) on \(spec.path) with discard")
         } catch {
-            if createdPath { rmdir(spec.path) }
             // The tier owns its connection (destroy ends it too): a tier that did
             // not come up leaves none behind.
             if let remote = spec.remote, let remotes { _ = try? remotes.disconnect(remote) }
             throw error
         }
-        return device
+        var record = TierRecord(spec: spec)
+        record.spec.device = device
+        return record
+    }
+
+    /// Disconnects the export the tier connected to.
+    func release(_ record: TierRecord, steps: inout [String]) throws {
+        guard let remote = record.spec.remote, let remotes else { return }
+        if let done = try remotes.disconnect(remote) { steps.append(done) }
+    }
+
+    /// Live when the device still exists, its controller is live (not
+    /// reconnecting to a target that went away), and it is what is mounted at
+    /// the tier's path.
+    func liveMount(_ entry: MountEntry, of record: TierRecord) -> MountEntry? {
+        guard let device = record.spec.device, access(device, F_OK) == 0, entry.source == device else { return nil }
+        let states = Self.controllerStates(device, roots: roots)
+        guard states.isEmpty || states.contains("live") else { return nil }
+        return entry
+    }
+
+    /// An nvmeof tier is as large as its remote namespace.
+    func checkResize(_ record: TierRecord, to size: ByteSize, models: [String]) throws {
+        throw CachectlError.failed(
+            "resize tier \(record.spec.name)",
+            hint: "an nvmeof tier is as large as its remote namespace; export a new size, then destroy and create the tier")
+    }
+
+    func resize(_ record: TierRecord, to spec: TierSpec, steps: inout [String]) throws -> TierRecord {
+        try checkResize(record, to: spec.size, models: [])
+        return record
+    }
+
+    /// A mount whose namespace is gone or not live (the target went away) is
+    /// detached lazily: its readers keep getting errors, and a new connection
+    /// can be mounted there.
+    func detachDeadMount(_ record: TierRecord) throws -> String? {
+        let path = record.spec.path
+        guard let entry = try MountTable.entry(at: path, roots: roots), entry.source == record.spec.device,
+            liveMount(entry, of: record) == nil
+        else { return nil }
+        _ = try sys("umount", path) { umount2(path, Int32(MNT_DETACH)) }
+        return "detached \(entry.source) from \(path) (its target is gone)"
+    }
+
+    /// Another machine's RAM, lent for a while: giving it back always demotes
+    /// first, so no link is left pointing at it.
+    var demotesOnDestroy: Bool { true }
+    var leavesDeadCopiesAlone: Bool { true }
+
+    /// The states (`live`, `connecting`, `resetting`, ...) of the controllers
+    /// behind a namespace: its own, or a multipath head's paths.
+    static func controllerStates(_ device: String, roots: KernelRoots) -> [String] {
+        let deviceDir = roots.sys + "/class/block/\(Path.lastComponent(of: device))/device"
+        if let state = try? AtomicFile.readText(deviceDir + "/state") { return [state.trimmingWhitespace()] }
+        return directoryNames(deviceDir).filter { $0.hasPrefix("nvme") }.compactMap {
+            (try? AtomicFile.readText(deviceDir + "/\($0)/state"))?.trimmingWhitespace()
+        }
     }
 
     /// The device must be an NVMe namespace reached over a fabric (tcp, rdma,
@@ -182,13 +199,9 @@ extension RAMTiers {
     static func directoryNames(_ path: String) -> [String] {
         (try? ModelCatalog.listDirectory(path).map(\.name)) ?? []
     }
+}
 
-    static func nvmeofResizeRefusal(_ name: String) -> CachectlError {
-        CachectlError.failed(
-            "resize tier \(name)",
-            hint: "an nvmeof tier is as large as its remote namespace; export a new size, then destroy and create the tier")
-    }
-
+extension RAMTiers {
     /// Tiers whose device is one of `devices` (the namespaces of a controller
     /// about to be disconnected), by name.
     public func tiers(onDevices devices: [String]) throws -> [String] {
@@ -203,11 +216,7 @@ extension RAMTiers {
 extension TierSpec {
     /// An nvmeof tier names its device under /dev; other tiers name none.
     func validateDevice() throws(CachectlError) {
-        guard type == .nvmeof else {
-            if device != nil { throw CachectlError.usage(["device"], "device applies to nvmeof tiers only") }
-            if remote != nil { throw CachectlError.usage(["remote"], "remote (the export's NQN and address) applies to nvmeof tiers only") }
-            return
-        }
+        guard type.takesDevice else { return }  // validate() refused a device or remote given anyway
         if let remote { try remote.validate() }
         guard let device else {
             if remote != nil { return }  // found when it connects
