@@ -76,7 +76,7 @@ struct Tier: ParsableCommand {
                 """)
 
         @Argument(help: "Tier name: a-z, 0-9, - and _.") var name: String
-        @Option(help: "tmpfs, zram or nvmeof.") var type: TierType
+        @Option(help: "What backs the tier.") var type: TierType
         @Option(help: "Size: 16G, 512M (K/M/G/T are 1024-based); nvmeof: the device's size unless given.") var size: String?
         @Option(help: "Mount point (default /run/cachectl/tiers/NAME).") var path: String?
         @Option(help: "zram compression algorithm (lz4, zstd, lzo-rle, ...; default: the kernel's).") var algorithm: String?
