@@ -169,7 +169,7 @@ public struct ExternalCommand: Sendable {
     public func check(input: String? = nil, hint: String? = nil) throws(CachectlError) -> Result {
         let result = try run(input: input)
         guard result.succeeded else {
-            let detail = result.stderr.trimmedWhitespace
+            let detail = result.stderr.trimmingWhitespace()
             throw CachectlError.failed(
                 "\(arguments.joined(separator: " ")) exited \(result.status)" + (detail.isEmpty ? "" : ": \(detail)"),
                 hint: hint)
@@ -185,14 +185,5 @@ public struct ExternalCommand: Sendable {
 
     static func format(_ seconds: Double) -> String {
         seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
-    }
-}
-
-extension String {
-    /// Without leading and trailing spaces, tabs and newlines.
-    fileprivate var trimmedWhitespace: String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
-        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
-        return String(self[first...last])
     }
 }
