@@ -4,7 +4,7 @@ import PackageDescription
 let package = Package(
     name: "cachectl",
     products: [
-        .executable(name: "cachectl", targets: ["cachectl"]),
+        .executable(name: "cachectl", targets: ["cachectl"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -41,7 +41,8 @@ let package = Package(
                 .embedInCode("Templates/cachefilesd.service.mustache"),
             ]),
         .target(name: "CachectlTiers", dependencies: ["CachectlSystem", "CachectlMount", "CLibCrypto"]),
-        .target(name: "CachectlFUSE", dependencies: ["CachectlSystem", "CachectlMount", "CLZ4", "CFuse3", "CCachectlFuse"]),
+        .target(
+            name: "CachectlFUSE", dependencies: ["CachectlSystem", "CachectlMount", "CLZ4", "CFuse3", "CCachectlFuse"]),
         .target(name: "CachectlNVMeOF", dependencies: ["CachectlSystem", "CachectlMount"]),
         // cachectl apply/plan: the YAML desired state, composed from the modules above.
         .target(
@@ -88,19 +89,27 @@ let package = Package(
         // What several test targets share (temporary directories); never linked into the product.
         .target(name: "CachectlTestSupport", dependencies: ["CachectlSystem"], path: "Tests/CachectlTestSupport"),
         .testTarget(name: "CachectlSystemTests", dependencies: ["CachectlSystem"]),
-        .testTarget(name: "CachectlWarmTests", dependencies: ["CachectlWarm", "CachectlMount", "CachectlSystem", "CachectlTestSupport"]),
         .testTarget(
-            name: "CachectlFSCacheTests", dependencies: ["CachectlFSCache", "CachectlMount", "CachectlSystem", "CachectlTestSupport"],
+            name: "CachectlWarmTests",
+            dependencies: ["CachectlWarm", "CachectlMount", "CachectlSystem", "CachectlTestSupport"]),
+        .testTarget(
+            name: "CachectlFSCacheTests",
+            dependencies: ["CachectlFSCache", "CachectlMount", "CachectlSystem", "CachectlTestSupport"],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "CachectlTiersTests", dependencies: ["CachectlTiers", "CachectlMount", "CachectlSystem", "CachectlTestSupport"]),
-        .testTarget(name: "CachectlFUSETests", dependencies: ["CachectlFUSE", "CachectlMount", "CachectlSystem", "CachectlTestSupport"]),
+        .testTarget(
+            name: "CachectlTiersTests",
+            dependencies: ["CachectlTiers", "CachectlMount", "CachectlSystem", "CachectlTestSupport"]),
+        .testTarget(
+            name: "CachectlFUSETests",
+            dependencies: ["CachectlFUSE", "CachectlMount", "CachectlSystem", "CachectlTestSupport"]),
         .testTarget(
             name: "CachectlNVMeOFTests", dependencies: ["CachectlNVMeOF", "CachectlSystem", "CachectlTestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(
             name: "CachectlPlanTests",
             dependencies: [
-                "CachectlPlan", "CachectlStatus", "CachectlSystem", "CachectlTiers", "CachectlFSCache", "CachectlWarm", "CachectlTestSupport",
+                "CachectlPlan", "CachectlStatus", "CachectlSystem", "CachectlTiers", "CachectlFSCache", "CachectlWarm",
+                "CachectlTestSupport",
             ]),
         .testTarget(
             name: "CachectlServeTests",

@@ -1,5 +1,5 @@
-import CachectlSystem
 import CLinuxFS
+import CachectlSystem
 import Glibc
 
 /// A finding about the cache directory or the cache chain: what is wrong and the fix.
@@ -37,7 +37,9 @@ public enum CacheDirectory {
         public var totalFiles: UInt64
         public var availableFiles: UInt64
         public var freeBytesPercent: Double { totalBytes == 0 ? 0 : Double(availableBytes) * 100 / Double(totalBytes) }
-        public var freeFilesPercent: Double { totalFiles == 0 ? 100 : Double(availableFiles) * 100 / Double(totalFiles) }
+        public var freeFilesPercent: Double {
+            totalFiles == 0 ? 100 : Double(availableFiles) * 100 / Double(totalFiles)
+        }
     }
 
     public static func usage(of dir: String) throws(CachectlError) -> Usage {
@@ -68,7 +70,7 @@ public enum CacheDirectory {
     public static func create(_ dir: String) throws(CachectlError) -> Bool {
         do {
             return try Path.makeDirectory(dir, mode: 0o700)
-        } catch where error.errno == ENOTDIR && error.path == dir {
+        } catch  where error.errno == ENOTDIR && error.path == dir {
             throw CachectlError("cache dir", path: dir, errno: ENOTDIR, hint: "choose a directory, or remove that file")
         }
     }
@@ -79,9 +81,12 @@ public enum CacheDirectory {
         var findings: [Finding] = []
         do {
             if let fs = try networkFilesystem(at: dir) {
-                findings.append(Finding(
-                    "cache filesystem", .error, "\(dir) is on \(fs), a network filesystem",
-                    fix: "put the cache on a local disk (ext4 or xfs): cachectl cache setup --dir /var/cache/fscache"))
+                findings.append(
+                    Finding(
+                        "cache filesystem", .error, "\(dir) is on \(fs), a network filesystem",
+                        fix:
+                            "put the cache on a local disk (ext4 or xfs): cachectl cache setup --dir /var/cache/fscache"
+                    ))
             } else {
                 findings.append(Finding("cache filesystem", .ok, "\(dir) is on a local filesystem"))
             }
@@ -90,18 +95,25 @@ public enum CacheDirectory {
             return findings
         }
         if let code = probeUserXattr(dir) {
-            findings.append(Finding(
-                "user xattrs", .error,
-                "\(dir) refuses user xattrs: \(Errno.message(code)) (\(Errno.name(code)))",
-                fix: code == EOPNOTSUPP || code == ENOTSUP
-                    ? "use ext4 or xfs (ext4 needs the user_xattr mount option, on by default), or another --dir"
-                    : "run as root"))
+            findings.append(
+                Finding(
+                    "user xattrs", .error,
+                    "\(dir) refuses user xattrs: \(Errno.message(code)) (\(Errno.name(code)))",
+                    fix: code == EOPNOTSUPP || code == ENOTSUP
+                        ? "use ext4 or xfs (ext4 needs the user_xattr mount option, on by default), or another --dir"
+                        : "run as root"))
         } else {
             findings.append(Finding("user xattrs", .ok, "\(dir) stores user xattrs"))
         }
         if let usage = try? usage(of: dir) {
-            findings.append(spaceFinding("free space", usage.freeBytesPercent, run: config.brun, cull: config.bcull, stop: config.bstop, dir: dir, prefix: "b"))
-            findings.append(spaceFinding("free files", usage.freeFilesPercent, run: config.frun, cull: config.fcull, stop: config.fstop, dir: dir, prefix: "f"))
+            findings.append(
+                spaceFinding(
+                    "free space", usage.freeBytesPercent, run: config.brun, cull: config.bcull, stop: config.bstop,
+                    dir: dir, prefix: "b"))
+            findings.append(
+                spaceFinding(
+                    "free files", usage.freeFilesPercent, run: config.frun, cull: config.fcull, stop: config.fstop,
+                    dir: dir, prefix: "f"))
         }
         if let enforce = try? AtomicFile.readText(sys + "/fs/selinux/enforce"), enforce.hasPrefix("1") {
             var label = [UInt8](repeating: 0, count: 256)
@@ -110,23 +122,31 @@ public enum CacheDirectory {
             if text.contains("cachefiles_var_t") {
                 findings.append(Finding("selinux label", .ok, "\(dir) is labelled \(text)"))
             } else {
-                findings.append(Finding(
-                    "selinux label", .error, "SELinux is enforcing and \(dir) is labelled \(text), not cachefiles_var_t",
-                    fix: "semanage fcontext -a -t cachefiles_var_t '\(dir)(/.*)?' && restorecon -Rv \(dir)"))
+                findings.append(
+                    Finding(
+                        "selinux label", .error,
+                        "SELinux is enforcing and \(dir) is labelled \(text), not cachefiles_var_t",
+                        fix: "semanage fcontext -a -t cachefiles_var_t '\(dir)(/.*)?' && restorecon -Rv \(dir)"))
             }
         }
         return findings
     }
 
-    static func spaceFinding(_ check: String, _ free: Double, run: Int, cull: Int, stop: Int, dir: String, prefix: String) -> Finding {
+    static func spaceFinding(
+        _ check: String, _ free: Double, run: Int, cull: Int, stop: Int, dir: String, prefix: String
+    ) -> Finding {
         let shown = formatFixed(free, digits: 1) + "%"
         if free < Double(stop) {
-            return Finding(check, .error, "\(shown) \(check) on \(dir) is below \(prefix)stop \(stop)%: the cache will not store anything",
-                           fix: "free space on that filesystem, or lower \(prefix)stop/\(prefix)cull/\(prefix)run")
+            return Finding(
+                check, .error,
+                "\(shown) \(check) on \(dir) is below \(prefix)stop \(stop)%: the cache will not store anything",
+                fix: "free space on that filesystem, or lower \(prefix)stop/\(prefix)cull/\(prefix)run")
         }
         if free < Double(run) {
-            return Finding(check, .warning, "\(shown) \(check) on \(dir) is below \(prefix)run \(run)%: the cache culls instead of growing",
-                           fix: "free space on that filesystem, or lower \(prefix)run (now \(run)%)")
+            return Finding(
+                check, .warning,
+                "\(shown) \(check) on \(dir) is below \(prefix)run \(run)%: the cache culls instead of growing",
+                fix: "free space on that filesystem, or lower \(prefix)run (now \(run)%)")
         }
         return Finding(check, .ok, "\(shown) \(check) on \(dir), above \(prefix)run \(run)%")
     }

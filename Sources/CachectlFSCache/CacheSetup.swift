@@ -84,14 +84,20 @@ public struct CacheSetup: Sendable {
         let daemonNeeded = manageDaemon && (configChanged || running.isEmpty || unit != nil)
 
         if configChanged {
-            try log.perform("write \(configPath)" + (old.isEmpty ? "" : " (backup \(configPath)\(AtomicFile.backupSuffix))")) {
+            try log.perform(
+                "write \(configPath)" + (old.isEmpty ? "" : " (backup \(configPath)\(AtomicFile.backupSuffix))")
+            ) {
                 try AtomicFile.write(rendered, to: configPath, mode: 0o644, backup: true)
             }
         }
         if let unit {
-            result.diff += UnifiedDiff.make(old: unit.old ?? "", new: unit.text, oldLabel: unit.path, newLabel: unit.path + " (cachectl)")
+            result.diff += UnifiedDiff.make(
+                old: unit.old ?? "", new: unit.text, oldLabel: unit.path, newLabel: unit.path + " (cachectl)")
             try log.perform(
-                "write \(unit.path)" + (unit.old == nil ? ": the package ships only a SysV script, which starts after remote mounts and can leave the unit failed while the daemon runs" : "")
+                "write \(unit.path)"
+                    + (unit.old == nil
+                        ? ": the package ships only a SysV script, which starts after remote mounts and can leave the unit failed while the daemon runs"
+                        : "")
             ) {
                 try AtomicFile.write(unit.text, to: unit.path, mode: 0o644, backup: false)  // cachectl's own file
                 try Systemd.reload()
@@ -99,7 +105,8 @@ public struct CacheSetup: Sendable {
         }
         if enable {
             try log.perform("systemctl enable cachefilesd") {
-                try ExternalCommand(["systemctl", "enable", "cachefilesd"]).check(hint: "is the cachefilesd package installed?")
+                try ExternalCommand(["systemctl", "enable", "cachefilesd"]).check(
+                    hint: "is the cachefilesd package installed?")
             }
         }
         if daemonNeeded {
@@ -108,7 +115,8 @@ public struct CacheSetup: Sendable {
                 result.cacheState = waitForActiveCache(tag: config.tag)
             }
         } else if manageDaemon && !check {
-            result.daemon = "cachefilesd running (pid \(running.map(String.init).joined(separator: ","))), config unchanged"
+            result.daemon =
+                "cachefilesd running (pid \(running.map(String.init).joined(separator: ","))), config unchanged"
             result.cacheState = (try? FSCacheCache.read(proc: roots.proc))?.first { $0.name == config.tag }?.stateName
         }
         result.changed = log.changed

@@ -54,7 +54,8 @@ public struct CacheTraffic: Sendable, Equatable, Codable {
             cacheWrites = stats.value("CaWrOps", "WR")
             downloads = stats.value("DownOps", "DL")
             lookups = nil
-            hitRatioBasis = "read operations served from the cache among all netfs reads (cache + server; every netfs filesystem counts)"
+            hitRatioBasis =
+                "read operations served from the cache among all netfs reads (cache + server; every netfs filesystem counts)"
         } else if stats.counters["IO"] != nil {
             layout = .ioPages
             unit = .pages
@@ -62,7 +63,8 @@ public struct CacheTraffic: Sendable, Equatable, Codable {
             cacheWrites = stats.value("IO", "wr")
             cacheReads = nfsFsc?.readOK
             downloads = nfsFsc?.readFailed
-            hitRatioBasis = "NFS pages read from the cache among NFS pages looked up in it (mountstats fsc: read ok / (ok + not found))"
+            hitRatioBasis =
+                "NFS pages read from the cache among NFS pages looked up in it (mountstats fsc: read ok / (ok + not found))"
         } else {
             layout = .retrievals
             unit = .pages
@@ -83,7 +85,8 @@ public struct CacheTraffic: Sendable, Equatable, Codable {
     /// client's `fsc:` counters.
     public static func read(proc: String = "/proc") throws(CachectlError) -> CacheTraffic {
         let stats = try FSCacheStats.read(proc: proc)
-        let nfs = stats.counters["CaRdOps"] == nil
+        let nfs =
+            stats.counters["CaRdOps"] == nil
             ? (try? AtomicFile.readText(proc + "/self/mountstats")).flatMap(NFSFscCounters.parse) : nil
         return CacheTraffic(stats: stats, nfsFsc: nfs)
     }

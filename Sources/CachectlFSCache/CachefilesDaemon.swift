@@ -14,26 +14,36 @@ public enum CachefilesDaemon {
 
     /// Makes sure the daemon runs with `configPath`; restarts it when `restart`.
     /// Returns what it did, in words.
-    public static func ensureRunning(configPath: String, restart: Bool, roots: KernelRoots = .system) throws(CachectlError) -> String {
+    public static func ensureRunning(configPath: String, restart: Bool, roots: KernelRoots = .system)
+        throws(CachectlError) -> String
+    {
         let running = runningPIDs(proc: roots.proc)
-        if !running.isEmpty && !restart { return "cachefilesd already running (pid \(running.map(String.init).joined(separator: ",")))" }
+        if !running.isEmpty && !restart {
+            return "cachefilesd already running (pid \(running.map(String.init).joined(separator: ",")))"
+        }
         try loadModule(dev: roots.dev)
         if Systemd.isRunning(proc: roots.proc) {
             // The caller enables the unit (CacheSetup: only when it is not).
             // A daemon the unit left behind still holds /dev/cachefiles, and
             // `systemctl restart` of a failed unit does not stop it (Debian's
             // script marks the unit failed while its daemon runs): stop it first.
-            let active = (try? ExternalCommand(["systemctl", "is-active", "--quiet", "cachefilesd"]).run())?.succeeded ?? false
+            let active =
+                (try? ExternalCommand(["systemctl", "is-active", "--quiet", "cachefilesd"]).run())?.succeeded ?? false
             let leftovers = running.filter { unitOf($0, proc: roots.proc) == "cachefilesd.service" }
             if !active && !leftovers.isEmpty { try stop(leftovers, proc: roots.proc) }
             let result = try ExternalCommand(["systemctl", "restart", "cachefilesd"]).run()
             // A unit can "succeed" and leave no daemon (Debian's script without
             // RUN=yes exits 0): only a running cachefilesd counts.
             let deadline = Monotonic.now() + 5
-            while result.succeeded && runningPIDs(proc: roots.proc).isEmpty && Monotonic.now() < deadline { usleep(100_000) }
+            while result.succeeded && runningPIDs(proc: roots.proc).isEmpty && Monotonic.now() < deadline {
+                usleep(100_000)
+            }
             guard result.succeeded, !runningPIDs(proc: roots.proc).isEmpty else {
-                let journal = (try? ExternalCommand(["journalctl", "-u", "cachefilesd", "-n", "15", "--no-pager", "-o", "cat"]).run().stdout) ?? ""
-                let said = result.succeeded ? "systemctl restart cachefilesd succeeded but no cachefilesd runs" : result.stderr
+                let journal =
+                    (try? ExternalCommand(["journalctl", "-u", "cachefilesd", "-n", "15", "--no-pager", "-o", "cat"])
+                        .run().stdout) ?? ""
+                let said =
+                    result.succeeded ? "systemctl restart cachefilesd succeeded but no cachefilesd runs" : result.stderr
                 throw bindFailure(output: said + "\ncachefilesd.service's journal: " + journal, roots: roots)
             }
             return "restarted cachefilesd.service"
@@ -64,7 +74,8 @@ public enum CachefilesDaemon {
         throw CachectlError(
             "cachefiles kernel module", path: dev + "/cachefiles", errno: ENOENT,
             hint: "modprobe cachefiles failed" + (result.map { ": " + $0.stderr.trimmingWhitespace() } ?? "")
-                + "; this kernel needs CONFIG_CACHEFILES (Debian: the linux-image package has it; cloud kernels may not)")
+                + "; this kernel needs CONFIG_CACHEFILES (Debian: the linux-image package has it; cloud kernels may not)"
+        )
     }
 
     static func stop(_ pids: [Int32], proc: String) throws(CachectlError) {
@@ -74,8 +85,9 @@ public enum CachefilesDaemon {
             if pids.allSatisfy({ access("\(proc)/\($0)", F_OK) != 0 }) { return }
             usleep(50_000)
         }
-        throw CachectlError.failed("cachefilesd (pid \(pids)) did not exit within 10 s of SIGTERM",
-                                 hint: "kill it by hand, then run cachectl cache setup again")
+        throw CachectlError.failed(
+            "cachefilesd (pid \(pids)) did not exit within 10 s of SIGTERM",
+            hint: "kill it by hand, then run cachectl cache setup again")
     }
 
     /// Turns cachefilesd's complaint into the reason and the next step.
@@ -84,7 +96,8 @@ public enum CachefilesDaemon {
         let kernel = kernelMessages(dev: roots.dev).suffix(5).joined(separator: " | ")
         var hint: String
         if text.contains("errno 16") || text.contains("Device or resource busy") {
-            hint = "/dev/cachefiles is busy: another cachefilesd already holds a cache (one daemon per tag); stop it (pid \(runningPIDs(proc: roots.proc))) or use another --tag"
+            hint =
+                "/dev/cachefiles is busy: another cachefilesd already holds a cache (one daemon per tag); stop it (pid \(runningPIDs(proc: roots.proc))) or use another --tag"
         } else if text.contains("No such file or directory") && text.contains("/dev/cachefiles") {
             hint = "the cachefiles module is not loaded: modprobe cachefiles"
         } else if text.contains("errno 95") || text.contains("Operation not supported") {
@@ -97,7 +110,8 @@ public enum CachefilesDaemon {
             hint = "see cachefilesd's message above"
         }
         if !kernel.isEmpty { hint += "; kernel says: \(kernel)" }
-        return CachectlError.failed("cachefilesd failed to bind the cache: \(text.isEmpty ? "(no message)" : text)", hint: hint)
+        return CachectlError.failed(
+            "cachefilesd failed to bind the cache: \(text.isEmpty ? "(no message)" : text)", hint: hint)
     }
 
     /// Recent kernel log lines about cachefiles/fscache, from /dev/kmsg.

@@ -77,9 +77,10 @@ public struct CachefilesdConfig: Sendable, Equatable, Codable {
             guard 0 <= stop, stop < cull, cull < run, run < 100 else {
                 let field = !(0 <= stop) ? "\(prefix)stop" : !(stop < cull) ? "\(prefix)cull" : "\(prefix)run"
                 let value = field.hasSuffix("stop") ? stop : field.hasSuffix("cull") ? cull : run
-                throw bad(field, value,
+                throw bad(
+                    field, value,
                     "need 0 <= \(prefix)stop < \(prefix)cull < \(prefix)run < 100 "
-                    + "(got \(prefix)stop=\(stop), \(prefix)cull=\(cull), \(prefix)run=\(run))")
+                        + "(got \(prefix)stop=\(stop), \(prefix)cull=\(cull), \(prefix)run=\(run))")
             }
         }
         if let culltable, !(12...20).contains(culltable) {

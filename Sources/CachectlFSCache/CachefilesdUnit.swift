@@ -39,7 +39,9 @@ public struct CachefilesdUnit: Sendable, Equatable {
             let daemon = ExternalCommand.find("cachefilesd", in: sbin)
         else { return nil }
         let modprobe = ExternalCommand.find("modprobe", in: sbin) ?? "/sbin/modprobe"
-        let text = try EmbeddedTemplates.cachefilesdService.render(["config": configPath, "daemon": daemon, "modprobe": modprobe])
+        let text = try EmbeddedTemplates.cachefilesdService.render([
+            "config": configPath, "daemon": daemon, "modprobe": modprobe,
+        ])
         return old == text ? nil : CachefilesdUnit(path: path, old: old, text: text)
     }
 }

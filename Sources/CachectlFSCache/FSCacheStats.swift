@@ -99,10 +99,11 @@ public struct FSCacheCache: Sendable, Equatable, Codable {
                 byColumn[column] = index == columns.count - 1 ? fields[index...].joined(separator: " ") : fields[index]
             }
             guard let state = byColumn["S"], let name = byColumn["NAME"] else { continue }
-            result.append(FSCacheCache(
-                name: name, state: state, refs: byColumn["REF"].flatMap { Int($0) },
-                volumes: byColumn["VOLS"].flatMap { Int($0) }, objects: byColumn["OBJS"].flatMap { Int($0) },
-                accesses: byColumn["ACCES"].flatMap { Int($0) }))
+            result.append(
+                FSCacheCache(
+                    name: name, state: state, refs: byColumn["REF"].flatMap { Int($0) },
+                    volumes: byColumn["VOLS"].flatMap { Int($0) }, objects: byColumn["OBJS"].flatMap { Int($0) },
+                    accesses: byColumn["ACCES"].flatMap { Int($0) }))
         }
         return result
     }

@@ -201,9 +201,10 @@ enum ChunkCodec {
         for block in 0..<blocks {
             let start = block * blockSize
             let length = min(blockSize, count - start)
-            let n = Int(LZ4_compress_default(
-                (bytes + start).assumingMemoryBound(to: CChar.self),
-                (work + used).assumingMemoryBound(to: CChar.self), Int32(length), Int32(bound)))
+            let n = Int(
+                LZ4_compress_default(
+                    (bytes + start).assumingMemoryBound(to: CChar.self),
+                    (work + used).assumingMemoryBound(to: CChar.self), Int32(length), Int32(bound)))
             if n > 0 && n < length {
                 used += n
             } else {

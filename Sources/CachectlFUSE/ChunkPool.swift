@@ -196,7 +196,9 @@ final class ChunkPool: @unchecked Sendable {
     /// are cached, marked used; else nil. A passthrough open takes them.
     func allChunks(_ file: FileID, version: FileVersion, chunks count: Int) -> [StoredChunk]? {
         locked {
-            guard count > 0, let record = files[file], record.version == version, record.chunks.count == count else { return nil }
+            guard count > 0, let record = files[file], record.version == version, record.chunks.count == count else {
+                return nil
+            }
             var chunks: [StoredChunk] = []
             chunks.reserveCapacity(count)
             for index in 0..<count {

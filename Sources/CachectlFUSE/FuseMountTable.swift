@@ -48,7 +48,9 @@ public enum FuseMountTable {
     /// Unmounts a mirror. Without `force`, refuses (returns .busy) while files are
     /// open in it. With `force`, detaches it and aborts the FUSE connection so
     /// readers get ENOTCONN and the daemon exits.
-    public static func unmount(_ mountpoint: String, force: Bool, roots: KernelRoots = .system) throws(CachectlError) -> UnmountResult {
+    public static func unmount(_ mountpoint: String, force: Bool, roots: KernelRoots = .system) throws(CachectlError)
+        -> UnmountResult
+    {
         guard getuid() == 0 else {
             let result = try ExternalCommand(["fusermount3", "-u"] + (force ? ["-z"] : []) + [mountpoint]).run()
             if result.succeeded { return .unmounted }
@@ -63,7 +65,7 @@ public enum FuseMountTable {
         let connection = (try? MountTable.entry(at: mountpoint, roots: roots))?.device?.minor
         do {
             try Mounter.unmount(mountpoint, force: force)
-        } catch where error.errno == EBUSY && !force {
+        } catch  where error.errno == EBUSY && !force {
             return .busy
         }
         if force, let connection {

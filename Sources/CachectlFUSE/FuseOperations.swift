@@ -11,7 +11,9 @@ enum FuseOperations {
     }
 
     static func handle(_ fi: UnsafeMutablePointer<fuse_file_info>?) -> SourceFileHandle? {
-        guard let fi, fi.pointee.fh != 0, let raw = UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh)) else { return nil }
+        guard let fi, fi.pointee.fh != 0, let raw = UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh)) else {
+            return nil
+        }
         return Unmanaged<SourceFileHandle>.fromOpaque(raw).takeUnretainedValue()
     }
 
@@ -79,7 +81,8 @@ enum FuseOperations {
         // may pass no path to readdir.
         ops.getxattr = { path, name, value, size in
             guard let name else { return -EINVAL }
-            return FuseOperations.mirror().getxattr(FuseOperations.string(path), name: String(cString: name), value, size)
+            return FuseOperations.mirror().getxattr(
+                FuseOperations.string(path), name: String(cString: name), value, size)
         }
         ops.listxattr = { _, _, _ in 0 }
         ops.opendir = { path, fi in

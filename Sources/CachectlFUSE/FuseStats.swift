@@ -117,7 +117,9 @@ public enum FuseStatsFile {
             if lstat(prefix, &st) != 0 {
                 let code = errno
                 guard code == ENOENT, let mode else { throw CachectlError("lstat", path: prefix, errno: code) }
-                if mkdir(prefix, mode) != 0 && errno != EEXIST { throw CachectlError("mkdir", path: prefix, errno: errno) }
+                if mkdir(prefix, mode) != 0 && errno != EEXIST {
+                    throw CachectlError("mkdir", path: prefix, errno: errno)
+                }
                 guard lstat(prefix, &st) == 0 else { throw CachectlError("lstat", path: prefix, errno: errno) }
             }
             let kind = st.st_mode & S_IFMT
@@ -126,8 +128,11 @@ public enum FuseStatsFile {
             guard trustedOwner, !othersMayWrite, kind == S_IFDIR || kind == S_IFLNK else {
                 throw CachectlError.failed(
                     "state directory", path: prefix,
-                    hint: (trustedOwner ? "is writable by other users" : "belongs to uid \(st.st_uid), not to this user (uid \(me)) or root")
-                        + "; cachectl will not use it. Set XDG_RUNTIME_DIR or pass --state-dir with a directory of your own")
+                    hint: (trustedOwner
+                        ? "is writable by other users"
+                        : "belongs to uid \(st.st_uid), not to this user (uid \(me)) or root")
+                        + "; cachectl will not use it. Set XDG_RUNTIME_DIR or pass --state-dir with a directory of your own"
+                )
             }
         }
     }
@@ -139,12 +144,15 @@ public enum FuseStatsFile {
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0o600)
         if fd < 0 {
             let code = errno
-            throw CachectlError("open", path: path, errno: code, hint: code == ELOOP ? "the log is a symlink; refusing to follow it" : nil)
+            throw CachectlError(
+                "open", path: path, errno: code,
+                hint: code == ELOOP ? "the log is a symlink; refusing to follow it" : nil)
         }
         var st = stat()
         guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_uid == geteuid(), st.st_nlink == 1 else {
             close(fd)
-            throw CachectlError.failed("open", path: path, hint: "the log must be a regular file of this user's with one link; refusing it")
+            throw CachectlError.failed(
+                "open", path: path, hint: "the log must be a regular file of this user's with one link; refusing it")
         }
         return fd
     }
@@ -159,7 +167,8 @@ public enum FuseStatsFile {
         if trimmed.isEmpty { return "-" }
         var out = ""
         for (i, byte) in trimmed.utf8.enumerated() {
-            let isPlain = (byte >= 0x61 && byte <= 0x7a) || (byte >= 0x41 && byte <= 0x5a)
+            let isPlain =
+                (byte >= 0x61 && byte <= 0x7a) || (byte >= 0x41 && byte <= 0x5a)
                 || (byte >= 0x30 && byte <= 0x39) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ":")
                 || (byte == UInt8(ascii: ".") && i > 0)
             if byte == UInt8(ascii: "/") {

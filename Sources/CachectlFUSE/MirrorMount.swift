@@ -26,8 +26,10 @@ public final class MirrorMount: @unchecked Sendable {
     /// remove the file without the writer putting it back.
     private let statsWriterDone = DispatchSemaphore(value: 0)
 
-    private init(options: MirrorOptions, mirror: SourceMirror, session: OpaquePointer,
-                 operations: UnsafeMutablePointer<fuse_operations>) {
+    private init(
+        options: MirrorOptions, mirror: SourceMirror, session: OpaquePointer,
+        operations: UnsafeMutablePointer<fuse_operations>
+    ) {
         self.options = options
         self.mirror = mirror
         self.session = session
@@ -41,14 +43,17 @@ public final class MirrorMount: @unchecked Sendable {
         try options.validate()
         var st = stat()
         guard stat(options.mountpoint, &st) == 0 else {
-            throw CachectlError("stat", path: options.mountpoint, errno: errno, hint: "create the mountpoint directory first")
+            throw CachectlError(
+                "stat", path: options.mountpoint, errno: errno, hint: "create the mountpoint directory first")
         }
         guard st.st_mode & S_IFMT == S_IFDIR else {
-            throw CachectlError.failed("fuse mount", path: options.mountpoint, hint: "the mountpoint must be a directory")
+            throw CachectlError.failed(
+                "fuse mount", path: options.mountpoint, hint: "the mountpoint must be a directory")
         }
         guard access("/dev/fuse", R_OK | W_OK) == 0 else {
-            throw CachectlError("open", path: "/dev/fuse", errno: errno,
-                              hint: "load the fuse module (modprobe fuse) and install fuse3; containers need --device /dev/fuse")
+            throw CachectlError(
+                "open", path: "/dev/fuse", errno: errno,
+                hint: "load the fuse module (modprobe fuse) and install fuse3; containers need --device /dev/fuse")
         }
         if let statsDirectory = options.statsDirectory { try FuseStatsFile.prepareDirectory(statsDirectory) }
         let mirror = try SourceMirror(options: options)
@@ -65,15 +70,18 @@ public final class MirrorMount: @unchecked Sendable {
         var cStrings = argv.map { strdup($0) }
         defer { cStrings.forEach { free($0) } }
         let handle = cStrings.withUnsafeMutableBufferPointer { buffer in
-            cachectl_fuse_mount(Int32(argv.count), buffer.baseAddress, operations,
-                                MemoryLayout<fuse_operations>.size, userData, options.mountpoint)
+            cachectl_fuse_mount(
+                Int32(argv.count), buffer.baseAddress, operations,
+                MemoryLayout<fuse_operations>.size, userData, options.mountpoint)
         }
         guard let handle else {
             mirror.shutdown()
             operations.deallocate()
             throw CachectlError.failed(
                 "fuse mount", path: options.mountpoint,
-                hint: "libfuse could not mount (see its message above); is something already mounted there, and may this user mount FUSE?")
+                hint:
+                    "libfuse could not mount (see its message above); is something already mounted there, and may this user mount FUSE?"
+            )
         }
         mirror.session = handle
         mirror.connection.attach(cachectl_fuse_fd(handle))
@@ -174,8 +182,9 @@ public final class MirrorMount: @unchecked Sendable {
             prefetchCancelled: prefetch.cancelled, prefetchHits: pool.counters.prefetchHits,
             evictions: pool.counters.evictions, invalidations: pool.counters.invalidations,
             files: pool.files.map {
-                .init(path: $0.path, cachedBytes: $0.raw, storedBytes: $0.stored,
-                      compressionRatio: $0.stored == 0 ? 1 : Double($0.raw) / Double($0.stored))
+                .init(
+                    path: $0.path, cachedBytes: $0.raw, storedBytes: $0.stored,
+                    compressionRatio: $0.stored == 0 ? 1 : Double($0.raw) / Double($0.stored))
             },
             passthrough: mirror.passthroughStatus,
             passthroughOpens: mirror.passthroughOpens.load(ordering: .relaxed))

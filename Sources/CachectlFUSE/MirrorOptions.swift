@@ -51,11 +51,15 @@ public struct MirrorOptions: Sendable {
     public func validate() throws(CachectlError) {
         if poolBytes < UInt64(chunkBytes) {
             throw .usage(
-                ["pool"], "pool \(ByteSize.format(poolBytes)) is smaller than one chunk (\(ByteSize.format(UInt64(chunkBytes))))",
+                ["pool"],
+                "pool \(ByteSize.format(poolBytes)) is smaller than one chunk (\(ByteSize.format(UInt64(chunkBytes))))",
                 hint: "choose a larger pool or a smaller chunk")
         }
         if chunkBytes < Self.minimumChunkBytes || chunkBytes > Self.maximumChunkBytes {
-            throw .usage(["chunk"], "chunk must be between \(ByteSize.format(UInt64(Self.minimumChunkBytes))) and \(ByteSize.format(UInt64(Self.maximumChunkBytes)))")
+            throw .usage(
+                ["chunk"],
+                "chunk must be between \(ByteSize.format(UInt64(Self.minimumChunkBytes))) and \(ByteSize.format(UInt64(Self.maximumChunkBytes)))"
+            )
         }
         if chunkBytes % 4096 != 0 { throw .usage(["chunk"], "chunk must be a multiple of 4 KiB") }
         if prefetchFiles < 0 || prefetchFiles > 64 { throw .usage(["prefetch"], "prefetch must be between 0 and 64") }

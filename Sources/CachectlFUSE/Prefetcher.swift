@@ -59,7 +59,8 @@ final class Prefetcher: @unchecked Sendable {
         defer { condition.unlock() }
         for n in 0..<count {
             // A thread the kernel refuses leaves fewer prefetchers; reads never wait on them.
-            guard (try? startThread("cachectl-prefetch-\(n)", stackSize: 1 << 20) { [self] in workerLoop() }) != nil else { break }
+            guard (try? startThread("cachectl-prefetch-\(n)", stackSize: 1 << 20) { [self] in workerLoop() }) != nil
+            else { break }
             running += 1
         }
     }

@@ -19,7 +19,10 @@ final class SourceFileHandle: @unchecked Sendable {
     /// Highest chunk index queued for read-ahead by this handle.
     private let queuedThrough = Mutex(-1)
 
-    init(file: SourceDescriptor, id: FileID, version: FileVersion, path: String, stream: CancelToken, backingID: Int32 = 0) {
+    init(
+        file: SourceDescriptor, id: FileID, version: FileVersion, path: String, stream: CancelToken,
+        backingID: Int32 = 0
+    ) {
         self.file = file
         self.id = id
         self.version = version
@@ -282,7 +285,10 @@ final class SourceMirror: @unchecked Sendable {
         guard fd >= 0 else { return [] }
         defer { close(fd) }
         var names: [String] = []
-        _ = readdir(fd: fd) { names.append(String(cString: $0)); return true }
+        _ = readdir(fd: fd) {
+            names.append(String(cString: $0))
+            return true
+        }
         return names
     }
 
@@ -327,7 +333,8 @@ final class SourceMirror: @unchecked Sendable {
             streams.files[id] = stream
             return (stream.token, stream.backingID)
         }
-        let handle = SourceFileHandle(file: file, id: id, version: version, path: path, stream: token, backingID: backingID)
+        let handle = SourceFileHandle(
+            file: file, id: id, version: version, path: path, stream: token, backingID: backingID)
         if backingID > 0 {
             passthroughOpens.add(1, ordering: .relaxed)
         } else {
@@ -520,7 +527,9 @@ final class SourceMirror: @unchecked Sendable {
                 guard ChunkCodec.shouldCompress(bytes, count: raw.rawCount, mode: mode) else { return nil }
                 return ChunkCodec.compress(bytes, count: raw.rawCount)
             }
-            if let compressed = compressed ?? nil, compressed.isCompressed { pool.replace(key, old: raw, with: compressed) }
+            if let compressed = compressed ?? nil, compressed.isCompressed {
+                pool.replace(key, old: raw, with: compressed)
+            }
         case .readAhead(let handle, let range, let token):
             for index in range.lower..<range.upper {
                 if token.isCancelled {

@@ -31,7 +31,9 @@ public enum BusyScan {
             let base = "\(proc)/\(pid)"
             var holds: [String] = []
             for link in ["cwd", "root"] {
-                if let target = try? Path.linkTarget(of: base + "/" + link), isUnder(target), !(link == "root" && target == "/") {
+                if let target = try? Path.linkTarget(of: base + "/" + link), isUnder(target),
+                    !(link == "root" && target == "/")
+                {
                     holds.append(link)
                 }
             }
@@ -48,10 +50,11 @@ public enum BusyScan {
                     guard fields.count == 6 else { continue }
                     let path = fields[5].trimmingWhitespace()
                     let devParts = fields[3].split(separator: ":")
-                    let onDevice = device.map { device in
-                        devParts.count == 2 && UInt32(devParts[0], radix: 16) == device.major
-                            && UInt32(devParts[1], radix: 16) == device.minor
-                    } ?? false
+                    let onDevice =
+                        device.map { device in
+                            devParts.count == 2 && UInt32(devParts[0], radix: 16) == device.major
+                                && UInt32(devParts[1], radix: 16) == device.minor
+                        } ?? false
                     if (onDevice || (path.hasPrefix("/") && isUnder(path))) && seen.insert(path).inserted {
                         holds.append("mmap \(path)")
                     }

@@ -103,13 +103,16 @@ public struct FscSwitch: Sendable {
             throw CachectlError.usage(nil, "fsc: no mount point given", hint: "name one or more mount points, or all")
         }
         if let readahead, readahead.bytes < 4096 || readahead.bytes > 1 << 30 {
-            throw CachectlError.usage(["readahead"], "readahead \(readahead) out of range", hint: "use 4K...1G, e.g. 16M")
+            throw CachectlError.usage(
+                ["readahead"], "readahead \(readahead) out of range", hint: "use 4K...1G, e.g. 16M")
         }
         if let nconnect, !Self.nconnectRange.contains(nconnect) {
             throw CachectlError.usage(["nconnect"], "nconnect \(nconnect) out of range", hint: "use 1...16, e.g. 4")
         }
         if let rsize, !Self.rsizeRange.contains(rsize.bytes) || rsize.bytes % 4096 != 0 {
-            throw CachectlError.usage(["rsize"], "rsize \(rsize) out of range", hint: "use a multiple of 4K up to 1M for NFS (8M for CIFS), e.g. 1M")
+            throw CachectlError.usage(
+                ["rsize"], "rsize \(rsize) out of range",
+                hint: "use a multiple of 4K up to 1M for NFS (8M for CIFS), e.g. 1M")
         }
     }
 
@@ -164,7 +167,9 @@ public struct FscSwitch: Sendable {
         return report.redacted()
     }
 
-    private func switchOne(_ target: String, _ report: inout MountReport, heldSignal: inout Int32?) throws(CachectlError) {
+    private func switchOne(_ target: String, _ report: inout MountReport, heldSignal: inout Int32?)
+        throws(CachectlError)
+    {
         let verb = enable ? "enable" : "disable"
         let mounted = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")
         guard let mount = MountTable.mount(at: target, in: mounted) else {
@@ -173,15 +178,17 @@ public struct FscSwitch: Sendable {
                 try finishPendingMount(entry, &report, heldSignal: &heldSignal)
                 return
             }
-            throw CachectlError.failed("fsc \(verb): nothing is mounted on", path: target,
-                                     hint: "mount the share first (see `cachectl mounts`)")
+            throw CachectlError.failed(
+                "fsc \(verb): nothing is mounted on", path: target,
+                hint: "mount the share first (see `cachectl mounts`)")
         }
         report.fstype = mount.fstype
         report.source = mount.source
         let isTestFilesystem = testFilesystems.contains(mount.fstype)
         guard let kind = NetworkFilesystem(fstype: mount.fstype) ?? (isTestFilesystem ? .nfs : nil) else {
-            throw CachectlError.failed("fsc \(verb): \(target) is \(mount.fstype), not NFS or CIFS", path: nil,
-                                     hint: "FS-Cache backs only NFS and CIFS mounts")
+            throw CachectlError.failed(
+                "fsc \(verb): \(target) is \(mount.fstype), not NFS or CIFS", path: nil,
+                hint: "FS-Cache backs only NFS and CIFS mounts")
         }
         let fscBefore = Self.fscOn(mount, volumes: NFSVolume.read(proc: roots.proc))
         report.fscBefore = fscBefore
@@ -189,8 +196,9 @@ public struct FscSwitch: Sendable {
         report.nconnect = tuningBefore.nconnect
         report.rsizeBytes = tuningBefore.rsize
         if kind == .nfs, let rsize, rsize.bytes > Self.nfsMaxRsize {
-            throw CachectlError.usage(["rsize"], "rsize \(rsize) is more than an NFS client reads per request (1M)",
-                                      hint: "use 1M or less for NFS")
+            throw CachectlError.usage(
+                ["rsize"], "rsize \(rsize) is more than an NFS client reads per request (1M)",
+                hint: "use 1M or less for NFS")
         }
 
         let fstab = try FstabFile(path: fstabPath)
@@ -203,7 +211,8 @@ public struct FscSwitch: Sendable {
         let siblings = mounted.filter {
             $0.target != mount.target && $0.source == mount.source && $0.device != mount.device && $0.isNetworkShare
         }
-        let needsUnique = kind == .nfs && enable
+        let needsUnique =
+            kind == .nfs && enable
             && (siblings.contains { Self.fscOn($0, volumes: volumes) }
                 || (!siblings.isEmpty && OptionString.contains(entry?.options ?? mount.options, "nosharecache")))
         func switchedFsc(_ options: String) -> String {
@@ -228,10 +237,13 @@ public struct FscSwitch: Sendable {
         let readaheadNeedsChange = wantedReadaheadKB != nil
 
         if needsUnique && !OptionString.contains(entry?.options ?? "", "fsc") {
-            report.notes.append("another mount of \(mount.source) already uses FS-Cache: using fsc=UNIQ so their cache volumes differ")
+            report.notes.append(
+                "another mount of \(mount.source) already uses FS-Cache: using fsc=UNIQ so their cache volumes differ")
         }
         if entry == nil && (remountNeeded || !enable) {
-            report.notes.append("no fstab entry for \(target): mounting it again with its current options \(enable ? "plus" : "minus") fsc; this does not last past a reboot unless fstab says so")
+            report.notes.append(
+                "no fstab entry for \(target): mounting it again with its current options \(enable ? "plus" : "minus") fsc; this does not last past a reboot unless fstab says so"
+            )
         }
 
         // The plan, named in the report even when a check below stops it.
@@ -250,7 +262,8 @@ public struct FscSwitch: Sendable {
             let settings = [nconnect.map { "nconnect=\($0)" }, rsize.map { "rsize=\($0.bytes)" }].compactMap { $0 }
                 .filter { !OptionString.split(entry?.options ?? "").contains($0) }
             if !settings.isEmpty { edits.append("set " + settings.joined(separator: ",")) }
-            fstabStep = "\(edits.joined(separator: " and ")) in the fstab entry (backup \(fstabPath)\(AtomicFile.backupSuffix))"
+            fstabStep =
+                "\(edits.joined(separator: " and ")) in the fstab entry (backup \(fstabPath)\(AtomicFile.backupSuffix))"
         }
         if remountNeeded {
             remountStep = "unmount \(target) and mount it again with \(OptionString.redacted(newMountOptions))"
@@ -270,8 +283,9 @@ public struct FscSwitch: Sendable {
 
         if remountNeeded && !isTestFilesystem {
             // Once unmounted, a share whose server is gone cannot come back: check first.
-            try requireServer(source: mount.source, fstype: mount.fstype, options: entry?.options ?? mount.options, kind: kind,
-                              target: target, hint: "left \(target) mounted and fstab unchanged; run again when the server answers")
+            try requireServer(
+                source: mount.source, fstype: mount.fstype, options: entry?.options ?? mount.options, kind: kind,
+                target: target, hint: "left \(target) mounted and fstab unchanged; run again when the server answers")
         }
         if remountNeeded && !force {
             report.busy = BusyScan.users(of: target, device: mount.device, proc: roots.proc)
@@ -294,7 +308,8 @@ public struct FscSwitch: Sendable {
             // SIGTERM/SIGINT waits: the step finishes instead of leaving the share unmounted.
             let (result, signal) = DeferredSignals.run { () throws(CachectlError) in
                 try apply(
-                    mount, kind: kind, fstab: fstab, steps: steps, fscBefore: fscBefore, oldMountOptions: oldMountOptions,
+                    mount, kind: kind, fstab: fstab, steps: steps, fscBefore: fscBefore,
+                    oldMountOptions: oldMountOptions,
                     newMountOptions: newMountOptions, wantedReadaheadKB: wantedReadaheadKB, log: log, &report)
             }
             heldSignal = signal
@@ -354,18 +369,21 @@ public struct FscSwitch: Sendable {
             report.nconnect = tuningAfter.nconnect
             report.rsizeBytes = tuningAfter.rsize
             if nconnect != nil, tuningAfter.nconnect == nil {
-                report.notes.append("this \(remounted.fstype) mount does not show nconnect in mountinfo: set, not checked")
+                report.notes.append(
+                    "this \(remounted.fstype) mount does not show nconnect in mountinfo: set, not checked")
             }
             var wrong: CachectlError?
             if fscAfter != enable {
                 wrong = CachectlError.failed(
                     "fsc \(verb): \(target) was mounted again but FS-Cache is still \(fscAfter ? "on" : "off")",
-                    hint: Self.stillWrongHint(enable: enable, kind: kind, uniqueTag: OptionString.value(newMountOptions, "fsc") ?? nil))
+                    hint: Self.stillWrongHint(
+                        enable: enable, kind: kind, uniqueTag: OptionString.value(newMountOptions, "fsc") ?? nil))
             } else if !tuningMatches(tuningAfter) {
                 wrong = tuningWrongError(tuningAfter, mount: remounted, verb: verb)
             }
             if let wrong {
-                try rollBack(remounted, to: oldMountOptions, readaheadKB: readaheadBefore, fstab: fstab, after: wrong, &report)
+                try rollBack(
+                    remounted, to: oldMountOptions, readaheadKB: readaheadBefore, fstab: fstab, after: wrong, &report)
             }
             newDevice = remounted.device
             if wantedReadaheadKB == nil, let kept = readaheadBefore, let device = remounted.device {
@@ -397,7 +415,8 @@ public struct FscSwitch: Sendable {
     /// value the kernel does not show (nconnect of a CIFS mount: not in its options)
     /// cannot be checked and counts as taken.
     func tuningMatches(_ live: (nconnect: Int?, rsize: UInt64?)) -> Bool {
-        (nconnect == nil || live.nconnect == nil || live.nconnect == nconnect) && (rsize == nil || live.rsize == rsize?.bytes)
+        (nconnect == nil || live.nconnect == nil || live.nconnect == nconnect)
+            && (rsize == nil || live.rsize == rsize?.bytes)
     }
 
     /// The options with the asked `nconnect` and `rsize` set.
@@ -411,27 +430,36 @@ public struct FscSwitch: Sendable {
     /// Why the new mount does not have the asked `nconnect`/`rsize`. An NFS
     /// client shares one set of connections among every mount of a server: a
     /// mount of it elsewhere keeps the count it was made with.
-    private func tuningWrongError(_ live: (nconnect: Int?, rsize: UInt64?), mount: MountEntry, verb: String) -> CachectlError {
+    private func tuningWrongError(_ live: (nconnect: Int?, rsize: UInt64?), mount: MountEntry, verb: String)
+        -> CachectlError
+    {
         if let nconnect, live.nconnect != nconnect {
             let (server, _) = NetworkMounts.splitSource(mount.source, fstype: mount.fstype)
             let others = ((try? MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")) ?? [])
-                .filter { $0.target != mount.target && $0.isNetworkShare && NetworkMounts.splitSource($0.source, fstype: $0.fstype).0 == server }
+                .filter {
+                    $0.target != mount.target && $0.isNetworkShare
+                        && NetworkMounts.splitSource($0.source, fstype: $0.fstype).0 == server
+                }
                 .map(\.target)
             return CachectlError.failed(
                 "fsc \(verb): \(mount.target) was mounted with nconnect=\(nconnect) but the kernel uses \(live.nconnect.map(String.init) ?? "its default")",
                 hint: others.isEmpty
                     ? "this kernel's client did not take nconnect for this server"
-                    : "the NFS client shares one set of connections per server, and \(others.joined(separator: ", ")) keeps the count it was mounted with: give those mounts the same nconnect, or unmount them first")
+                    : "the NFS client shares one set of connections per server, and \(others.joined(separator: ", ")) keeps the count it was mounted with: give those mounts the same nconnect, or unmount them first"
+            )
         }
         return CachectlError.failed(
             "fsc \(verb): \(mount.target) was mounted with rsize=\(rsize?.bytes ?? 0) but the kernel uses \(live.rsize.map(String.init) ?? "its default")",
-            hint: "the server grants at most \(live.rsize.map { ByteSize.format($0) } ?? "less") per READ: ask for that rsize or less")
+            hint:
+                "the server grants at most \(live.rsize.map { ByteSize.format($0) } ?? "less") per READ: ask for that rsize or less"
+        )
     }
 
     /// The new mount is not what was asked: put the fstab entry back, mount the
     /// share again with its old options, and throw `failure` with what was done.
     private func rollBack(
-        _ mount: MountEntry, to oldOptions: String, readaheadKB: UInt64?, fstab: FstabFile, after failure: CachectlError,
+        _ mount: MountEntry, to oldOptions: String, readaheadKB: UInt64?, fstab: FstabFile,
+        after failure: CachectlError,
         _ report: inout MountReport
     ) throws(CachectlError) {
         var outcome: String
@@ -440,14 +468,19 @@ public struct FscSwitch: Sendable {
             try Mounter.unmount(mount.target)
             try Mounter.mount(source: mount.source, target: mount.target, fstype: mount.fstype, options: oldOptions)
             outcome = "mounted \(mount.target) again with its old options"
-            if let readaheadKB, let device = MountTable.mount(at: mount.target, in: (try? MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")) ?? [])?.device {
+            if let readaheadKB,
+                let device = MountTable.mount(
+                    at: mount.target, in: (try? MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")) ?? [])?
+                    .device
+            {
                 _ = try? Readahead.set(kilobytes: readaheadKB, for: device, sys: roots.sys)
             }
             report.remounted = false
             report.changed = report.fstabChanged
             report.fscAfter = report.fscBefore
         } catch {
-            outcome = "putting the old mount back failed (\(error.hint ?? error.description)); check `mount \(mount.target)`"
+            outcome =
+                "putting the old mount back failed (\(error.hint ?? error.description)); check `mount \(mount.target)`"
         }
         var error = failure
         error.hint = (failure.hint.map { $0 + "; " } ?? "") + outcome
@@ -461,7 +494,8 @@ public struct FscSwitch: Sendable {
             // Seen on Debian's 6.1 (NFSv4.2, two nosharecache mounts of one export):
             // the volume key the kernel logs lacks the tag, and the second mount
             // gets no cache volume. 6.12 keeps the tag in the key.
-            return "another mount of this export with the same options holds its cache volume, and this kernel's NFS client left fsc=\(uniqueTag) out of the volume key (dmesg: \"NFS: Cache volume key already in use\"; seen on 6.1 with NFSv4, not on 6.12): here only one such mount can use FS-Cache; mount the export once, or give this mount different options"
+            return
+                "another mount of this export with the same options holds its cache volume, and this kernel's NFS client left fsc=\(uniqueTag) out of the volume key (dmesg: \"NFS: Cache volume key already in use\"; seen on 6.1 with NFSv4, not on 6.12): here only one such mount can use FS-Cache; mount the export once, or give this mount different options"
         }
         let name = kind == .nfs ? "NFS" : "CIFS"
         return "this kernel's \(name) client may lack FS-Cache support (CONFIG_\(name)_FSCACHE); see `cachectl doctor`"
@@ -497,7 +531,8 @@ public struct FscSwitch: Sendable {
                 // Back where it started: nothing changed unless fstab could not be restored.
                 report.changed = report.fstabChanged
             } catch {
-                outcome = "mounting with the old options failed too (\(error.hint ?? error.description)): \(mount.target) is NOT mounted, run `mount \(mount.target)` once the server answers"
+                outcome =
+                    "mounting with the old options failed too (\(error.hint ?? error.description)): \(mount.target) is NOT mounted, run `mount \(mount.target)` once the server answers"
             }
             var error = failure
             error.hint = (failure.hint.map { $0 + "; " } ?? "") + outcome
@@ -514,7 +549,8 @@ public struct FscSwitch: Sendable {
             report.fstabChanged = false
             report.notes.append("restored \(fstab.path) to what it was")
         } catch {
-            report.notes.append("could not restore \(fstab.path): \(error); the old file is \(fstab.path)\(AtomicFile.backupSuffix)")
+            report.notes.append(
+                "could not restore \(fstab.path): \(error); the old file is \(fstab.path)\(AtomicFile.backupSuffix)")
         }
     }
 
@@ -523,7 +559,8 @@ public struct FscSwitch: Sendable {
     /// entry's change made since stays.
     static func revertEntry(of target: String, in edited: FstabFile) throws(CachectlError) {
         guard let before = FstabFile.entryOptions(in: edited.originalBytes, forTarget: target),
-              let wrote = FstabFile.entryOptions(in: edited.bytes, forTarget: target) else { return }
+            let wrote = FstabFile.entryOptions(in: edited.bytes, forTarget: target)
+        else { return }
         let now = try FstabFile(path: edited.path)
         guard FstabFile.entryOptions(in: now.bytes, forTarget: target) == wrote else { return }
         now.setOptions(before, forTarget: target)
@@ -540,8 +577,9 @@ public struct FscSwitch: Sendable {
         guard MountTable.mount(at: target, in: mounted) == nil else { return nil }
         let wanted = normalizedMountPoint(target)
         guard let entry = fstab.first(where: { normalizedMountPoint($0.target) == wanted }),
-              entry.isNetworkShare || testFilesystems.contains(entry.fstype),
-              OptionString.contains(entry.options, "fsc") == enable else { return nil }
+            entry.isNetworkShare || testFilesystems.contains(entry.fstype),
+            OptionString.contains(entry.options, "fsc") == enable
+        else { return nil }
         return entry
     }
 
@@ -554,24 +592,31 @@ public struct FscSwitch: Sendable {
         let portOption = OptionString.value(options, "port") ?? nil
         let port = portOption.flatMap { UInt16($0) }.flatMap { $0 == 0 ? nil : $0 } ?? (kind == .nfs ? 2049 : 445)
         if let reason = ServerProbe.unreachableReason(host: server, port: port) {
-            throw CachectlError.failed("fsc \(enable ? "enable" : "disable"): server of \(target) is unreachable (\(reason))", hint: hint)
+            throw CachectlError.failed(
+                "fsc \(enable ? "enable" : "disable"): server of \(target) is unreachable (\(reason))", hint: hint)
         }
     }
 
     /// Mounts a share left unmounted by an interrupted run, from its fstab
     /// entry, and checks FS-Cache is what was asked.
-    private func finishPendingMount(_ entry: MountEntry, _ report: inout MountReport, heldSignal: inout Int32?) throws(CachectlError) {
+    private func finishPendingMount(_ entry: MountEntry, _ report: inout MountReport, heldSignal: inout Int32?)
+        throws(CachectlError)
+    {
         let verb = enable ? "enable" : "disable"
         let target = normalizedMountPoint(entry.target)
         let kind = NetworkFilesystem(fstype: entry.fstype) ?? .nfs
         report.fstype = entry.fstype
         report.source = entry.source
-        report.notes.append("nothing is mounted on \(target) but its fstab entry already \(enable ? "has" : "lacks") fsc: an earlier run stopped after unmounting it")
+        report.notes.append(
+            "nothing is mounted on \(target) but its fstab entry already \(enable ? "has" : "lacks") fsc: an earlier run stopped after unmounting it"
+        )
         let step = "mount \(target) from its fstab entry (\(OptionString.redacted(entry.options)))"
         report.actions = [step]
         if !testFilesystems.contains(entry.fstype) {
-            try requireServer(source: entry.source, fstype: entry.fstype, options: entry.options, kind: kind,
-                              target: target, hint: "\(target) is not mounted; run again (or `mount \(target)`) when the server answers")
+            try requireServer(
+                source: entry.source, fstype: entry.fstype, options: entry.options, kind: kind,
+                target: target,
+                hint: "\(target) is not mounted; run again (or `mount \(target)`) when the server answers")
         }
         let log = ChangeLog(check: check)
         try log.perform(step) { () throws(CachectlError) in
@@ -592,7 +637,8 @@ public struct FscSwitch: Sendable {
         let fscAfter = Self.fscOn(mounted, volumes: NFSVolume.read(proc: roots.proc))
         report.fscAfter = fscAfter
         if fscAfter != enable {
-            throw CachectlError.failed("fsc \(verb): \(target) was mounted from fstab but FS-Cache is \(fscAfter ? "on" : "off")")
+            throw CachectlError.failed(
+                "fsc \(verb): \(target) was mounted from fstab but FS-Cache is \(fscAfter ? "on" : "off")")
         }
         if let wanted = readahead.map({ $0.bytes / 1024 }), let device = mounted.device {
             try Readahead.set(kilobytes: wanted, for: device, sys: roots.sys)
@@ -603,7 +649,8 @@ public struct FscSwitch: Sendable {
     /// FS-Cache state of a live mount: NFS's volumes table, else the superblock option.
     static func fscOn(_ mount: MountEntry, volumes: [NFSVolume]) -> Bool {
         if NetworkFilesystem(fstype: mount.fstype) == .nfs, let device = mount.device,
-           let volume = volumes.first(where: { $0.device == device }) {
+            let volume = volumes.first(where: { $0.device == device })
+        {
             return volume.fsc
         }
         return OptionString.contains(mount.superOptions ?? mount.options, "fsc")
@@ -626,26 +673,35 @@ public struct FscSwitch: Sendable {
 
     /// CIFS passwords belong in a credentials file (mode 0600), never in fstab
     /// or in cachectl's output; and without fstab cachectl has no credentials to mount with.
-    private func checkCIFSSecrets(_ entry: MountEntry?, target: String, _ report: inout MountReport) throws(CachectlError) {
+    private func checkCIFSSecrets(_ entry: MountEntry?, target: String, _ report: inout MountReport)
+        throws(CachectlError)
+    {
         guard let entry else {
             throw CachectlError.failed(
                 "fsc: \(target) is a CIFS mount with no fstab entry", path: nil,
-                hint: "cachectl cannot mount it again without its credentials: add an fstab line with credentials=/etc/cachectl/NAME.cred (mode 0600)")
+                hint:
+                    "cachectl cannot mount it again without its credentials: add an fstab line with credentials=/etc/cachectl/NAME.cred (mode 0600)"
+            )
         }
         if MountSecrets.containsSecret(entry.options) {
             throw CachectlError.failed(
-                "fsc: the fstab entry for \(target) holds a password (a password=, pass= or password2= option, or a password after % in username=)", path: fstabPath,
-                hint: "move it into a credentials file (username=, password= lines; chmod 600) and use credentials=FILE")
+                "fsc: the fstab entry for \(target) holds a password (a password=, pass= or password2= option, or a password after % in username=)",
+                path: fstabPath,
+                hint: "move it into a credentials file (username=, password= lines; chmod 600) and use credentials=FILE"
+            )
         }
         let credentials = OptionString.value(entry.options, "credentials") ?? OptionString.value(entry.options, "cred")
         if case .some(.some(let file)) = credentials {
             var st = stat()
             if stat(file, &st) != 0 {
-                throw CachectlError("fsc: CIFS credentials file", path: file, errno: errno,
-                                  hint: "create it (username=, password= lines) with mode 0600")
+                throw CachectlError(
+                    "fsc: CIFS credentials file", path: file, errno: errno,
+                    hint: "create it (username=, password= lines) with mode 0600")
             }
             if st.st_mode & 0o077 != 0 {
-                report.notes.append("credentials file \(file) is readable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))): chmod 600 \(file)")
+                report.notes.append(
+                    "credentials file \(file) is readable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))): chmod 600 \(file)"
+                )
             }
         }
     }

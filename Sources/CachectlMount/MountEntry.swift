@@ -30,7 +30,8 @@ public struct DeviceNumber: Sendable, Hashable, Codable, CustomStringConvertible
     public init(from decoder: Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let parsed = DeviceNumber(parsing: text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not MAJOR:MINOR: \(text)"))
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: "not MAJOR:MINOR: \(text)"))
         }
         self = parsed
     }

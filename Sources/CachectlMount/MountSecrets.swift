@@ -46,10 +46,16 @@ public enum MountSecrets {
         var spans: [Range<Int>] = []
         var i = 0
         while i < bytes.count {
-            guard i == 0 || isBoundary(bytes[i - 1]), isNameByte(bytes[i]) else { i += 1; continue }
+            guard i == 0 || isBoundary(bytes[i - 1]), isNameByte(bytes[i]) else {
+                i += 1
+                continue
+            }
             var end = i
             while end < bytes.count && isNameByte(bytes[end]) { end += 1 }
-            guard end < bytes.count, bytes[end] == UInt8(ascii: "=") else { i = max(end, i + 1); continue }
+            guard end < bytes.count, bytes[end] == UInt8(ascii: "=") else {
+                i = max(end, i + 1)
+                continue
+            }
             let name = String(decoding: bytes[i..<end], as: UTF8.self).lowercased()
             let valueStart = end + 1
             if secretNames.contains(name) {
@@ -58,7 +64,8 @@ public enum MountSecrets {
                 i = valueEnd
             } else if userNames.contains(name) {
                 let valueEnd = endOfValue(bytes, from: valueStart, doubledCommaEscapes: false)
-                if let percent = bytes[valueStart..<valueEnd].firstIndex(of: UInt8(ascii: "%")), percent + 1 < valueEnd {
+                if let percent = bytes[valueStart..<valueEnd].firstIndex(of: UInt8(ascii: "%")), percent + 1 < valueEnd
+                {
                     let quoted = bytes[valueStart] == UInt8(ascii: "\"") && bytes[valueEnd - 1] == UInt8(ascii: "\"")
                     let secretEnd = quoted && valueEnd - 1 > percent + 1 ? valueEnd - 1 : valueEnd
                     spans.append(percent + 1..<secretEnd)
@@ -83,11 +90,15 @@ public enum MountSecrets {
         while j < bytes.count {
             let c = bytes[j]
             if c == UInt8(ascii: ",") {
-                if doubledCommaEscapes && j + 1 < bytes.count && bytes[j + 1] == UInt8(ascii: ",") { j += 2; continue }
+                if doubledCommaEscapes && j + 1 < bytes.count && bytes[j + 1] == UInt8(ascii: ",") {
+                    j += 2
+                    continue
+                }
                 break
             }
             if c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") || c == UInt8(ascii: "\n") || c == UInt8(ascii: "\r")
-                || c == UInt8(ascii: "\"") || c == UInt8(ascii: "'") {
+                || c == UInt8(ascii: "\"") || c == UInt8(ascii: "'")
+            {
                 break
             }
             j += 1
@@ -103,8 +114,8 @@ public enum MountSecrets {
     static func isBoundary(_ c: UInt8) -> Bool {
         switch c {
         case UInt8(ascii: ","), UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"),
-             UInt8(ascii: "\""), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: "["), UInt8(ascii: "{"),
-             UInt8(ascii: ";"), UInt8(ascii: ":"):
+            UInt8(ascii: "\""), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: "["), UInt8(ascii: "{"),
+            UInt8(ascii: ";"), UInt8(ascii: ":"):
             true
         default:
             false

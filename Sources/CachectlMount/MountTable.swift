@@ -95,8 +95,10 @@ public final class FstabFile {
 
     /// Unified diff of the edit (only the changed entries, no context), secrets masked.
     public func diff(oldLabel: String? = nil, newLabel: String? = nil) -> String {
-        MountSecrets.redact(UnifiedDiff.make(
-            old: originalText, new: text, oldLabel: oldLabel ?? path, newLabel: newLabel ?? path + " (cachectl)", context: 0))
+        MountSecrets.redact(
+            UnifiedDiff.make(
+                old: originalText, new: text, oldLabel: oldLabel ?? path, newLabel: newLabel ?? path + " (cachectl)",
+                context: 0))
     }
 
     /// Writes the edited file when it differs from what was read; keeps `path.cachectl.bak`.
@@ -124,7 +126,8 @@ public final class FstabFile {
             let code = errno
             // A read-only /etc: nobody can edit fstab, so there is nothing to serialise.
             if code == EROFS { return try body() }
-            throw CachectlError("open", path: lockPath, errno: code, hint: "cachectl locks \(path) with \(lockPath) while it edits it")
+            throw CachectlError(
+                "open", path: lockPath, errno: code, hint: "cachectl locks \(path) with \(lockPath) while it edits it")
         }
         defer { close(fd) }  // closing the descriptor releases the lock
         _ = try sys("flock", lockPath) { flock(fd, LOCK_EX) }
@@ -259,8 +262,9 @@ final class LibMountTable {
             // No mnt_unref_table here: `self` is fully initialized, so throwing runs
             // deinit, which unrefs it (a second unref here freed it twice).
             // libmount returns -errno.
-            throw CachectlError("parse mount table", path: path, errno: rc < 0 ? -rc : EINVAL,
-                              hint: kind == .fstab ? "fix the syntax of \(path) (see fstab(5))" : nil)
+            throw CachectlError(
+                "parse mount table", path: path, errno: rc < 0 ? -rc : EINVAL,
+                hint: kind == .fstab ? "fix the syntax of \(path) (see fstab(5))" : nil)
         }
     }
 

@@ -36,7 +36,9 @@ public enum Mounter {
         } else if !text.isEmpty {
             hint = text
         } else {
-            hint = helperFailed ? "mount.\(fstype) helper exited \(mnt_context_get_helper_status(context))" : "libmount error \(rc)"
+            hint =
+                helperFailed
+                ? "mount.\(fstype) helper exited \(mnt_context_get_helper_status(context))" : "libmount error \(rc)"
         }
         throw CachectlError(
             "mount \(source) on", path: target, errno: syscallErrno > 0 ? syscallErrno : nil,
@@ -45,7 +47,9 @@ public enum Mounter {
 
     /// mount(2) itself, for local filesystems (tmpfs, ext4 on zram) whose
     /// flags and data cachectl chooses exactly: no helper, no option parsing.
-    public static func mount(source: String, target: String, fstype: String, flags: UInt, data: String) throws(CachectlError) {
+    public static func mount(source: String, target: String, fstype: String, flags: UInt, data: String)
+        throws(CachectlError)
+    {
         _ = try sys("mount \(fstype) on", target) { Glibc.mount(source, target, fstype, flags, data) }
     }
 
@@ -103,15 +107,16 @@ enum HelperStderr {
 
     /// The helper's lines joined into one reason, secrets masked.
     static func reason(_ output: String) -> String {
-        MountSecrets.redact(output.split(whereSeparator: \.isNewline)
-            .map { line -> String in
-                var text = Substring(line)
-                while text.first?.isWhitespace == true { text = text.dropFirst() }
-                while text.last?.isWhitespace == true { text = text.dropLast() }
-                return String(text)
-            }
-            .filter { !$0.isEmpty }
-            .joined(separator: "; "))
+        MountSecrets.redact(
+            output.split(whereSeparator: \.isNewline)
+                .map { line -> String in
+                    var text = Substring(line)
+                    while text.first?.isWhitespace == true { text = text.dropFirst() }
+                    while text.last?.isWhitespace == true { text = text.dropLast() }
+                    return String(text)
+                }
+                .filter { !$0.isEmpty }
+                .joined(separator: "; "))
     }
 
     /// What a helper said on success (warnings) goes on to stderr, secrets masked.

@@ -62,7 +62,9 @@ public enum OptionString {
     }
 
     /// Runs a libmount editor on a malloc'd copy (they realloc/free it) and returns the result.
-    private static func edit(_ options: String, _ body: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32) -> String {
+    private static func edit(_ options: String, _ body: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32)
+        -> String
+    {
         var buffer: UnsafeMutablePointer<CChar>? = options.isEmpty ? nil : strdup(options)
         defer { free(buffer) }
         guard body(&buffer) >= 0 else { return options }

@@ -15,7 +15,9 @@ public enum Readahead {
 
     /// Sets it; returns false when it already had that value (nothing written).
     @discardableResult
-    public static func set(kilobytes: UInt64, for device: DeviceNumber, sys: String = "/sys") throws(CachectlError) -> Bool {
+    public static func set(kilobytes: UInt64, for device: DeviceNumber, sys: String = "/sys") throws(CachectlError)
+        -> Bool
+    {
         if self.kilobytes(for: device, sys: sys) == kilobytes { return false }
         try KernelAttribute.write("\(kilobytes)\n", to: path(for: device, sys: sys))
         return true

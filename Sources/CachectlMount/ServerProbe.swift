@@ -20,14 +20,25 @@ public enum ServerProbe {
         var current: UnsafeMutablePointer<addrinfo>? = first
         while let info = current {
             current = info.pointee.ai_next
-            let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { lastError = errno; continue }
+            let fd = socket(
+                info.pointee.ai_family,
+                Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else {
+                lastError = errno
+                continue
+            }
             defer { close(fd) }
             if connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 { return nil }
-            guard errno == EINPROGRESS else { lastError = errno; continue }
+            guard errno == EINPROGRESS else {
+                lastError = errno
+                continue
+            }
             var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
             let ready = poll(&poller, 1, Int32(timeout * 1000))
-            if ready <= 0 { lastError = ready == 0 ? ETIMEDOUT : errno; continue }
+            if ready <= 0 {
+                lastError = ready == 0 ? ETIMEDOUT : errno
+                continue
+            }
             var soError: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &length)

@@ -30,7 +30,9 @@ enum Configfs {
             var attrs: [String: String] = [:]
             for file in files where file.hasPrefix(group + "_") {
                 var st = stat()
-                guard stat(dir + "/" + file, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_mode & S_IWUSR != 0 else { continue }
+                guard stat(dir + "/" + file, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_mode & S_IWUSR != 0 else {
+                    continue
+                }
                 attrs[String(file.dropFirst(group.count + 1))] = read(dir + "/" + file) ?? ""
             }
             groups[group] = attrs
@@ -54,7 +56,9 @@ extension ChangeLog {
 
     func rmdir(_ path: String, what: String) throws {
         try perform("remove \(what)") {
-            _ = try sys("rmdir", path, hint: "configfs refuses while it still has links or children; run cachectl nvmet list") {
+            _ = try sys(
+                "rmdir", path, hint: "configfs refuses while it still has links or children; run cachectl nvmet list"
+            ) {
                 Glibc.rmdir(path)
             }
         }

@@ -49,9 +49,13 @@ public struct ConnectSpec: Sendable, Equatable {
         try NQN.validateName(nqn, what: "NQN", field: ["nqn"])
         if let hostNQN { try NQN.validate(hostNQN, what: "host NQN", field: ["host_nqn"]) }
         if let t = timeouts {
-            guard t.reconnectDelay >= 1, t.fastIOFail >= 0, t.controllerLoss >= t.reconnectDelay, t.fastIOFail <= t.controllerLoss else {
+            guard t.reconnectDelay >= 1, t.fastIOFail >= 0, t.controllerLoss >= t.reconnectDelay,
+                t.fastIOFail <= t.controllerLoss
+            else {
                 throw CachectlError.usage(
-                    ["timeouts"], "loss timeouts need reconnect_delay >= 1, fast_io_fail_tmo <= ctrl_loss_tmo, ctrl_loss_tmo >= reconnect_delay")
+                    ["timeouts"],
+                    "loss timeouts need reconnect_delay >= 1, fast_io_fail_tmo <= ctrl_loss_tmo, ctrl_loss_tmo >= reconnect_delay"
+                )
             }
         }
     }
@@ -85,14 +89,16 @@ public struct ConnectSpec: Sendable, Equatable {
             let uuid = String(hostNQN[range.upperBound...])
             if uuid.count == 36, uuid.allSatisfy({ $0.isHexDigit || $0 == "-" }) { return uuid.lowercased() }
         }
-        if Configfs.read(etc + "/nvme/hostnqn") == hostNQN, let id = Configfs.read(etc + "/nvme/hostid"), id.count == 36 {
+        if Configfs.read(etc + "/nvme/hostnqn") == hostNQN, let id = Configfs.read(etc + "/nvme/hostid"), id.count == 36
+        {
             return id
         }
         // Two FNV-1a 64-bit hashes of the NQN, marked as a version 8 UUID (RFC 9562).
         func fnv(_ seed: UInt64) -> UInt64 {
             hostNQN.utf8.reduce(seed) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
         }
-        var bytes = withUnsafeBytes(of: fnv(0xcbf2_9ce4_8422_2325).bigEndian, Array.init)
+        var bytes =
+            withUnsafeBytes(of: fnv(0xcbf2_9ce4_8422_2325).bigEndian, Array.init)
             + withUnsafeBytes(of: fnv(0x8422_2325_cbf2_9ce4).bigEndian, Array.init)
         bytes[6] = (bytes[6] & 0x0f) | 0x80
         bytes[8] = (bytes[8] & 0x3f) | 0x80
@@ -102,8 +108,8 @@ public struct ConnectSpec: Sendable, Equatable {
     }
 }
 
-private extension String {
-    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
 
 /// A fabrics controller this host has, from /sys/class/nvme-fabrics/ctl/nvmeN.
@@ -186,7 +192,9 @@ public struct FabricsHost: Sendable {
             guard !c.isEmpty else { return nil }
             tail = tail.dropFirst(1 + c.count)
         }
-        guard tail.hasPrefix("n"), let ns = Int(tail.dropFirst()), tail.dropFirst().allSatisfy(\.isNumber) else { return nil }
+        guard tail.hasPrefix("n"), let ns = Int(tail.dropFirst()), tail.dropFirst().allSatisfy(\.isNumber) else {
+            return nil
+        }
         return (first, ns)
     }
 
@@ -223,30 +231,35 @@ public struct FabricsHost: Sendable {
         try spec.validate()
         let hostNQN = spec.hostNQN ?? defaultHostNQN()
         if let found = existing(spec, hostNQN: hostNQN) {
-            return ConnectChange(changed: false, action: "already connected", controller: found, device: found.devices.first)
+            return ConnectChange(
+                changed: false, action: "already connected", controller: found, device: found.devices.first)
         }
         if check { return ConnectChange(changed: true, action: "would connect", controller: nil, device: nil) }
         try NVMeTarget.modprobe(spec.address.transport.hostModule, roots: roots)
         let control = roots.dev + "/nvme-fabrics"
         let file = try OpenFile(control, flags: O_RDWR)
-        let options = spec.options(hostNQN: hostNQN, hostID: hostNQN.map { ConnectSpec.hostID(for: $0, etc: roots.etc) })
+        let options = spec.options(
+            hostNQN: hostNQN, hostID: hostNQN.map { ConnectSpec.hostID(for: $0, etc: roots.etc) })
         let bytes = Array(options.utf8)
         let written = bytes.withUnsafeBytes { raw in retryingEINTR { write(file.fd, raw.baseAddress, raw.count) } }
         if written < 0 {
             let code = errno
             throw CachectlError(
                 "connect to \(spec.nqn) at \(options)", path: control, errno: code,
-                hint: "the target refused or could not be reached: is this host (\(hostNQN ?? "the kernel's default host NQN")) "
+                hint:
+                    "the target refused or could not be reached: is this host (\(hostNQN ?? "the kernel's default host NQN")) "
                     + "in the subsystem's allowed hosts, and is the port listening? The kernel log (dmesg) says which")
         }
         // The kernel answers the write with "instance=N,cntlid=M".
         var buffer = [UInt8](repeating: 0, count: 256)
         let n = buffer.withUnsafeMutableBytes { raw in retryingEINTR { read(file.fd, raw.baseAddress, raw.count) } }
         let answer = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
-        guard let instance = answer.split(whereSeparator: { $0 == "," || $0 == "\n" })
-            .first(where: { $0.hasPrefix("instance=") }).flatMap({ Int($0.dropFirst(9)) })
+        guard
+            let instance = answer.split(whereSeparator: { $0 == "," || $0 == "\n" })
+                .first(where: { $0.hasPrefix("instance=") }).flatMap({ Int($0.dropFirst(9)) })
         else {
-            throw CachectlError.failed("connect to \(spec.nqn)", path: control, hint: "unexpected answer '\(answer)' from the kernel")
+            throw CachectlError.failed(
+                "connect to \(spec.nqn)", path: control, hint: "unexpected answer '\(answer)' from the kernel")
         }
         let name = "nvme\(instance)"
         let deadline = Monotonic.now() + timeout
@@ -257,7 +270,9 @@ public struct FabricsHost: Sendable {
             if Monotonic.now() > deadline {
                 throw CachectlError.failed(
                     "connect to \(spec.nqn)", path: controllerClass + "/" + name,
-                    hint: "connected as \(name), but no namespace block device appeared in \(Int(timeout)) s; is a namespace enabled on the target?")
+                    hint:
+                        "connected as \(name), but no namespace block device appeared in \(Int(timeout)) s; is a namespace enabled on the target?"
+                )
             }
             usleep(50_000)
         }
@@ -266,7 +281,9 @@ public struct FabricsHost: Sendable {
     /// Controllers a disconnect target names: a subsystem NQN, `nvmeN`, or `/dev/nvmeXnY`.
     public func resolve(_ target: String) -> [FabricsController] {
         let all = controllers()
-        if target.hasPrefix("/") || target.contains("n") && Self.parseNamespaceName(Path.lastComponent(of: target)) != nil {
+        if target.hasPrefix("/")
+            || target.contains("n") && Self.parseNamespaceName(Path.lastComponent(of: target)) != nil
+        {
             let device = target.hasPrefix("/") ? target : roots.dev + "/" + target
             let matches = all.filter { $0.devices.contains(device) }
             if !matches.isEmpty || target.hasPrefix("/") { return matches }
@@ -283,9 +300,15 @@ public struct FabricsHost: Sendable {
             if Configfs.exists(path) { try KernelAttribute.write("1", to: path) }
         }
         let deadline = Monotonic.now() + timeout
-        while controllers.contains(where: { c in Configfs.exists(controllerClass + "/" + c.name) || c.devices.contains(where: Configfs.exists) }) {
+        while controllers.contains(where: { c in
+            Configfs.exists(controllerClass + "/" + c.name) || c.devices.contains(where: Configfs.exists)
+        }) {
             if Monotonic.now() > deadline {
-                throw CachectlError.failed("disconnect", hint: "controllers still present after \(Int(timeout)) s: \(controllers.map(\.name).joined(separator: ", "))")
+                throw CachectlError.failed(
+                    "disconnect",
+                    hint:
+                        "controllers still present after \(Int(timeout)) s: \(controllers.map(\.name).joined(separator: ", "))"
+                )
             }
             usleep(50_000)
         }

@@ -11,7 +11,9 @@ public struct ExportSpec: Sendable, Equatable {
     /// Let any host connect (must be asked for explicitly).
     public var allowAnyHost: Bool
 
-    public init(name: String, size: ByteSize, address: FabricsAddress, allowedHosts: [String] = [], allowAnyHost: Bool = false) {
+    public init(
+        name: String, size: ByteSize, address: FabricsAddress, allowedHosts: [String] = [], allowAnyHost: Bool = false
+    ) {
         self.name = name
         self.size = size
         self.address = address
@@ -27,15 +29,23 @@ public struct ExportSpec: Sendable, Equatable {
     public func validate() throws(CachectlError) {
         try Self.validateName(name)
         try NQN.validate(nqn, what: "subsystem NQN", field: ["name"])
-        guard size >= Self.minimumSize else { throw .usage(["size"], "size \(size) is too small; at least \(Self.minimumSize)") }
+        guard size >= Self.minimumSize else {
+            throw .usage(["size"], "size \(size) is too small; at least \(Self.minimumSize)")
+        }
         guard size.bytes % 4096 == 0 else {
             throw .usage(["size"], "size must be a multiple of 4 KiB (the namespace's block size): \(size.bytes)")
         }
         try address.validate()
-        for (i, host) in allowedHosts.enumerated() { try NQN.validate(host, what: "allowed host", field: ["allowed_hosts", .index(i)]) }
-        guard Set(allowedHosts).count == allowedHosts.count else { throw .usage(["allowed_hosts"], "allowed hosts list a host twice") }
+        for (i, host) in allowedHosts.enumerated() {
+            try NQN.validate(host, what: "allowed host", field: ["allowed_hosts", .index(i)])
+        }
+        guard Set(allowedHosts).count == allowedHosts.count else {
+            throw .usage(["allowed_hosts"], "allowed hosts list a host twice")
+        }
         guard allowAnyHost || !allowedHosts.isEmpty else {
-            throw .usage(["allowed_hosts"], "name the hosts that may connect (their NQNs: see /etc/nvme/hostnqn on each), or allow any host")
+            throw .usage(
+                ["allowed_hosts"],
+                "name the hosts that may connect (their NQNs: see /etc/nvme/hostnqn on each), or allow any host")
         }
         if allowAnyHost && !allowedHosts.isEmpty {
             throw .usage(["allow_any_host"], "allowing any host and naming allowed hosts exclude each other")
@@ -44,7 +54,9 @@ public struct ExportSpec: Sendable, Equatable {
 
     /// Export names become an NQN suffix and a directory name: keep them plain.
     public static func validateName(_ name: String) throws(CachectlError) {
-        let allowed = name.utf8.allSatisfy { c in (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f }
+        let allowed = name.utf8.allSatisfy { c in
+            (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f
+        }
         guard !name.isEmpty, name.utf8.count <= 64, allowed, !name.hasPrefix("-") else {
             throw .usage(["name"], "export name must be 1-64 characters of a-z, 0-9, - and _: '\(name)'")
         }
@@ -100,7 +112,9 @@ extension NVMeTarget {
                 let ram = path.flatMap { RAMBacking.parse($0, backingRoot: backingRoot) }
                 return .init(
                     nsid: ns.nsid, path: path, enabled: ns.node.enable == 1,
-                    size: ram?.size ?? (found && !isBlock ? UInt64(st.st_size) : path.flatMap { Self.blockDeviceSize($0, roots: roots) }),
+                    size: ram?.size
+                        ?? (found && !isBlock
+                            ? UInt64(st.st_size) : path.flatMap { Self.blockDeviceSize($0, roots: roots) }),
                     backing: ram != nil ? "ram" : isBlock ? "block" : "file", residentBytes: ram?.residentBytes())
             },
             allowAnyHost: subsystem.allowAnyHost, allowedHosts: subsystem.allowedHosts,
@@ -133,23 +147,28 @@ extension NVMeTarget {
                 if let other = paths.first(where: { $0 != backing.file }) {
                     throw CachectlError.failed(
                         "export \(spec.name)", path: subsystemPath(spec.nqn),
-                        hint: "it is exported with another backing (\(other)); to change its size, unexport it first (its data is lost)")
+                        hint:
+                            "it is exported with another backing (\(other)); to change its size, unexport it first (its data is lost)"
+                    )
                 }
             }
             let portID = Self.portID(for: spec.address, in: now)
             for host in spec.allowedHosts { try ensureHost(host, log: log) }
             try ensureSubsystem(spec.nqn, log: log)
             // Hosts and allow_any_host before the port link: never open to more than asked.
-            try log.set(subsystemPath(spec.nqn) + "/attr_allow_any_host", to: spec.allowAnyHost ? "1" : "0",
-                        what: "\(spec.nqn) allow_any_host")
+            try log.set(
+                subsystemPath(spec.nqn) + "/attr_allow_any_host", to: spec.allowAnyHost ? "1" : "0",
+                what: "\(spec.nqn) allow_any_host")
             let previous = now.subsystem(spec.nqn)?.allowedHosts ?? []
             for host in previous where !spec.allowedHosts.contains(host) {
-                try log.unlink(subsystemPath(spec.nqn) + "/allowed_hosts/" + host, what: "allowed host \(host) of \(spec.nqn)")
+                try log.unlink(
+                    subsystemPath(spec.nqn) + "/allowed_hosts/" + host, what: "allowed host \(host) of \(spec.nqn)")
                 try deleteHostIfUnused(host, log: log, ignoring: log.check ? spec.nqn : nil)
             }
             for host in spec.allowedHosts { try allowHost(host, in: spec.nqn, log: log) }
             try ensureNamespace(
-                spec.nqn, .init(nsid: 1, node: NvmetNode(groups: ["device": ["path": backing.file]], enable: 1)), log: log)
+                spec.nqn, .init(nsid: 1, node: NvmetNode(groups: ["device": ["path": backing.file]], enable: 1)),
+                log: log)
             var addr: [String: String] = ["trtype": spec.address.transport.rawValue, "adrfam": spec.address.family]
             if let ip = spec.address.address { addr["traddr"] = ip }
             if let port = spec.address.port { addr["trsvcid"] = String(port) }
@@ -162,7 +181,8 @@ extension NVMeTarget {
         }
         let after = !check && isLoaded ? (try? current()) : nil
         return TargetChange(
-            changed: log.changed, action: log.changed ? (check ? "would export" : "exported") : "exists", steps: log.steps,
+            changed: log.changed, action: log.changed ? (check ? "would export" : "exported") : "exists",
+            steps: log.steps,
             export: after.flatMap { config in config.subsystem(spec.nqn).map { status(of: $0, in: config) } })
     }
 
@@ -170,7 +190,8 @@ extension NVMeTarget {
     static func portID(for address: FabricsAddress, in config: NvmetConfig) -> Int {
         if let same = config.ports.first(where: { port in
             port.transport == address.transport.rawValue && port.address == address.address.map { $0 }
-                && (address.port.map { String($0) } == port.serviceID || (address.port == nil && address.transport == .loop))
+                && (address.port.map { String($0) } == port.serviceID
+                    || (address.port == nil && address.transport == .loop))
         }) {
             return same.portid
         }
@@ -187,9 +208,13 @@ extension NVMeTarget {
         let log = ChangeLog(check: check)
         guard isLoaded, Configfs.isDirectory(subsystemPath(nqn)) else {
             // A backing left behind by an interrupted run is still released.
-            let leftovers = Configfs.list(backingRoot + "/" + name).compactMap { RAMBacking.parse(backingRoot + "/\(name)/" + $0, backingRoot: backingRoot) }
+            let leftovers = Configfs.list(backingRoot + "/" + name).compactMap {
+                RAMBacking.parse(backingRoot + "/\(name)/" + $0, backingRoot: backingRoot)
+            }
             for backing in leftovers { try backing.release(roots: roots, log: log) }
-            return TargetChange(changed: log.changed, action: log.changed ? "released leftover backing" : "absent", steps: log.steps, export: nil)
+            return TargetChange(
+                changed: log.changed, action: log.changed ? "released leftover backing" : "absent", steps: log.steps,
+                export: nil)
         }
         let config = try current()
         let before = config.subsystem(nqn).map { status(of: $0, in: config) }
@@ -197,6 +222,7 @@ extension NVMeTarget {
         try unlinkFromPorts(nqn, removeEmptyPorts: true, log: log)
         try deleteSubsystem(nqn, log: log)
         for host in hosts { try deleteHostIfUnused(host, log: log, ignoring: nqn) }
-        return TargetChange(changed: true, action: check ? "would unexport" : "unexported", steps: log.steps, export: before)
+        return TargetChange(
+            changed: true, action: check ? "would unexport" : "unexported", steps: log.steps, export: before)
     }
 }

@@ -25,13 +25,16 @@ extension NVMeTarget {
         let what = "\(nqn) namespace \(ns.nsid)"
         let existed = Configfs.isDirectory(path)
         if !existed { try log.mkdir(path, what: "namespace \(ns.nsid) of \(nqn)") }
-        if let device = ns.devicePath, let backing = RAMBacking.parse(device, backingRoot: backingRoot), !backing.isReady(roots: roots) {
+        if let device = ns.devicePath, let backing = RAMBacking.parse(device, backingRoot: backingRoot),
+            !backing.isReady(roots: roots)
+        {
             try backing.ensure(roots: roots, log: log)
         }
         let enabled = Configfs.read(path + "/enable") == "1"
-        let differs = ns.node.groups.contains { group, attrs in
-            attrs.contains { name, value in Configfs.read(path + "/\(group)_\(name)") != value }
-        } || (ns.devicePath.map(needsBufferedIO) ?? false) && Configfs.read(path + "/buffered_io") != "1"
+        let differs =
+            ns.node.groups.contains { group, attrs in
+                attrs.contains { name, value in Configfs.read(path + "/\(group)_\(name)") != value }
+            } || (ns.devicePath.map(needsBufferedIO) ?? false) && Configfs.read(path + "/buffered_io") != "1"
         if differs && enabled && existed {
             try log.set(path + "/enable", to: "0", what: "\(what) enable", revertTo: "1")
         }
@@ -46,7 +49,8 @@ extension NVMeTarget {
                 try log.set(path + "/buffered_io", to: "1", what: "\(what) buffered_io")
             }
         }
-        if let id = ns.anaGroupID, id > 0, ns.node.groups["ana"]?["grpid"] == nil, Configfs.exists(path + "/ana_grpid") {
+        if let id = ns.anaGroupID, id > 0, ns.node.groups["ana"]?["grpid"] == nil, Configfs.exists(path + "/ana_grpid")
+        {
             try log.set(path + "/ana_grpid", to: String(id), what: "\(what) ana_grpid")
         }
         let wantEnabled = ns.node.enable ?? (enabled ? 1 : 0)
@@ -86,12 +90,16 @@ extension NVMeTarget {
         // trtype and adrfam before the address itself, as nvmetcli's examples do.
         let order = ["trtype", "adrfam", "traddr", "trsvcid", "treq", "tsas"]
         for group in groups.keys.sorted() {
-            let attrs = groups[group]!.sorted { (order.firstIndex(of: $0.key) ?? 99, $0.key) < (order.firstIndex(of: $1.key) ?? 99, $1.key) }
+            let attrs = groups[group]!.sorted {
+                (order.firstIndex(of: $0.key) ?? 99, $0.key) < (order.firstIndex(of: $1.key) ?? 99, $1.key)
+            }
             for (name, value) in attrs where Configfs.read(path + "/\(group)_\(name)") != value {
                 if linked && group == "addr" {
                     throw CachectlError.failed(
                         "change port \(id) \(group)_\(name) to \(value)", path: path,
-                        hint: "subsystems are linked to the port, so its address is fixed; unexport them (or restore --replace)")
+                        hint:
+                            "subsystems are linked to the port, so its address is fixed; unexport them (or restore --replace)"
+                    )
                 }
                 try log.set(path + "/\(group)_\(name)", to: value, what: "port \(id) \(group)_\(name)")
             }
@@ -121,7 +129,8 @@ extension NVMeTarget {
             let link = portPath(id) + "/subsystems/" + nqn
             guard Configfs.exists(link) || Configfs.list(portPath(id) + "/subsystems").contains(nqn) else { continue }
             try log.unlink(link, what: "port \(id) → \(nqn)")
-            if removeEmptyPorts && Configfs.list(portPath(id) + "/subsystems").filter({ $0 != nqn || !log.check }).isEmpty
+            if removeEmptyPorts
+                && Configfs.list(portPath(id) + "/subsystems").filter({ $0 != nqn || !log.check }).isEmpty
                 && Configfs.list(portPath(id) + "/referrals").isEmpty
             {
                 try deletePort(id, log: log)
@@ -164,8 +173,11 @@ extension NVMeTarget {
     func deletePort(_ id: Int, log: ChangeLog) throws {
         let path = portPath(id)
         guard Configfs.isDirectory(path) else { return }
-        for nqn in Configfs.list(path + "/subsystems") where !log.check || Configfs.exists(path + "/subsystems/" + nqn) {
-            if !log.steps.contains("unlink port \(id) → \(nqn)") { try log.unlink(path + "/subsystems/" + nqn, what: "port \(id) → \(nqn)") }
+        for nqn in Configfs.list(path + "/subsystems") where !log.check || Configfs.exists(path + "/subsystems/" + nqn)
+        {
+            if !log.steps.contains("unlink port \(id) → \(nqn)") {
+                try log.unlink(path + "/subsystems/" + nqn, what: "port \(id) → \(nqn)")
+            }
         }
         for group in Configfs.list(path + "/ana_groups") where group != "1" {
             try log.rmdir(path + "/ana_groups/" + group, what: "port \(id) ANA group \(group)")

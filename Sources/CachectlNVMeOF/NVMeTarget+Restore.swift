@@ -47,14 +47,21 @@ extension NVMeTarget {
                 try ensurePort(port.portid, groups: port.node.groups, log: log)
                 for group in port.anaGroups ?? [] {
                     let path = portPath(port.portid) + "/ana_groups/" + group.name
-                    if !Configfs.isDirectory(path) { try log.mkdir(path, what: "port \(port.portid) ANA group \(group.name)") }
-                    try setGroups(group.node.groups, in: path, what: "port \(port.portid) ANA group \(group.name)", log: log)
+                    if !Configfs.isDirectory(path) {
+                        try log.mkdir(path, what: "port \(port.portid) ANA group \(group.name)")
+                    }
+                    try setGroups(
+                        group.node.groups, in: path, what: "port \(port.portid) ANA group \(group.name)", log: log)
                 }
                 for referral in port.referrals {
                     let path = portPath(port.portid) + "/referrals/" + referral.name
-                    if !Configfs.isDirectory(path) { try log.mkdir(path, what: "port \(port.portid) referral \(referral.name)") }
+                    if !Configfs.isDirectory(path) {
+                        try log.mkdir(path, what: "port \(port.portid) referral \(referral.name)")
+                    }
                     try setGroups(referral.node.groups, in: path, what: "referral \(referral.name)", log: log)
-                    if let enable = referral.node.enable { try log.set(path + "/enable", to: String(enable), what: "referral \(referral.name) enable") }
+                    if let enable = referral.node.enable {
+                        try log.set(path + "/enable", to: String(enable), what: "referral \(referral.name) enable")
+                    }
                 }
                 for nqn in port.subsystems { try linkPort(port.portid, to: nqn, log: log) }
             }
@@ -62,7 +69,8 @@ extension NVMeTarget {
             throw log.rolledBack(after: error)
         }
         return TargetChange(
-            changed: log.changed, action: log.changed ? (check ? "would restore" : "restored") : "unchanged", steps: log.steps, export: nil)
+            changed: log.changed, action: log.changed ? (check ? "would restore" : "restored") : "unchanged",
+            steps: log.steps, export: nil)
     }
 
     /// Removes what the file does not list: port links, ports, namespaces,
@@ -70,18 +78,26 @@ extension NVMeTarget {
     private func removeUnlisted(_ config: NvmetConfig, log: ChangeLog) throws {
         let now = try current()
         for port in now.ports {
-            guard let wanted = config.port(port.portid) else { try deletePort(port.portid, log: log); continue }
+            guard let wanted = config.port(port.portid) else {
+                try deletePort(port.portid, log: log)
+                continue
+            }
             for nqn in port.subsystems where !wanted.subsystems.contains(nqn) {
                 try log.unlink(portPath(port.portid) + "/subsystems/" + nqn, what: "port \(port.portid) → \(nqn)")
             }
         }
         for subsystem in now.subsystems {
-            guard let wanted = config.subsystem(subsystem.nqn) else { try deleteSubsystem(subsystem.nqn, log: log); continue }
+            guard let wanted = config.subsystem(subsystem.nqn) else {
+                try deleteSubsystem(subsystem.nqn, log: log)
+                continue
+            }
             for ns in subsystem.namespaces where !wanted.namespaces.contains(where: { $0.nsid == ns.nsid }) {
                 try deleteNamespace(subsystem.nqn, nsid: String(ns.nsid), log: log)
             }
             for host in subsystem.allowedHosts where !wanted.allowedHosts.contains(host) {
-                try log.unlink(subsystemPath(subsystem.nqn) + "/allowed_hosts/" + host, what: "allowed host \(host) of \(subsystem.nqn)")
+                try log.unlink(
+                    subsystemPath(subsystem.nqn) + "/allowed_hosts/" + host,
+                    what: "allowed host \(host) of \(subsystem.nqn)")
             }
         }
         let listedHosts = Set(config.hosts.map(\.nqn) + config.subsystems.flatMap(\.allowedHosts))
@@ -96,7 +112,9 @@ extension NVMeTarget {
     func validateBackingPaths(_ config: NvmetConfig) throws(CachectlError) {
         for subsystem in config.subsystems {
             for ns in subsystem.namespaces {
-                guard let path = ns.devicePath, path.hasPrefix(backingRoot + "/") || path == backingRoot else { continue }
+                guard let path = ns.devicePath, path.hasPrefix(backingRoot + "/") || path == backingRoot else {
+                    continue
+                }
                 if RAMBacking.parse(path, backingRoot: backingRoot) == nil {
                     throw CachectlError.usage(
                         nil,
@@ -116,7 +134,11 @@ extension NVMeTarget {
         return items.contains { item in
             guard case .object(let members) = item else { return true }
             if case .int(let enable)? = members["enable"], enable != 0 { return true }
-            if case .object(let device)? = members["device"], case .string(let path)? = device["path"], !["", "(null)"].contains(path) { return true }
+            if case .object(let device)? = members["device"], case .string(let path)? = device["path"],
+                !["", "(null)"].contains(path)
+            {
+                return true
+            }
             return false
         }
     }
@@ -127,34 +149,49 @@ extension NVMeTarget {
         var seen = Set<String>()
         for subsystem in config.subsystems {
             try NQN.validateName(subsystem.nqn, what: "subsystem NQN")
-            guard seen.insert(subsystem.nqn).inserted else { throw CachectlError.usage(nil, "subsystem \(subsystem.nqn) is listed twice") }
+            guard seen.insert(subsystem.nqn).inserted else {
+                throw CachectlError.usage(nil, "subsystem \(subsystem.nqn) is listed twice")
+            }
             if passthruInUse(subsystem.node.extra["passthru"]) {
-                throw CachectlError.usage(nil, "subsystem \(subsystem.nqn) uses passthru, which cachectl does not restore; use nvmetcli for it")
+                throw CachectlError.usage(
+                    nil,
+                    "subsystem \(subsystem.nqn) uses passthru, which cachectl does not restore; use nvmetcli for it")
             }
             for ns in subsystem.namespaces {
-                guard (1...0xFFFF_FFFE).contains(ns.nsid) else { throw CachectlError.usage(nil, "namespace id must be 1-4294967294: \(ns.nsid) in \(subsystem.nqn)") }
+                guard (1...0xFFFF_FFFE).contains(ns.nsid) else {
+                    throw CachectlError.usage(nil, "namespace id must be 1-4294967294: \(ns.nsid) in \(subsystem.nqn)")
+                }
                 if let path = ns.devicePath, !path.hasPrefix("/") {
-                    throw CachectlError.usage(nil, "namespace \(ns.nsid) of \(subsystem.nqn): device path must be absolute: \(path)")
+                    throw CachectlError.usage(
+                        nil, "namespace \(ns.nsid) of \(subsystem.nqn): device path must be absolute: \(path)")
                 }
                 if let path = ns.devicePath, path.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) {
-                    throw CachectlError.usage(nil, "namespace \(ns.nsid) of \(subsystem.nqn): device path must not contain '.' or '..': \(path)")
+                    throw CachectlError.usage(
+                        nil,
+                        "namespace \(ns.nsid) of \(subsystem.nqn): device path must not contain '.' or '..': \(path)")
                 }
             }
             for host in subsystem.allowedHosts { try NQN.validateName(host, what: "allowed host NQN") }
         }
         var ports = Set<Int>()
         for port in config.ports {
-            guard (0...65535).contains(port.portid) else { throw CachectlError.usage(nil, "port id must be 0-65535: \(port.portid)") }
-            guard ports.insert(port.portid).inserted else { throw CachectlError.usage(nil, "port \(port.portid) is listed twice") }
+            guard (0...65535).contains(port.portid) else {
+                throw CachectlError.usage(nil, "port id must be 0-65535: \(port.portid)")
+            }
+            guard ports.insert(port.portid).inserted else {
+                throw CachectlError.usage(nil, "port \(port.portid) is listed twice")
+            }
             for nqn in port.subsystems where !seen.contains(nqn) {
-                throw CachectlError.usage(nil, "port \(port.portid) links subsystem \(nqn), which the file does not define")
+                throw CachectlError.usage(
+                    nil, "port \(port.portid) links subsystem \(nqn), which the file does not define")
             }
             if let address = port.address, let transport = port.transport, transport == "tcp" || transport == "rdma" {
                 try FabricsAddress.validateIP(address)
             }
             for child in port.referrals + (port.anaGroups ?? []) {
                 guard !child.name.isEmpty, !child.name.contains("/"), child.name != ".", child.name != ".." else {
-                    throw CachectlError.usage(nil, "port \(port.portid): bad referral or ANA group name '\(child.name)'")
+                    throw CachectlError.usage(
+                        nil, "port \(port.portid): bad referral or ANA group name '\(child.name)'")
                 }
             }
         }

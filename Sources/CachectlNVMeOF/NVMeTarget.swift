@@ -30,25 +30,37 @@ public struct NVMeTarget: Sendable {
     /// it, so `save` writes what `nvmetcli save` would.
     public func current() throws -> NvmetConfig {
         guard isLoaded else {
-            throw CachectlError("read", path: root, errno: ENOENT, hint: "nvmet is not loaded; run: modprobe nvmet (or cachectl nvmet export)")
+            throw CachectlError(
+                "read", path: root, errno: ENOENT,
+                hint: "nvmet is not loaded; run: modprobe nvmet (or cachectl nvmet export)")
         }
         var config = NvmetConfig()
         config.node.groups = Configfs.groups(root, NvmetConfig.Groups.root)
         config.node.enable = Configfs.enable(root)
         for nqn in Configfs.list(root + "/hosts") {
             let path = hostPath(nqn)
-            config.hosts.append(.init(nqn: nqn, node: NvmetNode(groups: Configfs.groups(path, NvmetConfig.Groups.host), enable: Configfs.enable(path))))
+            config.hosts.append(
+                .init(
+                    nqn: nqn,
+                    node: NvmetNode(
+                        groups: Configfs.groups(path, NvmetConfig.Groups.host), enable: Configfs.enable(path))))
         }
         for nqn in Configfs.list(root + "/subsystems") {
             let path = subsystemPath(nqn)
             var subsystem = NvmetConfig.Subsystem(
-                nqn: nqn, node: NvmetNode(groups: Configfs.groups(path, NvmetConfig.Groups.subsystem), enable: Configfs.enable(path)))
+                nqn: nqn,
+                node: NvmetNode(
+                    groups: Configfs.groups(path, NvmetConfig.Groups.subsystem), enable: Configfs.enable(path)))
             for name in Configfs.list(path + "/namespaces") {
                 guard let nsid = Int(name) else { continue }
                 let nsPath = path + "/namespaces/" + name
                 subsystem.namespaces.append(
-                    .init(nsid: nsid, node: NvmetNode(groups: Configfs.groups(nsPath, NvmetConfig.Groups.namespace), enable: Configfs.enable(nsPath)),
-                          anaGroupID: Configfs.read(nsPath + "/ana_grpid").flatMap { Int($0) } ?? 0))
+                    .init(
+                        nsid: nsid,
+                        node: NvmetNode(
+                            groups: Configfs.groups(nsPath, NvmetConfig.Groups.namespace),
+                            enable: Configfs.enable(nsPath)),
+                        anaGroupID: Configfs.read(nsPath + "/ana_grpid").flatMap { Int($0) } ?? 0))
             }
             subsystem.allowedHosts = Configfs.list(path + "/allowed_hosts")
             if Configfs.isDirectory(path + "/passthru") {
@@ -60,17 +72,26 @@ public struct NVMeTarget: Sendable {
             guard let id = Int(name) else { continue }
             let path = portPath(id)
             var port = NvmetConfig.Port(
-                portid: id, node: NvmetNode(groups: Configfs.groups(path, NvmetConfig.Groups.port), enable: Configfs.enable(path)),
+                portid: id,
+                node: NvmetNode(groups: Configfs.groups(path, NvmetConfig.Groups.port), enable: Configfs.enable(path)),
                 subsystems: Configfs.list(path + "/subsystems"))
             // nvmetcli always writes ana_groups (empty when the kernel has no ANA).
             port.anaGroups = Configfs.list(path + "/ana_groups").compactMap { group in
                 guard let grpid = Int(group) else { return nil }
                 let groupPath = path + "/ana_groups/" + group
-                return .init(name: String(grpid), node: NvmetNode(groups: Configfs.groups(groupPath, NvmetConfig.Groups.anaGroup), enable: Configfs.enable(groupPath)))
+                return .init(
+                    name: String(grpid),
+                    node: NvmetNode(
+                        groups: Configfs.groups(groupPath, NvmetConfig.Groups.anaGroup),
+                        enable: Configfs.enable(groupPath)))
             }
             port.referrals = Configfs.list(path + "/referrals").map { name in
                 let refPath = path + "/referrals/" + name
-                return .init(name: name, node: NvmetNode(groups: Configfs.groups(refPath, NvmetConfig.Groups.referral), enable: Configfs.enable(refPath)))
+                return .init(
+                    name: name,
+                    node: NvmetNode(
+                        groups: Configfs.groups(refPath, NvmetConfig.Groups.referral), enable: Configfs.enable(refPath))
+                )
             }
             config.ports.append(port)
         }
@@ -80,7 +101,9 @@ public struct NVMeTarget: Sendable {
     /// nvmetcli's Passthru.dump(): the device group, enable and three numbers.
     private func passthruJSON(_ path: String) -> NvmetJSON {
         var members: [String: NvmetJSON] = [:]
-        for (group, attrs) in Configfs.groups(path, ["device"]) { members[group] = .object(attrs.mapValues { .string($0) }) }
+        for (group, attrs) in Configfs.groups(path, ["device"]) {
+            members[group] = .object(attrs.mapValues { .string($0) })
+        }
         if let enable = Configfs.enable(path) { members["enable"] = .int(enable) }
         for key in ["clear_ids", "admin_timeout", "io_timeout"] {
             members[key] = .int(Configfs.read(path + "/" + key).flatMap { Int($0) } ?? 0)
@@ -95,15 +118,22 @@ public struct NVMeTarget: Sendable {
             try log.perform("load nvmet") { try Self.modprobe("nvmet", roots: roots) }
             if !log.check && !Configfs.isDirectory(roots.configfs + "/nvmet") && Configfs.list(roots.configfs).isEmpty {
                 try log.perform("mount configfs on \(roots.configfs)") {
-                    _ = try sys("mount configfs on", roots.configfs) { mount("configfs", roots.configfs, "configfs", 0, nil) }
+                    _ = try sys("mount configfs on", roots.configfs) {
+                        mount("configfs", roots.configfs, "configfs", 0, nil)
+                    }
                 }
             }
             if !log.check && !isLoaded {
-                throw CachectlError("open", path: root, errno: ENOENT, hint: "nvmet loaded but its configfs tree is missing; is configfs mounted on \(roots.configfs)?")
+                throw CachectlError(
+                    "open", path: root, errno: ENOENT,
+                    hint: "nvmet loaded but its configfs tree is missing; is configfs mounted on \(roots.configfs)?")
             }
         }
-        for transport in transports.sorted(by: { $0.rawValue < $1.rawValue }) where !Self.moduleLoaded(transport.targetModule, roots: roots) {
-            try log.perform("load \(transport.targetModule)") { try Self.modprobe(transport.targetModule, roots: roots) }
+        for transport in transports.sorted(by: { $0.rawValue < $1.rawValue })
+        where !Self.moduleLoaded(transport.targetModule, roots: roots) {
+            try log.perform("load \(transport.targetModule)") {
+                try Self.modprobe(transport.targetModule, roots: roots)
+            }
         }
     }
 
@@ -114,7 +144,8 @@ public struct NVMeTarget: Sendable {
 
     static func modprobe(_ name: String, roots: KernelRoots) throws {
         if moduleLoaded(name, roots: roots) { return }
-        try ExternalCommand(["modprobe", name]).check(hint: "this kernel lacks \(name) (CONFIG_NVME_TARGET*/CONFIG_NVME_*); install its modules package")
+        try ExternalCommand(["modprobe", name]).check(
+            hint: "this kernel lacks \(name) (CONFIG_NVME_TARGET*/CONFIG_NVME_*); install its modules package")
     }
 }
 

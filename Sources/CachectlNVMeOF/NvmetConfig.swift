@@ -1,4 +1,5 @@
 import CachectlSystem
+
 /// Attribute groups of one configfs object, as nvmetcli names them: the file
 /// `attr_allow_any_host` is group `attr`, attribute `allow_any_host`.
 public typealias AttributeGroups = [String: [String: String]]
@@ -50,7 +51,9 @@ public struct NvmetConfig: Equatable, Sendable {
         public var node = NvmetNode()
         public var namespaces: [Namespace] = []
         public var allowedHosts: [String] = []
-        public init(nqn: String, node: NvmetNode = NvmetNode(), namespaces: [Namespace] = [], allowedHosts: [String] = []) {
+        public init(
+            nqn: String, node: NvmetNode = NvmetNode(), namespaces: [Namespace] = [], allowedHosts: [String] = []
+        ) {
             self.nqn = nqn
             self.node = node
             self.namespaces = namespaces
@@ -111,36 +114,44 @@ public struct NvmetConfig: Equatable, Sendable {
     }
 }
 
-
 // MARK: - JSON
 
 extension NvmetConfig {
     /// Reads nvmetcli's JSON. Unknown keys are kept; missing lists are empty.
     public init(json: NvmetJSON) throws(CachectlError) {
-        guard case .object(let members) = json else { throw CachectlError.usage(nil, "the top level must be a JSON object") }
+        guard case .object(let members) = json else {
+            throw CachectlError.usage(nil, "the top level must be a JSON object")
+        }
         node = try Self.node(members, groups: Groups.root, known: ["hosts", "ports", "subsystems"], at: "root")
         for (i, item) in try Self.list(members["hosts"], at: "hosts").enumerated() {
             let at = "hosts[\(i)]"
             let object = try Self.object(item, at: at)
-            hosts.append(Host(nqn: try Self.string(object["nqn"], at: at + ".nqn"),
-                              node: try Self.node(object, groups: Groups.host, known: ["nqn"], at: at)))
+            hosts.append(
+                Host(
+                    nqn: try Self.string(object["nqn"], at: at + ".nqn"),
+                    node: try Self.node(object, groups: Groups.host, known: ["nqn"], at: at)))
         }
         for (i, item) in try Self.list(members["subsystems"], at: "subsystems").enumerated() {
             let at = "subsystems[\(i)]"
             let object = try Self.object(item, at: at)
             var subsystem = Subsystem(
                 nqn: try Self.string(object["nqn"], at: at + ".nqn"),
-                node: try Self.node(object, groups: Groups.subsystem, known: ["nqn", "namespaces", "allowed_hosts"], at: at))
+                node: try Self.node(
+                    object, groups: Groups.subsystem, known: ["nqn", "namespaces", "allowed_hosts"], at: at))
             for (j, nsItem) in try Self.list(object["namespaces"], at: at + ".namespaces").enumerated() {
                 let nsAt = "\(at).namespaces[\(j)]"
                 let nsObject = try Self.object(nsItem, at: nsAt)
                 subsystem.namespaces.append(
                     Namespace(
                         nsid: try Self.int(nsObject["nsid"], at: nsAt + ".nsid"),
-                        node: try Self.node(nsObject, groups: Groups.namespace, known: ["nsid", "ana_grpid"], at: nsAt),
-                        anaGroupID: try nsObject["ana_grpid"].map { v throws(CachectlError) in try Self.int(v, at: nsAt + ".ana_grpid") }))
+                        node: try Self.node(
+                            nsObject, groups: Groups.namespace, known: ["nsid", "ana_grpid"], at: nsAt),
+                        anaGroupID: try nsObject["ana_grpid"].map { v throws(CachectlError) in
+                            try Self.int(v, at: nsAt + ".ana_grpid")
+                        }))
             }
-            subsystem.allowedHosts = try Self.list(object["allowed_hosts"], at: at + ".allowed_hosts").enumerated().map {
+            subsystem.allowedHosts = try Self.list(object["allowed_hosts"], at: at + ".allowed_hosts").enumerated().map
+            {
                 j, host throws(CachectlError) in try Self.string(host, at: "\(at).allowed_hosts[\(j)]")
             }
             subsystems.append(subsystem)
@@ -150,7 +161,8 @@ extension NvmetConfig {
             let object = try Self.object(item, at: at)
             var port = Port(
                 portid: try Self.int(object["portid"], at: at + ".portid"),
-                node: try Self.node(object, groups: Groups.port, known: ["portid", "subsystems", "referrals", "ana_groups"], at: at))
+                node: try Self.node(
+                    object, groups: Groups.port, known: ["portid", "subsystems", "referrals", "ana_groups"], at: at))
             port.subsystems = try Self.list(object["subsystems"], at: at + ".subsystems").enumerated().map {
                 j, nqn throws(CachectlError) in try Self.string(nqn, at: "\(at).subsystems[\(j)]")
             }
@@ -158,16 +170,18 @@ extension NvmetConfig {
                 j, item throws(CachectlError) in
                 let rAt = "\(at).referrals[\(j)]"
                 let r = try Self.object(item, at: rAt)
-                return PortChild(name: try Self.string(r["name"], at: rAt + ".name"),
-                                 node: try Self.node(r, groups: Groups.referral, known: ["name"], at: rAt))
+                return PortChild(
+                    name: try Self.string(r["name"], at: rAt + ".name"),
+                    node: try Self.node(r, groups: Groups.referral, known: ["name"], at: rAt))
             }
             if object["ana_groups"] != nil {
                 port.anaGroups = try Self.list(object["ana_groups"], at: at + ".ana_groups").enumerated().map {
                     j, item throws(CachectlError) in
                     let gAt = "\(at).ana_groups[\(j)]"
                     let g = try Self.object(item, at: gAt)
-                    return PortChild(name: String(try Self.int(g["grpid"], at: gAt + ".grpid")),
-                                     node: try Self.node(g, groups: Groups.anaGroup, known: ["grpid"], at: gAt))
+                    return PortChild(
+                        name: String(try Self.int(g["grpid"], at: gAt + ".grpid")),
+                        node: try Self.node(g, groups: Groups.anaGroup, known: ["grpid"], at: gAt))
                 }
             }
             ports.append(port)
@@ -184,41 +198,47 @@ extension NvmetConfig {
     /// The config as nvmetcli's `dump()` builds it.
     public var json: NvmetJSON {
         var root = Self.members(node)
-        root["hosts"] = .array(hosts.map { host in
-            var m = Self.members(host.node)
-            m["nqn"] = .string(host.nqn)
-            return .object(m)
-        })
-        root["subsystems"] = .array(subsystems.map { s in
-            var m = Self.members(s.node)
-            m["nqn"] = .string(s.nqn)
-            m["allowed_hosts"] = .array(s.allowedHosts.map { .string($0) })
-            m["namespaces"] = .array(s.namespaces.map { ns in
-                var n = Self.members(ns.node)
-                n["nsid"] = .int(ns.nsid)
-                if let id = ns.anaGroupID { n["ana_grpid"] = .int(id) }
-                return .object(n)
+        root["hosts"] = .array(
+            hosts.map { host in
+                var m = Self.members(host.node)
+                m["nqn"] = .string(host.nqn)
+                return .object(m)
             })
-            return .object(m)
-        })
-        root["ports"] = .array(ports.map { p in
-            var m = Self.members(p.node)
-            m["portid"] = .int(p.portid)
-            m["subsystems"] = .array(p.subsystems.map { .string($0) })
-            m["referrals"] = .array(p.referrals.map { r in
-                var o = Self.members(r.node)
-                o["name"] = .string(r.name)
-                return .object(o)
+        root["subsystems"] = .array(
+            subsystems.map { s in
+                var m = Self.members(s.node)
+                m["nqn"] = .string(s.nqn)
+                m["allowed_hosts"] = .array(s.allowedHosts.map { .string($0) })
+                m["namespaces"] = .array(
+                    s.namespaces.map { ns in
+                        var n = Self.members(ns.node)
+                        n["nsid"] = .int(ns.nsid)
+                        if let id = ns.anaGroupID { n["ana_grpid"] = .int(id) }
+                        return .object(n)
+                    })
+                return .object(m)
             })
-            if let groups = p.anaGroups {
-                m["ana_groups"] = .array(groups.map { g in
-                    var o = Self.members(g.node)
-                    o["grpid"] = Int(g.name).map { .int($0) } ?? .string(g.name)
-                    return .object(o)
-                })
-            }
-            return .object(m)
-        })
+        root["ports"] = .array(
+            ports.map { p in
+                var m = Self.members(p.node)
+                m["portid"] = .int(p.portid)
+                m["subsystems"] = .array(p.subsystems.map { .string($0) })
+                m["referrals"] = .array(
+                    p.referrals.map { r in
+                        var o = Self.members(r.node)
+                        o["name"] = .string(r.name)
+                        return .object(o)
+                    })
+                if let groups = p.anaGroups {
+                    m["ana_groups"] = .array(
+                        groups.map { g in
+                            var o = Self.members(g.node)
+                            o["grpid"] = Int(g.name).map { .int($0) } ?? .string(g.name)
+                            return .object(o)
+                        })
+                }
+                return .object(m)
+            })
         return .object(root)
     }
 
@@ -229,11 +249,15 @@ extension NvmetConfig {
         return m
     }
 
-    private static func node(_ object: [String: NvmetJSON], groups: [String], known: Set<String>, at: String) throws(CachectlError) -> NvmetNode {
+    private static func node(_ object: [String: NvmetJSON], groups: [String], known: Set<String>, at: String)
+        throws(CachectlError) -> NvmetNode
+    {
         var node = NvmetNode()
         for (key, value) in object where !known.contains(key) {
             if groups.contains(key) {
-                guard case .object(let attrs) = value else { throw CachectlError.usage(nil, "\(at).\(key) must be an object of attributes") }
+                guard case .object(let attrs) = value else {
+                    throw CachectlError.usage(nil, "\(at).\(key) must be an object of attributes")
+                }
                 var strings: [String: String] = [:]
                 for (name, v) in attrs {
                     // nvmetcli writes str(value), so numbers are accepted too.

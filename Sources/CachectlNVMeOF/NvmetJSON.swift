@@ -28,7 +28,10 @@ public indirect enum NvmetJSON: Equatable, Sendable {
         let pad = String(repeating: "  ", count: level + 1)
         switch value {
         case .object(let members):
-            guard !members.isEmpty else { out += "{}"; return }
+            guard !members.isEmpty else {
+                out += "{}"
+                return
+            }
             out += "{\n"
             // sort_keys=True orders by code point, as Swift's String comparison does for ASCII keys.
             for (index, key) in members.keys.sorted(by: codePointLess).enumerated() {
@@ -39,7 +42,10 @@ public indirect enum NvmetJSON: Equatable, Sendable {
             }
             out += String(repeating: "  ", count: level) + "}"
         case .array(let items):
-            guard !items.isEmpty else { out += "[]"; return }
+            guard !items.isEmpty else {
+                out += "[]"
+                return
+            }
             out += "[\n"
             for (index, item) in items.enumerated() {
                 out += pad

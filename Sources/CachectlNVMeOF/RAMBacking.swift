@@ -63,14 +63,17 @@ public struct RAMBacking: Sendable, Equatable {
             try log.perform(
                 "mount tmpfs (\(ByteSize.format(size))) on \(directory)",
                 revertIfOwned: {
-                    guard let id = mounted.id, let entry = try? MountTable.entry(at: directory, roots: roots), entry.id == id,
+                    guard let id = mounted.id, let entry = try? MountTable.entry(at: directory, roots: roots),
+                        entry.id == id,
                         entry.source == Self.mountSource
                     else { return false }
                     return umount2(directory, Int32(MNT_DETACH)) == 0
                 }
             ) {
                 _ = try sys("mount tmpfs on", directory) {
-                    mount(Self.mountSource, directory, "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), "size=\(size),mode=0700,nr_inodes=16")
+                    mount(
+                        Self.mountSource, directory, "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC),
+                        "size=\(size),mode=0700,nr_inodes=16")
                 }
                 mounted.id = (try? MountTable.entry(at: directory, roots: roots))?.id
             }
@@ -82,7 +85,8 @@ public struct RAMBacking: Sendable, Equatable {
                 _ = try sys("ftruncate", file) { ftruncate(handle.fd, off_t(size)) }
             }
         } else if UInt64(st.st_size) != size {
-            throw CachectlError.failed("backing file", path: file, hint: "it has \(st.st_size) bytes, not \(size); unexport first")
+            throw CachectlError.failed(
+                "backing file", path: file, hint: "it has \(st.st_size) bytes, not \(size); unexport first")
         }
     }
 
@@ -90,7 +94,9 @@ public struct RAMBacking: Sendable, Equatable {
     func release(roots: KernelRoots, log: ChangeLog) throws {
         if Self.isTmpfsMount(directory, roots: roots) {
             try log.perform("unmount \(directory) (frees \(ByteSize.format(residentBytes() ?? 0)))") {
-                _ = try sys("umount", directory, hint: "something still has the backing file open") { umount2(directory, 0) }
+                _ = try sys("umount", directory, hint: "something still has the backing file open") {
+                    umount2(directory, 0)
+                }
             }
         }
         if Configfs.isDirectory(directory) {

@@ -23,9 +23,14 @@ public enum NQN {
     public static func validate(_ nqn: String, what: String = "NQN", field: FieldPath? = nil) throws(CachectlError) {
         try validateName(nqn, what: what, field: field)
         let bytes = Array(nqn.utf8)
-        func digits(_ range: Range<Int>) -> Bool { range.upperBound <= bytes.count && bytes[range].allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
-        let form = "\(what) must look like nqn.2014-08.org.example:name (nqn., a year-month, a reverse domain, a colon, a name): '\(nqn)'"
-        guard nqn.hasPrefix("nqn."), digits(4..<8), bytes.count > 12, bytes[8] == 0x2d, digits(9..<11), bytes[11] == 0x2e else {
+        func digits(_ range: Range<Int>) -> Bool {
+            range.upperBound <= bytes.count && bytes[range].allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+        }
+        let form =
+            "\(what) must look like nqn.2014-08.org.example:name (nqn., a year-month, a reverse domain, a colon, a name): '\(nqn)'"
+        guard nqn.hasPrefix("nqn."), digits(4..<8), bytes.count > 12, bytes[8] == 0x2d, digits(9..<11),
+            bytes[11] == 0x2e
+        else {
             throw .usage(field, form)
         }
         let month = Int(String(decoding: bytes[9..<11], as: UTF8.self)) ?? 0
@@ -35,22 +40,27 @@ public enum NQN {
         let domain = rest[..<colon]
         let identifier = rest[rest.index(after: colon)...]
         let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
-        let domainOK = !labels.isEmpty && labels.allSatisfy { label in
-            !label.isEmpty && !label.hasPrefix("-") && label.utf8.allSatisfy { c in
-                (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c == 0x2d
+        let domainOK =
+            !labels.isEmpty
+            && labels.allSatisfy { label in
+                !label.isEmpty && !label.hasPrefix("-")
+                    && label.utf8.allSatisfy { c in
+                        (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c == 0x2d
+                    }
             }
-        }
         guard domainOK, !identifier.isEmpty else { throw .usage(field, form) }
     }
 
     /// What any subsystem or host name must satisfy to be a configfs directory
     /// and a fabrics option value (nvmetcli configs may use plain names such as
     /// `testnqn`, which the kernel accepts).
-    public static func validateName(_ nqn: String, what: String = "NQN", field: FieldPath? = nil) throws(CachectlError) {
+    public static func validateName(_ nqn: String, what: String = "NQN", field: FieldPath? = nil) throws(CachectlError)
+    {
         guard !nqn.isEmpty, nqn.utf8.count <= maximumLength else {
             throw .usage(field, "\(what) must be 1-\(maximumLength) bytes: '\(nqn)'")
         }
-        guard nqn != ".", nqn != "..", nqn.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7f && $0 != 0x2f && $0 != 0x2c }) else {
+        guard nqn != ".", nqn != "..", nqn.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7f && $0 != 0x2f && $0 != 0x2c })
+        else {
             throw .usage(field, "\(what) must not contain '/', ',', spaces or control characters: '\(nqn)'")
         }
     }
@@ -106,13 +116,20 @@ public struct FabricsAddress: Sendable, Equatable, Codable {
 
     public func validate() throws(CachectlError) {
         guard transport.needsAddress else {
-            if address != nil || port != nil { throw .usage([address != nil ? "address" : "port"], "address and port do not apply to the loop transport") }
+            if address != nil || port != nil {
+                throw .usage(
+                    [address != nil ? "address" : "port"], "address and port do not apply to the loop transport")
+            }
             return
         }
-        guard let address else { throw .usage(["address"], "address is required for \(transport.rawValue): the IP address to use") }
+        guard let address else {
+            throw .usage(["address"], "address is required for \(transport.rawValue): the IP address to use")
+        }
         try Self.validateIP(address)
         guard let port else { throw .usage(["port"], "port is required for \(transport.rawValue)") }
-        guard (1...65535).contains(port) else { throw .usage(["port"], "port must be 1-65535 (NVMe-oF uses 4420): \(port)") }
+        guard (1...65535).contains(port) else {
+            throw .usage(["port"], "port must be 1-65535 (NVMe-oF uses 4420): \(port)")
+        }
     }
 
     /// An IPv4 or IPv6 literal, checked with inet_pton(3) (nvmet wants addresses, not host names).

@@ -86,8 +86,10 @@ public struct Action: Codable, Sendable, Equatable {
     public var rollback: String?
     public var notes: [String]
 
-    init(kind: Kind, target: String, before: String = "", after: String = "", changed: Bool = false,
-         status: Status = .unchanged, steps: [String] = [], diff: String? = nil, notes: [String] = []) {
+    init(
+        kind: Kind, target: String, before: String = "", after: String = "", changed: Bool = false,
+        status: Status = .unchanged, steps: [String] = [], diff: String? = nil, notes: [String] = []
+    ) {
         self.kind = kind
         self.target = target
         self.before = before
@@ -155,9 +157,13 @@ public struct PlanReport: Codable, Sendable, Equatable {
                 + "; \(count(.done)) done, \(count(.skipped)) skipped"
         }
         if check {
-            return changed ? "\(count(.pending)) of \(actions.count) action(s) would change" : "nothing to change (\(actions.count) action(s) checked)"
+            return changed
+                ? "\(count(.pending)) of \(actions.count) action(s) would change"
+                : "nothing to change (\(actions.count) action(s) checked)"
         }
-        return changed ? "\(count(.done)) of \(actions.count) action(s) changed" : "nothing changed (\(actions.count) action(s) checked)"
+        return changed
+            ? "\(count(.done)) of \(actions.count) action(s) changed"
+            : "nothing changed (\(actions.count) action(s) checked)"
     }
 }
 
@@ -181,7 +187,10 @@ public struct ActionFilter: Sendable, Equatable {
         for item in items {
             let parts = item.split(separator: ":", maxSplits: 1).map(String.init)
             guard let section = parts.first, Self.sectionNames.contains(section) else {
-                throw .usage(["only"], "unknown section '\(item)'; one of \(Self.sectionNames.joined(separator: ", ")), optionally :NAME (e.g. warm:boot)")
+                throw .usage(
+                    ["only"],
+                    "unknown section '\(item)'; one of \(Self.sectionNames.joined(separator: ", ")), optionally :NAME (e.g. warm:boot)"
+                )
             }
             sections.append((section, parts.count > 1 ? parts[1] : nil))
         }

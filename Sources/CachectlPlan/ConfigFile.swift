@@ -28,18 +28,23 @@ public struct ConfigFile {
     /// before parsing, and every message is bounded (no value echoed in full).
     public static func parse(_ text: String, file: String) throws(ConfigErrors) -> ConfigFile {
         guard text.utf8.count <= InputBounds.maxConfigBytes else {
-            throw ConfigErrors([ConfigError(
-                file: file, path: "",
-                message: "the configuration is \(ByteSize.format(UInt64(text.utf8.count))); it may be at most \(ByteSize.format(UInt64(InputBounds.maxConfigBytes)))")])
+            throw ConfigErrors([
+                ConfigError(
+                    file: file, path: "",
+                    message:
+                        "the configuration is \(ByteSize.format(UInt64(text.utf8.count))); it may be at most \(ByteSize.format(UInt64(InputBounds.maxConfigBytes)))"
+                )
+            ])
         }
         do {
             return try parseUnbounded(text, file: file)
         } catch {
             var shown = error.errors.prefix(InputBounds.maxErrorsShown).map(\.bounded)
             if error.errors.count > shown.count {
-                shown.append(ConfigError(
-                    file: file, path: "",
-                    message: "\(error.errors.count - shown.count) more problem(s) not shown; fix these first"))
+                shown.append(
+                    ConfigError(
+                        file: file, path: "",
+                        message: "\(error.errors.count - shown.count) more problem(s) not shown; fix these first"))
             }
             throw ConfigErrors(shown)
         }
@@ -50,7 +55,10 @@ public struct ConfigFile {
         do {
             root = try YAMLComposer.compose(text)
         } catch {
-            throw ConfigErrors([ConfigError(file: file, line: error.mark?.line, column: error.mark?.column, path: "", message: error.message)])
+            throw ConfigErrors([
+                ConfigError(
+                    file: file, line: error.mark?.line, column: error.mark?.column, path: "", message: error.message)
+            ])
         }
         guard let root else {
             // An empty file asks for nothing: a valid, empty state.
@@ -76,7 +84,9 @@ public struct ConfigFile {
         for step in path.components {
             switch step {
             case .key(let name):
-                guard case .mapping(let mapping)? = node, let pair = mapping.pairs.first(where: { $0.key.string == name }) else { continue }
+                guard case .mapping(let mapping)? = node,
+                    let pair = mapping.pairs.first(where: { $0.key.string == name })
+                else { continue }
                 keyNode = pair.key
                 node = pair.value
             case .index(let index):
@@ -88,7 +98,8 @@ public struct ConfigFile {
         // A scalar is pointed at itself; a mapping or list at its key, which reads better.
         let mark: YAMLMark?
         if case .scalar? = node { mark = node?.mark } else { mark = keyNode?.mark ?? node?.mark }
-        return ConfigError(file: self.path, line: mark?.line, column: mark?.column, path: path.description, message: message)
+        return ConfigError(
+            file: self.path, line: mark?.line, column: mark?.column, path: path.description, message: message)
     }
 
     /// A library's input error about the value at `at` (its field, or `at` itself).
@@ -100,7 +111,9 @@ public struct ConfigFile {
     /// the file as a whole (unique names, references that resolve).
     func validationErrors() -> [ConfigError] {
         var errors: [ConfigError] = []
-        if config.version != 1 { errors.append(error(["version"], "unsupported version \(config.version); this cachectl reads version 1")) }
+        if config.version != 1 {
+            errors.append(error(["version"], "unsupported version \(config.version); this cachectl reads version 1"))
+        }
 
         if let cache = config.cache {
             do {
@@ -114,10 +127,16 @@ public struct ConfigFile {
         for (i, share) in config.shares.enumerated() {
             let at: FieldPath = ["shares", .index(i)]
             guard share.mountpoint.hasPrefix("/"), InputBounds.controlCharacter(in: share.mountpoint) == nil else {
-                errors.append(error(at + ["mountpoint"], "must be an absolute path without control characters: \(InputBounds.show(share.mountpoint))"))
+                errors.append(
+                    error(
+                        at + ["mountpoint"],
+                        "must be an absolute path without control characters: \(InputBounds.show(share.mountpoint))"))
                 continue
             }
-            if !mountpoints.insert(share.mountpoint.count > 1 && share.mountpoint.hasSuffix("/") ? String(share.mountpoint.dropLast()) : share.mountpoint).inserted {
+            if !mountpoints.insert(
+                share.mountpoint.count > 1 && share.mountpoint.hasSuffix("/")
+                    ? String(share.mountpoint.dropLast()) : share.mountpoint
+            ).inserted {
                 errors.append(error(at + ["mountpoint"], "\(share.mountpoint) is listed twice"))
             }
             // One request a setting, so each bad one is reported.
@@ -141,13 +160,18 @@ public struct ConfigFile {
             }
             // TierSpec drops what does not apply to the type; in a file that is a mistake worth saying.
             for wrong in TierSpec.inapplicable(
-                to: tier.type, algorithm: tier.algorithm != nil, filesystem: tier.filesystem != nil, device: tier.device != nil,
+                to: tier.type, algorithm: tier.algorithm != nil, filesystem: tier.filesystem != nil,
+                device: tier.device != nil,
                 remote: tier.remote != nil)
             {
                 errors.append(self.error(at, wrong))
             }
-            if tier.remote != nil, tier.device != nil { errors.append(error(at + ["remote"], "give device or remote, not both")) }
-            if !tierNames.insert(tier.name).inserted { errors.append(error(at + ["name"], "tier \(tier.name) is listed twice")) }
+            if tier.remote != nil, tier.device != nil {
+                errors.append(error(at + ["remote"], "give device or remote, not both"))
+            }
+            if !tierNames.insert(tier.name).inserted {
+                errors.append(error(at + ["name"], "tier \(tier.name) is listed twice"))
+            }
             if tier.state == .present, !tierPaths.insert(tier.spec.path).inserted {
                 errors.append(error(at + ["path"], "two tiers use the path \(tier.spec.path)"))
             }
@@ -156,7 +180,11 @@ public struct ConfigFile {
         if let models = config.models {
             for (key, value) in [("dir", models.dir), ("cold_store", models.coldStore)]
             where !value.hasPrefix("/") || InputBounds.controlCharacter(in: value) != nil {
-                errors.append(error(["models", .key(key)], "must be an absolute path without control characters (newlines, tabs): \(InputBounds.show(value))"))
+                errors.append(
+                    error(
+                        ["models", .key(key)],
+                        "must be an absolute path without control characters (newlines, tabs): \(InputBounds.show(value))"
+                    ))
             }
             let absent = Set(config.tiers.filter { $0.state == .absent }.map(\.name))
             for (model, tier) in models.pinned.sorted(by: { $0.key < $1.key }) {
@@ -179,11 +207,17 @@ public struct ConfigFile {
             for (i, export) in nvmeof.exports.enumerated() {
                 let at: FieldPath = ["nvmeof", "exports", .index(i)]
                 do {
-                    if export.state == .present { try export.spec.validate() } else { try ExportSpec.validateName(export.name) }
+                    if export.state == .present {
+                        try export.spec.validate()
+                    } else {
+                        try ExportSpec.validateName(export.name)
+                    }
                 } catch {
                     errors.append(self.error(at, error))
                 }
-                if !names.insert(export.name).inserted { errors.append(error(at + ["name"], "export \(export.name) is listed twice")) }
+                if !names.insert(export.name).inserted {
+                    errors.append(error(at + ["name"], "export \(export.name) is listed twice"))
+                }
             }
             for (i, connection) in nvmeof.connections.enumerated() {
                 do {
@@ -198,13 +232,23 @@ public struct ConfigFile {
         for (i, list) in config.warm.enumerated() {
             let at: FieldPath = ["warm", .index(i)]
             if !WarmListName.isValid(list.name) {
-                errors.append(error(at + ["name"], "warm list name must be 1-64 characters of A-Z, a-z, 0-9, - and _ (it names cachectl-warm@NAME.service): \(InputBounds.show(list.name))"))
+                errors.append(
+                    error(
+                        at + ["name"],
+                        "warm list name must be 1-64 characters of A-Z, a-z, 0-9, - and _ (it names cachectl-warm@NAME.service): \(InputBounds.show(list.name))"
+                    ))
             }
-            if !warmNames.insert(list.name).inserted { errors.append(error(at + ["name"], "warm list \(list.name) is listed twice")) }
+            if !warmNames.insert(list.name).inserted {
+                errors.append(error(at + ["name"], "warm list \(list.name) is listed twice"))
+            }
             do { try list.options.validate() } catch { errors.append(self.error(at, error)) }
             if list.files.isEmpty && list.models.isEmpty { errors.append(error(at, "name at least one file or model")) }
-            for (j, file) in list.files.enumerated() where !file.hasPrefix("/") || InputBounds.controlCharacter(in: file) != nil {
-                errors.append(error(at + ["files", .index(j)], "must be an absolute path without control characters: \(InputBounds.show(file))"))
+            for (j, file) in list.files.enumerated()
+            where !file.hasPrefix("/") || InputBounds.controlCharacter(in: file) != nil {
+                errors.append(
+                    error(
+                        at + ["files", .index(j)],
+                        "must be an absolute path without control characters: \(InputBounds.show(file))"))
             }
             if !list.models.isEmpty && config.models == nil {
                 errors.append(error(at + ["models"], "warming models needs the models section (dir and cold_store)"))
@@ -219,7 +263,8 @@ public enum WarmListName {
     public static func isValid(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.count <= 64 && !name.hasPrefix("-")
             && name.utf8.allSatisfy { c in
-                (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f
+                (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d
+                    || c == 0x5f
             }
     }
 }

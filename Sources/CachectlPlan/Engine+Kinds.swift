@@ -20,21 +20,29 @@ extension Engine {
         let dirExists = Self.isDirectory(cache.dir)
         let pids = CachefilesDaemon.runningPIDs(proc: environment.roots.proc)
         let daemonOK = !environment.manageCacheDaemon || !pids.isEmpty
-        let after = "\(path) for \(cache.dir) (tag \(cache.tag))" + (environment.manageCacheDaemon ? ", cachefilesd running" : "")
+        let after =
+            "\(path) for \(cache.dir) (tag \(cache.tag))"
+            + (environment.manageCacheDaemon ? ", cachefilesd running" : "")
         var before: [String] = []
         before.append(current == nil ? "no \(path)" : current == rendered ? "\(path) as wanted" : "\(path) differs")
         if !dirExists { before.append("no \(cache.dir)") }
-        if environment.manageCacheDaemon { before.append(pids.isEmpty ? "cachefilesd not running" : "cachefilesd running") }
+        if environment.manageCacheDaemon {
+            before.append(pids.isEmpty ? "cachefilesd not running" : "cachefilesd running")
+        }
         if current == rendered && dirExists && daemonOK {
             return Action(kind: .cache, target: cache.dir, before: before.joined(separator: ", "), after: after)
         }
         let setup = CacheSetup(
-            config: cache, configPath: path, check: true, manageDaemon: environment.manageCacheDaemon, roots: environment.roots)
+            config: cache, configPath: path, check: true, manageDaemon: environment.manageCacheDaemon,
+            roots: environment.roots)
         let result = try setup.run()
         return Action(
-            kind: .cache, target: cache.dir, before: before.joined(separator: ", "), after: after, changed: true, status: .pending,
+            kind: .cache, target: cache.dir, before: before.joined(separator: ", "), after: after, changed: true,
+            status: .pending,
             steps: result.actions, diff: result.diff.isEmpty ? nil : result.diff,
-            notes: result.findings.filter { $0.severity != .ok }.map { "\($0.check): \($0.detail)" + ($0.fix.map { " (fix: \($0))" } ?? "") })
+            notes: result.findings.filter { $0.severity != .ok }.map {
+                "\($0.check): \($0.detail)" + ($0.fix.map { " (fix: \($0))" } ?? "")
+            })
     }
 
     /// `CacheSetup` writes the config, then starts cachefilesd. If that fails,
@@ -45,7 +53,8 @@ extension Engine {
         let oldText = try? AtomicFile.readText(path)
         let wasRunning = !CachefilesDaemon.runningPIDs(proc: environment.roots.proc).isEmpty
         let setup = CacheSetup(
-            config: cache, configPath: path, check: false, manageDaemon: environment.manageCacheDaemon, roots: environment.roots)
+            config: cache, configPath: path, check: false, manageDaemon: environment.manageCacheDaemon,
+            roots: environment.roots)
         do {
             let result = try setup.run()
             var action = planned
@@ -68,10 +77,13 @@ extension Engine {
                         undone.append("removed the new \(path)")
                     }
                 } catch {
-                    undone.append("could not restore \(path): \(error) (the old file is \(path)\(AtomicFile.backupSuffix))")
+                    undone.append(
+                        "could not restore \(path): \(error) (the old file is \(path)\(AtomicFile.backupSuffix))")
                 }
             }
-            if environment.manageCacheDaemon, wasRunning, CachefilesDaemon.runningPIDs(proc: environment.roots.proc).isEmpty {
+            if environment.manageCacheDaemon, wasRunning,
+                CachefilesDaemon.runningPIDs(proc: environment.roots.proc).isEmpty
+            {
                 do {
                     _ = try CachefilesDaemon.ensureRunning(configPath: path, restart: true, roots: environment.roots)
                     undone.append("started cachefilesd again with the old config")
@@ -80,7 +92,8 @@ extension Engine {
                 }
             }
             throw ChangeFailure(
-                underlying: error, changed: false, rollback: undone.isEmpty ? "nothing had changed" : undone.joined(separator: "; "))
+                underlying: error, changed: false,
+                rollback: undone.isEmpty ? "nothing had changed" : undone.joined(separator: "; "))
         }
     }
 
@@ -114,10 +127,12 @@ extension Engine {
         let unchanged = check || !mount.changed
         var action = Action(
             kind: .share, target: share.mountpoint,
-            before: describe(fsc: mount.fscBefore, readaheadKB: unchanged ? mount.readaheadKB : nil,
-                             nconnect: unchanged ? mount.nconnect : nil, rsize: unchanged ? mount.rsizeBytes : nil),
-            after: describe(fsc: share.fsc, readaheadKB: wantedKB ?? (check ? mount.readaheadKB : nil),
-                            nconnect: share.nconnect, rsize: share.rsize?.bytes),
+            before: describe(
+                fsc: mount.fscBefore, readaheadKB: unchanged ? mount.readaheadKB : nil,
+                nconnect: unchanged ? mount.nconnect : nil, rsize: unchanged ? mount.rsizeBytes : nil),
+            after: describe(
+                fsc: share.fsc, readaheadKB: wantedKB ?? (check ? mount.readaheadKB : nil),
+                nconnect: share.nconnect, rsize: share.rsize?.bytes),
             changed: mount.changed, status: mount.changed ? (check ? .pending : .done) : .unchanged,
             steps: mount.actions, diff: mount.fstabDiff, notes: mount.notes)
         if mount.failed {
@@ -127,7 +142,9 @@ extension Engine {
             action.notes = mount.notes
             throw ChangeFailure(
                 underlying: CachectlError(mount.errorCode ?? .failed, message), changed: mount.changed,
-                rollback: (restored + ["FscSwitch mounts the share again with its old options when mounting with fsc fails"]).joined(separator: "; "))
+                rollback: (restored + [
+                    "FscSwitch mounts the share again with its old options when mounting with fsc fails"
+                ]).joined(separator: "; "))
         }
         return action
     }
@@ -143,7 +160,10 @@ extension Engine {
         let state = try environment.tierState.load()
         let existing = state.tier(named: tier.name)
         let live = try tiers.listTiers().first { $0.name == tier.name }?.live ?? false
-        let before = existing.map { "\($0.spec.type.rawValue) \($0.spec.size) at \($0.spec.path)" + (live ? "" : " (not mounted)") } ?? "absent"
+        let before =
+            existing.map {
+                "\($0.spec.type.rawValue) \($0.spec.size) at \($0.spec.path)" + (live ? "" : " (not mounted)")
+            } ?? "absent"
         let change: TierChange
         let after: String
         switch tier.state {
@@ -179,15 +199,20 @@ extension Engine {
     func runExport(_ export: MachineConfig.NVMeOF.Export, check: Bool) throws -> Action {
         let target = NVMeTarget(roots: environment.roots)
         let existing = target.isLoaded ? (try? target.list())?.first { $0.nqn == export.spec.nqn } : nil
-        let before = existing.map { status in
-            "exported as \(status.nqn)" + (status.ports.first.map { " on \($0.transport ?? "?") \($0.address ?? "")\($0.port.map { ":\($0)" } ?? "")" } ?? "")
-        } ?? "absent"
+        let before =
+            existing.map { status in
+                "exported as \(status.nqn)"
+                    + (status.ports.first.map {
+                        " on \($0.transport ?? "?") \($0.address ?? "")\($0.port.map { ":\($0)" } ?? "")"
+                    } ?? "")
+            } ?? "absent"
         let change: TargetChange
         let after: String
         switch export.state {
         case .present:
             change = try target.export(export.spec, check: check)
-            after = "exported as \(export.spec.nqn) (\(export.size)) on \(export.transport.rawValue)"
+            after =
+                "exported as \(export.spec.nqn) (\(export.size)) on \(export.transport.rawValue)"
                 + (export.address.map { " \($0)" } ?? "") + (export.port.map { ":\($0)" } ?? "")
         case .absent:
             change = try target.unexport(export.name, check: check)
@@ -201,12 +226,15 @@ extension Engine {
     /// `FabricsHost.connect`: an existing live connection is reused.
     func runConnection(_ connection: MachineConfig.NVMeOF.Connection, check: Bool) throws -> Action {
         let change = try FabricsHost(roots: environment.roots).connect(connection.spec, check: check)
-        let at = connection.transport.rawValue + (connection.address.map { " \($0)" } ?? "") + (connection.port.map { ":\($0)" } ?? "")
+        let at =
+            connection.transport.rawValue + (connection.address.map { " \($0)" } ?? "")
+            + (connection.port.map { ":\($0)" } ?? "")
         return Action(
             kind: .nvmeofConnection, target: connection.nqn,
             before: change.changed ? "not connected" : "connected" + (change.device.map { " (\($0))" } ?? ""),
             after: "connected over \(at)" + (change.device.map { " (\($0))" } ?? ""), changed: change.changed,
-            status: change.changed ? (check ? .pending : .done) : .unchanged, steps: change.changed ? [change.action] : [])
+            status: change.changed ? (check ? .pending : .done) : .unchanged,
+            steps: change.changed ? [change.action] : [])
     }
 }
 
@@ -215,7 +243,8 @@ extension Engine {
 extension Engine {
     func runModels(_ models: MachineConfig.Models, check: Bool) throws -> Action {
         let state = try environment.tierState.load()
-        let before = state.modelsDir.map { "models dir \($0), cold store \(state.coldStore ?? "-")" } ?? "not configured"
+        let before =
+            state.modelsDir.map { "models dir \($0), cold store \(state.coldStore ?? "-")" } ?? "not configured"
         let setup = try tiers.configureModels(modelsDir: models.dir, coldStore: models.coldStore, check: check)
         return Action(
             kind: .models, target: models.dir, before: before,
@@ -226,16 +255,24 @@ extension Engine {
 
     /// `promote` copies, swaps links atomically, and on failure removes its
     /// copies and puts the links back.
-    func runPlacement(_ model: String, tier: String?, pin: Bool, strategy: PlacementStrategy, check: Bool) throws -> Action {
-        if check, let models = config.models, ModelCatalog.find(model, in: try ModelCatalog.scan(coldStore: models.coldStore)) == nil {
+    func runPlacement(_ model: String, tier: String?, pin: Bool, strategy: PlacementStrategy, check: Bool) throws
+        -> Action
+    {
+        if check, let models = config.models,
+            ModelCatalog.find(model, in: try ModelCatalog.scan(coldStore: models.coldStore)) == nil
+        {
             throw MissingReference(description: "no model \(model) in \(models.coldStore); see: cachectl models")
         }
-        let change = try tiers.promote(model, tier: tier, strategy: strategy, pin: pin, check: check, progress: environment.progress && !check)
+        let change = try tiers.promote(
+            model, tier: tier, strategy: strategy, pin: pin, check: check, progress: environment.progress && !check)
         let where_ = { (tier: String?) in tier.map { "in tier \($0)" } ?? "cold" }
         var steps: [String] = []
         if change.changed {
-            steps.append(check ? "\(change.action) \(change.model) to \(change.tier ?? "?") (\(ByteSize.format(change.copiedBytes)) to copy)"
-                               : "\(change.action) \(change.model) to \(change.tier ?? "?"), copied \(ByteSize.format(change.copiedBytes))")
+            steps.append(
+                check
+                    ? "\(change.action) \(change.model) to \(change.tier ?? "?") (\(ByteSize.format(change.copiedBytes)) to copy)"
+                    : "\(change.action) \(change.model) to \(change.tier ?? "?"), copied \(ByteSize.format(change.copiedBytes))"
+            )
         }
         return Action(
             kind: .placement, target: model, before: where_(change.from),
@@ -258,7 +295,8 @@ extension Engine {
             let catalog = try ModelCatalog.scan(coldStore: models.coldStore)
             for name in list.models {
                 guard let model = ModelCatalog.find(name, in: catalog) else {
-                    throw MissingReference(description: "warm \(list.name): no model \(name) in \(models.coldStore); see: cachectl models")
+                    throw MissingReference(
+                        description: "warm \(list.name): no model \(name) in \(models.coldStore); see: cachectl models")
                 }
                 paths += model.files.map { file in
                     let link = models.dir + "/" + file.path
@@ -276,18 +314,30 @@ extension Engine {
             throw CachectlError.failed("warm \(list.name): \(problem)", hint: "fix the path in the warm list")
         }
         let total = selection.totalSize
-        let after = "\(ByteSize.format(total)) in \(selection.files.count) file(s) " + (list.into == .ram ? "in the page cache" : "in FS-Cache")
+        let after =
+            "\(ByteSize.format(total)) in \(selection.files.count) file(s) "
+            + (list.into == .ram ? "in the page cache" : "in FS-Cache")
         if list.into == .disk {
             // Residency cannot tell what FS-Cache holds; the record of the last warm can.
             let stamps = selection.files.compactMap { FileStamp.of($0.path) }
             let record = environment.warmState.load().lists[list.name]
-            if let record, record.into == "disk", Set(record.files) == Set(stamps), stamps.count == selection.files.count {
-                return (Action(kind: .warm, target: list.name, before: "warmed into FS-Cache (files unchanged since)", after: after), nil, selection.files)
+            if let record, record.into == "disk", Set(record.files) == Set(stamps),
+                stamps.count == selection.files.count
+            {
+                return (
+                    Action(
+                        kind: .warm, target: list.name, before: "warmed into FS-Cache (files unchanged since)",
+                        after: after), nil, selection.files
+                )
             }
-            return (Action(
-                kind: .warm, target: list.name, before: record == nil ? "not warmed" : "files changed since the last warm", after: after,
-                changed: true, status: .pending, steps: ["read \(ByteSize.format(total)) through FS-Cache, dropping pages behind"]),
-                nil, selection.files)
+            return (
+                Action(
+                    kind: .warm, target: list.name,
+                    before: record == nil ? "not warmed" : "files changed since the last warm", after: after,
+                    changed: true, status: .pending,
+                    steps: ["read \(ByteSize.format(total)) through FS-Cache, dropping pages behind"]),
+                nil, selection.files
+            )
         }
         let plan = Prewarmer(options: list.options).plan(selection.files)
         if let failure = plan.results.first(where: { $0.error != nil }) {
@@ -298,10 +348,12 @@ extension Engine {
         guard plan.bytesToRead > 0 else {
             return (Action(kind: .warm, target: list.name, before: before, after: after), plan, selection.files)
         }
-        return (Action(
-            kind: .warm, target: list.name, before: before, after: after, changed: true, status: .pending,
-            steps: ["read \(ByteSize.format(plan.bytesToRead)) into the page cache with \(plan.readers) reader(s)"]),
-            plan, selection.files)
+        return (
+            Action(
+                kind: .warm, target: list.name, before: before, after: after, changed: true, status: .pending,
+                steps: ["read \(ByteSize.format(plan.bytesToRead)) into the page cache with \(plan.readers) reader(s)"]),
+            plan, selection.files
+        )
     }
 
     /// Reads what is missing, then records the run (throughput for metrics, file
@@ -316,16 +368,23 @@ extension Engine {
             return action
         }
         let prewarmer = Prewarmer(options: list.options)
-        let bar = ProgressBar(total: plan?.bytesToRead ?? files.reduce(0) { $0 + $1.size }, label: "warm \(list.name)", enabled: environment.progress)
+        let bar = ProgressBar(
+            total: plan?.bytesToRead ?? files.reduce(0) { $0 + $1.size }, label: "warm \(list.name)",
+            enabled: environment.progress)
         let report = prewarmer.run(plan ?? prewarmer.plan(files), progress: bar)
         bar.finish()
         action.changed = report.bytesRead > 0 || list.into == .disk
-        action.steps = ["read \(ByteSize.format(report.bytesRead)) in \(formatFixed(report.seconds, digits: 2)) s (\(ByteSize.formatRate(bytes: report.bytesRead, seconds: report.seconds)))"]
-        if let percent = report.residencyPercent, list.into == .ram { action.notes.append("\(formatFixed(percent, digits: 1))% resident") }
+        action.steps = [
+            "read \(ByteSize.format(report.bytesRead)) in \(formatFixed(report.seconds, digits: 2)) s (\(ByteSize.formatRate(bytes: report.bytesRead, seconds: report.seconds)))"
+        ]
+        if let percent = report.residencyPercent, list.into == .ram {
+            action.notes.append("\(formatFixed(percent, digits: 1))% resident")
+        }
         if report.failedFiles > 0 {
             let failures = report.files.compactMap { file in file.error.map { "\(file.path): \($0)" } }
             throw ChangeFailure(
-                underlying: CachectlError.failed("warm \(list.name): \(report.failedFiles) file(s) failed: " + failures.joined(separator: "; ")),
+                underlying: CachectlError.failed(
+                    "warm \(list.name): \(report.failedFiles) file(s) failed: " + failures.joined(separator: "; ")),
                 changed: report.bytesRead > 0, rollback: "nothing to roll back: warming only reads")
         }
         let record = WarmRecord(

@@ -22,7 +22,10 @@ public struct Engine: Sendable {
     public let environment: PlanEnvironment
     public let filter: ActionFilter
 
-    public init(config: MachineConfig, file: String, environment: PlanEnvironment = PlanEnvironment(), filter: ActionFilter = .all) {
+    public init(
+        config: MachineConfig, file: String, environment: PlanEnvironment = PlanEnvironment(),
+        filter: ActionFilter = .all
+    ) {
         self.config = config
         self.file = file
         self.environment = environment
@@ -91,7 +94,8 @@ public struct Engine: Sendable {
         }
         return items.filter { item in
             switch item {
-            case .placement: filter.includes(.placement, name: item.target) || filter.includes(.models, name: item.target)
+            case .placement:
+                filter.includes(.placement, name: item.target) || filter.includes(.models, name: item.target)
             default: filter.includes(item.kind, name: item.target)
             }
         }
@@ -168,7 +172,9 @@ public struct Engine: Sendable {
         var stopped = false
         for item in work {
             if stopped {
-                var action = planned.actions.first { $0.kind == item.kind && $0.target == item.target } ?? Action(kind: item.kind, target: item.target)
+                var action =
+                    planned.actions.first { $0.kind == item.kind && $0.target == item.target }
+                    ?? Action(kind: item.kind, target: item.target)
                 action.status = .skipped
                 action.changed = false
                 actions.append(action)
@@ -202,13 +208,15 @@ public struct Engine: Sendable {
                 action.status = .failed
                 action.changed = false
                 action.error = String(describing: error)
-                action.rollback = "nothing to roll back: \(item.kind.rawValue) undoes its own partial steps before it reports an error"
+                action.rollback =
+                    "nothing to roll back: \(item.kind.rawValue) undoes its own partial steps before it reports an error"
                 stopped = true
             }
             actions.append(action)
         }
         return PlanReport(
-            changed: actions.contains(where: \.changed), failed: actions.contains { $0.status == .failed }, check: false,
+            changed: actions.contains(where: \.changed), failed: actions.contains { $0.status == .failed },
+            check: false,
             file: file, actions: actions)
     }
 
@@ -218,7 +226,9 @@ public struct Engine: Sendable {
         var description: String
     }
 
-    var tiers: RAMTiers { RAMTiers(stateFile: environment.tierState, roots: environment.roots, remotes: FabricsTierLink()) }
+    var tiers: RAMTiers {
+        RAMTiers(stateFile: environment.tierState, roots: environment.roots, remotes: FabricsTierLink())
+    }
 
     // MARK: - per kind
 

@@ -28,11 +28,15 @@ public struct FabricsTierLink: RemoteNamespaceLink {
         // A controller still reconnecting to a target that went away has no
         // usable namespace, and the tier makes a new filesystem anyway: start afresh.
         let hostNQN = spec.hostNQN ?? host.defaultHostNQN()
-        let stale = host.controllers().filter { host.matches($0, spec, hostNQN: hostNQN) && $0.state != "live" && $0.state != "deleting" }
+        let stale = host.controllers().filter {
+            host.matches($0, spec, hostNQN: hostNQN) && $0.state != "live" && $0.state != "deleting"
+        }
         if !stale.isEmpty { try host.disconnect(stale) }
         let change = try host.connect(spec)
         guard let device = change.device else {
-            throw CachectlError.failed("connect to \(remote.summary)", hint: "connected, but it has no namespace; is one enabled on the target?")
+            throw CachectlError.failed(
+                "connect to \(remote.summary)",
+                hint: "connected, but it has no namespace; is one enabled on the target?")
         }
         return device
     }

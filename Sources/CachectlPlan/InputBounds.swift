@@ -25,7 +25,8 @@ public enum InputBounds {
                 return "'" + out + "'… (\(value.unicodeScalars.count) characters)"
             }
             count += 1
-            out += scalar.value < 0x20 || scalar.value == 0x7f || (scalar.value >= 0x80 && scalar.value < 0xa0)
+            out +=
+                scalar.value < 0x20 || scalar.value == 0x7f || (scalar.value >= 0x80 && scalar.value < 0xa0)
                 ? scalar.escaped(asASCII: true) : String(scalar)
         }
         return "'" + out + "'"
@@ -61,7 +62,9 @@ public enum InputBounds {
         guard st.st_size <= maxConfigBytes else {
             throw ConfigError(
                 file: path, path: "",
-                message: "the file is \(ByteSize.format(UInt64(st.st_size))); a configuration may be at most \(ByteSize.format(UInt64(maxConfigBytes)))")
+                message:
+                    "the file is \(ByteSize.format(UInt64(st.st_size))); a configuration may be at most \(ByteSize.format(UInt64(maxConfigBytes)))"
+            )
         }
         // Read at most one byte more than allowed: a file that grew is refused too.
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: maxConfigBytes + 1, alignment: 16)
@@ -70,13 +73,18 @@ public enum InputBounds {
         while done <= maxConfigBytes {
             let n = retryingEINTR { pread(file.fd, buffer.baseAddress! + done, maxConfigBytes + 1 - done, off_t(done)) }
             if n < 0 {
-                throw ConfigError(file: path, path: "", message: CachectlError("read", path: path, errno: errno).description)
+                throw ConfigError(
+                    file: path, path: "", message: CachectlError("read", path: path, errno: errno).description)
             }
             if n == 0 { break }
             done += n
         }
         guard done <= maxConfigBytes else {
-            throw ConfigError(file: path, path: "", message: "the file grew past \(ByteSize.format(UInt64(maxConfigBytes))) while being read; a configuration may be at most that")
+            throw ConfigError(
+                file: path, path: "",
+                message:
+                    "the file grew past \(ByteSize.format(UInt64(maxConfigBytes))) while being read; a configuration may be at most that"
+            )
         }
         return String(decoding: UnsafeRawBufferPointer(rebasing: buffer[0..<done]), as: UTF8.self)
     }

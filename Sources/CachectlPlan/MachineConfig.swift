@@ -86,7 +86,9 @@ public struct MachineConfig: Decodable, Sendable, Equatable {
         /// `absent`: demote what is placed there and destroy the tier.
         public var state: Presence = .present
 
-        enum CodingKeys: String, CodingKey { case name, type, size, path, algorithm, filesystem, rank, device, remote, state }
+        enum CodingKeys: String, CodingKey {
+            case name, type, size, path, algorithm, filesystem, rank, device, remote, state
+        }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -105,10 +107,13 @@ public struct MachineConfig: Decodable, Sendable, Equatable {
         /// What `cachectl tier create` would be given.
         public var spec: TierSpec {
             TierSpec(
-                name: name, type: type, size: size, path: path, algorithm: algorithm, filesystem: filesystem, rank: rank,
+                name: name, type: type, size: size, path: path, algorithm: algorithm, filesystem: filesystem,
+                rank: rank,
                 device: device,
                 remote: remote.map {
-                    RemoteNamespace(nqn: $0.nqn, transport: $0.transport.rawValue, address: $0.address, port: $0.port, hostNQN: $0.hostNqn)
+                    RemoteNamespace(
+                        nqn: $0.nqn, transport: $0.transport.rawValue, address: $0.address, port: $0.port,
+                        hostNQN: $0.hostNqn)
                 })
         }
     }
@@ -169,7 +174,9 @@ public struct MachineConfig: Decodable, Sendable, Equatable {
             /// `absent`: unexport (the namespace's data is lost).
             public var state: Presence = .present
 
-            enum CodingKeys: String, CodingKey { case name, size, transport, address, port, allowedHosts, allowAnyHost, state }
+            enum CodingKeys: String, CodingKey {
+                case name, size, transport, address, port, allowedHosts, allowAnyHost, state
+            }
 
             public init(from decoder: any Decoder) throws {
                 let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -212,7 +219,9 @@ public struct MachineConfig: Decodable, Sendable, Equatable {
             }
 
             public var spec: ConnectSpec {
-                ConnectSpec(address: FabricsAddress(transport: transport, address: address, port: port), nqn: nqn, hostNQN: hostNqn)
+                ConnectSpec(
+                    address: FabricsAddress(transport: transport, address: address, port: port), nqn: nqn,
+                    hostNQN: hostNqn)
             }
         }
     }

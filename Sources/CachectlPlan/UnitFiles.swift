@@ -38,7 +38,9 @@ public struct UnitFiles: Sendable {
         return loaded.config.shares.map(\.mountpoint)
     }
 
-    public static let names = ["cachectl-apply.service", "cachectl-warm@.service", "cachectl-fuse@.service", "cachectl-serve.service"]
+    public static let names = [
+        "cachectl-apply.service", "cachectl-warm@.service", "cachectl-fuse@.service", "cachectl-serve.service",
+    ]
 
     public struct Unit: Codable, Sendable, Equatable {
         public var name: String
@@ -63,7 +65,9 @@ public struct UnitFiles: Sendable {
     /// else (spaces, quotes, `$`, `%`, `\`, `;`, control characters, newlines) is
     /// refused, naming the option; nothing is written.
     public func validate() throws(CachectlError) {
-        let fields: [(FieldPath, String)] = [(["dir"], directory), (["binary"], binary), (["config"], config), (["fuse_dir"], fuseDirectory)]
+        let fields: [(FieldPath, String)] = [
+            (["dir"], directory), (["binary"], binary), (["config"], config), (["fuse_dir"], fuseDirectory),
+        ]
         for (field, value) in fields + mounts.map({ (["shares", "mountpoint"], $0) }) {
             if let problem = Self.problem(value) {
                 throw .usage(field, "\(field.key ?? "") \(problem): \(InputBounds.show(value))")
@@ -92,12 +96,16 @@ public struct UnitFiles: Sendable {
     }
 
     public func render(_ name: String) throws -> String {
-        let template: Template = switch name {
-        case "cachectl-apply.service": Template(String(decoding: PackageResources.cachectl_apply_service_mustache, as: UTF8.self))
-        case "cachectl-warm@.service": Template(String(decoding: PackageResources.cachectl_warm__service_mustache, as: UTF8.self))
-        case "cachectl-serve.service": Template(String(decoding: PackageResources.cachectl_serve_service_mustache, as: UTF8.self))
-        default: Template(String(decoding: PackageResources.cachectl_fuse__service_mustache, as: UTF8.self))
-        }
+        let template: Template =
+            switch name {
+            case "cachectl-apply.service":
+                Template(String(decoding: PackageResources.cachectl_apply_service_mustache, as: UTF8.self))
+            case "cachectl-warm@.service":
+                Template(String(decoding: PackageResources.cachectl_warm__service_mustache, as: UTF8.self))
+            case "cachectl-serve.service":
+                Template(String(decoding: PackageResources.cachectl_serve_service_mustache, as: UTF8.self))
+            default: Template(String(decoding: PackageResources.cachectl_fuse__service_mustache, as: UTF8.self))
+            }
         return try template.render([
             "cachectl": binary, "config": config, "fuse_dir": fuseDirectory,
             "mounts": mounts.isEmpty ? nil : mounts.joined(separator: " "),
@@ -119,8 +127,10 @@ public struct UnitFiles: Sendable {
                 }
                 try AtomicFile.write(text, to: path, mode: 0o644)
             }
-            units.append(Unit(name: name, path: path, changed: changed,
-                              diff: UnifiedDiff.make(old: old, new: text, oldLabel: path, newLabel: path + " (cachectl)")))
+            units.append(
+                Unit(
+                    name: name, path: path, changed: changed,
+                    diff: UnifiedDiff.make(old: old, new: text, oldLabel: path, newLabel: path + " (cachectl)")))
         }
         let changed = units.contains(where: \.changed)
         let reloaded = changed && reload && Systemd.isRunning()

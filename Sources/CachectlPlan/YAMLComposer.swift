@@ -81,15 +81,17 @@ private final class EventReader {
             let scalar = event.data.scalar
             // A scalar may contain NUL characters ("\0" in double quotes): use its length.
             let value = String(decoding: UnsafeBufferPointer(start: scalar.value, count: scalar.length), as: UTF8.self)
-            let style: YAMLNode.Scalar.Style = switch scalar.style {
-            case YAML_SINGLE_QUOTED_SCALAR_STYLE: .singleQuoted
-            case YAML_DOUBLE_QUOTED_SCALAR_STYLE: .doubleQuoted
-            case YAML_LITERAL_SCALAR_STYLE: .literal
-            case YAML_FOLDED_SCALAR_STYLE: .folded
-            default: .plain
-            }
-            kind = .scalar(value: value, anchor: string(scalar.anchor), tag: string(scalar.tag), style: style,
-                           quotedImplicit: scalar.quoted_implicit != 0)
+            let style: YAMLNode.Scalar.Style =
+                switch scalar.style {
+                case YAML_SINGLE_QUOTED_SCALAR_STYLE: .singleQuoted
+                case YAML_DOUBLE_QUOTED_SCALAR_STYLE: .doubleQuoted
+                case YAML_LITERAL_SCALAR_STYLE: .literal
+                case YAML_FOLDED_SCALAR_STYLE: .folded
+                default: .plain
+                }
+            kind = .scalar(
+                value: value, anchor: string(scalar.anchor), tag: string(scalar.tag), style: style,
+                quotedImplicit: scalar.quoted_implicit != 0)
         case YAML_SEQUENCE_START_EVENT: kind = .sequenceStart(anchor: string(event.data.sequence_start.anchor))
         case YAML_SEQUENCE_END_EVENT: kind = .sequenceEnd
         case YAML_MAPPING_START_EVENT: kind = .mappingStart(anchor: string(event.data.mapping_start.anchor))
@@ -120,7 +122,8 @@ private final class EventReader {
                     mark.column += 1
                 }
             }
-            let value = parser.problem_value == -1 ? "" : " (#x\(String(parser.problem_value, radix: 16, uppercase: true)))"
+            let value =
+                parser.problem_value == -1 ? "" : " (#x\(String(parser.problem_value, radix: 16, uppercase: true)))"
             return YAMLError(message: "YAML syntax: \(problem)\(value)", mark: mark)
         default:
             let context = parser.context.map { " " + String(cString: $0) } ?? ""
@@ -150,14 +153,17 @@ private struct Composer {
         _ = try events.next()  // document end
         let after = try events.next()
         if case .streamEnd = after.kind { return root }
-        throw YAMLError(message: "YAML: a second document (after ---) was found; a configuration is one document", mark: after.mark)
+        throw YAMLError(
+            message: "YAML: a second document (after ---) was found; a configuration is one document", mark: after.mark)
     }
 
     private mutating func node(_ event: Event, depth: Int) throws(YAMLError) -> YAMLNode {
         switch event.kind {
         case .alias(let name):
             if open.contains(name) {
-                throw YAMLError(message: "YAML: the alias *\(name) is inside the node &\(name) it names (a cycle)", mark: event.mark)
+                throw YAMLError(
+                    message: "YAML: the alias *\(name) is inside the node &\(name) it names (a cycle)", mark: event.mark
+                )
             }
             guard let target = anchors[name] else {
                 throw YAMLError(message: "YAML syntax: found undefined alias *\(name)", mark: event.mark)
@@ -165,7 +171,8 @@ private struct Composer {
             expanded += target.nodeCount
             guard expanded <= YAMLComposer.maxAliasExpansion else {
                 throw YAMLError(
-                    message: "YAML: aliases expand to more than \(YAMLComposer.maxAliasExpansion) nodes; write the values out or share less",
+                    message:
+                        "YAML: aliases expand to more than \(YAMLComposer.maxAliasExpansion) nodes; write the values out or share less",
                     mark: event.mark)
             }
             return target
@@ -173,7 +180,8 @@ private struct Composer {
         case .scalar(let value, let anchor, let tag, let style, let quotedImplicit):
             // A quoted or block scalar without a tag is a string (libyaml's quoted_implicit);
             // `!` alone is kept as written, as Yams did.
-            let node = YAMLNode.scalar(.init(value: value, style: style, explicitTag: quotedImplicit ? nil : tag, mark: event.mark))
+            let node = YAMLNode.scalar(
+                .init(value: value, style: style, explicitTag: quotedImplicit ? nil : tag, mark: event.mark))
             if let anchor { anchors[anchor] = node }
             return node
 
@@ -211,7 +219,8 @@ private struct Composer {
                     let identity = "\(scalar.tag)\u{0}\(scalar.value)"
                     if let first = seen[identity] {
                         throw YAMLError(
-                            message: "YAML: the key \(InputBounds.show(scalar.value)) is given twice in one mapping (first on line \(first.line))",
+                            message:
+                                "YAML: the key \(InputBounds.show(scalar.value)) is given twice in one mapping (first on line \(first.line))",
                             mark: scalar.mark)
                     }
                     seen[identity] = scalar.mark
@@ -235,7 +244,8 @@ private struct Composer {
 
     private func checkDepth(_ depth: Int, _ mark: YAMLMark) throws(YAMLError) {
         guard depth < YAMLComposer.maxDepth else {
-            throw YAMLError(message: "YAML: mappings and lists nest deeper than \(YAMLComposer.maxDepth) levels", mark: mark)
+            throw YAMLError(
+                message: "YAML: mappings and lists nest deeper than \(YAMLComposer.maxDepth) levels", mark: mark)
         }
     }
 }

@@ -36,7 +36,9 @@ struct YAMLNodeDecoder {
         errors += context.unknownKeys().filter { unknown in
             guard let interrupted else { return true }
             let mapping = unknown.path.split(separator: ".").dropLast().joined(separator: ".")
-            return !(mapping.isEmpty || interrupted == mapping || interrupted.hasPrefix(mapping + ".") || interrupted.hasPrefix(mapping + "["))
+            return
+                !(mapping.isEmpty || interrupted == mapping || interrupted.hasPrefix(mapping + ".")
+                || interrupted.hasPrefix(mapping + "["))
         }
         if let value, errors.isEmpty { return value }
         throw ConfigErrors(errors)
@@ -81,7 +83,8 @@ struct LocatedError: Error {
 /// Shared by every container of one decode: the mappings opened and the keys asked for.
 final class DecodingState {
     let file: String
-    private var mappings: [String: (mapping: YAMLNode.Mapping, path: [any CodingKey], used: Set<String>, all: Bool)] = [:]
+    private var mappings: [String: (mapping: YAMLNode.Mapping, path: [any CodingKey], used: Set<String>, all: Bool)] =
+        [:]
     private var order: [String] = []
 
     init(file: String) { self.file = file }
@@ -139,12 +142,17 @@ final class DecodingState {
             for (key, _) in entry.mapping.pairs {
                 let name = key.string ?? "\(key)"
                 guard !entry.used.contains(name) else { continue }
-                let suggestion = known.min { editDistance($0, name) < editDistance($1, name) }
+                let suggestion =
+                    known.min { editDistance($0, name) < editDistance($1, name) }
                     .flatMap { editDistance($0, name) <= 2 ? " (did you mean \($0)?)" : nil } ?? ""
                 let place = id.isEmpty ? "top level" : id
-                errors.append(ConfigError(
-                    file: file, line: key.mark.line, column: key.mark.column, path: id.isEmpty ? name : id + "." + name,
-                    message: "unknown key \(InputBounds.show(name))\(suggestion); allowed in \(place): \(known.joined(separator: ", "))"))
+                errors.append(
+                    ConfigError(
+                        file: file, line: key.mark.line, column: key.mark.column,
+                        path: id.isEmpty ? name : id + "." + name,
+                        message:
+                            "unknown key \(InputBounds.show(name))\(suggestion); allowed in \(place): \(known.joined(separator: ", "))"
+                    ))
             }
         }
         return errors
@@ -158,7 +166,7 @@ final class DecodingState {
         var where_ = path
         switch error {
         case DecodingError.dataCorrupted(let context), DecodingError.typeMismatch(_, let context),
-             DecodingError.valueNotFound(_, let context):
+            DecodingError.valueNotFound(_, let context):
             message = context.debugDescription
             if context.codingPath.count > path.count { where_ = context.codingPath }
         case DecodingError.keyNotFound(let key, _):
@@ -166,16 +174,20 @@ final class DecodingState {
         default:
             message = String(describing: error)
         }
-        return ConfigError(file: file, line: node.mark.line, column: node.mark.column, path: renderPath(where_), message: message)
+        return ConfigError(
+            file: file, line: node.mark.line, column: node.mark.column, path: renderPath(where_), message: message)
     }
 
     func error(_ message: String, node: YAMLNode, path: [any CodingKey]) -> LocatedError {
-        LocatedError(error: ConfigError(file: file, line: node.mark.line, column: node.mark.column, path: renderPath(path), message: message))
+        LocatedError(
+            error: ConfigError(
+                file: file, line: node.mark.line, column: node.mark.column, path: renderPath(path), message: message))
     }
 }
 
 private func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a), b = Array(b)
+    let a = Array(a)
+    let b = Array(b)
     if a.isEmpty { return b.count }
     if b.isEmpty { return a.count }
     var previous = Array(0...b.count)
@@ -303,7 +315,9 @@ struct SingleNodeContainer: SingleValueDecodingContainer {
 
 /// Decodes a nested value; errors the type throws itself (a `DecodingError`, an
 /// enum's unknown raw value) get this node's position.
-private func decodeNested<T: Decodable>(_ type: T.Type, node: YAMLNode, path: [any CodingKey], state: DecodingState) throws -> T {
+private func decodeNested<T: Decodable>(_ type: T.Type, node: YAMLNode, path: [any CodingKey], state: DecodingState)
+    throws -> T
+{
     let decoder = NodeDecoder(node: node, path: path, state: state)
     do {
         return try T(from: decoder)
@@ -313,7 +327,8 @@ private func decodeNested<T: Decodable>(_ type: T.Type, node: YAMLNode, path: [a
         // RawRepresentable enums say "Cannot initialize X from invalid String value y".
         var message = context.debugDescription
         if let options = (T.self as? any CaseIterable.Type).map({ allCases($0) }), !options.isEmpty,
-           message.hasPrefix("Cannot initialize") {
+            message.hasPrefix("Cannot initialize")
+        {
             message = "\(describe(node)) is not one of: \(options.joined(separator: ", "))"
         }
         throw state.error(message, node: node, path: path)
@@ -391,7 +406,9 @@ struct KeyedNodeContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         return try decodeNested(type, node: child, path: path + [key], state: state)
     }
 
-    func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
+    func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws
+        -> KeyedDecodingContainer<NestedKey>
+    {
         try NodeDecoder(node: try value(for: key), path: path + [key], state: state).container(keyedBy: type)
     }
 
@@ -451,7 +468,9 @@ struct UnkeyedNodeContainer: UnkeyedDecodingContainer {
         return try decodeNested(type, node: child, path: childPath, state: state)
     }
 
-    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<
+        NestedKey
+    > {
         let (child, childPath) = try next()
         return try NodeDecoder(node: child, path: childPath, state: state).container(keyedBy: type)
     }

@@ -48,8 +48,12 @@ enum YAMLTag: Equatable, Sendable {
         var body = ArraySlice(bytes)
         if let first = body.first, first == .plus || first == .minus { body = body.dropFirst() }
         guard let first = body.first else { return false }
-        if body.starts(with: [.zero, .b]) { return body.count > 2 && body.dropFirst(2).allSatisfy { $0 == .zero || $0 == .one || $0 == .underscore } }
-        if body.starts(with: [.zero, .x]) { return body.count > 2 && body.dropFirst(2).allSatisfy { $0.isHexDigit || $0 == .underscore } }
+        if body.starts(with: [.zero, .b]) {
+            return body.count > 2 && body.dropFirst(2).allSatisfy { $0 == .zero || $0 == .one || $0 == .underscore }
+        }
+        if body.starts(with: [.zero, .x]) {
+            return body.count > 2 && body.dropFirst(2).allSatisfy { $0.isHexDigit || $0 == .underscore }
+        }
         if first == .zero {
             // `0`, or octal: `0o17`, `017` (the `o` is optional).
             var rest = body.dropFirst()
@@ -94,7 +98,8 @@ enum YAMLTag: Equatable, Sendable {
         if rest.first == .colon {
             // Base 60 with a fraction: `190:20:30.15`.
             guard let dot = rest.firstIndex(of: .dot) else { return false }
-            let pairs = rest[rest.startIndex..<dot].dropFirst().split(separator: .colon, omittingEmptySubsequences: false)
+            let pairs = rest[rest.startIndex..<dot].dropFirst().split(
+                separator: .colon, omittingEmptySubsequences: false)
             return pairs.allSatisfy(isSexagesimalDigitPair)
                 && rest[(dot + 1)...].allSatisfy { $0.isDigit || $0 == .underscore }
         }
@@ -179,7 +184,9 @@ extension YAMLNode.Scalar {
             return Int((negative ? "-" : "") + digits.dropFirst(prefix.count), radix: radix)
         }
         if digits.contains(Character(":")) {
-            return Self.sexagesimal(digits, negative: negative, parse: { Int($0, radix: 10) }, multiply: { $0.multipliedReportingOverflow(by: $1) }, add: { $0.addingReportingOverflow($1) })
+            return Self.sexagesimal(
+                digits, negative: negative, parse: { Int($0, radix: 10) },
+                multiply: { $0.multipliedReportingOverflow(by: $1) }, add: { $0.addingReportingOverflow($1) })
         }
         return Int(withSign)
     }
@@ -197,7 +204,9 @@ extension YAMLNode.Scalar {
             guard plain.contains(Character(":")) else { return Double(plain) }
             let negative = plain.hasPrefix("-")
             let digits = plain.dropFirst(negative || plain.hasPrefix("+") ? 1 : 0)
-            return Self.sexagesimal(digits, negative: negative, parse: { Double($0) }, multiply: { ($0 * $1, false) }, add: { ($0 + $1, false) })
+            return Self.sexagesimal(
+                digits, negative: negative, parse: { Double($0) }, multiply: { ($0 * $1, false) },
+                add: { ($0 + $1, false) })
         }
     }
 
@@ -218,15 +227,19 @@ extension YAMLNode.Scalar {
     }
 }
 
-private extension UInt8 {
-    static let plus = UInt8(ascii: "+"), minus = UInt8(ascii: "-"), dot = UInt8(ascii: "."), colon = UInt8(ascii: ":")
-    static let underscore = UInt8(ascii: "_"), space = UInt8(ascii: " "), tab = UInt8(ascii: "\t")
-    static let zero = UInt8(ascii: "0"), one = UInt8(ascii: "1"), five = UInt8(ascii: "5"), seven = UInt8(ascii: "7"), nine = UInt8(ascii: "9")
-    static let b = UInt8(ascii: "b"), o = UInt8(ascii: "o"), x = UInt8(ascii: "x"), e = UInt8(ascii: "e"), E = UInt8(ascii: "E")
-    static let t = UInt8(ascii: "t"), T = UInt8(ascii: "T"), Z = UInt8(ascii: "Z")
+extension UInt8 {
+    fileprivate static let plus = UInt8(ascii: "+"), minus = UInt8(ascii: "-"), dot = UInt8(ascii: "."),
+        colon = UInt8(ascii: ":")
+    fileprivate static let underscore = UInt8(ascii: "_"), space = UInt8(ascii: " "), tab = UInt8(ascii: "\t")
+    fileprivate static let zero = UInt8(ascii: "0"), one = UInt8(ascii: "1"), five = UInt8(ascii: "5"),
+        seven = UInt8(ascii: "7"), nine = UInt8(ascii: "9")
+    fileprivate static let b = UInt8(ascii: "b"), o = UInt8(ascii: "o"), x = UInt8(ascii: "x"), e = UInt8(ascii: "e"),
+        E = UInt8(ascii: "E")
+    fileprivate static let t = UInt8(ascii: "t"), T = UInt8(ascii: "T"), Z = UInt8(ascii: "Z")
 
-    var isDigit: Bool { self >= .zero && self <= .nine }
-    var isHexDigit: Bool {
-        isDigit || (self >= UInt8(ascii: "a") && self <= UInt8(ascii: "f")) || (self >= UInt8(ascii: "A") && self <= UInt8(ascii: "F"))
+    fileprivate var isDigit: Bool { self >= .zero && self <= .nine }
+    fileprivate var isHexDigit: Bool {
+        isDigit || (self >= UInt8(ascii: "a") && self <= UInt8(ascii: "f"))
+            || (self >= UInt8(ascii: "A") && self <= UInt8(ascii: "F"))
     }
 }

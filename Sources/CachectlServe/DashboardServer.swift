@@ -18,7 +18,9 @@ import NIOCore
 public struct DashboardServer: Sendable {
     /// `cachectl status` of the machine the environment describes.
     static func status(_ e: PlanEnvironment) -> MachineStatus {
-        MachineStatus.read(roots: e.roots, cachefilesdConfigPath: e.cachefilesdConfigPath, tierState: e.tierState, warmState: e.warmState)
+        MachineStatus.read(
+            roots: e.roots, cachefilesdConfigPath: e.cachefilesdConfigPath, tierState: e.tierState,
+            warmState: e.warmState)
     }
 
     public let options: ServeOptions
@@ -90,18 +92,23 @@ public struct DashboardServer: Sendable {
             return Page.response(status: status, history: history, jobs: list, selectedJob: selected)
         }
         router.get("/openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"],
-                     body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.openapi_json)))
+            Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.openapi_json)))
         }
         router.get("/api/status") { _, _ in
             try await Self.json { Self.status(environment) }
         }
         router.get("/api/cache") { _, _ in
-            try await Self.json { CacheStatus.read(configPath: environment.cachefilesdConfigPath, roots: environment.roots) }
+            try await Self.json {
+                CacheStatus.read(configPath: environment.cachefilesdConfigPath, roots: environment.roots)
+            }
         }
         router.get("/api/shares") { _, _ in
             try await Self.json { () throws -> SharesData in
-                SharesData(shares: try NetworkMounts.list(roots: environment.roots) + NetworkMounts.unmountedFstabShares(roots: environment.roots))
+                SharesData(
+                    shares: try NetworkMounts.list(roots: environment.roots)
+                        + NetworkMounts.unmountedFstabShares(roots: environment.roots))
             }
         }
         router.get("/api/tiers") { _, _ in
@@ -142,15 +149,19 @@ public struct DashboardServer: Sendable {
             let form = try await Form(request, context)
             let tier = try form.tierName("tier")
             let pin = try form.bool("pin")
-            let strategy = try form.string("strategy").map { text in
-                guard let s = PlacementStrategy(rawValue: text) else {
-                    throw APIError(.badRequest, "strategy must be fastest-fit, fill-first or round-robin")
-                }
-                return s
-            } ?? .fastestFit
+            let strategy =
+                try form.string("strategy").map { text in
+                    guard let s = PlacementStrategy(rawValue: text) else {
+                        throw APIError(.badRequest, "strategy must be fastest-fit, fill-first or round-robin")
+                    }
+                    return s
+                } ?? .fastestFit
             return try Self.started(request, jobs, kind: "promote", target: name) { observe in
                 let change = try tiers.promote(name, tier: tier, strategy: strategy, pin: pin, observer: observe)
-                return ("\(change.model): \(change.action)" + (change.tier.map { " (\($0))" } ?? ""), try JSONValue(encoding: change))
+                return (
+                    "\(change.model): \(change.action)" + (change.tier.map { " (\($0))" } ?? ""),
+                    try JSONValue(encoding: change)
+                )
             }
         }
         router.post("/api/models/:name/demote") { request, context in
@@ -158,7 +169,10 @@ public struct DashboardServer: Sendable {
             let unpin = try await Form(request, context).bool("unpin")
             return try Self.started(request, jobs, kind: "demote", target: name) { _ in
                 let change = try tiers.demote(name, unpin: unpin)
-                return ("\(change.model): \(change.action)" + (change.from.map { " (from \($0))" } ?? ""), try JSONValue(encoding: change))
+                return (
+                    "\(change.model): \(change.action)" + (change.from.map { " (from \($0))" } ?? ""),
+                    try JSONValue(encoding: change)
+                )
             }
         }
         router.post("/api/models/:name/warm") { request, context in
@@ -178,7 +192,8 @@ public struct DashboardServer: Sendable {
         router.post("/api/tiers") { request, context in
             let form = try await Form(request, context)
             guard let name = try form.tierName("name") else { throw APIError(.badRequest, "name is required") }
-            guard let typeText = try form.string("type"), let type = TierType(rawValue: typeText), !type.takesDevice else {
+            guard let typeText = try form.string("type"), let type = TierType(rawValue: typeText), !type.takesDevice
+            else {
                 let types = TierType.allCases.filter { !$0.takesDevice }.map(\.rawValue).joined(separator: " or ")
                 throw APIError(.badRequest, "type must be \(types) (tiers on a device or an export: use the CLI)")
             }
@@ -186,16 +201,21 @@ public struct DashboardServer: Sendable {
                 throw APIError(.badRequest, "size must be a size such as 16G or 512M")
             }
             let rank = try form.string("rank").map { text in
-                guard let r = Int(text), (0...1000).contains(r) else { throw APIError(.badRequest, "rank must be 0 to 1000") }
+                guard let r = Int(text), (0...1000).contains(r) else {
+                    throw APIError(.badRequest, "rank must be 0 to 1000")
+                }
                 return r
             }
             let algorithm = try form.string("algorithm")
             let filesystem = try form.string("fs").map { text in
-                guard let fs = TierFilesystem(rawValue: text) else { throw APIError(.badRequest, "fs must be ext4 or xfs") }
+                guard let fs = TierFilesystem(rawValue: text) else {
+                    throw APIError(.badRequest, "fs must be ext4 or xfs")
+                }
                 return fs
             }
             // No path: the API creates tiers only where cachectl puts them (/run/cachectl/tiers/NAME).
-            let spec = TierSpec(name: name, type: type, size: size, algorithm: algorithm, filesystem: filesystem, rank: rank)
+            let spec = TierSpec(
+                name: name, type: type, size: size, algorithm: algorithm, filesystem: filesystem, rank: rank)
             do { try spec.validate() } catch { throw APIError(.badRequest, "\(error)") }
             return try Self.started(request, jobs, kind: "tier-create", target: name) { _ in
                 let change = try tiers.createTier(spec)
@@ -241,7 +261,9 @@ public struct DashboardServer: Sendable {
     static func managedModel(_ context: ServeContext, _ tiers: RAMTiers) async throws -> String {
         // The router leaves percent-escapes in; the page escapes names it puts in URLs.
         let raw = try context.parameters.require("name")
-        guard let name = PercentEncoding.decode(raw) else { throw APIError(.badRequest, "model name: bad percent-encoding") }
+        guard let name = PercentEncoding.decode(raw) else {
+            throw APIError(.badRequest, "model name: bad percent-encoding")
+        }
         if let problem = ModelName.problem(name) { throw APIError(.badRequest, "model \(problem)") }
         let known = try await onOwnThread("cachectl-models") { try listModels(tiers).map(\.name) }
         guard known.contains(name) else {
@@ -263,7 +285,8 @@ public struct DashboardServer: Sendable {
     /// JavaScript) is sent back to the page instead, which shows the job.
     static func started(
         _ request: Request, _ jobs: JobBoard, kind: String, target: String,
-        _ work: @escaping @Sendable (_ observe: @escaping ProgressBar.Observer) throws -> (msg: String, result: JSONValue)
+        _ work:
+            @escaping @Sendable (_ observe: @escaping ProgressBar.Observer) throws -> (msg: String, result: JSONValue)
     ) throws -> Response {
         let job: JobBoard.Job
         do { job = try jobs.start(kind: kind, target: target, work) } catch {
@@ -304,8 +327,9 @@ struct APIError: HTTPResponseError {
         self.message = message
     }
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        Response(status: status, headers: [.contentType: "application/json"],
-                 body: .init(byteBuffer: ByteBuffer(string: JSONOutput.error(message))))
+        Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(string: JSONOutput.error(message))))
     }
 }
 
@@ -315,7 +339,8 @@ enum ModelName {
         if name.isEmpty { return "name is empty" }
         if name.utf8.count > 255 { return "name is longer than 255 bytes" }
         if name == "." || name == ".." { return "name may not be . or .." }
-        if let bad = name.unicodeScalars.first(where: { $0 == "/" || $0 == "\\" || $0.value < 0x20 || $0.value == 0x7f }) {
+        if let bad = name.unicodeScalars.first(where: { $0 == "/" || $0 == "\\" || $0.value < 0x20 || $0.value == 0x7f }
+        ) {
             return "name may not contain \(bad == "/" ? "/" : bad.escaped(asASCII: true)): \(InputBounds.show(name))"
         }
         return nil
@@ -337,7 +362,9 @@ struct Form: Sendable {
                 fields[key] = kv.count > 1 ? Self.decode(kv[1]) ?? "" : ""
             }
         } else if contentType.hasPrefix("application/json") {
-            guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView)) else {
+            guard
+                case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView))
+            else {
                 throw APIError(.badRequest, "body: a JSON object expected")
             }
             for (key, value) in object {

@@ -48,7 +48,8 @@ public final class JobBoard: Sendable {
     /// - Parameter work: gets a progress observer; returns the message and the result.
     public func start(
         kind: String, target: String,
-        _ work: @escaping @Sendable (_ observe: @escaping ProgressBar.Observer) throws -> (msg: String, result: JSONValue)
+        _ work:
+            @escaping @Sendable (_ observe: @escaping ProgressBar.Observer) throws -> (msg: String, result: JSONValue)
     ) throws(Busy) -> Job {
         let started: Result<Job, Busy> = state.withLock { s in
             let running = s.jobs.values.filter { $0.state == .running }.count
@@ -70,7 +71,8 @@ public final class JobBoard: Sendable {
             try startThread("cachectl-\(kind)") { [self] in
                 let outcome: Result<(msg: String, result: JSONValue), any Error>
                 do {
-                    outcome = .success(try work { done, total, item in self.progress(job.id, done: done, total: total, item: item) })
+                    outcome = .success(
+                        try work { done, total, item in self.progress(job.id, done: done, total: total, item: item) })
                 } catch {
                     outcome = .failure(error)
                 }

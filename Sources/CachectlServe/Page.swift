@@ -13,7 +13,9 @@ enum Page {
     /// The template is built into the binary; the tests render it in every branch.
     static let template = Template(String(decoding: PackageResources.page_mustache, as: UTF8.self), escaping: .html)
 
-    static func response(status: MachineStatus, history: TrafficSampler.History, jobs: [JobBoard.Job], selectedJob: String?) -> Response {
+    static func response(
+        status: MachineStatus, history: TrafficSampler.History, jobs: [JobBoard.Job], selectedJob: String?
+    ) -> Response {
         var nonceBytes = [UInt8](repeating: 0, count: 16)
         for i in nonceBytes.indices { nonceBytes[i] = UInt8.random(in: 0...255) }
         let nonce = Data(nonceBytes).base64EncodedString()
@@ -22,8 +24,9 @@ enum Page {
             html = try render(status: status, history: history, jobs: jobs, selectedJob: selectedJob, nonce: nonce)
         } catch {
             // Only a broken template (a bug the tests catch) gets here.
-            return Response(status: .internalServerError, headers: [.contentType: "text/plain; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: "page template: \(error)\n")))
+            return Response(
+                status: .internalServerError, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: "page template: \(error)\n")))
         }
         return Response(
             status: .ok,
@@ -31,14 +34,16 @@ enum Page {
             // sends `Origin: null` with a form post, which the guard refuses.
             headers: [
                 .contentType: "text/html; charset=utf-8", .cacheControl: "no-store",
-                .contentSecurityPolicy: "default-src 'none'; script-src 'nonce-\(nonce)'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+                .contentSecurityPolicy:
+                    "default-src 'none'; script-src 'nonce-\(nonce)'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
                 HTTPField.Name("X-Content-Type-Options")!: "nosniff", HTTPField.Name("Referrer-Policy")!: "same-origin",
             ],
             body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 
     static func render(
-        status s: MachineStatus, history: TrafficSampler.History, jobs: [JobBoard.Job], selectedJob: String?, nonce: String,
+        status s: MachineStatus, history: TrafficSampler.History, jobs: [JobBoard.Job], selectedJob: String?,
+        nonce: String,
         now: Date = Date()
     ) throws(Template.RenderError) -> String {
         typealias V = Template.Value
@@ -59,16 +64,20 @@ enum Page {
             let config = c.config
             cache["usage"] = [
                 "free_pct": .text(percent(usage.freeBytesPercent)), "free": .number(usage.freeBytesPercent),
-                "available": .text(ByteSize.format(usage.availableBytes)), "total": .text(ByteSize.format(usage.totalBytes)),
-                "brun": .number(config?.brun ?? 10), "bcull": .number(config?.bcull ?? 7), "bstop": .number(config?.bstop ?? 3),
+                "available": .text(ByteSize.format(usage.availableBytes)),
+                "total": .text(ByteSize.format(usage.totalBytes)),
+                "brun": .number(config?.brun ?? 10), "bcull": .number(config?.bcull ?? 7),
+                "bstop": .number(config?.bstop ?? 3),
             ]
         }
         let tierNames = s.tiers.filter(\.live).map(\.name)
         let tiers: [V] = s.tiers.map { t in
             let u = t.usage
             return [
-                "name": .text(t.name), "type": .text(t.type.rawValue), "path": .text(t.path), "size": .text(ByteSize.format(t.size)),
-                "live": .bool(t.live), "models": .text(t.models.joined(separator: ", ")), "url_name": .text(urlSegment(t.name)),
+                "name": .text(t.name), "type": .text(t.type.rawValue), "path": .text(t.path),
+                "size": .text(ByteSize.format(t.size)),
+                "live": .bool(t.live), "models": .text(t.models.joined(separator: ", ")),
+                "url_name": .text(urlSegment(t.name)),
                 "used": .optional(u.map { ByteSize.format($0.used) }),
                 "used_value": u.map { .number($0.used) } ?? .null,
                 "total_value": u.map { .number(max($0.total, 1)) } ?? .null,
@@ -94,7 +103,9 @@ enum Page {
             [
                 "id": .text(j.id), "kind": .text(j.kind), "target": .text(j.target), "state": .text(j.state.rawValue),
                 "running": .bool(j.state == .running),
-                "pct": .number(j.totalBytes > 0 ? Int(Double(j.doneBytes) * 100 / Double(j.totalBytes)) : (j.state == .running ? 0 : 100)),
+                "pct": .number(
+                    j.totalBytes > 0
+                        ? Int(Double(j.doneBytes) * 100 / Double(j.totalBytes)) : (j.state == .running ? 0 : 100)),
                 "msg": .text(j.msg), "selected": .bool(j.id == selectedJob),
             ]
         }
@@ -126,14 +137,17 @@ enum Page {
 /// Cache reads and writes per sampling interval over the last hour, as inline SVG.
 enum Chart {
     static func svg(_ h: TrafficSampler.History) -> String {
-        let width = 600.0, height = 140.0, pad = 4.0
+        let width = 600.0
+        let height = 140.0
+        let pad = 4.0
         func deltas(_ key: KeyPath<TrafficSampler.Sample, UInt64?>) -> [(Double, Double)] {
             zip(h.samples, h.samples.dropFirst()).compactMap { a, b in
                 guard let x = a[keyPath: key], let y = b[keyPath: key] else { return nil }
                 return (b.time, y >= x ? Double(y - x) : 0)  // a counter reset (reboot) draws 0
             }
         }
-        let reads = deltas(\.cacheReads), writes = deltas(\.cacheWrites)
+        let reads = deltas(\.cacheReads)
+        let writes = deltas(\.cacheWrites)
         let now = h.samples.last?.time ?? Date().timeIntervalSince1970
         let maxValue = max(1, (reads + writes).map(\.1).max() ?? 1)
         func points(_ series: [(Double, Double)]) -> String {
@@ -144,7 +158,9 @@ enum Chart {
             }.joined(separator: " ")
         }
         let unit = h.unit ?? "-"
-        let label = h.unit == nil ? "no FS-Cache statistics on this kernel"
+        let label =
+            h.unit == nil
+            ? "no FS-Cache statistics on this kernel"
             : "peak \(Int(maxValue)) \(unit) per \(Int(h.intervalSeconds)) s; \(h.samples.count) samples"
         return """
             <svg class="chart" viewBox="0 0 \(Int(width)) \(Int(height))" role="img" aria-label="cache reads and writes, last hour">\

@@ -41,13 +41,17 @@ struct RequestGuard: RouterMiddleware {
         self.token = token
         self.loopbackOnly = options.isLoopback
         var names: Set<String> = ["127.0.0.1", "localhost", "[::1]"]
-        if !options.isLoopback { names.insert(options.host.contains(":" as Character) ? "[\(options.host)]" : options.host) }
+        if !options.isLoopback {
+            names.insert(options.host.contains(":" as Character) ? "[\(options.host)]" : options.host)
+        }
         self.hostNames = names
         self.anyHost = options.host == "0.0.0.0" || options.host == "::"
         self.logger = logger
     }
 
-    func handle(_ request: Request, context: ServeContext, next: (Request, ServeContext) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: ServeContext, next: (Request, ServeContext) async throws -> Response)
+        async throws -> Response
+    {
         let method = request.method
         let mutating = method == .post
         do {
@@ -84,7 +88,9 @@ struct RequestGuard: RouterMiddleware {
             var headers = headers
             headers[.contentType] = "application/json"
             headers[.cacheControl] = "no-store"
-            return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: JSONOutput.error(message))))
+            return Response(
+                status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: JSONOutput.error(message)))
+            )
         }
     }
 
@@ -102,11 +108,14 @@ struct RequestGuard: RouterMiddleware {
                 return parts.count == 2 && parts[0].lowercased() == "bearer" ? parts[1] : nil
             }
             guard let given else {
-                throw Refusal(status: .unauthorized, message: "a bearer token is required (Authorization: Bearer TOKEN)",
-                              headers: [.wwwAuthenticate: "Bearer"])
+                throw Refusal(
+                    status: .unauthorized, message: "a bearer token is required (Authorization: Bearer TOKEN)",
+                    headers: [.wwwAuthenticate: "Bearer"])
             }
             guard Self.constantTimeEqual(Array(given.utf8), Array(token.utf8)) else {
-                throw Refusal(status: .unauthorized, message: "wrong token", headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""])
+                throw Refusal(
+                    status: .unauthorized, message: "wrong token",
+                    headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""])
             }
         } else {
             guard let remote = context.remoteAddress, Self.isLoopback(remote) else {
@@ -120,11 +129,13 @@ struct RequestGuard: RouterMiddleware {
         case .post:
             break
         default:
-            throw Refusal(status: .methodNotAllowed, message: "only GET, HEAD and POST", headers: [.allow: "GET, HEAD, POST"])
+            throw Refusal(
+                status: .methodNotAllowed, message: "only GET, HEAD and POST", headers: [.allow: "GET, HEAD, POST"])
         }
         // 4. A POST from another site's page is refused.
         if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!], site != "same-origin", site != "none" {
-            throw Refusal(status: .forbidden, message: "cross-origin request refused (Sec-Fetch-Site: \(site.prefix(20)))")
+            throw Refusal(
+                status: .forbidden, message: "cross-origin request refused (Sec-Fetch-Site: \(site.prefix(20)))")
         }
         if let origin = request.headers[.origin] {
             let same = ["http://" + authority.lowercased()]

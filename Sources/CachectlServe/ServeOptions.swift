@@ -44,7 +44,8 @@ public struct ServeOptions: Sendable {
         var v4 = in_addr()
         var v6 = in6_addr()
         guard inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1 else {
-            throw .usage(["host"], "host is not an IP address: \(InputBounds.show(host)) (examples: 127.0.0.1, ::1, 0.0.0.0)")
+            throw .usage(
+                ["host"], "host is not an IP address: \(InputBounds.show(host)) (examples: 127.0.0.1, ::1, 0.0.0.0)")
         }
         guard (0...65535).contains(port) else {
             throw .usage(["port"], "port must be 0 to 65535, got \(port)")
@@ -56,7 +57,8 @@ public struct ServeOptions: Sendable {
             if !isLoopback {
                 throw .usage(
                     ["token_file"],
-                    "token file is required to listen on \(host): only loopback (127.0.0.1, ::1) may be served without a token")
+                    "token file is required to listen on \(host): only loopback (127.0.0.1, ::1) may be served without a token"
+                )
             }
             return nil
         }
@@ -76,10 +78,12 @@ public struct ServeOptions: Sendable {
         guard st.st_mode & 0o077 == 0 else {
             throw .usage(
                 ["token_file"],
-                "token file \(path) has mode \(String(st.st_mode & 0o777, radix: 8)); it must be readable by its owner only: chmod 600 \(path)")
+                "token file \(path) has mode \(String(st.st_mode & 0o777, radix: 8)); it must be readable by its owner only: chmod 600 \(path)"
+            )
         }
         guard st.st_uid == geteuid() else {
-            throw .usage(["token_file"], "token file \(path) belongs to uid \(st.st_uid), not to this user (uid \(geteuid()))")
+            throw .usage(
+                ["token_file"], "token file \(path) belongs to uid \(st.st_uid), not to this user (uid \(geteuid()))")
         }
         guard st.st_size <= 4096, let text = try? AtomicFile.readText(path) else {
             throw .usage(["token_file"], "token file \(path) cannot be read (at most 4096 bytes)")
@@ -89,7 +93,8 @@ public struct ServeOptions: Sendable {
         guard token.count >= 16, token.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) else {
             throw .usage(
                 ["token_file"],
-                "token file \(path) must hold one token of at least 16 printable ASCII characters, e.g.: openssl rand -hex 32 > \(path)")
+                "token file \(path) must hold one token of at least 16 printable ASCII characters, e.g.: openssl rand -hex 32 > \(path)"
+            )
         }
         return String(token)
     }

@@ -2,9 +2,9 @@ import CachectlFSCache
 import CachectlFUSE
 import CachectlMount
 import CachectlNVMeOF
-import CachectlWarm
 import CachectlSystem
 import CachectlTiers
+import CachectlWarm
 import FoundationEssentials
 import Glibc
 
@@ -67,9 +67,12 @@ public struct MachineStatus: Encodable, Sendable {
         if target.isLoaded {
             do { exports = try target.list() } catch { unreadable.append("nvmet: \(error)") }
         }
-        let nvmeof = NVMeOFStatus(targetLoaded: target.isLoaded, exports: exports, connections: FabricsHost(roots: roots).controllers())
+        let nvmeof = NVMeOFStatus(
+            targetLoaded: target.isLoaded, exports: exports, connections: FabricsHost(roots: roots).controllers())
         let fuse = fuseMountpoints(roots: roots).map { mountpoint in
-            FuseMirror(mountpoint: mountpoint, stats: try? FuseStatsFile.read(mountpoint: mountpoint, directory: fuseStateDirectory))
+            FuseMirror(
+                mountpoint: mountpoint,
+                stats: try? FuseStatsFile.read(mountpoint: mountpoint, directory: fuseStateDirectory))
         }
         return MachineStatus(
             cache: cache, shares: shares, tiers: tiers, models: models, nvmeof: nvmeof, fuse: fuse,
@@ -81,7 +84,9 @@ public struct MachineStatus: Encodable, Sendable {
         guard let text = try? AtomicFile.readText(roots.proc + "/self/mountinfo") else { return [] }
         return text.split(separator: "\n").compactMap { line -> String? in
             let fields = line.split(separator: " ", omittingEmptySubsequences: false)
-            guard let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count, fields[dash + 1] == "fuse.cachectl", fields.count > 4 else { return nil }
+            guard let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count, fields[dash + 1] == "fuse.cachectl",
+                fields.count > 4
+            else { return nil }
             let mountpoint = String(fields[4])
             return FuseMountTable.isMirror(mountpoint, roots: roots) ? mountpoint : nil
         }

@@ -20,40 +20,63 @@ public enum StatusMetrics {
         // Kernel counters since boot: a fresh registry per run, so increment(by:) sets them.
         func counter(_ name: String, _ help: String, _ value: UInt64?, _ labels: [(String, String)] = []) {
             guard let value else { return }
-            registry.makeCounter(descriptor: descriptor(name, help), labels: labels).increment(by: Int64(clamping: value))
+            registry.makeCounter(descriptor: descriptor(name, help), labels: labels).increment(
+                by: Int64(clamping: value))
         }
 
         // FS-Cache
         let cache = status.cache
         // What the kernel counts (pages on 6.1, operations on 6.12) is the unit label.
         let unit = [("unit", cache.unit?.rawValue ?? "unknown")]
-        counter("fscache_reads_total", "Reads served from FS-Cache, in the unit the kernel counts (label unit).", cache.cacheReads, unit)
-        counter("fscache_writes_total", "Writes into FS-Cache after a miss, in the unit the kernel counts (label unit).", cache.cacheWrites, unit)
-        counter("fscache_downloads_total", "Reads that went to the server instead (netfs: every netfs filesystem; 6.1: NFS pages not in the cache).", cache.downloads, unit)
-        counter("fscache_lookups_total", "Pages looked up in FS-Cache, found or not (6.1's IO rd).", cache.lookups, unit)
+        counter(
+            "fscache_reads_total", "Reads served from FS-Cache, in the unit the kernel counts (label unit).",
+            cache.cacheReads, unit)
+        counter(
+            "fscache_writes_total", "Writes into FS-Cache after a miss, in the unit the kernel counts (label unit).",
+            cache.cacheWrites, unit)
+        counter(
+            "fscache_downloads_total",
+            "Reads that went to the server instead (netfs: every netfs filesystem; 6.1: NFS pages not in the cache).",
+            cache.downloads, unit)
+        counter(
+            "fscache_lookups_total", "Pages looked up in FS-Cache, found or not (6.1's IO rd).", cache.lookups, unit)
         counter("fscache_culled_total", "Cache objects culled for space.", cache.culled)
         counter("fscache_nospace_writes_total", "Cache writes refused for lack of space.", cache.noSpaceWrites)
         if let ratio = cache.hitRatio {
-            gauge("fscache_hit_ratio", "Reads from FS-Cache / (those + reads from the server) since boot; basis in cachectl cache status.", ratio, unit)
+            gauge(
+                "fscache_hit_ratio",
+                "Reads from FS-Cache / (those + reads from the server) since boot; basis in cachectl cache status.",
+                ratio, unit)
         }
         gauge("fscache_daemon_running", "1 when cachefilesd runs.", cache.daemonPids.isEmpty ? 0 : 1)
         for bound in cache.caches {
-            gauge("fscache_cache_active", "1 when the kernel lists the cache as active.", bound.isActive ? 1 : 0, [("tag", bound.name)])
+            gauge(
+                "fscache_cache_active", "1 when the kernel lists the cache as active.", bound.isActive ? 1 : 0,
+                [("tag", bound.name)])
         }
         if let usage = cache.usage {
-            gauge("fscache_filesystem_size_bytes", "Size of the filesystem holding the cache.", Double(usage.totalBytes))
-            gauge("fscache_filesystem_available_bytes", "Free bytes on the filesystem holding the cache.", Double(usage.availableBytes))
+            gauge(
+                "fscache_filesystem_size_bytes", "Size of the filesystem holding the cache.", Double(usage.totalBytes))
+            gauge(
+                "fscache_filesystem_available_bytes", "Free bytes on the filesystem holding the cache.",
+                Double(usage.availableBytes))
             gauge("fscache_filesystem_files", "Inodes of the filesystem holding the cache.", Double(usage.totalFiles))
-            gauge("fscache_filesystem_available_files", "Free inodes on the filesystem holding the cache.", Double(usage.availableFiles))
+            gauge(
+                "fscache_filesystem_available_files", "Free inodes on the filesystem holding the cache.",
+                Double(usage.availableFiles))
         }
 
         // Shares
         for share in status.shares {
             let labels = [("mountpoint", share.mountpoint), ("fstype", share.fstype)]
-            gauge("share_mounted", "1 when the share is mounted; 0 for an fstab entry nothing is mounted on.", share.mounted ? 1 : 0, labels)
+            gauge(
+                "share_mounted", "1 when the share is mounted; 0 for an fstab entry nothing is mounted on.",
+                share.mounted ? 1 : 0, labels)
             guard share.mounted else { continue }
             gauge("share_fsc_enabled", "1 when FS-Cache backs the NFS/CIFS mount.", share.fscEnabled ? 1 : 0, labels)
-            if let kb = share.readaheadKB { gauge("share_readahead_bytes", "Readahead window of the mount.", Double(kb * 1024), labels) }
+            if let kb = share.readaheadKB {
+                gauge("share_readahead_bytes", "Readahead window of the mount.", Double(kb * 1024), labels)
+            }
         }
 
         // Tiers and models
@@ -66,10 +89,16 @@ public enum StatusMetrics {
                 gauge("tier_free_bytes", "Bytes free in the tier's filesystem.", Double(usage.free), labels)
             }
             if let zram = tier.zram {
-                gauge("zram_original_bytes", "Uncompressed bytes stored in the zram tier.", Double(zram.origDataSize), labels)
-                gauge("zram_compressed_bytes", "Compressed bytes stored in the zram tier.", Double(zram.comprDataSize), labels)
+                gauge(
+                    "zram_original_bytes", "Uncompressed bytes stored in the zram tier.", Double(zram.origDataSize),
+                    labels)
+                gauge(
+                    "zram_compressed_bytes", "Compressed bytes stored in the zram tier.", Double(zram.comprDataSize),
+                    labels)
                 gauge("zram_memory_used_bytes", "RAM the zram device uses.", Double(zram.memUsedTotal), labels)
-                if let ratio = zram.compressionRatio { gauge("zram_compression_ratio", "Original / compressed bytes.", ratio, labels) }
+                if let ratio = zram.compressionRatio {
+                    gauge("zram_compression_ratio", "Original / compressed bytes.", ratio, labels)
+                }
             }
         }
         if !status.models.isEmpty || !status.tiers.isEmpty {
@@ -80,7 +109,9 @@ public enum StatusMetrics {
 
         // NVMe-oF
         gauge("nvmeof_exports", "NVMe-oF subsystems this machine exports.", Double(status.nvmeof.exports.count))
-        gauge("nvmeof_connections", "NVMe-oF controllers this machine is connected to.", Double(status.nvmeof.connections.count))
+        gauge(
+            "nvmeof_connections", "NVMe-oF controllers this machine is connected to.",
+            Double(status.nvmeof.connections.count))
 
         // FUSE mirrors
         for mirror in status.fuse {
@@ -96,10 +127,14 @@ public enum StatusMetrics {
         // Last warm of each list
         for (list, record) in status.warm.sorted(by: { $0.key < $1.key }) {
             let labels = [("list", list), ("into", record.into)]
-            gauge("warm_last_throughput_bytes_per_second", "Read throughput of the last warm of the list.", record.throughput, labels)
+            gauge(
+                "warm_last_throughput_bytes_per_second", "Read throughput of the last warm of the list.",
+                record.throughput, labels)
             gauge("warm_last_bytes_read", "Bytes the last warm of the list read.", Double(record.bytesRead), labels)
             gauge("warm_last_seconds", "Duration of the last warm of the list.", record.seconds, labels)
-            gauge("warm_last_timestamp_seconds", "Unix time the last warm of the list finished.", record.finishedAt, labels)
+            gauge(
+                "warm_last_timestamp_seconds", "Unix time the last warm of the list finished.", record.finishedAt,
+                labels)
         }
         return registry.emitToString()
     }

@@ -48,7 +48,9 @@ public enum AtomicFile {
 
     /// temp file (created with `mode`, then owned by `owner`) + fsync + rename + fsync of the directory.
     /// `path` itself is replaced, never followed.
-    static func replace(_ path: String, with contents: [UInt8], mode: mode_t, owner: (uid_t, gid_t)?) throws(CachectlError) {
+    static func replace(_ path: String, with contents: [UInt8], mode: mode_t, owner: (uid_t, gid_t)?)
+        throws(CachectlError)
+    {
         let dir = Path.directory(of: path)
         let unique = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let temp = dir + "/." + Path.lastComponent(of: path) + ".cachectl-tmp-\(getpid())-\(unique)"
@@ -82,7 +84,9 @@ public enum AtomicFile {
             guard st.st_uid == 0 || st.st_uid == geteuid() else {
                 throw CachectlError.failed(
                     "refusing to write through the symlink", path: current,
-                    hint: "it is owned by uid \(st.st_uid), neither root nor the caller; point cachectl at the file itself")
+                    hint:
+                        "it is owned by uid \(st.st_uid), neither root nor the caller; point cachectl at the file itself"
+                )
             }
             let link = try Path.linkTarget(of: current)
             current = link.hasPrefix("/") ? link : Path.join(Path.directory(of: current), link)

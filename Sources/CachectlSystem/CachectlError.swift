@@ -80,7 +80,10 @@ public struct CachectlError: Error, CustomStringConvertible, Sendable, Equatable
     }
 
     /// Any error by its code.
-    public init(_ code: Code, _ message: String, field: FieldPath? = nil, path: String? = nil, errno: Int32? = nil, hint: String? = nil) {
+    public init(
+        _ code: Code, _ message: String, field: FieldPath? = nil, path: String? = nil, errno: Int32? = nil,
+        hint: String? = nil
+    ) {
         self.code = code
         self.message = message
         self.field = field
@@ -171,7 +174,8 @@ public struct FieldPath: Sendable, Hashable, ExpressibleByArrayLiteral, CustomSt
 
     /// Keys (or `section.key`) whose CLI flag is not the kebab-case key.
     static let flagSpellings: [String: String?] = [
-        "name": nil, "models.dir": "--models-dir", "address": "--addr", "filesystem": "--fs", "host_nqn": "--hostnqn", "allowed_hosts": "--allow-host",
+        "name": nil, "models.dir": "--models-dir", "address": "--addr", "filesystem": "--fs", "host_nqn": "--hostnqn",
+        "allowed_hosts": "--allow-host",
     ]
 }
 
@@ -238,7 +242,8 @@ public enum Syscall {
         // mount(2): EBUSY "source is already mounted" or "target is busy";
         // ENODEV "filesystemtype not configured in the kernel".
         case ("mount", EBUSY): return "it is already mounted, or the mount point is in use"
-        case ("mount", ENODEV): return "this kernel lacks that filesystem type; load its module (modprobe) or install it"
+        case ("mount", ENODEV):
+            return "this kernel lacks that filesystem type; load its module (modprobe) or install it"
         // umount(2): EBUSY "target could not be unmounted because it is busy".
         case ("umount", EBUSY), ("remount", EBUSY):
             return "files under it are open; close them (see `cachectl mounts` and fuser -vm), then try again"
@@ -251,7 +256,8 @@ public enum Syscall {
         // flock(2): EWOULDBLOCK "the file is locked and LOCK_NB was selected".
         case ("flock", EWOULDBLOCK): return "another cachectl holds the lock; wait for it to finish"
         // open(2): ELOOP "O_NOFOLLOW was specified but pathname was a symbolic link".
-        case ("open", ELOOP): return "it is a symbolic link, which cachectl does not follow there; replace it with the file"
+        case ("open", ELOOP):
+            return "it is a symbolic link, which cachectl does not follow there; replace it with the file"
         // mkdir(2): EEXIST "pathname already exists (not necessarily as a directory)".
         case ("mkdir", EEXIST): return "something else is already at that path; move it away"
         // rmdir(2): ENOTEMPTY/EBUSY "not empty" / "in use as a mount point".

@@ -28,7 +28,8 @@ public final class ChangeLog {
 
     /// Records `step` and runs `action` unless checking. `revert` is run by ``rollBack()``;
     /// a step without one counts as ``irreversible``.
-    public func perform<E: Error>(_ step: String, revert: (() -> Void)? = nil, _ action: () throws(E) -> Void) throws(E) {
+    public func perform<E: Error>(_ step: String, revert: (() -> Void)? = nil, _ action: () throws(E) -> Void) throws(E)
+    {
         if !check {
             try action()
             if let revert { undo.append(revert) } else { irreversible.append(step) }
@@ -39,7 +40,9 @@ public final class ChangeLog {
     /// Like ``perform(_:revert:_:)``, with a revert that first checks the object is
     /// still the one this run made, and returns false (recorded as not undone)
     /// instead of touching anything else.
-    public func perform<E: Error>(_ step: String, revertIfOwned revert: @escaping () -> Bool, _ action: () throws(E) -> Void) throws(E) {
+    public func perform<E: Error>(
+        _ step: String, revertIfOwned revert: @escaping () -> Bool, _ action: () throws(E) -> Void
+    ) throws(E) {
         try perform(step, revert: { [unowned self] in if !revert() { self.notUndone.append(step) } }, action)
     }
 
@@ -73,7 +76,9 @@ public struct ChangeFailure: Error, CustomStringConvertible {
     /// What the rollback did, in words, where the log's steps do not say it.
     public var rollback: String?
 
-    public init(underlying: any Error, changed: Bool, steps: [String] = [], notUndone: [String] = [], rollback: String? = nil) {
+    public init(
+        underlying: any Error, changed: Bool, steps: [String] = [], notUndone: [String] = [], rollback: String? = nil
+    ) {
         self.underlying = underlying
         self.changed = changed
         self.steps = steps

@@ -93,9 +93,11 @@ public struct ExternalCommand: Sendable {
         // A process group of its own, so a timeout kills the helpers it started too.
         let spawned: Swift.Result<pid_t, CachectlError>
         do throws(CachectlError) {
-            spawned = .success(try Spawn.start(
-                executable, arguments: Array(arguments.dropFirst()),
-                descriptors: [0: .inherit(stdinFD), 1: .inherit(outPipe[1]), 2: .inherit(errPipe[1])], detach: .processGroup))
+            spawned = .success(
+                try Spawn.start(
+                    executable, arguments: Array(arguments.dropFirst()),
+                    descriptors: [0: .inherit(stdinFD), 1: .inherit(outPipe[1]), 2: .inherit(errPipe[1])],
+                    detach: .processGroup))
         } catch {
             spawned = .failure(error)
         }
@@ -152,7 +154,11 @@ public struct ExternalCommand: Sendable {
                 let n = retryingEINTR { read(fd, buffer.baseAddress, buffer.count) }
                 if n > 0 {
                     let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-                    if index == 0 { stdoutBytes.append(contentsOf: chunk) } else { stderrBytes.append(contentsOf: chunk) }
+                    if index == 0 {
+                        stdoutBytes.append(contentsOf: chunk)
+                    } else {
+                        stderrBytes.append(contentsOf: chunk)
+                    }
                 } else {
                     reading[index] = false
                 }

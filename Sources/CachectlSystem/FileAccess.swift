@@ -22,13 +22,17 @@ public enum FileAccess {
         if code != 0 {
             throw CachectlError(
                 "set the ACL of", path: copy.path, errno: errno,
-                hint: "\(original.path) has an ACL this filesystem cannot keep; the copy would grant more than the original")
+                hint:
+                    "\(original.path) has an ACL this filesystem cannot keep; the copy would grant more than the original"
+            )
         }
     }
 
     /// Sets the raw `system.posix_acl_access` value of `path` (links followed).
     public static func setAccessControlList(_ acl: [UInt8], on path: String) throws(CachectlError) {
-        _ = try sys("set the ACL of", path) { acl.withUnsafeBytes { raw in setxattr(path, accessACL, raw.baseAddress, raw.count, 0) } }
+        _ = try sys("set the ACL of", path) {
+            acl.withUnsafeBytes { raw in setxattr(path, accessACL, raw.baseAddress, raw.count, 0) }
+        }
     }
 
     /// The raw `system.posix_acl_access` value, nil when the file has none (or its
@@ -67,7 +71,8 @@ public enum FileAccess {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 16384)
-        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil, let name = entry.pw_name else {
+        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil, let name = entry.pw_name
+        else {
             return [gid]
         }
         var count: Int32 = 64

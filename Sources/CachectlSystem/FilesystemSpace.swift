@@ -17,6 +17,7 @@ public struct FilesystemSpace: Sendable, Equatable {
         let unit = UInt64(st.f_frsize)
         return FilesystemSpace(
             totalBytes: UInt64(st.f_blocks) * unit, freeBytes: UInt64(st.f_bfree) * unit,
-            availableBytes: UInt64(st.f_bavail) * unit, totalFiles: UInt64(st.f_files), availableFiles: UInt64(st.f_favail))
+            availableBytes: UInt64(st.f_bavail) * unit, totalFiles: UInt64(st.f_files),
+            availableFiles: UInt64(st.f_favail))
     }
 }

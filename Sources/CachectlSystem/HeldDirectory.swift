@@ -29,7 +29,9 @@ public final class HeldDirectory: Sendable {
     /// Opens the directory `relative` below this one without following any
     /// symlink on the way (ELOOP/ENOTDIR when one is there). With `create`,
     /// missing components are made with `mode` (mkdirat, no link followed).
-    public func subdirectory(_ relative: String, create: Bool = false, mode: mode_t = 0o755) throws(CachectlError) -> HeldDirectory {
+    public func subdirectory(_ relative: String, create: Bool = false, mode: mode_t = 0o755) throws(CachectlError)
+        -> HeldDirectory
+    {
         let components = try Self.components(relative)
         var current = HeldDirectory(fd: try sys("dup", path) { fcntl(fd, F_DUPFD_CLOEXEC, 0) }, path: path)
         for name in components {
@@ -58,7 +60,9 @@ public final class HeldDirectory: Sendable {
 
     /// The parent directory of `relative` (opened as ``subdirectory(_:create:mode:)``)
     /// and the last component's name.
-    public func parent(of relative: String, create: Bool = false, mode: mode_t = 0o755) throws(CachectlError) -> (directory: HeldDirectory, name: String) {
+    public func parent(of relative: String, create: Bool = false, mode: mode_t = 0o755) throws(CachectlError) -> (
+        directory: HeldDirectory, name: String
+    ) {
         var components = try Self.components(relative)
         guard let name = components.popLast() else {
             throw CachectlError("resolve", path: path + "/" + relative, errno: EINVAL, hint: "an empty name")
@@ -129,7 +133,9 @@ public final class HeldDirectory: Sendable {
         for part in relative.split(separator: "/", omittingEmptySubsequences: true) {
             if part == "." { continue }
             if part == ".." {
-                throw CachectlError("resolve", path: relative, errno: EINVAL, hint: "'..' is not allowed in a path below a held directory")
+                throw CachectlError(
+                    "resolve", path: relative, errno: EINVAL,
+                    hint: "'..' is not allowed in a path below a held directory")
             }
             names.append(String(part))
         }

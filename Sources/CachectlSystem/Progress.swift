@@ -35,14 +35,20 @@ public final class ProgressBar: Sendable {
 
     public func setItem(_ name: String) {
         guard enabled || observer != nil else { return }
-        let done = state.withLock { $0.item = name; return $0.done }
+        let done = state.withLock {
+            $0.item = name
+            return $0.done
+        }
         observer?(done, total, name)
         if enabled { draw(force: false) }
     }
 
     public func add(_ bytes: UInt64) {
         guard enabled || observer != nil else { return }
-        let (done, item) = state.withLock { $0.done += bytes; return ($0.done, $0.item) }
+        let (done, item) = state.withLock {
+            $0.done += bytes
+            return ($0.done, $0.item)
+        }
         observer?(done, total, item)
         if enabled { draw(force: false) }
     }
@@ -66,7 +72,8 @@ public final class ProgressBar: Sendable {
             let fraction = total == 0 ? 1 : min(1, Double(done) / Double(total))
             let width = 24
             let filled = Int(fraction * Double(width))
-            let bar = String(repeating: "=", count: filled) + (filled < width ? ">" : "")
+            let bar =
+                String(repeating: "=", count: filled) + (filled < width ? ">" : "")
                 + String(repeating: " ", count: max(0, width - filled - 1))
             let rate = elapsed > 0 ? Double(done) / elapsed : 0
             let eta = rate > 0 ? Double(total - min(done, total)) / rate : 0

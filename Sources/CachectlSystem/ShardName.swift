@@ -17,9 +17,9 @@ public struct ShardName: Sendable, Equatable {
         let indexText = parts[parts.count - 3]
         let countText = parts[parts.count - 1]
         guard indexText.count == 5, countText.count == 5,
-              indexText.allSatisfy(\.isASCII), countText.allSatisfy(\.isASCII),
-              let index = Int(indexText), let count = Int(countText),
-              index >= 1, count >= 1, index <= count
+            indexText.allSatisfy(\.isASCII), countText.allSatisfy(\.isASCII),
+            let index = Int(indexText), let count = Int(countText),
+            index >= 1, count >= 1, index <= count
         else { return nil }
         self.stem = parts[..<(parts.count - 3)].joined(separator: "-")
         guard !stem.isEmpty else { return nil }

@@ -9,7 +9,9 @@ import Glibc
 /// Starts `body` on a new detached thread named `name` (the kernel keeps 15 bytes of
 /// it: `ps -L`, `top -H`). `stackSize` 0 means the default (RLIMIT_STACK).
 /// Fails only when the kernel refuses a thread (EAGAIN: RLIMIT_NPROC, memory).
-public func startThread(_ name: String, stackSize: Int = 0, _ body: @escaping @Sendable () -> Void) throws(CachectlError) {
+public func startThread(_ name: String, stackSize: Int = 0, _ body: @escaping @Sendable () -> Void)
+    throws(CachectlError)
+{
     final class Start {
         let name: String
         let body: @Sendable () -> Void
@@ -22,12 +24,14 @@ public func startThread(_ name: String, stackSize: Int = 0, _ body: @escaping @S
     if stackSize > 0 { pthread_attr_setstacksize(&attributes, stackSize) }
     let start = Unmanaged.passRetained(Start(name: name, body: body)).toOpaque()
     var thread = pthread_t()
-    let code = pthread_create(&thread, &attributes, { raw in
-        let start = Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue()
-        cachectl_set_thread_name(start.name)
-        start.body()
-        return nil
-    }, start)
+    let code = pthread_create(
+        &thread, &attributes,
+        { raw in
+            let start = Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue()
+            cachectl_set_thread_name(start.name)
+            start.body()
+            return nil
+        }, start)
     if code != 0 {
         Unmanaged<Start>.fromOpaque(start).release()
         throw CachectlError("pthread_create", path: name, errno: code)

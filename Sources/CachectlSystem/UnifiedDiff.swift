@@ -15,42 +15,66 @@ public enum UnifiedDiff {
         }
         enum Op { case same(String), del(String), add(String) }
         var ops: [Op] = []
-        var i = 0, j = 0
+        var i = 0
+        var j = 0
         while i < a.count || j < b.count {
             if i < a.count && j < b.count && a[i] == b[j] {
-                ops.append(.same(a[i])); i += 1; j += 1
+                ops.append(.same(a[i]))
+                i += 1
+                j += 1
             } else if i < a.count && (j == b.count || lcs[i + 1][j] >= lcs[i][j + 1]) {
-                ops.append(.del(a[i])); i += 1  // deletions first, as diff -u prints them
+                ops.append(.del(a[i]))
+                i += 1  // deletions first, as diff -u prints them
             } else {
-                ops.append(.add(b[j])); j += 1
+                ops.append(.add(b[j]))
+                j += 1
             }
         }
         // Group changes into hunks with `context` lines around them.
         let changed = ops.indices.filter { if case .same = ops[$0] { return false } else { return true } }
         var hunks: [(Int, Int)] = []
         for index in changed {
-            let start = max(0, index - context), end = min(ops.count, index + context + 1)
-            if let last = hunks.last, start <= last.1 { hunks[hunks.count - 1].1 = max(last.1, end) } else { hunks.append((start, end)) }
+            let start = max(0, index - context)
+            let end = min(ops.count, index + context + 1)
+            if let last = hunks.last, start <= last.1 {
+                hunks[hunks.count - 1].1 = max(last.1, end)
+            } else {
+                hunks.append((start, end))
+            }
         }
         var out = "--- \(oldLabel)\n+++ \(newLabel)\n"
         for (start, end) in hunks {
-            var oldLine = 1, newLine = 1
+            var oldLine = 1
+            var newLine = 1
             for op in ops[..<start] {
                 switch op {
-                case .same: oldLine += 1; newLine += 1
+                case .same:
+                    oldLine += 1
+                    newLine += 1
                 case .del: oldLine += 1
                 case .add: newLine += 1
                 }
             }
-            var body = "", oldCount = 0, newCount = 0
+            var body = ""
+            var oldCount = 0
+            var newCount = 0
             for op in ops[start..<end] {
                 switch op {
-                case .same(let l): body += " \(l)\n"; oldCount += 1; newCount += 1
-                case .del(let l): body += "-\(l)\n"; oldCount += 1
-                case .add(let l): body += "+\(l)\n"; newCount += 1
+                case .same(let l):
+                    body += " \(l)\n"
+                    oldCount += 1
+                    newCount += 1
+                case .del(let l):
+                    body += "-\(l)\n"
+                    oldCount += 1
+                case .add(let l):
+                    body += "+\(l)\n"
+                    newCount += 1
                 }
             }
-            out += "@@ -\(oldCount == 0 ? oldLine - 1 : oldLine),\(oldCount) +\(newCount == 0 ? newLine - 1 : newLine),\(newCount) @@\n" + body
+            out +=
+                "@@ -\(oldCount == 0 ? oldLine - 1 : oldLine),\(oldCount) +\(newCount == 0 ? newLine - 1 : newLine),\(newCount) @@\n"
+                + body
         }
         return out
     }

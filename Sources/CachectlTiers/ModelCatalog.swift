@@ -58,7 +58,9 @@ public enum ModelCatalog {
     /// The model called `name`: exact, `NAME` for ollama's `NAME:latest`, or a GGUF file name.
     public static func find(_ name: String, in models: [Model]) -> Model? {
         if let exact = models.first(where: { $0.name == name }) { return exact }
-        if !name.contains(":"), let latest = models.first(where: { $0.layout == .ollama && $0.name == name + ":latest" }) {
+        if !name.contains(":"),
+            let latest = models.first(where: { $0.layout == .ollama && $0.name == name + ":latest" })
+        {
             return latest
         }
         if name.hasSuffix(".gguf") {
@@ -106,7 +108,10 @@ public enum ModelCatalog {
             if let shard = ShardName(fileName: fileName) {
                 shardSets[prefix + shard.stem, default: []].append((shard, ModelFile(path: path, size: size)))
             } else {
-                models.append(Model(name: prefix + String(fileName.dropLast(5)), layout: .gguf, files: [ModelFile(path: path, size: size)]))
+                models.append(
+                    Model(
+                        name: prefix + String(fileName.dropLast(5)), layout: .gguf,
+                        files: [ModelFile(path: path, size: size)]))
             }
         }
         for (name, shards) in shardSets {

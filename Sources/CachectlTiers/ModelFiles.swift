@@ -17,7 +17,10 @@ enum ModelFiles {
         let temp = "." + name + copySuffix + "\(getpid())"
         // Read as the user the copy is published to: a cold-store link to a file
         // that user may not read (a root-only file) is refused, not copied.
-        let input = try reader.map { reader throws(CachectlError) in try FileAccess.open(source, as: reader.uid, gid: reader.gid) }
+        let input =
+            try reader.map { reader throws(CachectlError) in
+                try FileAccess.open(source, as: reader.uid, gid: reader.gid)
+            }
             ?? OpenFile(source)
         try? input.advise(POSIX_FADV_SEQUENTIAL)
         dir.remove(temp)
@@ -26,7 +29,8 @@ enum ModelFiles {
             if expectedSize > 0 {
                 let code = posix_fallocate(output.fd, 0, off_t(expectedSize))
                 if code != 0 && code != EOPNOTSUPP {
-                    throw CachectlError("fallocate \(ByteSize.format(expectedSize)) for", path: output.path, errno: code)
+                    throw CachectlError(
+                        "fallocate \(ByteSize.format(expectedSize)) for", path: output.path, errno: code)
                 }
             }
             let hasher = expectedSHA256 == nil ? nil : SHA256Digest()
@@ -52,7 +56,9 @@ enum ModelFiles {
                 guard actual == expectedSHA256 else {
                     throw CachectlError.failed(
                         "verify sha256 of", path: source,
-                        hint: "content hashes to \(actual), its name says \(expectedSHA256): the blob is corrupt; pull the model again")
+                        hint:
+                            "content hashes to \(actual), its name says \(expectedSHA256): the blob is corrupt; pull the model again"
+                    )
                 }
             }
             try FileAccess.copy(from: input, to: output)
@@ -102,7 +108,9 @@ enum ModelFiles {
     static func tempLinkOwner(_ name: String) -> pid_t? { pid(in: name, after: linkSuffix) }
 
     private static func pid(in name: String, after suffix: String) -> pid_t? {
-        guard name.hasPrefix("."), let dash = name.lastIndex(of: "-"), name[...dash].hasSuffix(suffix) else { return nil }
+        guard name.hasPrefix("."), let dash = name.lastIndex(of: "-"), name[...dash].hasSuffix(suffix) else {
+            return nil
+        }
         let digits = name[name.index(after: dash)...]
         guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else { return nil }
         return pid_t(digits)
@@ -113,7 +121,9 @@ enum ModelFiles {
     static func isLiveCachectl(_ pid: pid_t) -> Bool {
         guard pid > 0, pid != getpid() else { return false }
         if kill(pid, 0) != 0 && errno == ESRCH { return false }
-        guard let mine = try? Path.linkTarget(of: "/proc/self/exe"), let theirs = try? Path.linkTarget(of: "/proc/\(pid)/exe") else { return false }
+        guard let mine = try? Path.linkTarget(of: "/proc/self/exe"),
+            let theirs = try? Path.linkTarget(of: "/proc/\(pid)/exe")
+        else { return false }
         return mine == theirs
     }
 

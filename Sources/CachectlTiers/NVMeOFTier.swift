@@ -36,7 +36,9 @@ public struct RemoteNamespace: Codable, Sendable, Equatable {
     /// The shape only; CachectlNVMeOF checks NQNs and addresses in full when it connects.
     func validate() throws(CachectlError) {
         guard Self.transports.contains(transport) else {
-            throw .usage(["remote", "transport"], "unknown transport '\(transport)'; one of: \(Self.transports.joined(separator: ", "))")
+            throw .usage(
+                ["remote", "transport"],
+                "unknown transport '\(transport)'; one of: \(Self.transports.joined(separator: ", "))")
         }
         for (key, value) in [("nqn", nqn), ("address", address ?? ""), ("host_nqn", hostNQN ?? "")] {
             guard !value.contains(","), !value.contains("\n") else {
@@ -48,7 +50,9 @@ public struct RemoteNamespace: Codable, Sendable, Equatable {
             guard address == nil else { throw .usage(["remote", "address"], "a loop transport takes no address") }
             guard port == nil else { throw .usage(["remote", "port"], "a loop transport takes no port") }
         } else {
-            guard let address, !address.isEmpty else { throw .usage(["remote", "address"], "transport \(transport) needs an address") }
+            guard let address, !address.isEmpty else {
+                throw .usage(["remote", "address"], "transport \(transport) needs an address")
+            }
             guard let port, (1...65535).contains(port) else { throw .usage(["remote", "port"], "must be 1...65535") }
         }
     }
@@ -88,10 +92,14 @@ struct NVMeOFTier: TierBackend {
             device = try remotes.connect(remote)
             steps.append("connected to \(remote.summary) as \(device ?? "?")")
         }
-        guard let device else { throw CachectlError.usage(["device"], "an nvmeof tier needs a device (or the export's NQN to connect to)") }
+        guard let device else {
+            throw CachectlError.usage(["device"], "an nvmeof tier needs a device (or the export's NQN to connect to)")
+        }
         do {
             try Self.checkFabricsNamespace(device, roots: roots)
-            if let user = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo").first(where: { $0.source == device }) {
+            if let user = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo").first(where: {
+                $0.source == device
+            }) {
                 throw CachectlError(
                     "use \(device) for tier \(spec.name)", path: device, errno: EBUSY,
                     hint: "it is mounted on \(user.target); unmount it or choose another device")
@@ -100,7 +108,9 @@ struct NVMeOFTier: TierBackend {
             try RAMTiers.makeFilesystem(filesystem, on: device)
             steps.append("made \(filesystem.rawValue) on \(device)")
             // discard: deleted copies punch holes in the target's backing, giving its RAM back.
-            try Mounter.mount(source: device, target: spec.path, fstype: filesystem.rawValue, flags: RAMTiers.mountFlags, data: "discard")
+            try Mounter.mount(
+                source: device, target: spec.path, fstype: filesystem.rawValue, flags: RAMTiers.mountFlags,
+                data: "discard")
             steps.append("mounted \(device) on \(spec.path) with discard")
         } catch {
             // The tier owns its connection (destroy ends it too): a tier that did
@@ -133,7 +143,9 @@ struct NVMeOFTier: TierBackend {
     func checkResize(_ record: TierRecord, to size: ByteSize, models: [String]) throws {
         throw CachectlError.failed(
             "resize tier \(record.spec.name)",
-            hint: "an nvmeof tier is as large as its remote namespace; export a new size, then destroy and create the tier")
+            hint:
+                "an nvmeof tier is as large as its remote namespace; export a new size, then destroy and create the tier"
+        )
     }
 
     func resize(_ record: TierRecord, to spec: TierSpec, steps: inout [String]) throws -> TierRecord {
@@ -220,7 +232,9 @@ extension TierSpec {
         if let remote { try remote.validate() }
         guard let device else {
             if remote != nil { return }  // found when it connects
-            throw CachectlError.usage(["device"], "an nvmeof tier needs a device, /dev/nvmeXnY", hint: "name the namespace's block device, or the subsystem NQN to connect to")
+            throw CachectlError.usage(
+                ["device"], "an nvmeof tier needs a device, /dev/nvmeXnY",
+                hint: "name the namespace's block device, or the subsystem NQN to connect to")
         }
         guard device.hasPrefix("/dev/"), !device.contains(","), !device.contains("\n"), !device.contains("..") else {
             throw CachectlError.usage(["device"], "device must be a path under /dev: \(device)")

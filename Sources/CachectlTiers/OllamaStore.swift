@@ -65,7 +65,8 @@ public struct OllamaName: Sendable, Equatable {
             nameParts = text[..<colon]
         }
         let parts = nameParts.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard !tag.isEmpty, !parts.isEmpty, parts.count <= 3, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." })
+        guard !tag.isEmpty, !parts.isEmpty, parts.count <= 3,
+            parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." })
         else { return nil }
         registry = parts.count == 3 ? parts[0] : Self.defaultRegistry
         namespace = parts.count >= 2 ? parts[parts.count - 2] : Self.defaultNamespace
@@ -84,7 +85,6 @@ public struct OllamaName: Sendable, Equatable {
     public var manifestPath: String { "manifests/\(registry)/\(namespace)/\(model)/\(tag)" }
 }
 
-
 /// Reads every manifest of an ollama store into models.
 enum OllamaStore {
     /// - Parameters:
@@ -101,9 +101,11 @@ enum OllamaStore {
             do {
                 bytes = try readManifest(store: store, relative: manifestPath)
             } catch {
-                models.append(Model(
-                    name: name.displayName, layout: .ollama, files: [ModelFile(path: prefix + manifestPath, size: 0)],
-                    problem: "unreadable manifest: \(error)"))
+                models.append(
+                    Model(
+                        name: name.displayName, layout: .ollama,
+                        files: [ModelFile(path: prefix + manifestPath, size: 0)],
+                        problem: "unreadable manifest: \(error)"))
                 continue
             }
             var files = [ModelFile(path: prefix + manifestPath, size: UInt64(bytes.count))]
@@ -149,7 +151,8 @@ enum OllamaStore {
             throw CachectlError.failed("read manifest", path: file.path, hint: "not a regular file")
         }
         guard st.st_size <= manifestLimit else {
-            throw CachectlError.failed("read manifest", path: file.path, hint: "\(st.st_size) bytes; a manifest is at most \(manifestLimit)")
+            throw CachectlError.failed(
+                "read manifest", path: file.path, hint: "\(st.st_size) bytes; a manifest is at most \(manifestLimit)")
         }
         var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
         var done = 0

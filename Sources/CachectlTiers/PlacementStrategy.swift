@@ -33,7 +33,9 @@ public enum PlacementStrategy: String, Codable, Sendable, CaseIterable {
         case .fastestFit:
             return (fits.first, cursor)
         case .fillFirst:
-            let best = fits.min { (candidates[$0].free, candidates[$0].rank, $0) < (candidates[$1].free, candidates[$1].rank, $1) }
+            let best = fits.min {
+                (candidates[$0].free, candidates[$0].rank, $0) < (candidates[$1].free, candidates[$1].rank, $1)
+            }
             return (best, cursor)
         case .roundRobin:
             guard !candidates.isEmpty else { return (nil, cursor) }

@@ -34,7 +34,8 @@ extension RAMTiers {
     /// are created again and pinned models copied back into them.
     public func health(restore: Bool = false, check: Bool = false, progress: Bool = false) throws -> HealthReport {
         var report = try transaction(check: check) { state -> HealthReport in
-            var report = HealthReport(changed: false, tiers: [], demoted: [], repromoted: [], links: [], removedLinks: [], healthy: true)
+            var report = HealthReport(
+                changed: false, tiers: [], demoted: [], repromoted: [], links: [], removedLinks: [], healthy: true)
             // 1. Placements whose copies are gone go back to cold storage.
             for name in state.placements.keys.sorted() where !placementIntact(name, state: state) {
                 if check { state.placements[name] = nil } else { try demoteModel(name, state: &state) }
@@ -43,7 +44,9 @@ extension RAMTiers {
             // 2. Tiers: which are mounted; with restore, mount the rest again.
             for record in state.tiersBySpeed {
                 var entry = HealthReport.Tier(name: record.spec.name, live: isLive(record), recreated: false)
-                if !entry.live && !restore && !check, let detached = try backend(for: record.spec.type).detachDeadMount(record) {
+                if !entry.live && !restore && !check,
+                    let detached = try backend(for: record.spec.type).detachDeadMount(record)
+                {
                     report.detached.append(detached)
                 }
                 if !entry.live && restore {
@@ -65,7 +68,8 @@ extension RAMTiers {
                 let catalog = try ModelCatalog.scan(coldStore: coldStore)
                 (report.links, report.removedLinks) = try syncLinks(catalog: catalog, state: state, check: check)
             }
-            report.changed = !report.demoted.isEmpty || report.tiers.contains(where: \.recreated)
+            report.changed =
+                !report.demoted.isEmpty || report.tiers.contains(where: \.recreated)
                 || !report.links.isEmpty || !report.removedLinks.isEmpty || !report.removedCopies.isEmpty
                 || !report.detached.isEmpty
             return report

@@ -60,21 +60,27 @@ extension RAMTiers {
         let models = Path.absolute(modelsDir).trimmingTrailingSlashes()
         let cold = Path.absolute(coldStore).trimmingTrailingSlashes()
         guard models != cold, !models.hasPrefix(cold + "/"), !cold.hasPrefix(models + "/") else {
-            throw CachectlError.usage(["models", "cold_store"], "the models directory and the cold store must be separate trees: \(models), \(cold)")
+            throw CachectlError.usage(
+                ["models", "cold_store"],
+                "the models directory and the cold store must be separate trees: \(models), \(cold)")
         }
         for path in [models, cold] where path.contains("\n") {
-            throw CachectlError.usage(["models", path == models ? "dir" : "cold_store"], "path contains a newline: \(path)")
+            throw CachectlError.usage(
+                ["models", path == models ? "dir" : "cold_store"], "path contains a newline: \(path)")
         }
         var st = stat()
         guard stat(cold, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
-            throw CachectlError("cold store", path: cold, errno: ENOENT, hint: "mount the share or give the right directory")
+            throw CachectlError(
+                "cold store", path: cold, errno: ENOENT, hint: "mount the share or give the right directory")
         }
         return try transaction(check: check) { state in
             let moved = state.modelsDir != nil && (state.modelsDir != models || state.coldStore != cold)
             if moved && !state.placements.isEmpty {
                 throw CachectlError.failed(
                     "change the models directory or cold store",
-                    hint: "models are placed: \(state.placements.keys.sorted().joined(separator: ", ")); demote them first")
+                    hint:
+                        "models are placed: \(state.placements.keys.sorted().joined(separator: ", ")); demote them first"
+                )
             }
             let configChanged = state.modelsDir != models || state.coldStore != cold
             state.modelsDir = models
@@ -82,7 +88,9 @@ extension RAMTiers {
             if !check { try Path.makeDirectory(models) }
             let catalog = try ModelCatalog.scan(coldStore: cold)
             let links = try syncLinks(catalog: catalog, state: state, check: check)
-            return ModelsSetup(changed: configChanged || !links.repaired.isEmpty, modelsDir: models, coldStore: cold, links: links.repaired)
+            return ModelsSetup(
+                changed: configChanged || !links.repaired.isEmpty, modelsDir: models, coldStore: cold,
+                links: links.repaired)
         }
     }
 
@@ -92,7 +100,8 @@ extension RAMTiers {
         let (modelsDir, coldStore) = try configured(state)
         return try ModelCatalog.scan(coldStore: coldStore).map { model in
             let linked = model.files.allSatisfy { file in
-                ModelFiles.linkTarget(modelsDir: modelsDir, relative: file.path) == desiredTarget(for: file.path, state: state)
+                ModelFiles.linkTarget(modelsDir: modelsDir, relative: file.path)
+                    == desiredTarget(for: file.path, state: state)
             }
             return ModelStatus(
                 name: model.name, layout: model.layout, bytes: model.bytes, files: model.files.count,
@@ -118,7 +127,8 @@ extension RAMTiers {
             let (modelsDir, coldStore) = try configured(state)
             let model = try findModel(name, coldStore: coldStore)
             if let problem = model.problem {
-                throw CachectlError.failed("promote \(model.name)", path: coldStore, hint: "the model is incomplete: \(problem)")
+                throw CachectlError.failed(
+                    "promote \(model.name)", path: coldStore, hint: "the model is incomplete: \(problem)")
             }
             let pinned = state.pins[model.name]
             if let pinned, let tier, tier != pinned, !pin {
@@ -154,7 +164,8 @@ extension RAMTiers {
             let target: TierRecord
             if let wanted {
                 guard let record = state.tier(named: wanted) else {
-                    throw CachectlError(.notFound, "promote \(model.name)", hint: "no tier named \(wanted); see: cachectl tier list")
+                    throw CachectlError(
+                        .notFound, "promote \(model.name)", hint: "no tier named \(wanted); see: cachectl tier list")
                 }
                 guard isLive(record) else {
                     throw CachectlError.failed(
@@ -166,7 +177,9 @@ extension RAMTiers {
                 guard free >= need else {
                     throw CachectlError(
                         "promote \(model.name) to \(wanted)", path: record.spec.path, errno: ENOSPC,
-                        hint: "needs \(ByteSize.format(need)), \(ByteSize.format(free)) free; nothing was changed. Demote something or resize the tier")
+                        hint:
+                            "needs \(ByteSize.format(need)), \(ByteSize.format(free)) free; nothing was changed. Demote something or resize the tier"
+                    )
                 }
                 target = record
             } else {
@@ -178,7 +191,8 @@ extension RAMTiers {
                 }
                 guard !candidates.isEmpty else {
                     throw CachectlError.failed(
-                        "promote \(model.name)", hint: "no tier is mounted; create one: cachectl tier create NAME --type tmpfs --size 8G")
+                        "promote \(model.name)",
+                        hint: "no tier is mounted; create one: cachectl tier create NAME --type tmpfs --size 8G")
                 }
                 let maxNeed = candidates.map(\.1).max() ?? 0
                 let forStrategy = candidates.map { record, need, free in
@@ -188,10 +202,13 @@ extension RAMTiers {
                 }
                 let (index, next) = strategy.choose(need: maxNeed, from: forStrategy, cursor: state.roundRobinNext)
                 guard let index else {
-                    let frees = candidates.map { "\($0.0.spec.name) \(ByteSize.format($0.2)) free" }.joined(separator: ", ")
+                    let frees = candidates.map { "\($0.0.spec.name) \(ByteSize.format($0.2)) free" }.joined(
+                        separator: ", ")
                     throw CachectlError(
                         "promote \(model.name)", errno: ENOSPC,
-                        hint: "no tier has room for \(ByteSize.format(model.bytes)) (\(frees)); nothing was changed. Demote something, resize or add a tier")
+                        hint:
+                            "no tier has room for \(ByteSize.format(model.bytes)) (\(frees)); nothing was changed. Demote something, resize or add a tier"
+                    )
                 }
                 if !check { state.roundRobinNext = next }
                 target = candidates[index].0
@@ -211,14 +228,18 @@ extension RAMTiers {
             let tierRoot = target.spec.path
             ModelFiles.staleCopies(tierRoot: tierRoot, remove: true)  // a killed promote's temp files
             let reader = Self.modelsOwner(modelsDir)
-            let bar = progress || observer != nil
-                ? ProgressBar(total: toCopy.reduce(0) { $0 + $1.size }, label: "promote", enabled: progress, observer: observer) : nil
+            let bar =
+                progress || observer != nil
+                ? ProgressBar(
+                    total: toCopy.reduce(0) { $0 + $1.size }, label: "promote", enabled: progress, observer: observer)
+                : nil
             var created: [String] = []
             do {
                 for file in toCopy {
                     bar?.setItem(Path.lastComponent(of: file.path))
                     try ModelFiles.copy(
-                        from: coldStore + "/" + file.path, tierRoot: tierRoot, relative: file.path, expectedSize: file.size,
+                        from: coldStore + "/" + file.path, tierRoot: tierRoot, relative: file.path,
+                        expectedSize: file.size,
                         expectedSHA256: file.sha256, progress: bar, readAs: reader)
                     created.append(file.path)
                     result.copiedBytes += file.size
@@ -236,7 +257,9 @@ extension RAMTiers {
             do {
                 for file in model.files {
                     let was = ModelFiles.linkTarget(modelsDir: modelsDir, relative: file.path)
-                    if try ModelFiles.pointLink(modelsDir: modelsDir, relative: file.path, to: tierRoot + "/" + file.path) {
+                    if try ModelFiles.pointLink(
+                        modelsDir: modelsDir, relative: file.path, to: tierRoot + "/" + file.path)
+                    {
                         swapped.append((file.path, was))
                     }
                 }
@@ -325,7 +348,8 @@ extension RAMTiers {
     func findModel(_ name: String, coldStore: String) throws -> Model {
         let catalog = try ModelCatalog.scan(coldStore: coldStore)
         guard let model = ModelCatalog.find(name, in: catalog) else {
-            throw CachectlError.failed("find model \(name)", path: coldStore, hint: "not in the cold store; see: cachectl models")
+            throw CachectlError.failed(
+                "find model \(name)", path: coldStore, hint: "not in the cold store; see: cachectl models")
         }
         return model
     }
@@ -371,7 +395,9 @@ extension RAMTiers {
         }
         // A dead nvmeof tier is left alone (``TierBackend/leavesDeadCopiesAlone``):
         // its copies go with the mount, and touching it only waits for errors.
-        guard let tier = state.tier(named: placement.tier), !backend(for: tier.spec.type).leavesDeadCopiesAlone || isLive(tier) else { return }
+        guard let tier = state.tier(named: placement.tier),
+            !backend(for: tier.spec.type).leavesDeadCopiesAlone || isLive(tier)
+        else { return }
         let unused = placement.files.filter { path in
             !state.placements.contains(where: { $0.value.tier == placement.tier && $0.value.files.contains(path) })
         }
@@ -387,7 +413,9 @@ extension RAMTiers {
 
     /// Makes every model file's link point where the state says; removes links
     /// cachectl made whose target no longer exists.
-    func syncLinks(catalog: [Model], state: TierState, check: Bool) throws -> (repaired: [LinkRepair], removed: [String]) {
+    func syncLinks(catalog: [Model], state: TierState, check: Bool) throws -> (
+        repaired: [LinkRepair], removed: [String]
+    ) {
         guard let modelsDir = state.modelsDir, let coldStore = state.coldStore else { return ([], []) }
         var repaired: [LinkRepair] = []
         var wanted = Set<String>()
@@ -414,7 +442,8 @@ extension RAMTiers {
                 removed.append(link)
                 continue
             }
-            guard let target = ModelFiles.linkTarget(modelsDir: modelsDir, relative: relative), access(target, F_OK) != 0,
+            guard let target = ModelFiles.linkTarget(modelsDir: modelsDir, relative: relative),
+                access(target, F_OK) != 0,
                 owned.contains(where: { target.hasPrefix($0 + "/") })
             else { continue }
             if !check { ModelFiles.removeLink(modelsDir: modelsDir, relative: relative) }

@@ -20,7 +20,8 @@ extension RAMTiers {
                     throw CachectlError.failed(
                         "create tier \(spec.name)",
                         hint: "it exists with a different \(differs.joined(separator: ", ")); destroy it first"
-                            + (differs == ["size"] ? " or use: cachectl tier resize \(spec.name) --size \(spec.size)" : ""))
+                            + (differs == ["size"]
+                                ? " or use: cachectl tier resize \(spec.name) --size \(spec.size)" : ""))
                 }
                 var updated = existing
                 updated.spec.rank = spec.rank
@@ -33,18 +34,24 @@ extension RAMTiers {
                         steps: rankChanged ? ["rank \(existing.spec.rank) → \(spec.rank)"] : [])
                 }
                 if check {
-                    return TierChange(changed: true, action: "would recreate", tier: status(of: existing, state: state), demoted: [], steps: [])
+                    return TierChange(
+                        changed: true, action: "would recreate", tier: status(of: existing, state: state), demoted: [],
+                        steps: [])
                 }
                 // Recorded but not mounted (reboot, or unmounted by hand): whatever was
                 // placed there is gone, so links fall back to cold storage first.
                 let demoted = try fallBackToCold(tier: spec.name, state: &state)
-                var steps: [String] = demoted.isEmpty ? [] : ["demoted \(demoted.joined(separator: ", ")) (the tier was gone)"]
+                var steps: [String] =
+                    demoted.isEmpty ? [] : ["demoted \(demoted.joined(separator: ", ")) (the tier was gone)"]
                 let fresh = try bringUp(spec, previous: existing, steps: &steps)
                 state.replace(fresh)
-                return TierChange(changed: true, action: "recreated", tier: status(of: fresh, state: state), demoted: demoted, steps: steps)
+                return TierChange(
+                    changed: true, action: "recreated", tier: status(of: fresh, state: state), demoted: demoted,
+                    steps: steps)
             }
             if let other = state.tiers.first(where: { $0.spec.path == spec.path }) {
-                throw CachectlError.failed("create tier \(spec.name)", path: spec.path, hint: "tier \(other.spec.name) already uses that path")
+                throw CachectlError.failed(
+                    "create tier \(spec.name)", path: spec.path, hint: "tier \(other.spec.name) already uses that path")
             }
             if let entry = try MountTable.entry(at: spec.path, roots: roots) {
                 // Our own mount, made by a run killed before it saved the state: adopt it.
@@ -52,16 +59,22 @@ extension RAMTiers {
                 if backend.adopts(entry, as: spec) {
                     var record = TierRecord(spec: spec)
                     if check {
-                        return TierChange(changed: true, action: "would adopt", tier: status(of: record, state: state), demoted: [], steps: [])
+                        return TierChange(
+                            changed: true, action: "would adopt", tier: status(of: record, state: state), demoted: [],
+                            steps: [])
                     }
-                    var steps = ["adopted \(entry.fstype) \(entry.source) already mounted on \(spec.path) (left by an interrupted run)"]
+                    var steps = [
+                        "adopted \(entry.fstype) \(entry.source) already mounted on \(spec.path) (left by an interrupted run)"
+                    ]
                     if !OptionString.split(entry.options).contains("size=\(spec.size.bytes / 1024)k") {
                         record = try backend.resize(record, to: spec, steps: &steps)
                         steps.append("size set to \(spec.size)")
                     }
                     record.createdPath = false
                     state.tiers.append(record)
-                    return TierChange(changed: true, action: "adopted", tier: status(of: record, state: state), demoted: [], steps: steps)
+                    return TierChange(
+                        changed: true, action: "adopted", tier: status(of: record, state: state), demoted: [],
+                        steps: steps)
                 }
                 throw CachectlError(
                     "create tier \(spec.name)", path: spec.path, errno: EBUSY,
@@ -70,18 +83,23 @@ extension RAMTiers {
             try Self.refuseHidingFiles(at: spec.path, tier: spec.name)
             if check {
                 let record = TierRecord(spec: spec)
-                return TierChange(changed: true, action: "would create", tier: status(of: record, state: state), demoted: [], steps: [])
+                return TierChange(
+                    changed: true, action: "would create", tier: status(of: record, state: state), demoted: [],
+                    steps: [])
             }
             var steps: [String] = []
             let record = try bringUp(spec, previous: nil, steps: &steps)
             state.tiers.append(record)
-            return TierChange(changed: true, action: "created", tier: status(of: record, state: state), demoted: [], steps: steps)
+            return TierChange(
+                changed: true, action: "created", tier: status(of: record, state: state), demoted: [], steps: steps)
         }
     }
 
     /// Unmounts a tier and frees its memory. Refuses while models are placed
     /// there unless `demote`; a busy mount is refused unless `force`.
-    public func destroyTier(_ name: String, demote: Bool = false, force: Bool = false, check: Bool = false) throws -> TierChange {
+    public func destroyTier(_ name: String, demote: Bool = false, force: Bool = false, check: Bool = false) throws
+        -> TierChange
+    {
         try TierSpec.validateName(name)
         return try transaction(check: check) { state in
             guard let record = state.tier(named: name) else {
@@ -127,22 +145,27 @@ extension RAMTiers {
             let live = isLive(record)
             let current = (live ? backend.currentSize(record) : nil) ?? record.spec.size.bytes
             if current == size.bytes && record.spec.size == size {
-                return TierChange(changed: false, action: "unchanged", tier: status(of: record, state: state), demoted: [], steps: [])
+                return TierChange(
+                    changed: false, action: "unchanged", tier: status(of: record, state: state), demoted: [], steps: [])
             }
             if live { try backend.checkResize(record, to: size, models: state.models(in: name)) }
             let steps = ["size \(record.spec.size) → \(size)"]
             if check {
-                return TierChange(changed: true, action: "would resize", tier: status(of: record, state: state), demoted: [], steps: steps)
+                return TierChange(
+                    changed: true, action: "would resize", tier: status(of: record, state: state), demoted: [],
+                    steps: steps)
             }
             var done = steps
             if live {
                 record = try backend.resize(record, to: spec, steps: &done)
             } else {
                 record.spec = spec
-                done.append("not mounted now: the new size applies when it is created again (cachectl tier health --restore)")
+                done.append(
+                    "not mounted now: the new size applies when it is created again (cachectl tier health --restore)")
             }
             state.replace(record)
-            return TierChange(changed: true, action: "resized", tier: status(of: record, state: state), demoted: [], steps: done)
+            return TierChange(
+                changed: true, action: "resized", tier: status(of: record, state: state), demoted: [], steps: done)
         }
     }
 
@@ -196,7 +219,8 @@ extension RAMTiers {
         let shown = names.sorted().prefix(3).joined(separator: ", ") + (names.count > 3 ? ", ..." : "")
         throw CachectlError(
             "mount tier \(tier) on", path: path, errno: ENOTEMPTY,
-            hint: "the directory holds \(names.count) entr\(names.count == 1 ? "y" : "ies") (\(shown)) that the tier would hide; "
+            hint:
+                "the directory holds \(names.count) entr\(names.count == 1 ? "y" : "ies") (\(shown)) that the tier would hide; "
                 + "choose an empty or new --path")
     }
 

@@ -95,7 +95,8 @@ extension RAMTiers {
         return TierStatus(
             name: record.spec.name, type: record.spec.type, path: record.spec.path, rank: record.spec.rank,
             size: record.spec.size.bytes, algorithm: record.spec.algorithm, filesystem: record.spec.filesystem,
-            device: record.zramDevice.map { ZramDevice(id: $0, roots: roots).devicePath } ?? record.spec.device, remote: record.spec.remote,
+            device: record.zramDevice.map { ZramDevice(id: $0, roots: roots).devicePath } ?? record.spec.device,
+            remote: record.spec.remote,
             live: live, usage: live ? try? SpaceUsage.of(record.spec.path) : nil, zram: zram,
             models: state.models(in: record.spec.name))
     }

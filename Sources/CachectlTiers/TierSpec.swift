@@ -87,7 +87,8 @@ public struct TierSpec: Codable, Sendable, Equatable {
     public func validate() throws(CachectlError) {
         try Self.validateName(name)
         guard path.hasPrefix("/"), !path.contains("\n"), !path.contains(","), path != "/" else {
-            throw CachectlError.usage(["path"], "tier path must be an absolute directory without commas or newlines: \(path)")
+            throw CachectlError.usage(
+                ["path"], "tier path must be an absolute directory without commas or newlines: \(path)")
         }
         guard !path.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else {
             throw CachectlError.usage(["path"], "tier path must not contain . or .. components: \(path)")
@@ -95,17 +96,23 @@ public struct TierSpec: Codable, Sendable, Equatable {
         guard size >= Self.minimumSize else {
             throw CachectlError.usage(["size"], "tier size \(size) is too small; at least \(Self.minimumSize)")
         }
-        guard (0...1000).contains(rank) else { throw CachectlError.usage(["rank"], "rank must be 0...1000 (lower is faster): \(rank)") }
-        let given = (algorithm: algorithm != nil, filesystem: filesystem != nil, device: device != nil, remote: remote != nil)
+        guard (0...1000).contains(rank) else {
+            throw CachectlError.usage(["rank"], "rank must be 0...1000 (lower is faster): \(rank)")
+        }
+        let given = (
+            algorithm: algorithm != nil, filesystem: filesystem != nil, device: device != nil, remote: remote != nil
+        )
         if let wrong = Self.inapplicable(
-            to: type, algorithm: given.algorithm, filesystem: given.filesystem, device: given.device, remote: given.remote
+            to: type, algorithm: given.algorithm, filesystem: given.filesystem, device: given.device,
+            remote: given.remote
         ).first {
             throw wrong
         }
         if let algorithm {
             guard Self.knownAlgorithms.contains(algorithm) else {
                 throw CachectlError.usage(
-                    ["algorithm"], "unknown zram algorithm '\(algorithm)'; one of: \(Self.knownAlgorithms.joined(separator: ", "))")
+                    ["algorithm"],
+                    "unknown zram algorithm '\(algorithm)'; one of: \(Self.knownAlgorithms.joined(separator: ", "))")
             }
         }
         try validateDevice()
@@ -118,7 +125,9 @@ public struct TierSpec: Codable, Sendable, Equatable {
     ) -> [CachectlError] {
         var errors: [CachectlError] = []
         func refuse(_ key: String, _ given: Bool, _ takes: (TierType) -> Bool) {
-            if given && !takes(type) { errors.append(.usage([.key(key)], "\(key) applies to \(TierType.named(where: takes)) tiers only")) }
+            if given && !takes(type) {
+                errors.append(.usage([.key(key)], "\(key) applies to \(TierType.named(where: takes)) tiers only"))
+            }
         }
         refuse("algorithm", algorithm, \.takesAlgorithm)
         refuse("filesystem", filesystem, \.hasFilesystem)

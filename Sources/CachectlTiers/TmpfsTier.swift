@@ -29,7 +29,8 @@ struct TmpfsTier: TierBackend {
 
     /// In place: a remount with the new size.
     func resize(_ record: TierRecord, to spec: TierSpec, steps: inout [String]) throws -> TierRecord {
-        try Mounter.remount(target: spec.path, fstype: "tmpfs", flags: RAMTiers.mountFlags, data: "size=\(spec.size.bytes)")
+        try Mounter.remount(
+            target: spec.path, fstype: "tmpfs", flags: RAMTiers.mountFlags, data: "size=\(spec.size.bytes)")
         var resized = record
         resized.spec = spec
         return resized

@@ -24,7 +24,8 @@ public struct ZramDevice: Sendable, Equatable {
     public static func hotAdd(roots: KernelRoots = .system) throws(CachectlError) -> ZramDevice {
         let control = controlDirectory(roots) + "/hot_add"
         guard access(control, F_OK) == 0 else {
-            throw CachectlError("open", path: control, errno: ENOENT, hint: "this kernel has no zram; try: modprobe zram")
+            throw CachectlError(
+                "open", path: control, errno: ENOENT, hint: "this kernel has no zram; try: modprobe zram")
         }
         let text = try AtomicFile.readText(control)
         guard let id = Int(text.trimmingWhitespace()) else {

@@ -9,7 +9,9 @@ struct ZramTier: TierBackend {
     func bringUp(_ spec: TierSpec, previous: TierRecord?, steps: inout [String]) throws -> TierRecord {
         // A device left from before a reboot does not exist; one from a resize is reused.
         let device: ZramDevice
-        if let id = previous?.zramDevice, ZramDevice(id: id, roots: roots).exists, (try? ZramDevice(id: id, roots: roots).diskSize()) == 0 {
+        if let id = previous?.zramDevice, ZramDevice(id: id, roots: roots).exists,
+            (try? ZramDevice(id: id, roots: roots).diskSize()) == 0
+        {
             device = ZramDevice(id: id, roots: roots)
         } else {
             device = try ZramDevice.hotAdd(roots: roots)
@@ -25,7 +27,8 @@ struct ZramTier: TierBackend {
             try RAMTiers.makeFilesystem(filesystem, on: device.devicePath)
             steps.append("made \(filesystem.rawValue) on \(device.devicePath)")
             try Mounter.mount(
-                source: device.devicePath, target: spec.path, fstype: filesystem.rawValue, flags: RAMTiers.mountFlags, data: "discard")
+                source: device.devicePath, target: spec.path, fstype: filesystem.rawValue, flags: RAMTiers.mountFlags,
+                data: "discard")
             steps.append("mounted \(device.devicePath) on \(spec.path) with discard")
         } catch {
             try? device.reset()
@@ -45,14 +48,17 @@ struct ZramTier: TierBackend {
         } catch {
             throw CachectlError(
                 "reset", path: device.blockDirectory, errno: error.errno,
-                hint: "\(device.devicePath) is still in use (a lazily detached mount keeps it until its last file is closed); try again later")
+                hint:
+                    "\(device.devicePath) is still in use (a lazily detached mount keeps it until its last file is closed); try again later"
+            )
         }
         try device.hotRemove()
         steps.append("reset and removed \(device.devicePath)")
     }
 
     func liveMount(_ entry: MountEntry, of record: TierRecord) -> MountEntry? {
-        guard let id = record.zramDevice, ZramDevice(id: id, roots: roots).exists, entry.source.hasSuffix("/zram\(id)") else { return nil }
+        guard let id = record.zramDevice, ZramDevice(id: id, roots: roots).exists, entry.source.hasSuffix("/zram\(id)")
+        else { return nil }
         return entry
     }
 
@@ -62,7 +68,8 @@ struct ZramTier: TierBackend {
             throw CachectlError.failed(
                 "resize zram tier \(record.spec.name)", path: record.spec.path,
                 hint: "a zram tier is rebuilt to resize, so it must be empty"
-                    + (models.isEmpty ? "; remove the files in it" : "; demote first: \(models.joined(separator: ", "))"))
+                    + (models.isEmpty
+                        ? "; remove the files in it" : "; demote first: \(models.joined(separator: ", "))"))
         }
     }
 

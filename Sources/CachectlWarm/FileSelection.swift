@@ -164,9 +164,11 @@ private struct Walker {
         case S_IFDIR:
             walk(directory: path, relative: "", body)
         default:
-            problems.append(FileProblem(
-                path: path,
-                reason: "is a \(FileSelection.kind(st.st_mode)), not a regular file; only regular files can be warmed"))
+            problems.append(
+                FileProblem(
+                    path: path,
+                    reason:
+                        "is a \(FileSelection.kind(st.st_mode)), not a regular file; only regular files can be warmed"))
         }
     }
 
@@ -193,7 +195,8 @@ private struct Walker {
         var dirStat = stat()
         guard fstat(dfd, &dirStat) == 0 else { return }
         // A symlink to an ancestor would recurse forever: visit each directory once.
-        guard visited.insert(FileIdentity(device: UInt64(dirStat.st_dev), inode: UInt64(dirStat.st_ino))).inserted else {
+        guard visited.insert(FileIdentity(device: UInt64(dirStat.st_dev), inode: UInt64(dirStat.st_ino))).inserted
+        else {
             skipped.append(FileProblem(path: directory, reason: "directory already visited (symlink loop)"))
             return
         }
@@ -240,7 +243,9 @@ private struct Walker {
     }
 
     private func passesFilters(name: String, relative: String) -> Bool {
-        if !include.isEmpty && !include.contains(where: { Glob.matches($0, name: name, relativePath: relative) }) { return false }
+        if !include.isEmpty && !include.contains(where: { Glob.matches($0, name: name, relativePath: relative) }) {
+            return false
+        }
         return !exclude.contains(where: { Glob.matches($0, name: name, relativePath: relative) })
     }
 
@@ -255,7 +260,8 @@ private struct Walker {
         return (file, st)
     }
 
-    private mutating func add(_ path: String, _ st: stat, _ file: OpenFile?, _ body: (SelectedFile, OpenFile?) -> Void) {
+    private mutating func add(_ path: String, _ st: stat, _ file: OpenFile?, _ body: (SelectedFile, OpenFile?) -> Void)
+    {
         let identity = FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
         guard seen.insert(identity).inserted else { return }
         body(SelectedFile(path: path, size: UInt64(st.st_size), device: identity.device, inode: identity.inode), file)

@@ -23,7 +23,8 @@ public final class MemoryLock {
                 if mlock(address, length) != 0 {
                     let code = errno
                     munmap(address, length)
-                    throw CachectlError("mlock", path: file.path, errno: code, hint: Self.limitHint(adding: UInt64(length)))
+                    throw CachectlError(
+                        "mlock", path: file.path, errno: code, hint: Self.limitHint(adding: UInt64(length)))
                 }
                 mappings.append((address, length))
                 lockedBytes += UInt64(length)

@@ -52,14 +52,18 @@ public struct WarmOptions: Sendable, Equatable {
     /// Checks the reader count and chunk size; the error names the field.
     public func validate() throws(CachectlError) {
         if let jobs, !Self.jobsRange.contains(jobs) {
-            throw .usage(["jobs"], "jobs must be between \(Self.jobsRange.lowerBound) and \(Self.jobsRange.upperBound), got \(jobs)")
+            throw .usage(
+                ["jobs"],
+                "jobs must be between \(Self.jobsRange.lowerBound) and \(Self.jobsRange.upperBound), got \(jobs)")
         }
         if let chunkSize {
             if !Self.chunkRange.contains(chunkSize) {
                 throw .usage(["chunk"], "chunk must be between 64K and 1G, got \(ByteSize.format(chunkSize))")
             }
             if chunkSize % UInt64(cachectl_page_size()) != 0 {
-                throw .usage(["chunk"], "chunk must be a multiple of the page size (\(cachectl_page_size()) bytes), got \(chunkSize)")
+                throw .usage(
+                    ["chunk"],
+                    "chunk must be a multiple of the page size (\(cachectl_page_size()) bytes), got \(chunkSize)")
             }
         }
     }
@@ -93,7 +97,9 @@ public struct WarmReport: Sendable, Codable, Equatable {
     /// The strategy used for each source, in the order first met.
     public var strategies: [SourceStrategy] = []
     /// "local: 4 readers x 2M contiguous, no hints; fuse: ..." (empty when nothing was planned).
-    public var strategySummary: String { strategies.map { "\($0.source): \($0.strategy.summary)" }.joined(separator: "; ") }
+    public var strategySummary: String {
+        strategies.map { "\($0.source): \($0.strategy.summary)" }.joined(separator: "; ")
+    }
     public var failedFiles: Int { files.filter { $0.error != nil }.count }
 }
 
@@ -183,7 +189,8 @@ public struct Prewarmer: Sendable {
                         let length = min(strategy.chunkSize, range.upperBound - offset)
                         // A chunk is skipped only when every page of it is resident.
                         if resident > 0, let chunkResident = probe.residentBytes(offset: offset, length: length),
-                           chunkResident >= length {
+                            chunkResident >= length
+                        {
                             results[index].bytesAlreadyResident += length
                         } else {
                             chunks.append(Chunk(file: index, offset: offset, length: length))
@@ -214,7 +221,8 @@ public struct Prewarmer: Sendable {
         var regions: [Chunk] = []
         for next in chunks {
             if let last = regions.last, last.file == next.file, last.offset + last.length == next.offset,
-               last.length + next.length <= target {
+                last.length + next.length <= target
+            {
                 regions[regions.count - 1].length += next.length
             } else {
                 regions.append(next)
@@ -242,12 +250,15 @@ public struct Prewarmer: Sendable {
         for index in results.indices {
             if let error = state.error(of: index), results[index].error == nil { results[index].error = error }
             results[index].bytesRead = state.bytesRead(of: index)
-            guard plan.results[index].error == nil, let (file, _) = try? RegularFile.openForProbing(results[index].path) else { continue }
+            guard plan.results[index].error == nil, let (file, _) = try? RegularFile.openForProbing(results[index].path)
+            else { continue }
             if options.destination == .disk { try? file.advise(POSIX_FADV_DONTNEED) }
             let size = results[index].size
             if Residency.isFullyCached(file.fd, size: size, method: options.residencyMethod) {
                 results[index].residentAfter = size
-            } else if let probe = try? ResidencyProbe(file: file, size: results[index].size, preferred: options.residencyMethod) {
+            } else if let probe = try? ResidencyProbe(
+                file: file, size: results[index].size, preferred: options.residencyMethod)
+            {
                 results[index].residentAfter = probe.residentBytes()
             }
         }
@@ -331,7 +342,9 @@ public struct Prewarmer: Sendable {
                     let piece = Chunk(file: region.file, offset: offset, length: min(strategy.chunkSize, end - offset))
                     let next = piece.offset + piece.length
                     if contiguous && strategy.hints && next < end {
-                        try? file.advise(POSIX_FADV_WILLNEED, offset: Int64(next), length: Int64(min(strategy.chunkSize, end - next)))
+                        try? file.advise(
+                            POSIX_FADV_WILLNEED, offset: Int64(next), length: Int64(min(strategy.chunkSize, end - next))
+                        )
                     }
                     try reader.read(piece, of: file) { bytes in
                         state.addRead(piece.file, bytes)
@@ -342,7 +355,8 @@ public struct Prewarmer: Sendable {
                     if destination == .disk {
                         if let previous {
                             try? previous.file.advise(
-                                POSIX_FADV_DONTNEED, offset: Int64(previous.chunk.offset), length: Int64(previous.chunk.length))
+                                POSIX_FADV_DONTNEED, offset: Int64(previous.chunk.offset),
+                                length: Int64(previous.chunk.length))
                         }
                         previous = (file, piece)
                     }
@@ -451,12 +465,15 @@ final class FileTallies: Sendable {
     private let files: Mutex<Files>
 
     init(fileCount: Int) {
-        files = Mutex(Files(read: Array(repeating: 0, count: fileCount), errors: Array(repeating: nil, count: fileCount)))
+        files = Mutex(
+            Files(read: Array(repeating: 0, count: fileCount), errors: Array(repeating: nil, count: fileCount)))
     }
 
     func addRead(_ file: Int, _ bytes: UInt64) { files.withLock { $0.read[file] += bytes } }
     func bytesRead(of file: Int) -> UInt64 { files.withLock { $0.read[file] } }
-    func fail(_ file: Int, _ message: String) { files.withLock { if $0.errors[file] == nil { $0.errors[file] = message } } }
+    func fail(_ file: Int, _ message: String) {
+        files.withLock { if $0.errors[file] == nil { $0.errors[file] = message } }
+    }
     func hasFailed(_ file: Int) -> Bool { files.withLock { $0.errors[file] != nil } }
     func error(of file: Int) -> String? { files.withLock { $0.errors[file] } }
 }
@@ -501,7 +518,9 @@ final class LazyFiles: @unchecked Sendable {
                 slots[index] = .opening
                 condition.unlock()
                 let result: Result<OpenFile, CachectlError>
-                do throws(CachectlError) { result = .success(try RegularFile.open(paths[index])) } catch { result = .failure(error) }
+                do throws(CachectlError) { result = .success(try RegularFile.open(paths[index])) } catch {
+                    result = .failure(error)
+                }
                 condition.lock()
                 switch result {
                 case .success(let file): slots[index] = remaining[index] > 0 ? .open(file) : .closed

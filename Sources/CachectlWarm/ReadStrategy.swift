@@ -147,9 +147,10 @@ public struct SourceDetector: Sendable {
     static let cifsMagics: Set<UInt32> = [0xFF53_4D42, 0xFE53_4D42, 0x517B]
     static let fuseMagic: UInt32 = 0x6573_5546
     static let memoryMagics: Set<UInt32> = [0x0102_1994, 0x8584_58F6]  // tmpfs, ramfs
+    /// ext2-4, xfs, btrfs, f2fs, zfs, overlay, vfat, exfat, jfs, reiserfs, bcachefs.
     static let localMagics: Set<UInt32> = [
         0xEF53, 0x5846_5342, 0x9123_683E, 0xF2F5_2010, 0x2FC1_2FC1, 0x794C_7630, 0x4D44, 0x2011_BAB0,
-        0x3153_464A, 0x5265_4973, 0xCA45_1A4E,  // ext2-4, xfs, btrfs, f2fs, zfs, overlay, vfat, exfat, jfs, reiserfs, bcachefs
+        0x3153_464A, 0x5265_4973, 0xCA45_1A4E,
     ]
 
     /// The source of the file open as `fd`; `.other` when statfs fails.
@@ -176,7 +177,8 @@ public struct SourceDetector: Sendable {
         let mounts = (try? MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")) ?? []
         return mounts.contains { mount in
             mount.device == device
-                && (OptionString.contains(mount.options, "fsc") || OptionString.contains(mount.superOptions ?? "", "fsc"))
+                && (OptionString.contains(mount.options, "fsc")
+                    || OptionString.contains(mount.superOptions ?? "", "fsc"))
         }
     }
 

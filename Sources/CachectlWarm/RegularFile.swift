@@ -24,7 +24,9 @@ enum RegularFile {
         guard st.st_mode & S_IFMT == S_IFREG else {
             throw CachectlError.failed(
                 "open", path: path,
-                hint: "is now a \(FileSelection.kind(st.st_mode)), not a regular file (it changed since it was selected); refused")
+                hint:
+                    "is now a \(FileSelection.kind(st.st_mode)), not a regular file (it changed since it was selected); refused"
+            )
         }
         return (file, st)
     }

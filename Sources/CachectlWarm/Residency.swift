@@ -58,7 +58,8 @@ public final class ResidencyProbe {
             }
         }
         guard Self.mincoreIsTruthful(file) else {
-            unavailableReason = "mincore reports every page resident for files this user cannot write (kernel commit 134fca9063ad); run as root or as the file's owner"
+            unavailableReason =
+                "mincore reports every page resident for files this user cannot write (kernel commit 134fca9063ad); run as root or as the file's owner"
             return
         }
         method = .mincore
@@ -151,7 +152,9 @@ public struct FileResidency: Sendable, Codable, Equatable {
     ///
     /// - Parameter opened: the file already open (``FileSelection/forEach``), sized as
     ///   `file.size`; nil opens `file.path` here.
-    public static func measure(_ file: SelectedFile, opened: OpenFile? = nil, method: ResidencyMethod = .auto) -> FileResidency {
+    public static func measure(_ file: SelectedFile, opened: OpenFile? = nil, method: ResidencyMethod = .auto)
+        -> FileResidency
+    {
         var result = FileResidency(path: file.path, size: file.size)
         do {
             let open: OpenFile

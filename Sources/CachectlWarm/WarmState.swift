@@ -69,7 +69,8 @@ public struct WarmStateFile: Sendable {
     /// The saved state; empty when there is none (or it cannot be parsed: it is only a record).
     public func load() -> WarmState {
         guard let bytes = try? AtomicFile.readBytes(path),
-              let state = try? StateJSON.decode(WarmState.self, from: bytes) else { return WarmState() }
+            let state = try? StateJSON.decode(WarmState.self, from: bytes)
+        else { return WarmState() }
         return state
     }
 

@@ -10,9 +10,10 @@ struct DesiredStateOptions: ParsableArguments {
     @Option(name: [.short, .customLong("file")], help: ArgumentHelp("The YAML file.", valueName: "file"))
     var file: String = MachineConfig.defaultPath
 
-    @Option(help: ArgumentHelp(
-        "Only this section (cache, shares, tiers, models, nvmeof, warm), or one entry: warm:NAME, tiers:NAME (repeatable). A warm list with on_apply: false runs only when named.",
-        valueName: "section[:name]"))
+    @Option(
+        help: ArgumentHelp(
+            "Only this section (cache, shares, tiers, models, nvmeof, warm), or one entry: warm:NAME, tiers:NAME (repeatable). A warm list with on_apply: false runs only when named.",
+            valueName: "section[:name]"))
     var only: [String] = []
 
     @OptionGroup var state: MachineStateOptions
@@ -45,11 +46,14 @@ struct PlanData: Encodable {
         var c = encoder.container(keyedBy: Keys.self)
         try c.encode(report.file, forKey: .file)
         try c.encode(report.check, forKey: .check)
-        let actions = showDiff ? report.actions : report.actions.map { action in
-            var action = action
-            action.diff = nil
-            return action
-        }
+        let actions =
+            showDiff
+            ? report.actions
+            : report.actions.map { action in
+                var action = action
+                action.diff = nil
+                return action
+            }
         try c.encode(actions, forKey: .actions)
     }
 }
@@ -58,24 +62,31 @@ struct PlanData: Encodable {
 func describe(_ report: PlanReport, diff: Bool, verbose: Bool) -> String {
     var lines: [String] = []
     for (index, action) in report.actions.enumerated() {
-        let mark: String = switch action.status {
-        case .unchanged: "ok"
-        case .pending: "change"
-        case .done: "changed"
-        case .failed: "FAILED"
-        case .skipped: "skipped"
-        }
+        let mark: String =
+            switch action.status {
+            case .unchanged: "ok"
+            case .pending: "change"
+            case .done: "changed"
+            case .failed: "FAILED"
+            case .skipped: "skipped"
+            }
         guard action.status != .unchanged || verbose else { continue }
         var line = "\(index + 1). [\(mark)] \(action.id)"
         if !action.before.isEmpty || !action.after.isEmpty {
-            line += action.changed || action.status == .pending ? ": \(action.before) → \(action.after)" : ": \(action.after)"
+            line +=
+                action.changed || action.status == .pending
+                ? ": \(action.before) → \(action.after)" : ": \(action.after)"
         }
         lines.append(line)
         for step in action.steps where action.status != .unchanged { lines.append("     - " + step) }
         for note in action.notes { lines.append("     note: " + note) }
         if let error = action.error { lines.append("     error: " + error) }
         if let rollback = action.rollback { lines.append("     rollback: " + rollback) }
-        if diff, let text = action.diff { lines.append(text.split(separator: "\n", omittingEmptySubsequences: false).map { "     " + $0 }.joined(separator: "\n")) }
+        if diff, let text = action.diff {
+            lines.append(
+                text.split(separator: "\n", omittingEmptySubsequences: false).map { "     " + $0 }.joined(
+                    separator: "\n"))
+        }
     }
     return (lines + [report.summary]).joined(separator: "\n")
 }
@@ -108,9 +119,12 @@ struct Apply: ParsableCommand {
             """)
 
     @OptionGroup var desired: DesiredStateOptions
-    @Flag(help: ArgumentHelp(
-        "Start each warm list that needs reading as cachectl-warm@NAME.service (systemctl start --no-block) instead of reading here.",
-        discussion: "cachectl-apply.service uses this, so apply at boot ends in seconds and warming never holds boot back."))
+    @Flag(
+        help: ArgumentHelp(
+            "Start each warm list that needs reading as cachectl-warm@NAME.service (systemctl start --no-block) instead of reading here.",
+            discussion:
+                "cachectl-apply.service uses this, so apply at boot ends in seconds and warming never holds boot back.")
+    )
     var warmInUnits = false
     @Flag(help: "Change nothing; report what would change (same as `cachectl plan`).") var check = false
     @Flag(help: "Show the diffs of the files that change (cachefilesd.conf, fstab).") var diff = false

@@ -50,7 +50,9 @@ struct BufferedOutput {
         case 0x0C: bytes.append(contentsOf: [backslash, UInt8(ascii: "f")])
         case 0..<0x20:
             let hex = Array("0123456789abcdef".utf8)
-            bytes.append(contentsOf: [backslash, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 15)]])
+            bytes.append(contentsOf: [
+                backslash, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 15)],
+            ])
         default: bytes.append(byte)
         }
     }
@@ -58,7 +60,10 @@ struct BufferedOutput {
     /// A JSON number as JSONEncoder writes it: integers without a fraction (`100`,
     /// not `100.0`), others in Swift's shortest round-trip form.
     mutating func appendJSONNumber(_ value: Double) {
-        if value == 100 { append("100"); return }
+        if value == 100 {
+            append("100")
+            return
+        }
         var text = value.description
         if text.hasSuffix(".0") { text.removeLast(2) }
         append(text)

@@ -51,12 +51,16 @@ struct CacheSetupCommand: ParsableCommand {
     @Option(help: "Percent free space above which the cache grows freely.") var brun: Int = CachefilesdConfig().brun
     @Option(help: "Percent free space below which culling starts.") var bcull: Int = CachefilesdConfig().bcull
     @Option(help: "Percent free space below which caching stops.") var bstop: Int = CachefilesdConfig().bstop
-    @Option(help: "Percent free files (inodes) above which the cache grows freely.") var frun: Int = CachefilesdConfig().frun
+    @Option(help: "Percent free files (inodes) above which the cache grows freely.") var frun: Int = CachefilesdConfig()
+        .frun
     @Option(help: "Percent free files below which culling starts.") var fcull: Int = CachefilesdConfig().fcull
     @Option(help: "Percent free files below which caching stops.") var fstop: Int = CachefilesdConfig().fstop
     @Option(help: "log2 of the cull table size, 12..20.") var culltable: Int?
     @Option(help: "SELinux context the kernel uses for the cache (one word).") var secctx: String?
-    @Option(help: ArgumentHelp("Blocks and files to free before culling resumes: 'BLOCKS FILES' ('-' for none).", valueName: "blocks files"))
+    @Option(
+        help: ArgumentHelp(
+            "Blocks and files to free before culling resumes: 'BLOCKS FILES' ('-' for none).", valueName: "blocks files"
+        ))
     var resumeThresholds: String?
     @Flag(help: "Never cull: the cache only grows up to the limits.") var nocull = false
     @Option(help: "Config file to write.") var config: String = "/etc/cachefilesd.conf"
@@ -67,11 +71,15 @@ struct CacheSetupCommand: ParsableCommand {
     /// The same struct (and validation) `cachectl apply` uses.
     func makeConfig() throws -> CachefilesdConfig {
         var c = CachefilesdConfig()
-        (c.dir, c.tag, c.brun, c.bcull, c.bstop, c.frun, c.fcull, c.fstop) = (dir, tag, brun, bcull, bstop, frun, fcull, fstop)
+        (c.dir, c.tag, c.brun, c.bcull, c.bstop, c.frun, c.fcull, c.fstop) = (
+            dir, tag, brun, bcull, bstop, frun, fcull, fstop
+        )
         (c.culltable, c.secctx, c.nocull) = (culltable, secctx, nocull)
         if let resumeThresholds {
             guard let parsed = CachefilesdConfig.ResumeThresholds(parsing: resumeThresholds) else {
-                throw ValidationError("invalid resume-thresholds \(resumeThresholds.debugDescription): expected 'BLOCKS FILES', each a number or '-'")
+                throw ValidationError(
+                    "invalid resume-thresholds \(resumeThresholds.debugDescription): expected 'BLOCKS FILES', each a number or '-'"
+                )
             }
             c.resumeThresholds = parsed
         }
@@ -86,13 +94,16 @@ struct CacheSetupCommand: ParsableCommand {
         do {
             result = try setup.run()
         } catch let refused as CacheSetup.Refused {
-            try CommandOutput.finish(output, changed: false, failed: true, msg: "cache setup refused: \(refused)",
-                                     data: ["findings": refused.findings]) {
+            try CommandOutput.finish(
+                output, changed: false, failed: true, msg: "cache setup refused: \(refused)",
+                data: ["findings": refused.findings]
+            ) {
                 "cache setup refused, nothing written:\n" + refused.findings.map(findingLine).joined(separator: "\n")
             }
             return
         }
-        let msg = result.changed
+        let msg =
+            result.changed
             ? (check ? "would change: " : "") + result.actions.joined(separator: "; ")
             : "cachefilesd config up to date" + (result.daemon.map { "; \($0)" } ?? "")
         var shown = result
@@ -135,14 +146,26 @@ struct CacheStatusCommand: ParsableCommand {
         let msg = active ? "cache active" : status.caches.isEmpty ? "no cache bound" : "cache not active"
         try CommandOutput.finish(output, changed: false, failed: false, msg: msg, data: status) {
             var lines: [String] = []
-            lines.append("config:   \(status.configPath)" + (status.config.map { " (dir \($0.dir), tag \($0.tag), brun/bcull/bstop \($0.brun)/\($0.bcull)/\($0.bstop)%)" } ?? " (missing)"))
-            lines.append("daemon:   " + (status.daemonPids.isEmpty ? "cachefilesd not running" : "cachefilesd pid \(status.daemonPids.map(String.init).joined(separator: ","))"))
+            lines.append(
+                "config:   \(status.configPath)"
+                    + (status.config.map {
+                        " (dir \($0.dir), tag \($0.tag), brun/bcull/bstop \($0.brun)/\($0.bcull)/\($0.bstop)%)"
+                    } ?? " (missing)"))
+            lines.append(
+                "daemon:   "
+                    + (status.daemonPids.isEmpty
+                        ? "cachefilesd not running"
+                        : "cachefilesd pid \(status.daemonPids.map(String.init).joined(separator: ","))"))
             if status.caches.isEmpty { lines.append("caches:   none bound") }
             for cache in status.caches {
-                lines.append("cache:    \(cache.name) \(cache.state) (\(cache.stateName)), \(cache.objects ?? 0) objects, \(cache.volumes ?? 0) volumes")
+                lines.append(
+                    "cache:    \(cache.name) \(cache.state) (\(cache.stateName)), \(cache.objects ?? 0) objects, \(cache.volumes ?? 0) volumes"
+                )
             }
             if let usage = status.usage {
-                lines.append("disk:     \(ByteSize.format(usage.availableBytes)) free of \(ByteSize.format(usage.totalBytes)) (\(formatFixed(usage.freeBytesPercent, digits: 1))%), \(formatFixed(usage.freeFilesPercent, digits: 1))% files free")
+                lines.append(
+                    "disk:     \(ByteSize.format(usage.availableBytes)) free of \(ByteSize.format(usage.totalBytes)) (\(formatFixed(usage.freeBytesPercent, digits: 1))%), \(formatFixed(usage.freeFilesPercent, digits: 1))% files free"
+                )
             }
             lines += trafficLines(status, indent: "io:       ")
             lines += status.findings.filter { $0.severity != .ok }.map(findingLine)
@@ -153,7 +176,12 @@ struct CacheStatusCommand: ParsableCommand {
 
 /// `warning: detail (fix: ...)`.
 func findingLine(_ finding: Finding) -> String {
-    let mark = switch finding.severity { case .ok: "ok     "; case .warning: "warning"; case .error: "error  " }
+    let mark =
+        switch finding.severity {
+        case .ok: "ok     "
+        case .warning: "warning"
+        case .error: "error  "
+        }
     return "\(mark) \(finding.check): \(finding.detail)" + (finding.fix.map { "\n        fix: \($0)" } ?? "")
 }
 
@@ -162,7 +190,8 @@ func findingLine(_ finding: Finding) -> String {
 func trafficLines(_ status: CacheStatus, indent: String) -> [String] {
     guard let unit = status.unit?.rawValue, let layout = status.statsLayout?.rawValue else { return [] }
     func n(_ value: UInt64?) -> String { value.map(String.init) ?? "-" }
-    var line = "read from cache \(n(status.cacheReads)) \(unit), written to cache \(n(status.cacheWrites)) \(unit), "
+    var line =
+        "read from cache \(n(status.cacheReads)) \(unit), written to cache \(n(status.cacheWrites)) \(unit), "
         + "from servers \(n(status.downloads)) \(unit)"
     if let lookups = status.lookups { line += ", lookups \(lookups) \(unit)" }
     var lines = [indent + line + " (\(layout) counters)"]

@@ -32,7 +32,8 @@ struct Doctor: ParsableCommand {
         let errors = findings.filter { $0.severity == .error }.count
         let warnings = findings.filter { $0.severity == .warning }.count
         let msg = errors == 0 && warnings == 0 ? "FS-Cache chain healthy" : "\(errors) error(s), \(warnings) warning(s)"
-        try CommandOutput.finish(output, changed: false, failed: errors > 0, msg: msg, data: Report(findings: findings)) {
+        try CommandOutput.finish(output, changed: false, failed: errors > 0, msg: msg, data: Report(findings: findings))
+        {
             (findings.map(findingLine) + [msg]).joined(separator: "\n")
         }
     }

@@ -38,9 +38,12 @@ struct FscSwitchOptions: ParsableArguments {
     var mountpoints: [String] = []
     @Flag(help: "Every NFS and CIFS mount.") var all = false
     @Flag(help: "Unmount even when processes use the share (they may see errors).") var force = false
-    @Option(help: ArgumentHelp("Also set the mount's readahead window, e.g. 16M (NFS starts at 128K).", valueName: "size"))
+    @Option(
+        help: ArgumentHelp("Also set the mount's readahead window, e.g. 16M (NFS starts at 128K).", valueName: "size"))
     var readahead: ByteSize?
-    @Option(help: ArgumentHelp("TCP connections to the server, 1-16 (nconnect=); set in the same unmount and mount.", valueName: "n"))
+    @Option(
+        help: ArgumentHelp(
+            "TCP connections to the server, 1-16 (nconnect=); set in the same unmount and mount.", valueName: "n"))
     var nconnect: Int?
     @Option(help: ArgumentHelp("Bytes per READ request (rsize=), e.g. 1M; NFS reads at most 1M.", valueName: "size"))
     var rsize: ByteSize?
@@ -70,19 +73,27 @@ struct FscSwitchOptions: ParsableArguments {
         } else if check {
             msg = changedCount == 0 ? "nothing to change" : "would change \(changedCount) mount(s)"
         } else {
-            msg = changedCount == 0 ? "FS-Cache already \(verb) on \(report.mounts.count) mount(s)" : "FS-Cache \(verb) on \(changedCount) mount(s)"
+            msg =
+                changedCount == 0
+                ? "FS-Cache already \(verb) on \(report.mounts.count) mount(s)"
+                : "FS-Cache \(verb) on \(changedCount) mount(s)"
         }
         if !diff { for i in report.mounts.indices { report.mounts[i].fstabDiff = nil } }
         // Exit 2 when every failure is a value these mounts cannot take (rsize over NFS's 1M).
-        let code: CachectlError.Code = !failedMounts.isEmpty && failedMounts.allSatisfy { $0.errorCode == .usage } ? .usage : .failed
-        try CommandOutput.finish(output, changed: report.changed, failed: report.failed, code: code, msg: msg, data: report) {
+        let code: CachectlError.Code =
+            !failedMounts.isEmpty && failedMounts.allSatisfy { $0.errorCode == .usage } ? .usage : .failed
+        try CommandOutput.finish(
+            output, changed: report.changed, failed: report.failed, code: code, msg: msg, data: report
+        ) {
             var lines: [String] = []
             for m in report.mounts {
                 if let d = m.fstabDiff { lines.append(d) }
                 var state = m.fscAfter.map { $0 ? "FSC yes" : "FSC no" } ?? "-"
                 if nconnect != nil, let n = m.nconnect { state += ", nconnect \(n)" }
                 if rsize != nil, let r = m.rsizeBytes { state += ", rsize \(ByteSize.format(r))" }
-                lines.append("\(m.mountpoint): \(m.failed ? "FAILED" : m.changed ? (check ? "would change" : "changed") : "ok") (\(state))")
+                lines.append(
+                    "\(m.mountpoint): \(m.failed ? "FAILED" : m.changed ? (check ? "would change" : "changed") : "ok") (\(state))"
+                )
                 for action in m.actions { lines.append("  \(action)") }
                 for note in m.notes { lines.append("  note: \(note)") }
                 for user in m.busy { lines.append("  busy: \(user)") }

@@ -34,7 +34,9 @@ struct Fuse: ParsableCommand {
 
 /// Options shared by the three subcommands: where stats files live.
 struct FuseStateOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Directory of the per-mount stats files (default /run/cachectl/fuse for root).", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "Directory of the per-mount stats files (default /run/cachectl/fuse for root).", valueName: "dir"))
     var stateDir: String = FuseStatsFile.defaultDirectory
 }
 
@@ -97,10 +99,15 @@ extension Fuse {
         @Option(help: "auto: LZ4 when a sample shows 10% saving or more; lz4: always; off: never.")
         var compress: CompressionMode = .auto
 
-        @Option(help: ArgumentHelp("Files after the opened one in the same directory to read into the pool.", valueName: "n"))
+        @Option(
+            help: ArgumentHelp(
+                "Files after the opened one in the same directory to read into the pool.", valueName: "n"))
         var prefetch: Int = 2
 
-        @Option(help: "auto: serve files wholly in the pool by FUSE passthrough when the kernel allows (Linux 6.9+, root); off: the daemon answers every read.")
+        @Option(
+            help:
+                "auto: serve files wholly in the pool by FUSE passthrough when the kernel allows (Linux 6.9+, root); off: the daemon answers every read."
+        )
         var passthrough: PassthroughChoice = .auto
 
         @Flag(help: "Let other users see the mount (non-root needs user_allow_other in /etc/fuse.conf).")
@@ -141,7 +148,9 @@ extension Fuse {
             var detached = 0
             while detached < 8, FuseMountTable.isDeadMirror(named) {
                 if check {
-                    try CommandOutput.finish(output, changed: true, failed: false, msg: "would remount", data: ["mountpoint": named]) {
+                    try CommandOutput.finish(
+                        output, changed: true, failed: false, msg: "would remount", data: ["mountpoint": named]
+                    ) {
                         "would detach the dead mirror at \(named) (its daemon is gone: ENOTCONN) and mount a new one"
                     }
                     return
@@ -168,8 +177,11 @@ extension Fuse {
                 let running = try? FuseStatsFile.read(mountpoint: mountpoint, directory: state.stateDir)
                 report.pid = running?.pid
                 if let running, running.source != source {
-                    throw CachectlError.failed("fuse mount", path: mountpoint,
-                        hint: "a cachectl mirror of \(running.source) is already mounted there; cachectl fuse unmount \(mountpoint) first")
+                    throw CachectlError.failed(
+                        "fuse mount", path: mountpoint,
+                        hint:
+                            "a cachectl mirror of \(running.source) is already mounted there; cachectl fuse unmount \(mountpoint) first"
+                    )
                 }
                 try CommandOutput.finish(output, changed: false, failed: false, msg: "already mounted", data: report) {
                     "\(mountpoint): already a cachectl mirror of \(source)"
@@ -177,7 +189,8 @@ extension Fuse {
                 return
             }
             if let existing = try MountTable.entry(at: mountpoint) {
-                throw CachectlError.failed("fuse mount", path: mountpoint,
+                throw CachectlError.failed(
+                    "fuse mount", path: mountpoint,
                     hint: "a \(existing.fstype) filesystem is mounted there; choose an empty directory")
             }
             if check {
@@ -249,13 +262,19 @@ extension Fuse {
             do {
                 stats = try FuseStatsFile.read(mountpoint: mountpoint, directory: state.stateDir)
             } catch {
-                throw CachectlError.failed("read stats", path: path,
-                    hint: "no cachectl mirror is mounted at \(mountpoint) (or it runs with another --state-dir): \(error)")
+                throw CachectlError.failed(
+                    "read stats", path: path,
+                    hint:
+                        "no cachectl mirror is mounted at \(mountpoint) (or it runs with another --state-dir): \(error)"
+                )
             }
             let alive = kill(stats.pid, 0) == 0 || errno == EPERM
             guard alive else {
-                throw CachectlError.failed("fuse stats", path: path,
-                    hint: "the daemon (pid \(stats.pid)) is gone; these stats are stale. Remount with cachectl fuse mount")
+                throw CachectlError.failed(
+                    "fuse stats", path: path,
+                    hint:
+                        "the daemon (pid \(stats.pid)) is gone; these stats are stale. Remount with cachectl fuse mount"
+                )
             }
             try CommandOutput.finish(output, changed: false, failed: false, msg: "ok", data: stats) {
                 Self.human(stats)
@@ -276,7 +295,9 @@ extension Fuse {
                 "passthrough \(s.passthrough ?? "-")\(s.passthroughOpens.map { ", \($0) opens (read by the kernel from the pool, not counted above)" } ?? "")",
             ]
             for file in s.files.prefix(10) {
-                lines.append("  \(ByteSize.format(file.cachedBytes)) \(formatFixed(file.compressionRatio, digits: 2))x  \(file.path)")
+                lines.append(
+                    "  \(ByteSize.format(file.cachedBytes)) \(formatFixed(file.compressionRatio, digits: 2))x  \(file.path)"
+                )
             }
             return lines.joined(separator: "\n")
         }
@@ -317,7 +338,8 @@ extension Fuse {
             var report = Report(mountpoint: mountpoint, pid: running?.pid)
             guard FuseMountTable.isMirror(mountpoint) else {
                 if let existing = try MountTable.entry(at: mountpoint) {
-                    throw CachectlError.failed("fuse unmount", path: mountpoint,
+                    throw CachectlError.failed(
+                        "fuse unmount", path: mountpoint,
                         hint: "that is a \(existing.fstype) mount, not a cachectl mirror; use umount")
                 }
                 try CommandOutput.finish(output, changed: false, failed: false, msg: "not mounted", data: report) {
@@ -327,13 +349,17 @@ extension Fuse {
             }
             switch try FuseMountTable.unmount(mountpoint, force: force) {
             case .busy:
-                throw CachectlError("umount", path: mountpoint, errno: EBUSY,
+                throw CachectlError(
+                    "umount", path: mountpoint, errno: EBUSY,
                     hint: "files are open in the mirror; close them (fuser -vm \(mountpoint)) or use --force")
             case .unmounted:
                 if let pid = running?.pid {
                     let deadline = Monotonic.now() + 10
                     while kill(pid, 0) == 0 && Monotonic.now() < deadline { usleep(20_000) }
-                    if kill(pid, 0) == 0 { report.pid = pid; console.warning("daemon pid \(pid) still running") }
+                    if kill(pid, 0) == 0 {
+                        report.pid = pid
+                        console.warning("daemon pid \(pid) still running")
+                    }
                 }
                 try CommandOutput.finish(output, changed: true, failed: false, msg: "unmounted", data: report) {
                     "unmounted \(mountpoint)"
@@ -368,7 +394,8 @@ enum Daemon {
         let spawned = Result { () throws(CachectlError) in
             try Spawn.start(
                 executable, arguments: arguments,
-                descriptors: [0: .null(O_RDONLY), 1: .null(O_WRONLY), 2: .inherit(logFd), 3: .inherit(pipeFds[1])], detach: .session)
+                descriptors: [0: .null(O_RDONLY), 1: .null(O_WRONLY), 2: .inherit(logFd), 3: .inherit(pipeFds[1])],
+                detach: .session)
         }
         close(pipeFds[1])
         let pid = try spawned.get()
@@ -384,7 +411,8 @@ enum Daemon {
         if text.hasPrefix("ok") { return pid }
         var exitStatus: Int32 = 0
         waitpid(pid, &exitStatus, 0)
-        let detail = text.hasPrefix("error ") ? String(text.dropFirst(6)) : "the daemon exited without mounting; see \(logPath)"
+        let detail =
+            text.hasPrefix("error ") ? String(text.dropFirst(6)) : "the daemon exited without mounting; see \(logPath)"
         throw CachectlError.failed("fuse mount", hint: detail)
     }
 

@@ -30,9 +30,12 @@ struct InstallUnits: ParsableCommand {
             """)
 
     @Option(help: ArgumentHelp("Unit directory.", valueName: "dir")) var dir = "/etc/systemd/system"
-    @Option(help: ArgumentHelp("The cachectl binary the units run (default: this one).", valueName: "path")) var binary: String?
-    @Option(help: ArgumentHelp("The YAML file the units apply.", valueName: "file")) var config = MachineConfig.defaultPath
-    @Option(help: ArgumentHelp("Directory of the FUSE mirrors' NAME.env files.", valueName: "dir")) var fuseDir = "/etc/cachectl/fuse"
+    @Option(help: ArgumentHelp("The cachectl binary the units run (default: this one).", valueName: "path")) var binary:
+        String?
+    @Option(help: ArgumentHelp("The YAML file the units apply.", valueName: "file")) var config = MachineConfig
+        .defaultPath
+    @Option(help: ArgumentHelp("Directory of the FUSE mirrors' NAME.env files.", valueName: "dir")) var fuseDir =
+        "/etc/cachectl/fuse"
     @Flag(help: "Change nothing; report what would change.") var check = false
     @Flag(help: "Show the diffs of the unit files.") var diff = false
     @OptionGroup var output: OutputOptions
@@ -44,7 +47,10 @@ struct InstallUnits: ParsableCommand {
 
     func run() throws {
         output.bootstrap()
-        let exe = binary ?? ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/usr/local/bin/cachectl")
+        let exe =
+            binary
+            ?? ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+                ?? "/usr/local/bin/cachectl")
         let configPath = Path.absolute(config)
         let files = UnitFiles(
             directory: Path.absolute(dir), binary: exe, config: configPath, fuseDirectory: Path.absolute(fuseDir),
@@ -55,14 +61,23 @@ struct InstallUnits: ParsableCommand {
         }
         let result = try files.install()
         let changed = result.units.filter(\.changed).map(\.name)
-        let msg = changed.isEmpty ? "units up to date in \(files.directory)"
-            : (check ? "would write " : "wrote ") + changed.joined(separator: ", ") + (result.reloaded ? (check ? "; would reload systemd" : "; reloaded systemd") : "")
-        let units = diff ? result.units : result.units.map { unit in
-            var unit = unit
-            unit.diff = ""
-            return unit
-        }
-        try CommandOutput.finish(output, changed: result.changed, failed: false, msg: msg, data: Data(units: units, reloaded: result.reloaded)) {
+        let msg =
+            changed.isEmpty
+            ? "units up to date in \(files.directory)"
+            : (check ? "would write " : "wrote ") + changed.joined(separator: ", ")
+                + (result.reloaded ? (check ? "; would reload systemd" : "; reloaded systemd") : "")
+        let units =
+            diff
+            ? result.units
+            : result.units.map { unit in
+                var unit = unit
+                unit.diff = ""
+                return unit
+            }
+        try CommandOutput.finish(
+            output, changed: result.changed, failed: false, msg: msg,
+            data: Data(units: units, reloaded: result.reloaded)
+        ) {
             ([msg] + (diff ? result.units.map(\.diff).filter { !$0.isEmpty } : [])).joined(separator: "\n")
         }
     }
@@ -76,6 +91,7 @@ struct InstallUnits: ParsableCommand {
         var st = stat()
         while existing != "/" && stat(existing, &st) != 0 { existing = Path.directory(of: existing) }
         guard access(existing, W_OK | X_OK) != 0 else { return nil }
-        return "\(existing) is not writable by this user (uid \(getuid())); run as root, or use --check to see what would change"
+        return
+            "\(existing) is not writable by this user (uid \(getuid())); run as root, or use --check to see what would change"
     }
 }

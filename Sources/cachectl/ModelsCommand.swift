@@ -46,15 +46,22 @@ struct Models: ParsableCommand {
         }
         let models = try state.tiers.listModels()
         let changed = setup?.changed ?? false
-        let msg = "\(models.count) model(s)" + (changed ? (check ? ", would link \(setup!.links.count)" : ", linked \(setup!.links.count)") : "")
-        try CommandOutput.finish(output, changed: changed, failed: false, msg: msg, data: Data(setup: setup, models: models)) {
+        let msg =
+            "\(models.count) model(s)"
+            + (changed ? (check ? ", would link \(setup!.links.count)" : ", linked \(setup!.links.count)") : "")
+        try CommandOutput.finish(
+            output, changed: changed, failed: false, msg: msg, data: Data(setup: setup, models: models)
+        ) {
             var rows = [["MODEL", "LAYOUT", "SIZE", "FILES", "LOCATION", "NOTE"]]
             for m in models {
                 var note: [String] = []
                 if let pin = m.pinnedTier { note.append("pinned to \(pin)") }
                 if !m.linked { note.append("link out of date: run cachectl tier health") }
                 if let problem = m.problem { note.append(problem) }
-                rows.append([m.name, m.layout.rawValue, ByteSize.format(m.bytes), String(m.files), m.location, note.joined(separator: "; ")])
+                rows.append([
+                    m.name, m.layout.rawValue, ByteSize.format(m.bytes), String(m.files), m.location,
+                    note.joined(separator: "; "),
+                ])
             }
             return (changed ? msg + "\n" : "") + (models.isEmpty ? "no models in the cold store" : formatTable(rows))
         }
@@ -87,7 +94,8 @@ struct Promote: ParsableCommand {
             a copy the pages are usually still cached; a tmpfs copy is always in RAM.
             """)
 
-    @Argument(help: "Model name as `cachectl models` shows it (ollama NAME:TAG; a .gguf file name works too).") var model: String
+    @Argument(help: "Model name as `cachectl models` shows it (ollama NAME:TAG; a .gguf file name works too).")
+    var model: String
     @Option(help: "Tier to use (default: chosen by --strategy).") var tier: String?
     @Option(help: "fastest-fit, fill-first or round-robin.") var strategy: PlacementStrategy = .fastestFit
     @Flag(help: "Pin the model to the tier it goes to.") var pin = false
@@ -110,7 +118,8 @@ struct Promote: ParsableCommand {
 
     func run() throws {
         output.bootstrap()
-        let change = try state.tiers.promote(model, tier: tier, strategy: strategy, pin: pin, check: check, progress: output.showsProgress)
+        let change = try state.tiers.promote(
+            model, tier: tier, strategy: strategy, pin: pin, check: check, progress: output.showsProgress)
         var warmed: WarmReport?
         if warm && !check {
             let files = FileSelection(paths: change.links, expandShards: false)
@@ -119,15 +128,20 @@ struct Promote: ParsableCommand {
             bar.finish()
         }
         let warmFailed = (warmed?.failedFiles ?? 0) > 0
-        let msg = "\(change.model): \(change.action)" + (change.tier.map { " (\($0))" } ?? "")
+        let msg =
+            "\(change.model): \(change.action)" + (change.tier.map { " (\($0))" } ?? "")
             + (warmFailed ? "; warming failed for \(warmed!.failedFiles) file(s)" : "")
-        try CommandOutput.finish(output, changed: change.changed, failed: warmFailed, msg: msg, data: Data(placement: change, warm: warmed)) {
-            let warmText = warmed.map {
-                "\nwarmed \(ByteSize.format($0.bytesRead)) (\(ByteSize.format($0.bytesAlreadyResident)) already resident)"
-                    + ($0.residencyPercent.map { ", \(formatFixed($0, digits: 1))% resident" } ?? "")
-            } ?? ""
+        try CommandOutput.finish(
+            output, changed: change.changed, failed: warmFailed, msg: msg, data: Data(placement: change, warm: warmed)
+        ) {
+            let warmText =
+                warmed.map {
+                    "\nwarmed \(ByteSize.format($0.bytesRead)) (\(ByteSize.format($0.bytesAlreadyResident)) already resident)"
+                        + ($0.residencyPercent.map { ", \(formatFixed($0, digits: 1))% resident" } ?? "")
+                } ?? ""
             guard change.changed, change.copiedBytes > 0, !check else { return msg + warmText }
-            return msg + "\ncopied \(ByteSize.format(change.copiedBytes)) in \(formatFixed(change.seconds, digits: 1)) s"
+            return msg
+                + "\ncopied \(ByteSize.format(change.copiedBytes)) in \(formatFixed(change.seconds, digits: 1)) s"
                 + " (\(ByteSize.formatRate(bytes: change.copiedBytes, seconds: change.seconds)))"
                 + (change.verifiedBlobs > 0 ? ", \(change.verifiedBlobs) blob(s) sha256-verified" : "") + warmText
         }

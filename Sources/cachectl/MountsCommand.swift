@@ -1,8 +1,8 @@
 import ArgumentParser
-import FoundationEssentials
-import Glibc
 import CachectlMount
 import CachectlSystem
+import FoundationEssentials
+import Glibc
 
 struct Mounts: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,7 +29,8 @@ struct Mounts: ParsableCommand {
         output.bootstrap()
         let mounts = try NetworkMounts.list()
         let without = mounts.filter { !$0.fscEnabled }.count
-        let msg = mounts.isEmpty ? "no NFS or CIFS mounts" : "\(mounts.count) network mount(s), \(without) without FS-Cache"
+        let msg =
+            mounts.isEmpty ? "no NFS or CIFS mounts" : "\(mounts.count) network mount(s), \(without) without FS-Cache"
         try CommandOutput.finish(output, changed: false, failed: false, msg: msg, data: Report(mounts: mounts)) {
             guard !mounts.isEmpty else { return msg }
             var rows = [["MOUNTPOINT", "TYPE", "SERVER", "EXPORT", "FSC", "SB-FSC", "READAHEAD", "FSTAB"]]

@@ -75,15 +75,19 @@ struct Nvmet: ParsableCommand {
         @Argument(help: "Export name: a-z, 0-9, - and _.") var name: String
         @Option(help: "RAM to lend: 32G, 512M (K/M/G/T are 1024-based).") var size: String
         @OptionGroup var address: FabricsAddressOptions
-        @Option(name: .customLong("allow-host"), help: "A host NQN that may connect (repeat for more).") var allowHosts: [String] = []
+        @Option(name: .customLong("allow-host"), help: "A host NQN that may connect (repeat for more).") var allowHosts:
+            [String] = []
         @Flag(help: "Let any host connect (no access control).") var allowAnyHost = false
         @Flag(help: "Change nothing; report what would change.") var check = false
         @OptionGroup var output: OutputOptions
 
         func run() throws {
             output.bootstrap()
-            guard let bytes = ByteSize(parsing: size) else { throw ValidationError("not a size: \(size) (examples: 32G, 512M)") }
-            let spec = ExportSpec(name: name, size: bytes, address: address.address, allowedHosts: allowHosts, allowAnyHost: allowAnyHost)
+            guard let bytes = ByteSize(parsing: size) else {
+                throw ValidationError("not a size: \(size) (examples: 32G, 512M)")
+            }
+            let spec = ExportSpec(
+                name: name, size: bytes, address: address.address, allowedHosts: allowHosts, allowAnyHost: allowAnyHost)
             let change = try NVMeTarget().export(spec, check: check)
             let msg = "export \(name) (\(spec.nqn)): \(change.action)"
             try CommandOutput.finish(output, changed: change.changed, failed: false, msg: msg, data: change) {
@@ -95,7 +99,9 @@ struct Nvmet: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "list",
-            abstract: "Show the target's subsystems, namespaces (backing, size, RAM in use), hosts and ports, and this host's fabrics connections.")
+            abstract:
+                "Show the target's subsystems, namespaces (backing, size, RAM in use), hosts and ports, and this host's fabrics connections."
+        )
 
         @OptionGroup var output: OutputOptions
 
@@ -111,13 +117,17 @@ struct Nvmet: ParsableCommand {
             try CommandOutput.finish(output, changed: false, failed: false, msg: msg, data: data) {
                 var rows = [["SUBSYSTEM", "NSID", "BACKING", "SIZE", "IN RAM", "ENABLED", "HOSTS", "PORTS"]]
                 for s in data.subsystems {
-                    let hosts = s.allowAnyHost ? "any" : s.allowedHosts.isEmpty ? "none" : s.allowedHosts.joined(separator: ",")
-                    let ports = s.ports.map { "\($0.portid):\($0.transport ?? "?")://\($0.address ?? "")\($0.port.map { ":" + $0 } ?? "")" }
-                        .joined(separator: ",")
+                    let hosts =
+                        s.allowAnyHost ? "any" : s.allowedHosts.isEmpty ? "none" : s.allowedHosts.joined(separator: ",")
+                    let ports = s.ports.map {
+                        "\($0.portid):\($0.transport ?? "?")://\($0.address ?? "")\($0.port.map { ":" + $0 } ?? "")"
+                    }
+                    .joined(separator: ",")
                     let namespaces = s.namespaces.isEmpty ? [nil] : s.namespaces.map { Optional($0) }
                     for ns in namespaces {
                         rows.append([
-                            s.nqn, ns.map { String($0.nsid) } ?? "-", ns.map { "\($0.backing) \($0.path ?? "-")" } ?? "-",
+                            s.nqn, ns.map { String($0.nsid) } ?? "-",
+                            ns.map { "\($0.backing) \($0.path ?? "-")" } ?? "-",
                             ns?.size.map(ByteSize.format) ?? "-", ns?.residentBytes.map(ByteSize.format) ?? "-",
                             ns.map { $0.enabled ? "yes" : "no" } ?? "-", hosts, ports.isEmpty ? "-" : ports,
                         ])
@@ -127,7 +137,9 @@ struct Nvmet: ParsableCommand {
                 if !data.connections.isEmpty {
                     var c = [["CONTROLLER", "SUBSYSTEM", "TRANSPORT", "ADDRESS", "STATE", "DEVICES"]]
                     for x in data.connections {
-                        c.append([x.name, x.subsystemNQN, x.transport, x.address, x.state, x.devices.joined(separator: ",")])
+                        c.append([
+                            x.name, x.subsystemNQN, x.transport, x.address, x.state, x.devices.joined(separator: ","),
+                        ])
                     }
                     text += "\n\n" + formatTable(c)
                 }
@@ -157,7 +169,9 @@ struct Nvmet: ParsableCommand {
             output.bootstrap()
             let change = try NVMeTarget().unexport(name, check: check)
             let msg = "export \(name): \(change.action)"
-            try CommandOutput.finish(output, changed: change.changed, failed: false, msg: msg, data: change) { stepsText(msg, change.steps) }
+            try CommandOutput.finish(output, changed: change.changed, failed: false, msg: msg, data: change) {
+                stepsText(msg, change.steps)
+            }
         }
     }
 
@@ -173,11 +187,17 @@ struct Nvmet: ParsableCommand {
                 Example: cachectl nvmet save /etc/nvmet/config.json
                 """)
 
-        @Argument(help: "File to write (default /etc/nvmet/config.json, nvmetcli's).") var file: String = "/etc/nvmet/config.json"
+        @Argument(help: "File to write (default /etc/nvmet/config.json, nvmetcli's).") var file: String =
+            "/etc/nvmet/config.json"
         @Flag(help: "Change nothing; report whether the file would change.") var check = false
         @OptionGroup var output: OutputOptions
 
-        struct Data: Encodable { var file: String; var subsystems: Int; var ports: Int; var hosts: Int }
+        struct Data: Encodable {
+            var file: String
+            var subsystems: Int
+            var ports: Int
+            var hosts: Int
+        }
 
         func run() throws {
             output.bootstrap()
@@ -188,13 +208,16 @@ struct Nvmet: ParsableCommand {
             if check {
                 changed = (try? AtomicFile.readText(path)) != text
             } else {
-                try FileManager.default.createDirectory(atPath: Path.directory(of: path), withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(
+                    atPath: Path.directory(of: path), withIntermediateDirectories: true)
                 changed = try AtomicFile.write(text, to: path, mode: 0o600)
             }
             let msg = "\(path): \(changed ? (check ? "would write" : "written") : "unchanged")"
             try CommandOutput.finish(
                 output, changed: changed, failed: false, msg: msg,
-                data: Data(file: path, subsystems: config.subsystems.count, ports: config.ports.count, hosts: config.hosts.count)
+                data: Data(
+                    file: path, subsystems: config.subsystems.count, ports: config.ports.count,
+                    hosts: config.hosts.count)
             ) { msg }
         }
     }
@@ -235,7 +258,9 @@ struct Nvmet: ParsableCommand {
                 return
             }
             let msg = "restore \(file): \(change.action)"
-            try CommandOutput.finish(output, changed: change.changed, failed: false, msg: msg, data: change) { stepsText(msg, change.steps) }
+            try CommandOutput.finish(output, changed: change.changed, failed: false, msg: msg, data: change) {
+                stepsText(msg, change.steps)
+            }
         }
     }
 
@@ -298,7 +323,10 @@ struct Nvmet: ParsableCommand {
             let host = FabricsHost()
             let controllers = host.resolve(target)
             guard !controllers.isEmpty else {
-                try CommandOutput.finish(output, changed: false, failed: false, msg: "\(target): not connected", data: Data(controllers: [], tiers: [])) {
+                try CommandOutput.finish(
+                    output, changed: false, failed: false, msg: "\(target): not connected",
+                    data: Data(controllers: [], tiers: [])
+                ) {
                     "\(target): not connected"
                 }
                 return
@@ -307,8 +335,11 @@ struct Nvmet: ParsableCommand {
             let names = try tiers.tiers(onDevices: controllers.flatMap(\.devices))
             let changes = try names.map { try tiers.destroyTier($0, demote: true, force: force, check: check) }
             try host.disconnect(controllers, check: check)
-            let msg = "\(target): \(check ? "would disconnect" : "disconnected") \(controllers.map(\.name).joined(separator: ", "))"
-            try CommandOutput.finish(output, changed: true, failed: false, msg: msg, data: Data(controllers: controllers, tiers: changes)) {
+            let msg =
+                "\(target): \(check ? "would disconnect" : "disconnected") \(controllers.map(\.name).joined(separator: ", "))"
+            try CommandOutput.finish(
+                output, changed: true, failed: false, msg: msg, data: Data(controllers: controllers, tiers: changes)
+            ) {
                 var lines = [msg]
                 for change in changes {
                     lines.append("  tier \(change.tier?.name ?? "?"): \(change.action)")
@@ -324,10 +355,14 @@ struct Nvmet: ParsableCommand {
 /// (--nqn with --addr, or with --transport loop), or a connected subsystem (--nqn).
 struct NVMeOFTierOptions: ParsableArguments {
     @Option(help: "nvmeof: the namespace's block device (/dev/nvme1n1).") var device: String?
-    @Option(help: "nvmeof: subsystem NQN; with --addr (or --transport loop) the tier connects to it itself, else its connected namespace is used.") var nqn: String?
+    @Option(
+        help:
+            "nvmeof: subsystem NQN; with --addr (or --transport loop) the tier connects to it itself, else its connected namespace is used."
+    ) var nqn: String?
     @Option(name: .customLong("addr"), help: "nvmeof with --nqn: target IP address to connect to.") var addr: String?
     @Option(name: .customLong("port"), help: "nvmeof with --nqn: target service port (default 4420).") var port: Int?
-    @Option(name: .customLong("transport"), help: "nvmeof with --nqn: tcp (default), rdma or loop.") var transport: FabricsTransport?
+    @Option(name: .customLong("transport"), help: "nvmeof with --nqn: tcp (default), rdma or loop.") var transport:
+        FabricsTransport?
     @Option(help: "nvmeof with --nqn: this host's NQN.") var hostnqn: String?
 
     /// The export the tier connects to itself, when --nqn names one to reach.

@@ -101,7 +101,9 @@ enum CommandOutput {
     /// field (as the flag), path and errno under `error`.
     static func reportFailure(_ error: CachectlError, json: Bool) {
         let message = error.description
-        if json { printJSON(Envelope(changed: false, failed: true, msg: message, data: ErrorData(error: ErrorFields(error)))) }
+        if json {
+            printJSON(Envelope(changed: false, failed: true, msg: message, data: ErrorData(error: ErrorFields(error))))
+        }
         StandardStream.error.write("cachectl: error: \(message)\n")
     }
 }
@@ -148,11 +150,12 @@ struct StderrLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        let prefix = switch event.level {
-        case .info: ""
-        case .notice: "note: "
-        default: "\(event.level): "
-        }
+        let prefix =
+            switch event.level {
+            case .info: ""
+            case .notice: "note: "
+            default: "\(event.level): "
+            }
         var text = "cachectl: \(prefix)\(event.message)"
         let merged = metadata.merging(event.metadata ?? [:]) { $1 }
         if !merged.isEmpty {
@@ -165,8 +168,10 @@ struct StderrLogHandler: LogHandler {
 final class LockedFlag: Sendable {
     private let set = Mutex(false)
     /// True the first time only.
-    func setOnce() -> Bool { set.withLock { set in
-        defer { set = true }
-        return !set
-    } }
+    func setOnce() -> Bool {
+        set.withLock { set in
+            defer { set = true }
+            return !set
+        }
+    }
 }

@@ -61,7 +61,8 @@ struct Residency: ParsableCommand {
         let failed = reportSelectionProblems(files) || filesFailed
         let percentText = total.percent.map(Self.percentText)
         if json {
-            let summary = "\(total.files) file\(total.files == 1 ? "" : "s"): \(ByteSize.format(total.resident)) of \(ByteSize.format(total.size)) resident"
+            let summary =
+                "\(total.files) file\(total.files == 1 ? "" : "s"): \(ByteSize.format(total.resident)) of \(ByteSize.format(total.size)) resident"
                 + (percentText.map { " (\($0))" } ?? "")
             out.append(#"],"failed":"# + (failed ? "true" : "false") + #","msg":"#)
             out.appendJSONString(summary)
@@ -142,7 +143,8 @@ struct Evict: ParsableCommand {
         let results = files.files.map { Evictor.evict($0, method: selection.residencyMethod) }
         let failed = reportFileErrors(results) || selectionFailed
         let released = results.reduce(0) { $0 + ($1.released ?? 0) }
-        let summary = "evicted \(results.count) file\(results.count == 1 ? "" : "s"): released \(ByteSize.format(released)) from the page cache"
+        let summary =
+            "evicted \(results.count) file\(results.count == 1 ? "" : "s"): released \(ByteSize.format(released)) from the page cache"
         try CommandOutput.finish(
             output, changed: released > 0, failed: failed, msg: summary,
             data: EvictOutput(files: results, releasedBytes: released)

@@ -29,11 +29,14 @@ struct Serve: ParsableCommand {
               cachectl serve --host 10.0.0.5 --token-file /etc/cachectl/serve.token
             """)
 
-    @Option(help: ArgumentHelp("IP address to listen on (other than 127.0.0.1 or ::1 needs --token-file).", valueName: "address"))
+    @Option(
+        help: ArgumentHelp(
+            "IP address to listen on (other than 127.0.0.1 or ::1 needs --token-file).", valueName: "address"))
     var host = "127.0.0.1"
     @Option(help: "TCP port.") var port = 5050
     @Option(help: ArgumentHelp("File holding the bearer token (mode 0600).", valueName: "file")) var tokenFile: String?
-    @Option(help: ArgumentHelp("Seconds between samples of the cache counters (the page's chart).", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp("Seconds between samples of the cache counters (the page's chart).", valueName: "seconds"))
     var sampleInterval = 10.0
     @OptionGroup var state: MachineStateOptions
     @OptionGroup var output: OutputOptions

@@ -77,10 +77,13 @@ struct Tier: ParsableCommand {
 
         @Argument(help: "Tier name: a-z, 0-9, - and _.") var name: String
         @Option(help: "What backs the tier.") var type: TierType
-        @Option(help: "Size: 16G, 512M (K/M/G/T are 1024-based); nvmeof: the device's size unless given.") var size: String?
+        @Option(help: "Size: 16G, 512M (K/M/G/T are 1024-based); nvmeof: the device's size unless given.") var size:
+            String?
         @Option(help: "Mount point (default /run/cachectl/tiers/NAME).") var path: String?
-        @Option(help: "zram compression algorithm (lz4, zstd, lzo-rle, ...; default: the kernel's).") var algorithm: String?
-        @Option(name: .customLong("fs"), help: "zram and nvmeof filesystem: ext4 (default) or xfs.") var filesystem: TierFilesystem?
+        @Option(help: "zram compression algorithm (lz4, zstd, lzo-rle, ...; default: the kernel's).") var algorithm:
+            String?
+        @Option(name: .customLong("fs"), help: "zram and nvmeof filesystem: ext4 (default) or xfs.") var filesystem:
+            TierFilesystem?
         @Option(help: "Speed rank for placement; lower is faster.") var rank: Int?
         @OptionGroup var nvmeof: NVMeOFTierOptions
         @Flag(help: "Change nothing; report what would change.") var check = false
@@ -97,7 +100,10 @@ struct Tier: ParsableCommand {
                 try probe.validate()
             }
             let device = type == .nvmeof ? try nvmeof.resolveDevice(check: check) : nvmeof.device
-            guard let bytes = size.map({ ByteSize(parsing: $0) }) ?? device.flatMap({ NVMeTarget.blockDeviceSize($0) }).map(ByteSize.init) else {
+            guard
+                let bytes = size.map({ ByteSize(parsing: $0) })
+                    ?? device.flatMap({ NVMeTarget.blockDeviceSize($0) }).map(ByteSize.init)
+            else {
                 throw ValidationError(
                     size.map { "not a size: \($0) (examples: 16G, 512M)" }
                         ?? (check && nvmeof.remote != nil
@@ -129,13 +135,23 @@ struct Tier: ParsableCommand {
         func run() throws {
             output.bootstrap()
             let tiers = try state.tiers.listTiers()
-            try CommandOutput.finish(output, changed: false, failed: false, msg: "\(tiers.count) tier(s)", data: Data(tiers: tiers)) {
-                guard !tiers.isEmpty else { return "no tiers; create one: cachectl tier create fast --type tmpfs --size 8G" }
-                var rows = [["NAME", "TYPE", "RANK", "PATH", "SIZE", "USED", "FREE", "STATE", "ZRAM ORIG/COMPR/MEM", "RATIO", "MODELS"]]
+            try CommandOutput.finish(
+                output, changed: false, failed: false, msg: "\(tiers.count) tier(s)", data: Data(tiers: tiers)
+            ) {
+                guard !tiers.isEmpty else {
+                    return "no tiers; create one: cachectl tier create fast --type tmpfs --size 8G"
+                }
+                var rows = [
+                    [
+                        "NAME", "TYPE", "RANK", "PATH", "SIZE", "USED", "FREE", "STATE", "ZRAM ORIG/COMPR/MEM", "RATIO",
+                        "MODELS",
+                    ]
+                ]
                 for t in tiers {
-                    let zram = t.zram.map {
-                        "\(ByteSize.format($0.origDataSize))/\(ByteSize.format($0.comprDataSize))/\(ByteSize.format($0.memUsedTotal))"
-                    } ?? "-"
+                    let zram =
+                        t.zram.map {
+                            "\(ByteSize.format($0.origDataSize))/\(ByteSize.format($0.comprDataSize))/\(ByteSize.format($0.memUsedTotal))"
+                        } ?? "-"
                     let ratio = t.zram?.compressionRatio.map { formatFixed($0, digits: 2) + "x" } ?? "-"
                     rows.append([
                         t.name, t.type.rawValue + (t.algorithm.map { "/" + $0 } ?? ""), String(t.rank), t.path,
@@ -169,7 +185,9 @@ struct Tier: ParsableCommand {
 
         func run() throws {
             output.bootstrap()
-            guard let bytes = ByteSize(parsing: size) else { throw ValidationError("not a size: \(size) (examples: 16G, 512M)") }
+            guard let bytes = ByteSize(parsing: size) else {
+                throw ValidationError("not a size: \(size) (examples: 16G, 512M)")
+            }
             let change = try state.tiers.resizeTier(name, size: bytes, check: check)
             try finish(change, tier: name, output)
         }
@@ -226,13 +244,16 @@ struct Tier: ParsableCommand {
             output.bootstrap()
             let report = try state.tiers.health(restore: restore, check: check, progress: output.showsProgress)
             let missing = report.tiers.filter { !$0.live && !$0.recreated }.map(\.name)
-            let msg = missing.isEmpty
+            let msg =
+                missing.isEmpty
                 ? (report.changed ? "repaired" : "healthy")
                 : "tier(s) not mounted: \(missing.joined(separator: ", ")); run: cachectl tier health --restore"
             try CommandOutput.finish(output, changed: report.changed, failed: !report.healthy, msg: msg, data: report) {
                 var lines = [msg]
                 for tier in report.tiers {
-                    lines.append("  tier \(tier.name): \(tier.recreated ? (check ? "would recreate" : "recreated") : tier.live ? "mounted" : "GONE")")
+                    lines.append(
+                        "  tier \(tier.name): \(tier.recreated ? (check ? "would recreate" : "recreated") : tier.live ? "mounted" : "GONE")"
+                    )
                 }
                 for model in report.demoted { lines.append("  \(model): copy gone, now served from cold storage") }
                 for model in report.repromoted { lines.append("  \(model): pinned, copied back") }

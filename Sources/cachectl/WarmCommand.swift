@@ -6,18 +6,27 @@ import Glibc
 
 /// The paths a page-cache command works on, and how directories are filtered.
 struct PathSelectionOptions: ParsableArguments {
-    @Argument(help: ArgumentHelp(
-        "Files or directories. A directory is walked recursively in sorted order; one shard of a split GGUF (model-00001-of-00004.gguf) selects every shard that exists; symlinks are followed.",
-        valueName: "path"))
+    @Argument(
+        help: ArgumentHelp(
+            "Files or directories. A directory is walked recursively in sorted order; one shard of a split GGUF (model-00001-of-00004.gguf) selects every shard that exists; symlinks are followed.",
+            valueName: "path"))
     var paths: [String]
 
-    @Option(name: .long, help: ArgumentHelp("Inside directories, keep only files matching this glob (repeatable), e.g. '*.gguf'.", valueName: "glob"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Inside directories, keep only files matching this glob (repeatable), e.g. '*.gguf'.", valueName: "glob"))
     var include: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Inside directories, skip files matching this glob (repeatable), e.g. '*.txt'.", valueName: "glob"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Inside directories, skip files matching this glob (repeatable), e.g. '*.txt'.", valueName: "glob"))
     var exclude: [String] = []
 
-    @Option(name: .long, help: "How to measure page-cache residency: auto (cachestat on 6.5+, else mincore), cachestat, mincore.")
+    @Option(
+        name: .long,
+        help: "How to measure page-cache residency: auto (cachestat on 6.5+, else mincore), cachestat, mincore.")
     var residencyMethod: ResidencyMethod = .auto
 
     func select() -> FileSelection {
@@ -57,7 +66,6 @@ func reportFileErrors(_ results: [some PerFileOutcome]) -> Bool {
     return results.contains { $0.error != nil }
 }
 
-
 struct Warm: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "warm",
@@ -89,16 +97,29 @@ struct Warm: ParsableCommand {
     @Option(name: .shortAndLong, help: "Reader threads (default: by source; local disk 16, share or FUSE 32).")
     var jobs: Int?
 
-    @Option(help: ArgumentHelp("Bytes per read (K, M, G suffixes; a multiple of the page size; default: by source, local disk 512K, share or FUSE 2M).", valueName: "size"))
+    @Option(
+        help: ArgumentHelp(
+            "Bytes per read (K, M, G suffixes; a multiple of the page size; default: by source, local disk 512K, share or FUSE 2M).",
+            valueName: "size"))
     var chunk: ByteSize?
 
-    @Option(help: "How readers divide a file: contiguous (each streams its own part; default on local disks) or interleaved (chunks in file order; default on shares and FUSE).")
+    @Option(
+        help:
+            "How readers divide a file: contiguous (each streams its own part; default on local disks) or interleaved (chunks in file order; default on shares and FUSE)."
+    )
     var layout: ReadLayout?
 
-    @Option(help: "ram: keep the data in the page cache. disk: only populate FS-Cache on an fsc mount, dropping pages from RAM behind the readers.")
+    @Option(
+        help:
+            "ram: keep the data in the page cache. disk: only populate FS-Cache on an fsc mount, dropping pages from RAM behind the readers."
+    )
     var into: WarmDestination = .ram
 
-    @Flag(inversion: .prefixedNo, help: "Give the kernel posix_fadvise hints (SEQUENTIAL, WILLNEED ahead of the readers), or not (default: by source; on for shares and FUSE, off for local disks).")
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            "Give the kernel posix_fadvise hints (SEQUENTIAL, WILLNEED ahead of the readers), or not (default: by source; on for shares and FUSE, off for local disks)."
+    )
     var hints: Bool?
 
     @Flag(help: "After warming, mlock(2) the files and hold them in RAM until interrupted (like vmtouch -l).")
@@ -107,7 +128,9 @@ struct Warm: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        if lock && into == .disk { throw ValidationError("--lock keeps files in RAM; it cannot be combined with --into disk") }
+        if lock && into == .disk {
+            throw ValidationError("--lock keeps files in RAM; it cannot be combined with --into disk")
+        }
     }
 
     var options: WarmOptions {
@@ -138,18 +161,23 @@ struct Warm: ParsableCommand {
         let data = WarmOutput(report: report, problems: files.problems, lockedBytes: locked?.lockedBytes)
         if let locked, !failed {
             try CommandOutput.finish(output, changed: report.bytesRead > 0, failed: false, msg: summary, data: data) {
-                summary + "\nlocked \(ByteSize.format(locked.lockedBytes)) in RAM; press Ctrl-C (or send SIGTERM) to release"
+                summary
+                    + "\nlocked \(ByteSize.format(locked.lockedBytes)) in RAM; press Ctrl-C (or send SIGTERM) to release"
             }
             let signal = SignalWaiter.waitForTermination()
-            console.info("received \(signal == SIGINT ? "SIGINT" : "SIGTERM"); released \(ByteSize.format(locked.lockedBytes))")
+            console.info(
+                "received \(signal == SIGINT ? "SIGINT" : "SIGTERM"); released \(ByteSize.format(locked.lockedBytes))")
             return
         }
-        try CommandOutput.finish(output, changed: report.bytesRead > 0, failed: failed, msg: summary, data: data) { summary }
+        try CommandOutput.finish(output, changed: report.bytesRead > 0, failed: failed, msg: summary, data: data) {
+            summary
+        }
     }
 
     static func summary(_ report: WarmReport, problems: Int) -> String {
         let warmed = report.files.count - report.failedFiles
-        var text = "warmed \(warmed) file\(warmed == 1 ? "" : "s") (\(ByteSize.format(report.totalSize))) in "
+        var text =
+            "warmed \(warmed) file\(warmed == 1 ? "" : "s") (\(ByteSize.format(report.totalSize))) in "
             + formatFixed(report.seconds, digits: 2) + " s: read \(ByteSize.format(report.bytesRead))"
             + " at \(ByteSize.formatRate(bytes: report.bytesRead, seconds: report.seconds)), "
             + "\(ByteSize.format(report.bytesAlreadyResident)) already resident"

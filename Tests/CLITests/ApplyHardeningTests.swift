@@ -30,10 +30,13 @@ struct ApplyHardeningTests {
         let tree = try Tree()
         for round in 0..<8 {
             let yaml = tree.root + "/cachectl-\(round).yaml"
-            let tiers = (0..<8).map { "  - name: t\(round)x\($0)\n    type: tmpfs\n    size: 16M\n    path: \(tree.root)/tiers/r\(round)/t\($0)\n" }
+            let tiers = (0..<8).map {
+                "  - name: t\(round)x\($0)\n    type: tmpfs\n    size: 16M\n    path: \(tree.root)/tiers/r\(round)/t\($0)\n"
+            }
             _ = try AtomicFile.write("tiers:\n" + tiers.joined(), to: yaml)
             let arguments = [
-                "apply", "-f", yaml, "--state", tree.root + "/state/tiers.json", "--warm-state", tree.root + "/state/warm.json", "--json",
+                "apply", "-f", yaml, "--state", tree.root + "/state/tiers.json", "--warm-state",
+                tree.root + "/state/warm.json", "--json",
             ]
             let results = ResultBox()
             DispatchQueue.concurrentPerform(iterations: 2) { index in
@@ -59,9 +62,12 @@ struct ApplyHardeningTests {
         let tree = try Tree()
         let path = tree.root + "/tiers/fast"
         try Path.makeDirectory(path)
-        _ = try AtomicFile.write("tiers:\n  - name: fast\n    type: tmpfs\n    size: 16M\n    path: \(path)\n", to: tree.root + "/c.yaml")
+        _ = try AtomicFile.write(
+            "tiers:\n  - name: fast\n    type: tmpfs\n    size: 16M\n    path: \(path)\n", to: tree.root + "/c.yaml")
         // What the killed run had done: the tmpfs mounted as cachectl mounts it, no state saved.
-        #expect(mount("cachectl-fast", path, "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOATIME), "size=16777216,mode=0755") == 0)
+        #expect(
+            mount("cachectl-fast", path, "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOATIME), "size=16777216,mode=0755")
+                == 0)
         let arguments = [
             "apply", "-f", tree.root + "/c.yaml", "--state", tree.root + "/state/tiers.json",
             "--warm-state", tree.root + "/state/warm.json", "--json",
@@ -72,7 +78,9 @@ struct ApplyHardeningTests {
         let second = try CLI.run(arguments)
         #expect(second.status == 0)
         #expect(try CLI.json(second)["changed"] as? Bool == false)
-        let mounts = try AtomicFile.readText("/proc/self/mountinfo").split(separator: "\n").filter { $0.split(separator: " ")[4] == path }
+        let mounts = try AtomicFile.readText("/proc/self/mountinfo").split(separator: "\n").filter {
+            $0.split(separator: " ")[4] == path
+        }
         #expect(mounts.count == 1)
     }
 
@@ -82,7 +90,8 @@ struct ApplyHardeningTests {
         try Path.makeDirectory(path)
         _ = try AtomicFile.write("x\n", to: path + "/changelog.gz")
         let result = try CLI.run([
-            "tier", "create", "doc", "--type", "tmpfs", "--size", "16M", "--path", path, "--state", tree.root + "/tiers.json",
+            "tier", "create", "doc", "--type", "tmpfs", "--size", "16M", "--path", path, "--state",
+            tree.root + "/tiers.json",
         ])
         #expect(result.status == 1)
         #expect(result.stderr.contains("changelog.gz") && result.stderr.contains("hide"))

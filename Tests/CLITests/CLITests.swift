@@ -8,7 +8,8 @@ import Testing
 enum CLI {
     /// The binary SwiftPM built next to this test bundle.
     static let binary: String = {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let exe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var dir = Path.directory(of: exe)
         while dir != "/" && !FileManager.default.isExecutableFile(atPath: dir + "/cachectl") {
             dir = Path.directory(of: dir)
@@ -16,7 +17,9 @@ enum CLI {
         return dir + "/cachectl"
     }()
 
-    static func run(_ arguments: [String], as user: String? = nil /* uid, e.g. 65534 (nobody) */, memlockKiB: Int? = nil) throws -> ExternalCommand.Result {
+    static func run(
+        _ arguments: [String], as user: String? = nil /* uid, e.g. 65534 (nobody) */, memlockKiB: Int? = nil
+    ) throws -> ExternalCommand.Result {
         var argv = [binary] + arguments
         if let user {
             argv = ["setpriv", "--reuid=\(user)", "--regid=\(user)", "--clear-groups", "--"] + argv
@@ -40,7 +43,8 @@ final class ScratchFile {
 
     init(size: Int, mode: mode_t = 0o644) throws {
         dir = "/var/tmp/cachectl-cli-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        try FileManager.default.createDirectory(
+            atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         path = dir + "/model.gguf"
         var bytes = [UInt8](repeating: 0, count: size)
         for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 7) }
@@ -108,12 +112,14 @@ final class ScratchFile {
     func untrustworthyMincoreIsReportedAsUnknownAndWarmReadsEverything() throws {
         let file = try ScratchFile(size: 2 << 20, mode: 0o644)
         // mincore claims full residency of a file nobody cannot write: cachectl must not believe it.
-        let residency = try CLI.json(try CLI.run(["residency", "--json", "--residency-method", "mincore", file.path], as: "65534"))
+        let residency = try CLI.json(
+            try CLI.run(["residency", "--json", "--residency-method", "mincore", file.path], as: "65534"))
         let entry = try #require((residency["files"] as? [[String: Any]])?.first)
         #expect(entry["resident"] == nil)
         #expect((entry["error"] as? String)?.contains("134fca9063ad") == true)
 
-        let warm = try CLI.json(try CLI.run(["warm", "--json", "--residency-method", "mincore", file.path], as: "65534"))
+        let warm = try CLI.json(
+            try CLI.run(["warm", "--json", "--residency-method", "mincore", file.path], as: "65534"))
         #expect(warm["bytes_read"] as? Int == 2 << 20)
     }
 

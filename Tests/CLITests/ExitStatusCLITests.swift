@@ -11,7 +11,9 @@ import Testing
         let mountpoint = "/var/tmp/cachectl-cli-exit-\(getpid())"
         try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: mountpoint) }
-        let result = try CLI.run(["fuse", "mount", "/nonexistent/cachectl-source", mountpoint, "--pool", "16M", "--check", "--json"])
+        let result = try CLI.run([
+            "fuse", "mount", "/nonexistent/cachectl-source", mountpoint, "--pool", "16M", "--check", "--json",
+        ])
         #expect(result.status == 2, "\(result.stdout) \(result.stderr)")
         let json = try CLI.json(result)
         let error = try #require(json["error"] as? [String: Any])
@@ -23,7 +25,10 @@ import Testing
     @Test func aTierValueOutOfRangeNamesItsFlag() throws {
         let dir = "/var/tmp/cachectl-cli-exit-tier-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let result = try CLI.run(["tier", "create", "t", "--type", "tmpfs", "--size", "1M", "--state", dir + "/tiers.json", "--check", "--json"])
+        let result = try CLI.run([
+            "tier", "create", "t", "--type", "tmpfs", "--size", "1M", "--state", dir + "/tiers.json", "--check",
+            "--json",
+        ])
         #expect(result.status == 2, "\(result.stdout) \(result.stderr)")
         let json = try CLI.json(result)
         let error = try #require(json["error"] as? [String: Any])

@@ -11,7 +11,8 @@ import Testing
         let path: String
         init() throws {
             path = "/var/tmp/cachectl-cli-input-\(getpid())-\(UUID().uuidString.prefix(8))"
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            try FileManager.default.createDirectory(
+                atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         }
         deinit { try? FileManager.default.removeItem(atPath: path) }
         func write(_ name: String, _ text: String) throws -> String {
@@ -21,13 +22,17 @@ import Testing
         }
     }
 
-    @Test(arguments: ["/etc/cachectl/$HOME.yaml", "/etc/cachectl/100%.yaml", "/etc/cachectl/a\"b.yaml",
-                      "/etc/cachectl/a'b.yaml", "/etc/cachectl/my site.yaml", "/etc/cachectl/a\nExecStartPre=/bin/sh.yaml",
-                      "/etc/cachectl/a\\b.yaml", "/etc/cachectl/a;b.yaml"])
+    @Test(arguments: [
+        "/etc/cachectl/$HOME.yaml", "/etc/cachectl/100%.yaml", "/etc/cachectl/a\"b.yaml",
+        "/etc/cachectl/a'b.yaml", "/etc/cachectl/my site.yaml", "/etc/cachectl/a\nExecStartPre=/bin/sh.yaml",
+        "/etc/cachectl/a\\b.yaml", "/etc/cachectl/a;b.yaml",
+    ])
     func installUnitsRefusesAConfigPathSystemdWouldReinterpret(config: String) throws {
         let scratch = try Scratch()
         let units = scratch.path + "/units"
-        let result = try CLI.run(["install-units", "--dir", units, "--binary", "/usr/local/bin/cachectl", "--config", config, "--json"])
+        let result = try CLI.run([
+            "install-units", "--dir", units, "--binary", "/usr/local/bin/cachectl", "--config", config, "--json",
+        ])
         #expect(result.status == 2, "\(result.stdout) \(result.stderr)")
         let json = try CLI.json(result)
         #expect((json["msg"] as? String)?.contains("--config") == true)
@@ -51,8 +56,10 @@ import Testing
     @Test func installUnitsWritesAPlainConfigPathVerbatim() throws {
         let scratch = try Scratch()
         let units = scratch.path + "/units"
-        let result = try CLI.run(["install-units", "--dir", units, "--binary", "/usr/local/bin/cachectl",
-                                  "--config", "/etc/cachectl/site-1_a.b+c@d.yaml", "--json"])
+        let result = try CLI.run([
+            "install-units", "--dir", units, "--binary", "/usr/local/bin/cachectl",
+            "--config", "/etc/cachectl/site-1_a.b+c@d.yaml", "--json",
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         let text = try String(contentsOfFile: units + "/cachectl-apply.service", encoding: .utf8)
         #expect(text.contains("ExecStart=/usr/local/bin/cachectl apply --file /etc/cachectl/site-1_a.b+c@d.yaml"))
@@ -63,7 +70,9 @@ import Testing
         let units = scratch.path + "/units"
         let result = try CLI.run(["install-units", "--dir", units, "--binary", "/usr/bin/cachectl", "--json"])
         #expect(result.status == 0, "\(result.stderr)")
-        for name in ["cachectl-apply.service", "cachectl-warm@.service", "cachectl-fuse@.service", "cachectl-serve.service"] {
+        for name in [
+            "cachectl-apply.service", "cachectl-warm@.service", "cachectl-fuse@.service", "cachectl-serve.service",
+        ] {
             let text = try String(contentsOfFile: units + "/" + name, encoding: .utf8)
             #expect(text.contains("\nDocumentation=man:cachectl(1)\n"), "\(name)")
         }
@@ -87,7 +96,9 @@ import Testing
         let file = try scratch.write("long.yaml", "version: 1\nmodels:\n  dir: \(value)\n  cold_store: /srv/cold\n")
         let result = try CLI.run(["plan", "--file", file, "--json"])
         #expect(result.status == 2)
-        #expect(result.stdout.count + result.stderr.count < 2000, "got \(result.stdout.count + result.stderr.count) characters")
+        #expect(
+            result.stdout.count + result.stderr.count < 2000,
+            "got \(result.stdout.count + result.stderr.count) characters")
         #expect((try CLI.json(result)["msg"] as? String)?.contains("models.dir") == true)
     }
 
@@ -97,13 +108,16 @@ import Testing
         let file = try scratch.write("many.yaml", "version: 1\n" + keys + "\n")
         let result = try CLI.run(["plan", "--file", file, "--json"])
         #expect(result.status == 2)
-        #expect(result.stdout.count + result.stderr.count < 20_000, "got \(result.stdout.count + result.stderr.count) characters")
+        #expect(
+            result.stdout.count + result.stderr.count < 20_000,
+            "got \(result.stdout.count + result.stderr.count) characters")
         #expect((try CLI.json(result)["msg"] as? String)?.contains("19980 more problem(s) not shown") == true)
     }
 
     @Test func aModelsDirWithANewlineIsAUsageErrorNamingTheField() throws {
         let scratch = try Scratch()
-        let file = try scratch.write("nl.yaml", "version: 1\nmodels:\n  dir: \"/srv/models\\n/etc\"\n  cold_store: /srv/cold\n")
+        let file = try scratch.write(
+            "nl.yaml", "version: 1\nmodels:\n  dir: \"/srv/models\\n/etc\"\n  cold_store: /srv/cold\n")
         let result = try CLI.run(["plan", "--file", file, "--json"])
         #expect(result.status == 2, "\(result.stdout) \(result.stderr)")
         let msg = try CLI.json(result)["msg"] as? String
@@ -115,11 +129,13 @@ import Testing
     func installUnitsWithoutPrivilegesFailsBeforeCreatingAnything() throws {
         let scratch = try Scratch()  // root's, 0755: nobody cannot write in it
         let units = scratch.path + "/systemd/system"
-        let result = try CLI.run(["install-units", "--dir", units, "--config", "/etc/cachectl/site.yaml", "--json"], as: "65534")
+        let result = try CLI.run(
+            ["install-units", "--dir", units, "--config", "/etc/cachectl/site.yaml", "--json"], as: "65534")
         #expect(result.status == 1)
         #expect((try CLI.json(result)["msg"] as? String)?.contains("not writable") == true)
         #expect(!FileManager.default.fileExists(atPath: scratch.path + "/systemd"))
-        let check = try CLI.run(["install-units", "--dir", units, "--config", "/etc/cachectl/site.yaml", "--check", "--json"], as: "65534")
+        let check = try CLI.run(
+            ["install-units", "--dir", units, "--config", "/etc/cachectl/site.yaml", "--check", "--json"], as: "65534")
         #expect(check.status == 0, "--check needs no privileges: \(check.stderr)")
     }
 }

@@ -56,7 +56,10 @@ import Testing
         #expect(total["size"] as? Int == tree.totalSize)
         #expect(total["resident"] as? Int == tree.totalSize)
         #expect(total["percent"] as? Double == 100)
-        #expect(json["msg"] as? String == "\(tree.paths.count) files: \(ByteSize.format(UInt64(tree.totalSize))) of \(ByteSize.format(UInt64(tree.totalSize))) resident (100.0%)")
+        #expect(
+            json["msg"] as? String
+                == "\(tree.paths.count) files: \(ByteSize.format(UInt64(tree.totalSize))) of \(ByteSize.format(UInt64(tree.totalSize))) resident (100.0%)"
+        )
     }
 
     @Test func residencyOfAColdTreeCountsNothingResident() throws {

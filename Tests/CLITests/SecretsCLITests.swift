@@ -41,24 +41,34 @@ struct SecretsCLITests {
         try fstab.write(toFile: dir + "/fstab", atomically: false, encoding: .utf8)
         try mountinfo.write(toFile: dir + "/mountinfo", atomically: false, encoding: .utf8)
         try """
-            shares:
-              - mountpoint: /mnt/h1-models
+        shares:
+          - mountpoint: /mnt/h1-models
 
-            """.write(toFile: dir + "/cachectl.yaml", atomically: false, encoding: .utf8)
+        """.write(toFile: dir + "/cachectl.yaml", atomically: false, encoding: .utf8)
     }
 
     /// Runs cachectl with the fixtures in place of /etc/fstab and /proc/self/mountinfo.
     func run(_ arguments: [String]) throws -> ExternalCommand.Result {
         let script = #"mount --bind "$1" /etc/fstab && mount --bind "$2" /proc/$$/mountinfo && shift 2 && exec "$@""#
         return try ExternalCommand(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", dir + "/fstab", dir + "/mountinfo", CLI.binary]
-                + arguments).run()
+            [
+                "unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", dir + "/fstab",
+                dir + "/mountinfo", CLI.binary,
+            ]
+                + arguments
+        ).run()
     }
 
-    func expectClean(_ result: ExternalCommand.Result, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectClean(
+        _ result: ExternalCommand.Result, _ what: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         for secret in Self.secrets {
-            #expect(!result.stdout.contains(secret), "\(what) stdout leaks \(secret): \(result.stdout)", sourceLocation: sourceLocation)
-            #expect(!result.stderr.contains(secret), "\(what) stderr leaks \(secret): \(result.stderr)", sourceLocation: sourceLocation)
+            #expect(
+                !result.stdout.contains(secret), "\(what) stdout leaks \(secret): \(result.stdout)",
+                sourceLocation: sourceLocation)
+            #expect(
+                !result.stderr.contains(secret), "\(what) stderr leaks \(secret): \(result.stderr)",
+                sourceLocation: sourceLocation)
         }
     }
 
@@ -87,7 +97,9 @@ struct SecretsCLITests {
         let json = try CLI.json(fsc)
         #expect(json["failed"] as? Bool == false, "\(fsc.stdout) \(fsc.stderr)")
         let diff = try #require(((json["mounts"] as? [[String: Any]])?.first?["fstab_diff"]) as? String)
-        let changed = diff.split(separator: "\n").filter { ($0.hasPrefix("-") || $0.hasPrefix("+")) && !$0.hasPrefix("---") && !$0.hasPrefix("+++") }
+        let changed = diff.split(separator: "\n").filter {
+            ($0.hasPrefix("-") || $0.hasPrefix("+")) && !$0.hasPrefix("---") && !$0.hasPrefix("+++")
+        }
         #expect(changed.count == 2 && changed.allSatisfy { $0.contains("/mnt/h1-models") }, "\(diff)")
         #expect(diff.split(separator: "\n").allSatisfy { !$0.hasPrefix(" ") }, "context lines in \(diff)")
         expectClean(try run(["fsc", "enable", "--check", "--diff", "/mnt/h1-models"]), "fsc enable --check --diff")
@@ -123,12 +135,16 @@ final class Listener {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
         guard bound == 0, listen(fd, 16) == 0 else {
             close(fd)
             throw CachectlError("listen", errno: errno)
         }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
         self.fd = fd
         port = UInt16(bigEndian: address.sin_port)
     }

@@ -19,7 +19,9 @@ import Testing
 
     @Test func optionsOverrideTheStrategyAndTheSummarySaysSo() throws {
         let file = try ScratchFile(size: 3 << 20)
-        let result = try CLI.run(["warm", "--jobs", "3", "--chunk", "1M", "--layout", "interleaved", "--hints", file.path])
+        let result = try CLI.run([
+            "warm", "--jobs", "3", "--chunk", "1M", "--layout", "interleaved", "--hints", file.path,
+        ])
         #expect(result.status == 0)
         #expect(result.stdout.contains("read as local: 3 readers x 1M interleaved, hints"))
         let bad = try CLI.run(["warm", "--layout", "sideways", "--json", file.path])

@@ -1,6 +1,7 @@
 import CachectlSystem
 import Foundation
 import Testing
+
 @testable import CachectlFSCache
 
 /// `CacheSetup` writing files for real (the daemon part runs in the VM scenarios).
@@ -78,13 +79,16 @@ import Testing
             try FileManager.default.createDirectory(atPath: "\(dir)/\(sub)", withIntermediateDirectories: true)
         }
         if sysv { try AtomicFile.write("#!/bin/sh\n", to: dir + "/etc/init.d/cachefilesd", mode: 0o755) }
-        for tool in ["cachefilesd", "modprobe"] { try AtomicFile.write("#!/bin/sh\n", to: "\(dir)/sbin/\(tool)", mode: 0o755) }
+        for tool in ["cachefilesd", "modprobe"] {
+            try AtomicFile.write("#!/bin/sh\n", to: "\(dir)/sbin/\(tool)", mode: 0o755)
+        }
         return dir
     }
 
     func needed(_ dir: String) throws -> CachefilesdUnit? {
         try CachefilesdUnit.needed(
-            configPath: "/etc/cachefilesd.conf", etc: dir + "/etc", unitDirs: [dir + "/lib/systemd/system"], sbin: [dir + "/sbin"])
+            configPath: "/etc/cachefilesd.conf", etc: dir + "/etc", unitDirs: [dir + "/lib/systemd/system"],
+            sbin: [dir + "/sbin"])
     }
 
     @Test func aSysVOnlySystemGetsAForkingUnitOrderedBeforeRemoteMounts() throws {
@@ -95,7 +99,8 @@ import Testing
         let lines = Set(unit.text.split(separator: "\n").map(String.init))
         #expect(unit.text.hasPrefix(CachefilesdUnit.marker))
         for line in [
-            "Type=forking", "PIDFile=/run/cachefilesd.pid", "Restart=on-abnormal", "Before=remote-fs-pre.target shutdown.target",
+            "Type=forking", "PIDFile=/run/cachefilesd.pid", "Restart=on-abnormal",
+            "Before=remote-fs-pre.target shutdown.target",
             "ExecStart=\(dir)/sbin/cachefilesd -f /etc/cachefilesd.conf -p /run/cachefilesd.pid",
             "ExecStartPre=-\(dir)/sbin/modprobe -q cachefiles", "WantedBy=multi-user.target",
         ] { #expect(lines.contains(line), "\(line)") }
@@ -104,7 +109,8 @@ import Testing
         try AtomicFile.write(unit.text, to: unit.path, mode: 0o644)
         #expect(try needed(dir) == nil)
         // cachectl's own unit from an older version is rewritten.
-        try AtomicFile.write(unit.text.replacingOccurrences(of: "Type=forking", with: "Type=simple"), to: unit.path, mode: 0o644)
+        try AtomicFile.write(
+            unit.text.replacingOccurrences(of: "Type=forking", with: "Type=simple"), to: unit.path, mode: 0o644)
         #expect(try needed(dir)?.old?.contains("Type=simple") == true)
     }
 
@@ -116,7 +122,8 @@ import Testing
         #expect(try needed(dir) == nil)
         // An administrator's unit in /etc.
         try FileManager.default.removeItem(atPath: dir + "/lib/systemd/system/cachefilesd.service")
-        try AtomicFile.write("[Service]\nExecStart=/opt/cachefilesd\n", to: dir + "/etc/systemd/system/cachefilesd.service", mode: 0o644)
+        try AtomicFile.write(
+            "[Service]\nExecStart=/opt/cachefilesd\n", to: dir + "/etc/systemd/system/cachefilesd.service", mode: 0o644)
         #expect(try needed(dir) == nil)
     }
 
@@ -133,7 +140,8 @@ import Testing
         let dir = try root()
         defer { _ = try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir + "/etc/rc2.d", withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: dir + "/etc/rc2.d/S01cachefilesd", withDestinationPath: "../init.d/cachefilesd")
+        try FileManager.default.createSymbolicLink(
+            atPath: dir + "/etc/rc2.d/S01cachefilesd", withDestinationPath: "../init.d/cachefilesd")
         #expect(!CachefilesDaemon.isEnabled(etc: dir + "/etc"))
         try AtomicFile.write("[Service]\n", to: dir + "/etc/systemd/system/cachefilesd.service", mode: 0o644)
         try FileManager.default.createSymbolicLink(

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import CachectlFSCache
 
 /// FS-Cache's counters by meaning, on stats captured from the test bed's guest
@@ -9,7 +10,9 @@ import Testing
 @Suite struct CacheTrafficTests {
     func text(_ name: String) throws -> String { try String(contentsOfFile: fixture(name), encoding: .utf8) }
     func traffic(_ name: String, mountstats: String? = nil) throws -> CacheTraffic {
-        CacheTraffic(stats: FSCacheStats.parse(try text(name)), nfsFsc: try mountstats.flatMap { NFSFscCounters.parse(try text($0)) })
+        CacheTraffic(
+            stats: FSCacheStats.parse(try text(name)),
+            nfsFsc: try mountstats.flatMap { NFSFscCounters.parse(try text($0)) })
     }
 
     @Test func netfsLayoutOn612CountsOperations() throws {
@@ -82,6 +85,7 @@ import Testing
         let t = try traffic("fscache-stats-6.12-before")
         #expect(t.cacheReads == 0)
         #expect(t.hitRatio == 0)  // 7081 netfs downloads (the 9p root), no cache read
-        #expect(CacheTraffic(stats: FSCacheStats.parse("CaRdOps: RD=0 rs=0 rf=0\nDownOps: DL=0 ds=0\n")).hitRatio == nil)
+        #expect(
+            CacheTraffic(stats: FSCacheStats.parse("CaRdOps: RD=0 rs=0 rf=0\nDownOps: DL=0 ds=0\n")).hitRatio == nil)
     }
 }

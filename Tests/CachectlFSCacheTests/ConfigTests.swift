@@ -1,16 +1,18 @@
 import CachectlSystem
 import Foundation
 import Testing
+
 @testable import CachectlFSCache
 
 @Suite struct CachefilesdConfigTests {
     @Test func defaultsRenderTheTemplateWithoutOptionalLines() throws {
         let text = try CachefilesdConfig().render()
         let commands = text.split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.isEmpty }
-        #expect(commands == [
-            "dir /var/cache/fscache", "tag cachectl", "brun 10%", "bcull 7%", "bstop 3%",
-            "frun 10%", "fcull 7%", "fstop 3%",
-        ])
+        #expect(
+            commands == [
+                "dir /var/cache/fscache", "tag cachectl", "brun 10%", "bcull 7%", "bstop 3%",
+                "frun 10%", "fcull 7%", "fstop 3%",
+            ])
     }
 
     @Test func everyOptionRendersAndParsesBack() throws {
@@ -113,6 +115,8 @@ import Testing
         let diff = UnifiedDiff.make(old: "a\nb\nc\n", new: "a\nB\nc\n", oldLabel: "x", newLabel: "y")
         #expect(diff == "--- x\n+++ y\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n")
         #expect(UnifiedDiff.make(old: "same\n", new: "same\n", oldLabel: "x", newLabel: "y") == "")
-        #expect(UnifiedDiff.make(old: "", new: "new\n", oldLabel: "x", newLabel: "y") == "--- x\n+++ y\n@@ -0,0 +1,1 @@\n+new\n")
+        #expect(
+            UnifiedDiff.make(old: "", new: "new\n", oldLabel: "x", newLabel: "y")
+                == "--- x\n+++ y\n@@ -0,0 +1,1 @@\n+new\n")
     }
 }

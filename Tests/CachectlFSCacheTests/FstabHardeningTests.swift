@@ -2,6 +2,7 @@ import CachectlSystem
 import Foundation
 import Glibc
 import Testing
+
 @testable import CachectlMount
 
 /// Secrets a fixture holds; none may appear in any output.
@@ -95,7 +96,8 @@ struct FstabBed {
     func remove() { try? FileManager.default.removeItem(atPath: dir) }
 
     func lines() throws -> [String] {
-        try String(contentsOfFile: fstab, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        try String(contentsOfFile: fstab, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).map(
+            String.init)
     }
 }
 
@@ -116,9 +118,14 @@ struct FstabBed {
         }
         #expect(after.contains("127.0.0.1:/models\t/mnt/h1-models   nfs4\tvers=4.2,_netdev,fsc\t0   0"))
         // The diff: headers, one hunk, the entry out and in; no other line, no secret.
-        let body = diff.split(separator: "\n").filter { !$0.hasPrefix("---") && !$0.hasPrefix("+++") && !$0.hasPrefix("@@") }
-        #expect(body == ["-127.0.0.1:/models\t/mnt/h1-models   nfs4\tvers=4.2,_netdev\t0   0",
-                         "+127.0.0.1:/models\t/mnt/h1-models   nfs4\tvers=4.2,_netdev,fsc\t0   0"])
+        let body = diff.split(separator: "\n").filter {
+            !$0.hasPrefix("---") && !$0.hasPrefix("+++") && !$0.hasPrefix("@@")
+        }
+        #expect(
+            body == [
+                "-127.0.0.1:/models\t/mnt/h1-models   nfs4\tvers=4.2,_netdev\t0   0",
+                "+127.0.0.1:/models\t/mnt/h1-models   nfs4\tvers=4.2,_netdev,fsc\t0   0",
+            ])
         expectNoSecret(diff, "fstab diff")
     }
 
@@ -174,7 +181,8 @@ struct FstabBed {
         for target in ["/mnt/h1-a", "/mnt/h1-b", "/mnt/h1-c"] {
             let report = try FscSwitch(enable: true, mountpoints: [target], check: true, roots: bed.roots).run()
             let mount = try #require(report.mounts.first)
-            #expect(mount.failed && mount.error?.contains("holds a password") == true, "\(target): \(mount.error ?? "")")
+            #expect(
+                mount.failed && mount.error?.contains("holds a password") == true, "\(target): \(mount.error ?? "")")
             expectNoSecret(String(decoding: try JSONEncoder().encode(report), as: UTF8.self), "report for \(target)")
         }
         #expect(try String(contentsOfFile: bed.fstab, encoding: .utf8) == secretFstab)
@@ -192,9 +200,13 @@ struct FstabBed {
 @Suite struct FstabLockTests {
     /// Two runs at once on different entries of one fstab: both edits land, every round.
     @Test func concurrentEnablesOnDifferentEntriesBothLand() throws {
-        let text = "# two shares\n" + (1...2).map { "127.0.0.1:/m\($0)  /mnt/h1-m\($0)  nfs4  vers=4.2,_netdev  0 0\n" }.joined()
-        let info = "29 1 0:24 / / rw - ext4 /dev/vda1 rw\n"
-            + (1...2).map { "4\($0) 29 0:4\($0) / /mnt/h1-m\($0) rw - nfs4 127.0.0.1:/m\($0) rw,vers=4.2,fsc\n" }.joined()
+        let text =
+            "# two shares\n"
+            + (1...2).map { "127.0.0.1:/m\($0)  /mnt/h1-m\($0)  nfs4  vers=4.2,_netdev  0 0\n" }.joined()
+        let info =
+            "29 1 0:24 / / rw - ext4 /dev/vda1 rw\n"
+            + (1...2).map { "4\($0) 29 0:4\($0) / /mnt/h1-m\($0) rw - nfs4 127.0.0.1:/m\($0) rw,vers=4.2,fsc\n" }
+            .joined()
         let bed = try FstabBed(fstab: text, mountinfo: info)
         defer { bed.remove() }
         var lost: [Int] = []
@@ -202,7 +214,8 @@ struct FstabBed {
             try text.write(toFile: bed.fstab, atomically: false, encoding: .utf8)
             let failures = Failures()
             DispatchQueue.concurrentPerform(iterations: 2) { index in
-                let report = try? FscSwitch(enable: true, mountpoints: ["/mnt/h1-m\(index + 1)"], roots: bed.roots).run()
+                let report = try? FscSwitch(enable: true, mountpoints: ["/mnt/h1-m\(index + 1)"], roots: bed.roots)
+                    .run()
                 if report == nil || report?.failed == true { failures.add(report?.mounts.first?.error ?? "threw") }
             }
             #expect(failures.all.isEmpty, "round \(round): \(failures.all)")
@@ -225,7 +238,8 @@ final class Failures: @unchecked Sendable {
     /// fstab already says fsc, nothing is mounted: the half-done state a killed
     /// `fsc enable` leaves. The plan is to mount it from fstab, not to refuse.
     @Test func aKilledEnableIsRecognisedAndThePlanMountsFromFstab() throws {
-        let text = "127.0.0.1:/models /mnt/h1-models nfs4 vers=4.2,fsc,port=1 0 0\n//127.0.0.1/s /mnt/h1-s cifs credentials=/etc/c 0 0\n"
+        let text =
+            "127.0.0.1:/models /mnt/h1-models nfs4 vers=4.2,fsc,port=1 0 0\n//127.0.0.1/s /mnt/h1-s cifs credentials=/etc/c 0 0\n"
         let bed = try FstabBed(fstab: text, mountinfo: "29 1 0:24 / / rw - ext4 /dev/vda1 rw\n")
         defer { bed.remove() }
         let switcher = FscSwitch(enable: true, mountpoints: ["/mnt/h1-models"], check: true, roots: bed.roots)
@@ -255,7 +269,8 @@ final class Failures: @unchecked Sendable {
         let report = try FscSwitch(enable: true, mountpoints: ["/mnt/h1-models"], check: true, roots: bed.roots).run()
         let mount = try #require(report.mounts.first)
         #expect(!mount.failed && mount.changed)
-        #expect(mount.actions == ["would mount /mnt/h1-models from its fstab entry (vers=4.2,fsc,port=\(listener.port))"])
+        #expect(
+            mount.actions == ["would mount /mnt/h1-models from its fstab entry (vers=4.2,fsc,port=\(listener.port))"])
         #expect(try String(contentsOfFile: bed.fstab, encoding: .utf8) == text)
     }
 }
@@ -272,12 +287,16 @@ final class TCPListener {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = 0
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
         guard bound == 0, listen(fd, 16) == 0 else {
             close(fd)
             throw CachectlError("listen", errno: errno)
         }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
         self.fd = fd
         port = UInt16(bigEndian: address.sin_port)
     }

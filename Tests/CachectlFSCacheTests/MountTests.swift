@@ -3,6 +3,7 @@ import CachectlTestSupport
 import Foundation
 import Glibc
 import Testing
+
 @testable import CachectlMount
 
 func fixture(_ name: String) -> String {
@@ -55,15 +56,18 @@ func temporaryDirectory() -> String {
         #expect(fstab.setOptions(OptionString.setting(entry.options, "fsc"), forTarget: "/mnt/models"))
         #expect(try fstab.write())
         let written = try String(contentsOfFile: path, encoding: .utf8)
-        for comment in ["# /etc/fstab: static file system information.", "# model share from the NAS (read-only)",
-                        "# SMB share; the password lives in the credentials file (mode 0600)"] {
+        for comment in [
+            "# /etc/fstab: static file system information.", "# model share from the NAS (read-only)",
+            "# SMB share; the password lives in the credentials file (mode 0600)",
+        ] {
             #expect(written.contains(comment))
         }
         // Only the options field changes: the entry keeps its own spacing.
         #expect(written.contains("127.0.0.1:/     /mnt/models     nfs4    ro,vers=4.2,_netdev,fsc   0 0"))
         #expect(try MountTable.fstab(path).count == 4)
         // The backup is the file as it was.
-        #expect(try String(contentsOfFile: path + ".cachectl.bak", encoding: .utf8)
+        #expect(
+            try String(contentsOfFile: path + ".cachectl.bak", encoding: .utf8)
                 == String(contentsOfFile: fixture("fstab-with-comments"), encoding: .utf8))
         // Same options again: nothing to write.
         let again = try FstabFile(path: path)
@@ -82,7 +86,10 @@ func temporaryDirectory() -> String {
         sleeper.arguments = ["30"]
         sleeper.currentDirectoryURL = URL(fileURLWithPath: dir + "/sub")
         try sleeper.run()
-        defer { kill(sleeper.processIdentifier, SIGKILL); sleeper.waitUntilExit() }
+        defer {
+            kill(sleeper.processIdentifier, SIGKILL)
+            sleeper.waitUntilExit()
+        }
         let users = BusyScan.users(of: dir, device: nil)
         let user = try #require(users.first { $0.pid == sleeper.processIdentifier })
         #expect(user.command == "sleep")
@@ -98,11 +105,18 @@ func temporaryDirectory() -> String {
         // python3 holds one file open and one mapped; both must be found.
         let holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        holder.arguments = ["python3", "-c", "import mmap,sys,time; f=open(sys.argv[1],'rb'); m=mmap.mmap(f.fileno(),0,access=mmap.ACCESS_READ); print('ready',flush=True); time.sleep(30)", file]
+        holder.arguments = [
+            "python3", "-c",
+            "import mmap,sys,time; f=open(sys.argv[1],'rb'); m=mmap.mmap(f.fileno(),0,access=mmap.ACCESS_READ); print('ready',flush=True); time.sleep(30)",
+            file,
+        ]
         let pipe = Pipe()
         holder.standardOutput = pipe
         try holder.run()
-        defer { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() }
+        defer {
+            kill(holder.processIdentifier, SIGKILL)
+            holder.waitUntilExit()
+        }
         _ = pipe.fileHandleForReading.availableData  // waits for "ready"
         let user = try #require(BusyScan.users(of: dir, device: nil).first { $0.pid == holder.processIdentifier })
         #expect(user.holds.contains { $0.hasPrefix("fd ") && $0.hasSuffix("/model.gguf") })

@@ -1,6 +1,7 @@
 import CachectlSystem
 import Foundation
 import Testing
+
 @testable import CachectlFSCache
 @testable import CachectlMount
 
@@ -35,9 +36,12 @@ import Testing
 
     @Test func caches61() throws {
         let caches = FSCacheCache.parse(try text("fscache-caches-6.1"))
-        #expect(caches == [FSCacheCache(name: "cachectl-test", state: "A", refs: 3, volumes: 2, objects: 1, accesses: 1)])
+        #expect(
+            caches == [FSCacheCache(name: "cachectl-test", state: "A", refs: 3, volumes: 2, objects: 1, accesses: 1)])
         #expect(caches[0].isActive && caches[0].stateName == "active")
-        #expect(FSCacheCache.parse("CACHE    REF   VOLS  OBJS  ACCES S NAME\n======== ===== ===== ===== ===== = ===\n").isEmpty)
+        #expect(
+            FSCacheCache.parse("CACHE    REF   VOLS  OBJS  ACCES S NAME\n======== ===== ===== ===== ===== = ===\n")
+                .isEmpty)
     }
 
     @Test func nfsVolumes61() throws {
@@ -78,7 +82,9 @@ import Testing
         defer { _ = try? FileManager.default.removeItem(atPath: root) }
         let mounts = try NetworkMounts.list(roots: .fixture(root))
         #expect(mounts.map(\.mountpoint) == ["/mnt/models", "/mnt/plain", "/mnt/smb"])
-        let models = mounts[0], plain = mounts[1], smb = mounts[2]
+        let models = mounts[0]
+        let plain = mounts[1]
+        let smb = mounts[2]
         #expect(models.nfsFSC == true && models.fscEnabled && models.readaheadKB == 128)
         #expect(models.server == "127.0.0.1" && models.export == "/")
         #expect(models.fstabHasFsc == false && models.fstabOptions == "ro,vers=4.2,_netdev")
@@ -98,15 +104,20 @@ import Testing
 
     @Test(arguments: ["6.1", "6.12"])
     func nconnectAndRsizeAreReadFromTheSuperblockOptions(kernel: String) throws {
-        let tuned = try #require(MountTable.mount(at: "/mnt/models", in: MountTable.mounted(mountinfo: fixture("mountinfo-nconnect-\(kernel)"))))
+        let tuned = try #require(
+            MountTable.mount(
+                at: "/mnt/models", in: MountTable.mounted(mountinfo: fixture("mountinfo-nconnect-\(kernel)"))))
         #expect(FscSwitch.tuning(of: tuned).nconnect == 4 && FscSwitch.tuning(of: tuned).rsize == 131072)
         let asked = FscSwitch(enable: true, mountpoints: ["/mnt/models"], nconnect: 4, rsize: ByteSize(128 << 10))
         #expect(asked.tuningMatches(FscSwitch.tuning(of: tuned)))
-        #expect(!FscSwitch(enable: true, mountpoints: ["/mnt/models"], nconnect: 8).tuningMatches(FscSwitch.tuning(of: tuned)))
+        #expect(
+            !FscSwitch(enable: true, mountpoints: ["/mnt/models"], nconnect: 8).tuningMatches(
+                FscSwitch.tuning(of: tuned)))
         // CIFS does not show nconnect: what cannot be checked counts as taken.
         #expect(asked.tuningMatches((nconnect: nil, rsize: 131072)))
         // A mount made without nconnect does not show it: one connection.
-        let plain = try #require(MountTable.mount(at: "/mnt/plain", in: MountTable.mounted(mountinfo: fixture("mountinfo-6.1"))))
+        let plain = try #require(
+            MountTable.mount(at: "/mnt/plain", in: MountTable.mounted(mountinfo: fixture("mountinfo-6.1"))))
         #expect(FscSwitch.tuning(of: plain).nconnect == 1)
         // The options are set in place or appended, the others left as they are.
         #expect(asked.tuned("ro,vers=4.2,fsc") == "ro,vers=4.2,fsc,nconnect=4,rsize=131072")
@@ -119,8 +130,12 @@ import Testing
         let findings = Doctor.examine(configPath: root + "/etc/cachefilesd.conf", roots: .fixture(root))
         #expect(findings.contains { $0.check == "config" && $0.severity == .error })
         #expect(findings.contains { $0.check == "daemon" && $0.severity == .error })
-        let plain = try #require(findings.first { $0.check == "mount /mnt/plain" && $0.detail.contains("without FS-Cache") })
+        let plain = try #require(
+            findings.first { $0.check == "mount /mnt/plain" && $0.detail.contains("without FS-Cache") })
         #expect(plain.fix == "cachectl fsc enable /mnt/plain")
-        #expect(findings.contains { $0.check == "mount /mnt/models" && $0.fix == "cachectl fsc enable /mnt/models --readahead 16M" })
+        #expect(
+            findings.contains {
+                $0.check == "mount /mnt/models" && $0.fix == "cachectl fsc enable /mnt/models --readahead 16M"
+            })
     }
 }

@@ -2,6 +2,7 @@ import CachectlSystem
 import Foundation
 import Glibc
 import Testing
+
 @testable import CachectlMount
 
 /// The unmount / mount again / roll back path of `fsc enable`, for real, on
@@ -28,7 +29,8 @@ struct RemountTests {
         }
 
         func switcher(force: Bool = false, check: Bool = false) -> FscSwitch {
-            var s = FscSwitch(enable: true, mountpoints: [target], force: force, check: check, roots: KernelRoots(etc: dir))
+            var s = FscSwitch(
+                enable: true, mountpoints: [target], force: force, check: check, roots: KernelRoots(etc: dir))
             s.testFilesystems = ["tmpfs"]
             return s
         }
@@ -91,7 +93,10 @@ struct RemountTests {
         sleeper.arguments = ["30"]
         sleeper.currentDirectoryURL = URL(fileURLWithPath: bed.target)
         try sleeper.run()
-        defer { kill(sleeper.processIdentifier, SIGKILL); sleeper.waitUntilExit() }
+        defer {
+            kill(sleeper.processIdentifier, SIGKILL)
+            sleeper.waitUntilExit()
+        }
         let report = try bed.switcher().run()
         let result = try #require(report.mounts.first)
         #expect(result.failed && !result.changed)
@@ -113,7 +118,9 @@ struct RemountTests {
         let result = try #require(report.mounts.first)
         #expect(result.failed && !result.changed)
         #expect(result.errorCode == .usage)
-        #expect(result.error?.hasPrefix("--rsize: rsize 2.00 MiB is more than an NFS client reads per request") == true, "\(result.error ?? "")")
+        #expect(
+            result.error?.hasPrefix("--rsize: rsize 2.00 MiB is more than an NFS client reads per request") == true,
+            "\(result.error ?? "")")
         #expect(try String(contentsOfFile: bed.fstab, encoding: .utf8) == bed.fstabText)
         #expect(bed.mount?.id == before.id)
     }

@@ -19,8 +19,9 @@ struct ChunkPoolTests {
             return
         }
         let data = [UInt8](repeating: UInt8(index & 0xff), count: bytes)
-        pool.complete(fill, with: data.withUnsafeBytes { ChunkCodec.raw($0.baseAddress!, count: bytes) },
-                      sourceBytes: bytes, prefetched: false)
+        pool.complete(
+            fill, with: data.withUnsafeBytes { ChunkCodec.raw($0.baseAddress!, count: bytes) },
+            sourceBytes: bytes, prefetched: false)
     }
 
     func isCached(_ pool: ChunkPool, file: UInt64, index: Int) -> Bool {
@@ -33,7 +34,9 @@ struct ChunkPoolTests {
         store(pool, file: 1, index: 1, bytes: 1000)
         store(pool, file: 1, index: 2, bytes: 1000)
         // Touch chunk 0 so chunk 1 becomes the oldest.
-        if case .hit = pool.acquire(ChunkKey(file: FileID(device: 1, inode: 1), index: 0), version: Self.version, demand: true) {
+        if case .hit = pool.acquire(
+            ChunkKey(file: FileID(device: 1, inode: 1), index: 0), version: Self.version, demand: true)
+        {
         } else {
             Issue.record("chunk 0 should hit")
         }
@@ -71,20 +74,23 @@ struct ChunkPoolTests {
         let pool = ChunkPool(limit: 10_000)
         let id = FileID(device: 1, inode: 9)
         pool.noteVersion(Self.version, of: id, path: "/f9")
-        guard case .mustFill(let fill) = pool.acquire(ChunkKey(file: id, index: 0), version: Self.version, demand: true) else {
+        guard case .mustFill(let fill) = pool.acquire(ChunkKey(file: id, index: 0), version: Self.version, demand: true)
+        else {
             Issue.record("expected a fill")
             return
         }
         pool.noteVersion(FileVersion(size: 1, mtimeSeconds: 9, mtimeNanoseconds: 0), of: id, path: "/f9")
         let data = [UInt8](repeating: 7, count: 64)
-        pool.complete(fill, with: data.withUnsafeBytes { ChunkCodec.raw($0.baseAddress!, count: 64) }, sourceBytes: 64, prefetched: false)
+        pool.complete(
+            fill, with: data.withUnsafeBytes { ChunkCodec.raw($0.baseAddress!, count: 64) }, sourceBytes: 64,
+            prefetched: false)
         #expect(pool.snapshot().chunks == 0)
     }
 
     static func pseudoRandom(_ count: Int, seed: UInt64) -> [UInt8] {
         var state = seed
         return (0..<count).map { _ in
-            state = state &* 6364136223846793005 &+ 1442695040888963407
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return UInt8(truncatingIfNeeded: state >> 56)
         }
     }
@@ -128,7 +134,8 @@ struct ChunkPoolTests {
         let root = try makeTemporaryDirectory("fuse-test")
         defer { _ = try? ExternalCommand(["rm", "-rf", root]).run() }
         #expect(mkdir(root + "/proc", 0o755) == 0 && mkdir(root + "/proc/self", 0o755) == 0)
-        let line = "61 27 0:52 / /mnt/with\\040space ro,nosuid,nodev,relatime - fuse.cachectl cachectl rw,user_id=0,group_id=0\n"
+        let line =
+            "61 27 0:52 / /mnt/with\\040space ro,nosuid,nodev,relatime - fuse.cachectl cachectl rw,user_id=0,group_id=0\n"
         _ = try AtomicFile.write(line, to: root + "/proc/self/mountinfo")
         let roots = KernelRoots.fixture(root)
         #expect(try MountTable.entry(at: "/mnt/with space", roots: roots)?.target == "/mnt/with space")

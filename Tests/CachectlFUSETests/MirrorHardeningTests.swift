@@ -8,7 +8,11 @@ import Testing
 
 /// Issue 13, class 7 (staleness, lifecycle) and the FUSE part of class 1. Real FUSE
 /// mounts: run as root in a private mount namespace.
-@Suite(.serialized, .enabled(if: Privileges.isRoot && Privileges.hasPrivateMountNamespace, "needs root in a private mount namespace (unshare -m)"))
+@Suite(
+    .serialized,
+    .enabled(
+        if: Privileges.isRoot && Privileges.hasPrivateMountNamespace,
+        "needs root in a private mount namespace (unshare -m)"))
 struct MirrorHardeningTests {
     /// `rsync --inplace -t`: same inode, same size, new bytes, old mtime put back.
     @Test func anInPlaceRewriteWithTheOldMtimeIsReadAgain() throws {
@@ -50,7 +54,9 @@ struct MirrorHardeningTests {
         fx.write("x.bin", bytes)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CLIBinary.path!)
-        process.arguments = ["fuse", "mount", fx.source, fx.mountpoint, "--pool", "16M", "--foreground", "--state-dir", fx.stateDir]
+        process.arguments = [
+            "fuse", "mount", fx.source, fx.mountpoint, "--pool", "16M", "--foreground", "--state-dir", fx.stateDir,
+        ]
         try process.run()
         let deadline = Monotonic.now() + 10
         while !fx.mounted && Monotonic.now() < deadline { usleep(20_000) }
@@ -62,20 +68,26 @@ struct MirrorHardeningTests {
         #expect(statvfs(fx.mountpoint, &st) == -1 && errno == ENOTCONN)
         #expect(FuseMountTable.isDeadMirror(fx.mountpoint))
 
-        let check = try ExternalCommand([CLIBinary.path!, "fuse", "mount", fx.source, fx.mountpoint, "--pool", "16M",
-                                         "--state-dir", fx.stateDir, "--check", "--json"]).run()
+        let check = try ExternalCommand([
+            CLIBinary.path!, "fuse", "mount", fx.source, fx.mountpoint, "--pool", "16M",
+            "--state-dir", fx.stateDir, "--check", "--json",
+        ]).run()
         #expect(check.status == 0)
         #expect(check.stdout.contains("\"changed\":true"))
         #expect(FuseMountTable.isDeadMirror(fx.mountpoint))
 
-        let again = try ExternalCommand([CLIBinary.path!, "fuse", "mount", fx.source, fx.mountpoint, "--pool", "16M",
-                                         "--state-dir", fx.stateDir, "--json"]).run()
+        let again = try ExternalCommand([
+            CLIBinary.path!, "fuse", "mount", fx.source, fx.mountpoint, "--pool", "16M",
+            "--state-dir", fx.stateDir, "--json",
+        ]).run()
         #expect(again.status == 0, "\(again.stderr)")
         #expect(again.stdout.contains("\"msg\":\"mounted\""), "\(again.stdout)")
         #expect(fx.mounted)
         #expect(!FuseMountTable.isDeadMirror(fx.mountpoint))
         #expect(try Reads.whole(fx.mountpoint + "/x.bin") == bytes)
-        let unmount = try ExternalCommand([CLIBinary.path!, "fuse", "unmount", fx.mountpoint, "--state-dir", fx.stateDir]).run()
+        let unmount = try ExternalCommand([
+            CLIBinary.path!, "fuse", "unmount", fx.mountpoint, "--state-dir", fx.stateDir,
+        ]).run()
         #expect(unmount.status == 0, "\(unmount.stderr)")
         #expect(!fx.mounted)
     }
@@ -144,7 +156,9 @@ extension MirrorHardeningTests {
         let denied = try ExternalCommand(Self.asNobody + ["cat", fx.mountpoint + "/acl.txt"]).run()
         #expect(denied.status != 0, "nobody read through the mirror: \(denied.stdout)")
         #expect(denied.stderr.contains("Permission denied"), "\(denied.stderr)")
-        let other = try ExternalCommand(["setpriv", "--reuid=65533", "--regid=65533", "--clear-groups", "--", "cat", fx.mountpoint + "/acl.txt"]).run()
+        let other = try ExternalCommand([
+            "setpriv", "--reuid=65533", "--regid=65533", "--clear-groups", "--", "cat", fx.mountpoint + "/acl.txt",
+        ]).run()
         #expect(other.stdout == "not for nobody\n", "\(other.stderr)")
     }
 
@@ -191,7 +205,8 @@ extension MirrorHardeningTests {
 /// Writes a POSIX ACL (the system.posix_acl_access xattr, in the kernel's
 /// version-2 format) that gives `mode`'s bits and denies one user everything.
 enum POSIXACL {
-    typealias SetXattr = @convention(c) (UnsafePointer<CChar>, UnsafePointer<CChar>, UnsafeRawPointer, Int, Int32) -> Int32
+    typealias SetXattr =
+        @convention(c) (UnsafePointer<CChar>, UnsafePointer<CChar>, UnsafeRawPointer, Int, Int32) -> Int32
 
     static func set(_ path: String, denying uid: UInt32, mode: mode_t) -> Bool {
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "setxattr") else { return false }

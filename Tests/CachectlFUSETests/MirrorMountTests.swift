@@ -28,8 +28,10 @@ final class MirrorFixture: @unchecked Sendable {
     }
 
     @discardableResult
-    func mount(pool: UInt64, chunk: Int = 1 << 20, compression: CompressionMode = .auto, prefetch: Int = 2,
-               attributeTimeout: Double = 1.0, passthrough: Bool = true) throws -> MirrorMount {
+    func mount(
+        pool: UInt64, chunk: Int = 1 << 20, compression: CompressionMode = .auto, prefetch: Int = 2,
+        attributeTimeout: Double = 1.0, passthrough: Bool = true
+    ) throws -> MirrorMount {
         var options = MirrorOptions(source: source, mountpoint: mountpoint, poolBytes: pool)
         options.passthrough = passthrough
         options.chunkBytes = chunk
@@ -83,7 +85,7 @@ func pseudoRandom(_ count: Int, seed: UInt64) -> [UInt8] {
     var state = seed | 1
     var out = [UInt8](repeating: 0, count: count)
     for i in stride(from: 0, to: count, by: 8) {
-        state = state &* 6364136223846793005 &+ 1442695040888963407
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
         var word = state ^ (state >> 29)
         for j in i..<min(i + 8, count) {
             out[j] = UInt8(truncatingIfNeeded: word)
@@ -99,7 +101,11 @@ func compressible(_ count: Int) -> [UInt8] {
 
 /// Real FUSE mounts in this process. Run as root in a private mount namespace:
 /// `unshare -m --propagation private swift test --filter MirrorMountTests`.
-@Suite(.serialized, .enabled(if: Privileges.isRoot && Privileges.hasPrivateMountNamespace, "needs root in a private mount namespace (unshare -m)"))
+@Suite(
+    .serialized,
+    .enabled(
+        if: Privileges.isRoot && Privileges.hasPrivateMountNamespace,
+        "needs root in a private mount namespace (unshare -m)"))
 struct MirrorMountTests {
     /// The CLI's unmount: refused while a file is open, then forced (lazy detach,
     /// and the FUSE connection aborted when fusectl is mounted).
@@ -142,9 +148,11 @@ struct MirrorMountTests {
         #expect(try Reads.whole(fx.mountpoint + "/sub/hardlink") == files["page+1"])
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: fx.mountpoint + "/sub/symlink") == "../one")
         #expect(try Reads.whole(fx.mountpoint + "/sub/symlink") == [42])
-        #expect(try FileManager.default.contentsOfDirectory(atPath: fx.mountpoint).sorted()
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: fx.mountpoint).sorted()
                 == FileManager.default.contentsOfDirectory(atPath: fx.source).sorted())
-        #expect(try FileManager.default.contentsOfDirectory(atPath: fx.mountpoint + "/sub").sorted()
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: fx.mountpoint + "/sub").sorted()
                 == ["deeper", "hardlink", "symlink"])
 
         var mirrored = stat()
@@ -305,7 +313,9 @@ struct MirrorMountTests {
                 var offset = reader * 1_000_003
                 while stopFlag.value == 0 {
                     Reads.dropPageCache(file)
-                    guard let got = try? Reads.range(file, offset: Int64(offset % bytes.count), count: 1 << 20) else { break }
+                    guard let got = try? Reads.range(file, offset: Int64(offset % bytes.count), count: 1 << 20) else {
+                        break
+                    }
                     let start = offset % bytes.count
                     if !got.isEmpty && got != Array(bytes[start..<(start + got.count)]) { wrongBytes.add() }
                     offset += 3 * 1_048_583
@@ -333,8 +343,10 @@ struct MirrorMountTests {
         fx.write("x.bin", bytes)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CLIBinary.path!)
-        process.arguments = ["fuse", "mount", fx.source, fx.mountpoint, "--pool", "16M", "--foreground",
-                             "--state-dir", fx.stateDir, "--json"]
+        process.arguments = [
+            "fuse", "mount", fx.source, fx.mountpoint, "--pool", "16M", "--foreground",
+            "--state-dir", fx.stateDir, "--json",
+        ]
         let out = Pipe()
         process.standardOutput = out
         try process.run()
@@ -356,7 +368,10 @@ extension MirrorMountTests {
     /// A user without privileges mounts through fusermount3 and unmounts with
     /// `cachectl fuse unmount` (fusermount3 -u). This machine's /dev/fuse is 0600,
     /// so the test binds a 0666 node over it inside its own mount namespace only.
-    @Test(.enabled(if: CLIBinary.path != nil && access("/usr/bin/fusermount3", X_OK) == 0, "needs the cachectl product and fusermount3"))
+    @Test(
+        .enabled(
+            if: CLIBinary.path != nil && access("/usr/bin/fusermount3", X_OK) == 0,
+            "needs the cachectl product and fusermount3"))
     func aUserWithoutPrivilegesMountsAndUnmounts() throws {
         let fx = try MirrorFixture()
         defer { fx.tearDown() }
@@ -379,8 +394,11 @@ extension MirrorMountTests {
         let asNobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        process.arguments = Array(asNobody.dropFirst()) + [CLIBinary.path!, "fuse", "mount", fx.source, fx.mountpoint,
-                                                           "--pool", "16M", "--foreground", "--state-dir", fx.stateDir]
+        process.arguments =
+            Array(asNobody.dropFirst()) + [
+                CLIBinary.path!, "fuse", "mount", fx.source, fx.mountpoint,
+                "--pool", "16M", "--foreground", "--state-dir", fx.stateDir,
+            ]
         try process.run()
         defer { if process.isRunning { process.terminate() } }
         let deadline = Monotonic.now() + 10
@@ -390,11 +408,14 @@ extension MirrorMountTests {
         #expect(options.contains("user_id=65534"), "mounted by nobody: \(options)")
 
         // Only the mounting user may enter a mount made without allow_other.
-        let same = try ExternalCommand(asNobody + ["cmp", fx.source + "/model.gguf", fx.mountpoint + "/model.gguf"]).run()
+        let same = try ExternalCommand(asNobody + ["cmp", fx.source + "/model.gguf", fx.mountpoint + "/model.gguf"])
+            .run()
         #expect(same.succeeded, "\(same.stderr)")
         #expect(access(fx.mountpoint + "/model.gguf", R_OK) != 0)
 
-        let unmount = try ExternalCommand(asNobody + [CLIBinary.path!, "fuse", "unmount", fx.mountpoint, "--state-dir", fx.stateDir]).run()
+        let unmount = try ExternalCommand(
+            asNobody + [CLIBinary.path!, "fuse", "unmount", fx.mountpoint, "--state-dir", fx.stateDir]
+        ).run()
         #expect(unmount.succeeded, "\(unmount.stderr)")
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
@@ -407,7 +428,9 @@ enum CLIBinary {
     static var path: String? {
         guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
         var dir = Path.directory(of: exe)
-        if dir.hasSuffix(".xctest") || dir.contains(".xctest/") { dir = Path.directory(of: String(dir.prefix(upTo: dir.range(of: ".xctest")!.lowerBound))) }
+        if dir.hasSuffix(".xctest") || dir.contains(".xctest/") {
+            dir = Path.directory(of: String(dir.prefix(upTo: dir.range(of: ".xctest")!.lowerBound)))
+        }
         let candidate = dir + "/cachectl"
         return access(candidate, X_OK) == 0 ? candidate : nil
     }

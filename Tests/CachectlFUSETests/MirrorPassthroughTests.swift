@@ -9,7 +9,11 @@ import Testing
 /// a private mount namespace: `unshare -m --propagation private swift test
 /// --filter MirrorPassthroughTests`. On kernels before 6.9 the mirror must fall
 /// back to serving every read itself, and these tests check that instead.
-@Suite(.serialized, .enabled(if: Privileges.isRoot && Privileges.hasPrivateMountNamespace, "needs root in a private mount namespace (unshare -m)"))
+@Suite(
+    .serialized,
+    .enabled(
+        if: Privileges.isRoot && Privileges.hasPrivateMountNamespace,
+        "needs root in a private mount namespace (unshare -m)"))
 struct MirrorPassthroughTests {
     /// Linux 6.9 added FUSE passthrough.
     static var kernelHasPassthrough: Bool {

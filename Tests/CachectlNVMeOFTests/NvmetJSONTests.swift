@@ -11,7 +11,9 @@ func fixture(_ name: String) throws -> [UInt8] {
 
 @Suite("nvmetcli JSON")
 struct NvmetJSONTests {
-    @Test("a real save loads and writes back byte for byte", arguments: ["nvmetcli-saved-6.1.json", "cachectl-saved-6.1.json"])
+    @Test(
+        "a real save loads and writes back byte for byte",
+        arguments: ["nvmetcli-saved-6.1.json", "cachectl-saved-6.1.json"])
     func roundTrip(name: String) throws {
         let bytes = try fixture(name)
         let config = try NvmetConfig(jsonBytes: bytes)
@@ -32,7 +34,8 @@ struct NvmetJSONTests {
         #expect(Set(lend.allowedHosts) == ["nqn.2014-08.org.cachectl:host-a", "nqn.2014-08.org.cachectl:host-b"])
         let ns = try #require(lend.namespaces.first)
         #expect(ns.nsid == 1 && ns.node.enable == 1 && ns.anaGroupID == 1)
-        let backing = try #require(ns.devicePath.flatMap { RAMBacking.parse($0, backingRoot: NVMeTarget.defaultBackingRoot) })
+        let backing = try #require(
+            ns.devicePath.flatMap { RAMBacking.parse($0, backingRoot: NVMeTarget.defaultBackingRoot) })
         #expect(backing.size == 64 << 20)
         #expect(config.subsystem("nqn.2014-08.org.cachectl:open")?.allowAnyHost == true)
         let port = try #require(config.ports.first { $0.subsystems == ["nqn.2014-08.org.cachectl:lend"] })
@@ -75,7 +78,8 @@ struct NvmetJSONTests {
 
     @Test("unknown keys survive a load and a save")
     func unknownKeys() throws {
-        let text = #"{"hosts":[],"ports":[],"subsystems":[{"nqn":"s","attr":{},"namespaces":[],"allowed_hosts":[],"future":{"x":[1,true,null]}}]}"#
+        let text =
+            #"{"hosts":[],"ports":[],"subsystems":[{"nqn":"s","attr":{},"namespaces":[],"allowed_hosts":[],"future":{"x":[1,true,null]}}]}"#
         let config = try NvmetConfig(jsonBytes: Array(text.utf8))
         #expect(config.subsystems[0].node.extra["future"] == .object(["x": .array([.int(1), .bool(true), .null])]))
         #expect(config.json.pythonText.contains("\"future\": {\n"))
@@ -88,14 +92,16 @@ struct NvmetJSONTests {
         #expect(NvmetJSON.object(["b": .array([]), "a": .int(1)]).pythonText == "{\n  \"a\": 1,\n  \"b\": []\n}\n")
     }
 
-    @Test("files that are not nvmetcli's layout are refused with where", arguments: [
-        (#"[]"#, "top level"),
-        (#"{"subsystems":[{"attr":{}}]}"#, "subsystems[0].nqn"),
-        (#"{"ports":[{"portid":"x"}]}"#, "ports[0].portid"),
-        (#"{"subsystems":[{"nqn":"s","attr":{"allow_any_host":[1]}}]}"#, "subsystems[0].attr.allow_any_host"),
-        (#"{"hosts":{}}"#, "hosts must be a list"),
-        (#"{"#, "not JSON"),
-    ])
+    @Test(
+        "files that are not nvmetcli's layout are refused with where",
+        arguments: [
+            (#"[]"#, "top level"),
+            (#"{"subsystems":[{"attr":{}}]}"#, "subsystems[0].nqn"),
+            (#"{"ports":[{"portid":"x"}]}"#, "ports[0].portid"),
+            (#"{"subsystems":[{"nqn":"s","attr":{"allow_any_host":[1]}}]}"#, "subsystems[0].attr.allow_any_host"),
+            (#"{"hosts":{}}"#, "hosts must be a list"),
+            (#"{"#, "not JSON"),
+        ])
     func badFiles(text: String, mentions: String) {
         #expect {
             _ = try NvmetConfig(jsonBytes: Array(text.utf8))

@@ -33,7 +33,10 @@ struct RestoreHardeningTests {
         }
 
         func config(devicePath: String) throws -> NvmetConfig {
-            try NvmetConfig(jsonBytes: Array(#"{"subsystems":[{"nqn":"lend","namespaces":[{"nsid":1,"device":{"path":"\#(devicePath)"}}]}]}"#.utf8))
+            try NvmetConfig(
+                jsonBytes: Array(
+                    #"{"subsystems":[{"nqn":"lend","namespaces":[{"nsid":1,"device":{"path":"\#(devicePath)"}}]}]}"#
+                        .utf8))
         }
 
         /// Every mount under the fixture, top last.
@@ -49,15 +52,20 @@ struct RestoreHardeningTests {
         }
     }
 
-    @Test("a backing path with '..' or not of cachectl's form is refused before any write", arguments: [
-        "/nvmet/../ram-1048576.img", "/nvmet/lend/../ram-1048576.img", "/nvmet/ram-1048576.img", "/nvmet/a/b/ram-1048576.img",
-        "/nvmet/lend/./ram-1048576.img",
-    ])
+    @Test(
+        "a backing path with '..' or not of cachectl's form is refused before any write",
+        arguments: [
+            "/nvmet/../ram-1048576.img", "/nvmet/lend/../ram-1048576.img", "/nvmet/ram-1048576.img",
+            "/nvmet/a/b/ram-1048576.img",
+            "/nvmet/lend/./ram-1048576.img",
+        ])
     func badBackingPaths(suffix: String) throws {
         let fx = try Fixture()
         let before = fx.mounts
         let path = fx.run + suffix
-        #expect { try fx.target.restore(try fx.config(devicePath: path)) } throws: { ($0 as? CachectlError)?.code == .usage }
+        #expect { try fx.target.restore(try fx.config(devicePath: path)) } throws: {
+            ($0 as? CachectlError)?.code == .usage
+        }
         #expect(fx.mounts == before)
         #expect(try Path.entries(of: fx.configfs + "/nvmet/subsystems/lend/namespaces") == [])
         #expect(try AtomicFile.readText(fx.run + "/model.gguf") == "placed model\n")

@@ -5,20 +5,24 @@ import Testing
 
 @Suite("validation")
 struct ValidationTests {
-    @Test("well-formed NQNs pass", arguments: [
-        "nqn.2014-08.org.cachectl:lend",
-        "nqn.2014-08.org.nvmexpress:uuid:1b4e28ba-2fa1-11d2-883f-0016d3cca427",
-        "nqn.2016-06.io.spdk:cnode1",
-    ])
+    @Test(
+        "well-formed NQNs pass",
+        arguments: [
+            "nqn.2014-08.org.cachectl:lend",
+            "nqn.2014-08.org.nvmexpress:uuid:1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+            "nqn.2016-06.io.spdk:cnode1",
+        ])
     func goodNQN(nqn: String) throws {
         try NQN.validate(nqn)
     }
 
-    @Test("malformed NQNs are refused", arguments: [
-        "", "lend", "nqn.14-08.org.x:y", "nqn.2014-13.org.x:y", "nqn.2014-08.org.x", "nqn.2014-08.org.x:",
-        "nqn.2014-08..x:y", "nqn.2014-08.org.x:a,b", "nqn.2014-08.org.x:a/b", "nqn.2014-08.org.x:a b",
-        "nqn.2014-08.org.x:" + String(repeating: "a", count: 210),
-    ])
+    @Test(
+        "malformed NQNs are refused",
+        arguments: [
+            "", "lend", "nqn.14-08.org.x:y", "nqn.2014-13.org.x:y", "nqn.2014-08.org.x", "nqn.2014-08.org.x:",
+            "nqn.2014-08..x:y", "nqn.2014-08.org.x:a,b", "nqn.2014-08.org.x:a/b", "nqn.2014-08.org.x:a b",
+            "nqn.2014-08.org.x:" + String(repeating: "a", count: 210),
+        ])
     func badNQN(nqn: String) {
         #expect { try NQN.validate(nqn) } throws: { ($0 as? CachectlError)?.code == .usage }
     }
@@ -37,7 +41,8 @@ struct ValidationTests {
         } throws: { ($0 as? CachectlError)?.code == .usage }
     }
 
-    @Test("addresses must be IP literals", arguments: ["", "localhost", "10.0.0", "1.2.3.4.5", "::g", "10.0.0.1,nqn=x"])
+    @Test(
+        "addresses must be IP literals", arguments: ["", "localhost", "10.0.0", "1.2.3.4.5", "::g", "10.0.0.1,nqn=x"])
     func badAddress(address: String) {
         #expect {
             try FabricsAddress(transport: .tcp, address: address, port: 4420).validate()
@@ -51,7 +56,9 @@ struct ValidationTests {
         try v4.validate()
         try v6.validate()
         #expect(v4.family == "ipv4" && v6.family == "ipv6")
-        #expect { try FabricsAddress(transport: .loop, address: "127.0.0.1", port: nil).validate() } throws: { ($0 as? CachectlError)?.code == .usage }
+        #expect { try FabricsAddress(transport: .loop, address: "127.0.0.1", port: nil).validate() } throws: {
+            ($0 as? CachectlError)?.code == .usage
+        }
         try FabricsAddress(transport: .loop, address: nil, port: nil).validate()
     }
 
@@ -61,34 +68,47 @@ struct ValidationTests {
         let host = "nqn.2014-08.org.cachectl:h"
         try ExportSpec(name: "lend", size: ByteSize(1 << 30), address: address, allowedHosts: [host]).validate()
         try ExportSpec(name: "lend", size: ByteSize(1 << 30), address: address, allowAnyHost: true).validate()
-        #expect { try ExportSpec(name: "lend", size: ByteSize(1 << 30), address: address).validate() } throws: { ($0 as? CachectlError)?.code == .usage }
+        #expect { try ExportSpec(name: "lend", size: ByteSize(1 << 30), address: address).validate() } throws: {
+            ($0 as? CachectlError)?.code == .usage
+        }
         #expect {
-            try ExportSpec(name: "lend", size: ByteSize(1 << 30), address: address, allowedHosts: [host], allowAnyHost: true).validate()
+            try ExportSpec(
+                name: "lend", size: ByteSize(1 << 30), address: address, allowedHosts: [host], allowAnyHost: true
+            ).validate()
         } throws: { ($0 as? CachectlError)?.code == .usage }
         #expect {
-            try ExportSpec(name: "lend", size: ByteSize(1 << 30), address: address, allowedHosts: [host, host]).validate()
+            try ExportSpec(name: "lend", size: ByteSize(1 << 30), address: address, allowedHosts: [host, host])
+                .validate()
         } throws: { ($0 as? CachectlError)?.code == .usage }
     }
 
-    @Test("export sizes and names are checked", arguments: [
-        ("lend", UInt64(1 << 20)), ("lend", UInt64(64 << 20) + 512), ("Lend", UInt64(64 << 20)), ("-x", UInt64(64 << 20)), ("a/b", UInt64(64 << 20)),
-    ])
+    @Test(
+        "export sizes and names are checked",
+        arguments: [
+            ("lend", UInt64(1 << 20)), ("lend", UInt64(64 << 20) + 512), ("Lend", UInt64(64 << 20)),
+            ("-x", UInt64(64 << 20)), ("a/b", UInt64(64 << 20)),
+        ])
     func badExport(name: String, size: UInt64) {
         #expect {
-            try ExportSpec(name: name, size: ByteSize(size), address: FabricsAddress(transport: .tcp, address: "127.0.0.1", port: 4420), allowAnyHost: true).validate()
+            try ExportSpec(
+                name: name, size: ByteSize(size),
+                address: FabricsAddress(transport: .tcp, address: "127.0.0.1", port: 4420), allowAnyHost: true
+            ).validate()
         } throws: { ($0 as? CachectlError)?.code == .usage }
     }
 
     @Test("restore refuses inconsistent files before touching configfs")
     func restoreValidation() throws {
         func config(_ text: String) throws -> NvmetConfig { try NvmetConfig(jsonBytes: Array(text.utf8)) }
-        let dangling = try config(#"{"ports":[{"portid":1,"addr":{"trtype":"tcp","traddr":"127.0.0.1"},"subsystems":["nope"]}]}"#)
+        let dangling = try config(
+            #"{"ports":[{"portid":1,"addr":{"trtype":"tcp","traddr":"127.0.0.1"},"subsystems":["nope"]}]}"#)
         #expect { try NVMeTarget.validate(dangling) } throws: { ($0 as? CachectlError)?.code == .usage }
         let twice = try config(#"{"subsystems":[{"nqn":"a"},{"nqn":"a"}]}"#)
         #expect { try NVMeTarget.validate(twice) } throws: { ($0 as? CachectlError)?.code == .usage }
         let passthru = try config(#"{"subsystems":[{"nqn":"a","passthru":[{"device":{"path":"/dev/nvme0"}}]}]}"#)
         #expect { try NVMeTarget.validate(passthru) } throws: { ($0 as? CachectlError)?.code == .usage }
-        let relative = try config(#"{"subsystems":[{"nqn":"a","namespaces":[{"nsid":1,"device":{"path":"disk.img"}}]}]}"#)
+        let relative = try config(
+            #"{"subsystems":[{"nqn":"a","namespaces":[{"nsid":1,"device":{"path":"disk.img"}}]}]}"#)
         #expect { try NVMeTarget.validate(relative) } throws: { ($0 as? CachectlError)?.code == .usage }
         let badPort = try config(#"{"ports":[{"portid":70000}]}"#)
         #expect { try NVMeTarget.validate(badPort) } throws: { ($0 as? CachectlError)?.code == .usage }
@@ -96,9 +116,13 @@ struct ValidationTests {
 
     @Test("the fabrics option string carries exactly the given fields")
     func options() {
-        let spec = ConnectSpec(address: FabricsAddress(transport: .tcp, address: "127.0.0.1", port: 4420), nqn: "nqn.2014-08.org.cachectl:lend")
-        #expect(spec.options(hostNQN: "nqn.2014-08.org.cachectl:h")
-            == "transport=tcp,traddr=127.0.0.1,trsvcid=4420,nqn=nqn.2014-08.org.cachectl:lend,hostnqn=nqn.2014-08.org.cachectl:h")
+        let spec = ConnectSpec(
+            address: FabricsAddress(transport: .tcp, address: "127.0.0.1", port: 4420),
+            nqn: "nqn.2014-08.org.cachectl:lend")
+        #expect(
+            spec.options(hostNQN: "nqn.2014-08.org.cachectl:h")
+                == "transport=tcp,traddr=127.0.0.1,trsvcid=4420,nqn=nqn.2014-08.org.cachectl:lend,hostnqn=nqn.2014-08.org.cachectl:h"
+        )
         let loop = ConnectSpec(address: FabricsAddress(transport: .loop, address: nil, port: nil), nqn: "testnqn")
         #expect(loop.options(hostNQN: nil) == "transport=loop,nqn=testnqn")
     }
@@ -106,12 +130,16 @@ struct ValidationTests {
     @Test("a tier's connection says how long to wait for a target that went away")
     func lossTimeouts() throws {
         let spec = ConnectSpec(
-            address: FabricsAddress(transport: .rdma, address: "10.77.0.1", port: 4420), nqn: "nqn.2014-08.org.cachectl:lend",
+            address: FabricsAddress(transport: .rdma, address: "10.77.0.1", port: 4420),
+            nqn: "nqn.2014-08.org.cachectl:lend",
             timeouts: .tier)
         try spec.validate()
-        #expect(spec.options(hostNQN: nil)
-            == "transport=rdma,traddr=10.77.0.1,trsvcid=4420,nqn=nqn.2014-08.org.cachectl:lend,reconnect_delay=2,fast_io_fail_tmo=5,ctrl_loss_tmo=30")
-        let loop = ConnectSpec(address: FabricsAddress(transport: .loop, address: nil, port: nil), nqn: "testnqn", timeouts: .tier)
+        #expect(
+            spec.options(hostNQN: nil)
+                == "transport=rdma,traddr=10.77.0.1,trsvcid=4420,nqn=nqn.2014-08.org.cachectl:lend,reconnect_delay=2,fast_io_fail_tmo=5,ctrl_loss_tmo=30"
+        )
+        let loop = ConnectSpec(
+            address: FabricsAddress(transport: .loop, address: nil, port: nil), nqn: "testnqn", timeouts: .tier)
         #expect(loop.options(hostNQN: nil) == "transport=loop,nqn=testnqn")  // loop refuses them (EINVAL)
         for bad in [
             LossTimeouts(reconnectDelay: 0, fastIOFail: 5, controllerLoss: 30),
@@ -120,7 +148,9 @@ struct ValidationTests {
         ] {
             var s = spec
             s.timeouts = bad
-            #expect("\(bad)") { try s.validate() } throws: { ($0 as? CachectlError)?.field == ["timeouts"] && ($0 as? CachectlError)?.code == .usage }
+            #expect("\(bad)") { try s.validate() } throws: {
+                ($0 as? CachectlError)?.field == ["timeouts"] && ($0 as? CachectlError)?.code == .usage
+            }
         }
     }
 
@@ -140,11 +170,15 @@ struct ValidationTests {
 
     @Test("an unused passthru group (every subsystem has one on 6.12) does not stop restore")
     func passthru() {
-        let unused = NvmetJSON.array([.object(["device": .object(["path": .string("")]), "enable": .int(0), "io_timeout": .int(0)])])
+        let unused = NvmetJSON.array([
+            .object(["device": .object(["path": .string("")]), "enable": .int(0), "io_timeout": .int(0)])
+        ])
         let used = NvmetJSON.array([.object(["device": .object(["path": .string("/dev/nvme0")]), "enable": .int(1)])])
         #expect(!NVMeTarget.passthruInUse(unused))
         // What 6.12's configfs shows for it: device_path reads "(null)".
-        let unset = NvmetJSON.array([.object(["device": .object(["path": .string("(null)")]), "enable": .int(0), "clear_ids": .int(1)])])
+        let unset = NvmetJSON.array([
+            .object(["device": .object(["path": .string("(null)")]), "enable": .int(0), "clear_ids": .int(1)])
+        ])
         #expect(!NVMeTarget.passthruInUse(unset))
         #expect(!NVMeTarget.passthruInUse(nil))
         #expect(NVMeTarget.passthruInUse(used))
@@ -162,7 +196,9 @@ struct ValidationTests {
     @Test("RAM backing paths carry their size")
     func backingPaths() {
         let root = "/run/cachectl/nvmet"
-        #expect(RAMBacking.parse(root + "/lend/ram-268435456.img", backingRoot: root) == RAMBacking(backingRoot: root, name: "lend", size: 268435456))
+        #expect(
+            RAMBacking.parse(root + "/lend/ram-268435456.img", backingRoot: root)
+                == RAMBacking(backingRoot: root, name: "lend", size: 268_435_456))
         #expect(RAMBacking.parse(root + "/lend/other.img", backingRoot: root) == nil)
         #expect(RAMBacking.parse(root + "/a/b/ram-1.img", backingRoot: root) == nil)
         #expect(RAMBacking.parse("/dev/ram0", backingRoot: root) == nil)

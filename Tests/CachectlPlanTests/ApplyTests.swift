@@ -53,13 +53,17 @@ final class Machine {
         func walk(_ path: String) {
             var st = stat()
             guard lstat(path, &st) == 0 else { return }
-            entries.append("\(path) ino=\(st.st_ino) mode=\(st.st_mode) size=\(st.st_size) mtime=\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) ctime=\(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec)")
+            entries.append(
+                "\(path) ino=\(st.st_ino) mode=\(st.st_mode) size=\(st.st_size) mtime=\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) ctime=\(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec)"
+            )
             if st.st_mode & S_IFMT == S_IFDIR, let names = try? FileManager.default.contentsOfDirectory(atPath: path) {
                 for name in names.sorted() { walk(path + "/" + name) }
             }
         }
         walk(root)
-        let mounts = (try? AtomicFile.readText("/proc/self/mountinfo"))?.split(separator: "\n").filter { $0.contains(root) }.map(String.init) ?? []
+        let mounts =
+            (try? AtomicFile.readText("/proc/self/mountinfo"))?.split(separator: "\n").filter { $0.contains(root) }.map(
+                String.init) ?? []
         return entries + mounts
     }
 
@@ -190,8 +194,14 @@ struct ApplyKernelTests {
         let yaml = yaml(machine)
 
         let plan = try machine.engine(yaml).plan()
-        #expect(plan.actions.map(\.id) == ["cache \(machine.cacheDir)", "tier fast", "models \(machine.models)", "placement tiny.gguf", "warm boot", "warm extra"])
-        #expect(plan.actions.map(\.status) == [.pending, .pending, .pending, .pending, .pending, .pending], "\(plan.actions)")
+        #expect(
+            plan.actions.map(\.id) == [
+                "cache \(machine.cacheDir)", "tier fast", "models \(machine.models)", "placement tiny.gguf",
+                "warm boot", "warm extra",
+            ])
+        #expect(
+            plan.actions.map(\.status) == [.pending, .pending, .pending, .pending, .pending, .pending],
+            "\(plan.actions)")
         #expect(plan.actions[3].notes.first?.contains("cannot be checked before the earlier steps") == true)
         // Planned from the cold store while the links do not exist yet.
         #expect(plan.actions[4].before == "0 B of 4.00 MiB resident")
@@ -220,11 +230,15 @@ struct ApplyKernelTests {
         #expect(machine.snapshot() == before)
 
         // state: absent demotes the model and removes the tier.
-        let absent = yaml.replacingOccurrences(of: "path: \(machine.root)/tiers/fast", with: "path: \(machine.root)/tiers/fast\n    state: absent")
-            .replacingOccurrences(of: "  pinned:\n    tiny.gguf: fast\n", with: "")
+        let absent = yaml.replacingOccurrences(
+            of: "path: \(machine.root)/tiers/fast", with: "path: \(machine.root)/tiers/fast\n    state: absent"
+        )
+        .replacingOccurrences(of: "  pinned:\n    tiny.gguf: fast\n", with: "")
         let removed = try machine.engine(absent).apply()
         #expect(removed.actions.first { $0.kind == .tier }?.status == .done, "\(removed.actions)")
-        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: machine.models + "/tiny.gguf") == machine.cold + "/tiny.gguf")
+        #expect(
+            try FileManager.default.destinationOfSymbolicLink(atPath: machine.models + "/tiny.gguf") == machine.cold
+                + "/tiny.gguf")
         #expect(!(try AtomicFile.readText("/proc/self/mountinfo")).contains(machine.root + "/tiers/fast"))
     }
 
@@ -237,7 +251,9 @@ struct ApplyKernelTests {
         try AtomicFile.write("not a directory\n", to: machine.root + "/blocker")
         let report = try machine.engine(yaml(machine, tierPath: machine.root + "/blocker/fast")).apply()
         #expect(report.failed)
-        #expect(report.actions.map(\.status) == [.done, .failed, .skipped, .skipped, .skipped, .skipped], "\(report.actions)")
+        #expect(
+            report.actions.map(\.status) == [.done, .failed, .skipped, .skipped, .skipped, .skipped],
+            "\(report.actions)")
         #expect(report.actions[1].error?.contains("ENOTDIR") == true, "\(report.actions[1])")
         #expect(report.actions[1].rollback != nil)
         #expect(report.summary.hasPrefix("failed at tier fast"))

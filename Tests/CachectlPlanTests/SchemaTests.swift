@@ -8,7 +8,8 @@ import Testing
 /// exactly the keys the decoder accepts there.
 @Suite struct SchemaTests {
     let schema: [String: Any] = {
-        let data = FileManager.default.contents(atPath: repositoryRoot + "/integration/schema/cachectl.schema.json") ?? Data()
+        let data =
+            FileManager.default.contents(atPath: repositoryRoot + "/integration/schema/cachectl.schema.json") ?? Data()
         return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
     }()
 
@@ -31,8 +32,12 @@ import Testing
         for (path, keys) in accepted {
             let object = try #require(Self.subschema(schema, at: path, defs: schema), "schema has no object at \(path)")
             let properties = Set((object["properties"] as? [String: Any] ?? [:]).keys)
-            #expect(properties == keys, "at \(path.isEmpty ? "top level" : path): schema \(properties.sorted()) vs decoder \(keys.sorted())")
-            #expect(object["additionalProperties"] as? Bool == false, "\(path) must forbid unknown keys, as the decoder does")
+            #expect(
+                properties == keys,
+                "at \(path.isEmpty ? "top level" : path): schema \(properties.sorted()) vs decoder \(keys.sorted())")
+            #expect(
+                object["additionalProperties"] as? Bool == false,
+                "\(path) must forbid unknown keys, as the decoder does")
             checked += 1
         }
         #expect(checked == 11, "\(accepted.keys.sorted())")
@@ -46,7 +51,9 @@ import Testing
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         let start = try #require(lines.firstIndex(of: "# nvmeof:"))
         let end = try #require(lines.firstIndex(of: "# and in tiers:"))
-        let block = lines[start..<end].map { String($0.dropFirst(2)) }.filter { !$0.trimmingCharacters(in: .whitespaces).hasPrefix("#") }
+        let block = lines[start..<end].map { String($0.dropFirst(2)) }.filter {
+            !$0.trimmingCharacters(in: .whitespaces).hasPrefix("#")
+        }
         let uncommented = text + "\n" + block.joined(separator: "\n") + "\n"
         let nvmeof = try #require(try Self.load(uncommented) as? [String: Any])
         #expect(nvmeof["nvmeof"] != nil)
@@ -55,7 +62,8 @@ import Testing
     }
 
     @Test func theValidatorHereCatchesWhatTheSchemaForbids() throws {
-        let bad = try #require(try Self.load("tiers: [{name: a, type: ramfs, size: 1G, colour: red}]\ncache: {brun: ten}\n"))
+        let bad = try #require(
+            try Self.load("tiers: [{name: a, type: ramfs, size: 1G, colour: red}]\ncache: {brun: ten}\n"))
         let problems = Self.validate(bad, schema, defs: schema, path: "")
         #expect(problems.contains { $0.contains("tiers[0].type") })
         #expect(problems.contains { $0.contains("tiers[0].colour") })
@@ -71,7 +79,9 @@ import Testing
     static func plainValue(_ node: YAMLNode) -> Any {
         switch node {
         case .mapping(let mapping):
-            return Dictionary(mapping.pairs.map { ($0.key.string ?? "", plainValue($0.value)) }, uniquingKeysWith: { first, _ in first })
+            return Dictionary(
+                mapping.pairs.map { ($0.key.string ?? "", plainValue($0.value)) },
+                uniquingKeysWith: { first, _ in first })
         case .sequence(let sequence):
             return sequence.items.map(plainValue)
         case .scalar(let scalar):
@@ -102,11 +112,13 @@ import Testing
 
     static func validate(_ value: Any, _ schema: [String: Any], defs: [String: Any], path: String) -> [String] {
         if let ref = schema["$ref"] as? String, let name = ref.split(separator: "/").last,
-           let target = (defs["$defs"] as? [String: Any])?[String(name)] as? [String: Any] {
+            let target = (defs["$defs"] as? [String: Any])?[String(name)] as? [String: Any]
+        {
             return validate(value, target, defs: defs, path: path)
         }
         if let options = schema["anyOf"] as? [[String: Any]] {
-            return options.contains { validate(value, $0, defs: defs, path: path).isEmpty } ? [] : ["\(path): matches no alternative"]
+            return options.contains { validate(value, $0, defs: defs, path: path).isEmpty }
+                ? [] : ["\(path): matches no alternative"]
         }
         if let choices = schema["enum"] as? [Any], !choices.contains(where: { "\($0)" == "\(value)" }) {
             return ["\(path): \(value) not in enum"]
@@ -116,7 +128,9 @@ import Testing
         case "object":
             guard let object = value as? [String: Any] else { return ["\(path): not an object"] }
             let properties = schema["properties"] as? [String: Any] ?? [:]
-            for key in schema["required"] as? [String] ?? [] where object[key] == nil { problems.append("\(path): missing \(key)") }
+            for key in schema["required"] as? [String] ?? [] where object[key] == nil {
+                problems.append("\(path): missing \(key)")
+            }
             for (key, child) in object {
                 let childPath = path.isEmpty ? key : path + "." + key
                 if let sub = properties[key] as? [String: Any] {
@@ -130,17 +144,24 @@ import Testing
         case "array":
             guard let array = value as? [Any] else { return ["\(path): not an array"] }
             if let items = schema["items"] as? [String: Any] {
-                for (i, item) in array.enumerated() { problems += validate(item, items, defs: defs, path: "\(path)[\(i)]") }
+                for (i, item) in array.enumerated() {
+                    problems += validate(item, items, defs: defs, path: "\(path)[\(i)]")
+                }
             }
         case "string":
             guard let string = value as? String else { return ["\(path): not a string"] }
-            if let pattern = schema["pattern"] as? String, string.range(of: pattern, options: .regularExpression) == nil {
+            if let pattern = schema["pattern"] as? String, string.range(of: pattern, options: .regularExpression) == nil
+            {
                 problems.append("\(path): '\(string)' does not match \(pattern)")
             }
         case "integer":
             guard let number = value as? Int else { return ["\(path): not an integer"] }
-            if let minimum = schema["minimum"] as? Int, number < minimum { problems.append("\(path): below \(minimum)") }
-            if let maximum = schema["maximum"] as? Int, number > maximum { problems.append("\(path): above \(maximum)") }
+            if let minimum = schema["minimum"] as? Int, number < minimum {
+                problems.append("\(path): below \(minimum)")
+            }
+            if let maximum = schema["maximum"] as? Int, number > maximum {
+                problems.append("\(path): above \(maximum)")
+            }
         case "boolean":
             if !(value is Bool) { problems.append("\(path): not a boolean") }
         default:

@@ -22,20 +22,24 @@ import Testing
     }
 
     private func mapping(_ node: YAMLNode?) throws -> YAMLNode.Mapping {
-        guard case .mapping(let mapping)? = node else { throw YAMLError(message: "not a mapping: \(String(describing: node))") }
+        guard case .mapping(let mapping)? = node else {
+            throw YAMLError(message: "not a mapping: \(String(describing: node))")
+        }
         return mapping
     }
 
     @Test func marksOfNestedKeysAndValuesAreOneBasedLineAndColumn() throws {
-        let root = try mapping(try compose("""
-            # a comment
-            cache:
-              dir: /c
-              resume_thresholds:
-                blocks: 1
-            tiers:
-              - {name: fast, size: 1G}
-            """))
+        let root = try mapping(
+            try compose(
+                """
+                # a comment
+                cache:
+                  dir: /c
+                  resume_thresholds:
+                    blocks: 1
+                tiers:
+                  - {name: fast, size: 1G}
+                """))
         #expect(root.pairs[0].key.mark == YAMLMark(line: 2, column: 1))
         let cache = try mapping(root.value(forKey: "cache"))
         #expect(cache.mark == YAMLMark(line: 3, column: 3))
@@ -43,7 +47,10 @@ import Testing
         let thresholds = try mapping(cache.value(forKey: "resume_thresholds"))
         #expect(thresholds.pairs[0].key.mark == YAMLMark(line: 5, column: 5))
         #expect(thresholds.pairs[0].value.mark == YAMLMark(line: 5, column: 13))
-        guard case .sequence(let tiers)? = root.value(forKey: "tiers") else { Issue.record("tiers is no list"); return }
+        guard case .sequence(let tiers)? = root.value(forKey: "tiers") else {
+            Issue.record("tiers is no list")
+            return
+        }
         let tier = try mapping(tiers.items.first)
         #expect(tier.mark == YAMLMark(line: 7, column: 5))
         #expect(tier.pairs[1].key.mark == YAMLMark(line: 7, column: 18))
@@ -57,24 +64,30 @@ import Testing
     }
 
     @Test func scalarStylesAndExplicitTagsAreKept() throws {
-        let root = try mapping(try compose("""
-            a: plain
-            b: 'single'
-            c: "double"
-            d: |
-              literal
-            e: >
-              folded
-            f: !!int "7"
-            g: !custom x
-            """))
+        let root = try mapping(
+            try compose(
+                """
+                a: plain
+                b: 'single'
+                c: "double"
+                d: |
+                  literal
+                e: >
+                  folded
+                f: !!int "7"
+                g: !custom x
+                """))
         let styles = root.pairs.map { pair -> YAMLNode.Scalar.Style? in
             if case .scalar(let scalar) = pair.value { return scalar.style }
             return nil
         }
         #expect(styles == [.plain, .singleQuoted, .doubleQuoted, .literal, .folded, .doubleQuoted, .plain])
         guard case .scalar(let tagged)? = root.value(forKey: "f"), case .scalar(let custom)? = root.value(forKey: "g"),
-              case .scalar(let literal)? = root.value(forKey: "d") else { Issue.record("not scalars"); return }
+            case .scalar(let literal)? = root.value(forKey: "d")
+        else {
+            Issue.record("not scalars")
+            return
+        }
         #expect(tagged.explicitTag == "tag:yaml.org,2002:int" && tagged.tag == .int)
         #expect(tagged.int == nil, "Yams built integers from plain scalars only")
         #expect(custom.tag == .other("!custom"))
@@ -82,14 +95,19 @@ import Testing
     }
 
     @Test func aliasesAreTheAnchoredNode() throws {
-        let root = try mapping(try compose("""
-            base: &b {name: a, size: 1G}
-            list: &l [x, y]
-            copy: *b
-            again: *l
-            """))
-        guard case .mapping(let copy)? = root.value(forKey: "copy"), case .sequence(let again)? = root.value(forKey: "again") else {
-            Issue.record("aliases not resolved"); return
+        let root = try mapping(
+            try compose(
+                """
+                base: &b {name: a, size: 1G}
+                list: &l [x, y]
+                copy: *b
+                again: *l
+                """))
+        guard case .mapping(let copy)? = root.value(forKey: "copy"),
+            case .sequence(let again)? = root.value(forKey: "again")
+        else {
+            Issue.record("aliases not resolved")
+            return
         }
         #expect(copy.pairs.map { $0.key.string } == ["name", "size"])
         #expect(again.items.map(\.string) == ["x", "y"])
@@ -115,7 +133,8 @@ import Testing
 
     @Test func exponentialAliasesStopAtTheCap() {
         // Each level is ten aliases of the one before: 10^5 lists by level e.
-        let levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+        let levels =
+            ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
             + ["b", "c", "d", "e", "f"].enumerated().map { i, name in
                 let previous = ["a", "b", "c", "d", "e"][i]
                 return "\(name): &\(name) [" + Array(repeating: "*\(previous)", count: 10).joined(separator: ", ") + "]"
@@ -124,8 +143,10 @@ import Testing
         let found = errors(levels.joined(separator: "\n") + "\n")
         #expect(ContinuousClock.now - started < .seconds(5))
         #expect(found.count == 1)
-        #expect(found.first?.message.contains("aliases expand to more than \(YAMLComposer.maxAliasExpansion) nodes") == true,
-                "\(found)")
+        #expect(
+            found.first?.message.contains("aliases expand to more than \(YAMLComposer.maxAliasExpansion) nodes")
+                == true,
+            "\(found)")
         #expect(found.first?.line == 5, "level e is where the total passes the cap")
         // Below the cap, sharing is fine.
         #expect(composeError(levels.prefix(3).joined(separator: "\n")) == nil)
@@ -150,14 +171,17 @@ import Testing
     @Test func aKeyGivenTwiceIsAnErrorAtTheSecond() {
         let found = errors("cache:\n  dir: /a\n  dir: /b\n")
         #expect(found.count == 1)
-        #expect(found.first?.message.contains("'dir' is given twice in one mapping (first on line 2)") == true, "\(found)")
+        #expect(
+            found.first?.message.contains("'dir' is given twice in one mapping (first on line 2)") == true, "\(found)")
         #expect(found.first?.line == 3 && found.first?.column == 3)
     }
 
     @Test func tabsIndentingAreASyntaxErrorWithItsPlace() {
         let found = errors("cache:\n\tdir: /x\n")
         #expect(found.count == 1)
-        #expect(found.first?.message == "YAML syntax: found character that cannot start any token while scanning for the next token")
+        #expect(
+            found.first?.message
+                == "YAML syntax: found character that cannot start any token while scanning for the next token")
         #expect(found.first?.line == 2 && found.first?.column == 1)
     }
 
@@ -183,7 +207,8 @@ import Testing
     // MARK: - YAML 1.1 scalars, as Yams' default resolver read them
 
     @Test func yaml11ScalarsDecodeAsBefore() throws {
-        let config = try parse("""
+        let config = try parse(
+            """
             cache:
               dir: /c
               nocull: yes
@@ -223,13 +248,15 @@ import Testing
     }
 
     @Test func sexagesimalOverflowIsNoNumberNotACrash() {
-        let scalar = YAMLNode.Scalar(value: "1" + String(repeating: ":59", count: 20), style: .plain, mark: YAMLMark(line: 1, column: 1))
+        let scalar = YAMLNode.Scalar(
+            value: "1" + String(repeating: ":59", count: 20), style: .plain, mark: YAMLMark(line: 1, column: 1))
         #expect(scalar.tag == .int)
         #expect(scalar.int == nil)
     }
 
     @Test(arguments: [
-        ("1.5", 1.5), ("1e3", 1000), ("1_000.5", 1000.5), (".5", 0.5), ("-2.5E-1", -0.25), ("1:30.5", 90.5), ("+.inf", .infinity), ("-.Inf", -.infinity),
+        ("1.5", 1.5), ("1e3", 1000), ("1_000.5", 1000.5), (".5", 0.5), ("-2.5E-1", -0.25), ("1:30.5", 90.5),
+        ("+.inf", .infinity), ("-.Inf", -.infinity),
     ])
     func floats(text: String, value: Double) {
         let scalar = YAMLNode.Scalar(value: text, style: .plain, mark: YAMLMark(line: 1, column: 1))
@@ -240,7 +267,8 @@ import Testing
     @Test(arguments: [
         ("yes", YAMLTag.bool), ("NO", .bool), ("On", .bool), ("off", .bool), ("True", .bool), ("tRue", .str),
         ("~", .null), ("null", .null), ("", .null), ("nULL", .str), ("<<", .merge), ("=", .value),
-        ("2001-12-14", .timestamp), ("2001-12-14t21:59:43.10-05:00", .timestamp), ("2001-12-14 21:59:43.10 Z", .timestamp),
+        ("2001-12-14", .timestamp), ("2001-12-14t21:59:43.10-05:00", .timestamp),
+        ("2001-12-14 21:59:43.10 Z", .timestamp),
         ("2001-1-4", .str), (".nan", .float), ("-.nan", .str), ("-.5", .str), ("1_", .int), ("0x", .str), ("8Q", .str),
         ("1G", .str), ("10.0.0.1", .str), ("/mnt/models", .str),
     ])
@@ -254,11 +282,20 @@ import Testing
     @Test func resolverMatchesYamsRegularExpressions() throws {
         let rules: [(YAMLTag, String)] = [
             (.bool, "^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$"),
-            (.int, "^(?:[-+]?0b[0-1_]+|[-+]?0o?[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$"),
-            (.float, "^(?:[-+]?(?:[0-9][0-9_]*)(?:\\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?|\\.[0-9_]+(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\\.[0-9_]*|[-+]?\\.(?:inf|Inf|INF)|\\.(?:nan|NaN|NAN))$"),
+            (
+                .int,
+                "^(?:[-+]?0b[0-1_]+|[-+]?0o?[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$"
+            ),
+            (
+                .float,
+                "^(?:[-+]?(?:[0-9][0-9_]*)(?:\\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?|\\.[0-9_]+(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\\.[0-9_]*|[-+]?\\.(?:inf|Inf|INF)|\\.(?:nan|NaN|NAN))$"
+            ),
             (.merge, "^(?:<<)$"),
             (.null, "^(?:~|null|Null|NULL|)$"),
-            (.timestamp, "^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \\t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\\.[0-9]*)?(?:[ \\t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$"),
+            (
+                .timestamp,
+                "^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \\t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\\.[0-9]*)?(?:[ \\t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$"
+            ),
             (.value, "^(?:=)$"),
         ]
         let compiled = try rules.map { ($0.0, try NSRegularExpression(pattern: $0.1)) }
@@ -274,10 +311,14 @@ import Testing
             corpus += level
         }
         corpus += [
-            "2001-12-14", "2001-1-4 1:02:03", "2001-12-14T21:59:43.10Z", "2001-12-14 21:59:43.10 -5", "2001-12-14 21:59:43 +05:30",
-            "2001-12-14 21:59:43 +05:3", "2001-12-14  21:59:43", "2001-12-14T21:59:4", "12001-12-14", "190:20:30.15", "1:60", "1:5:07",
-            ".inf", "-.INF", "+.Inf", ".NaN", ".nAn", "1e+5", "1e", "1.e5", ".5e+1", ".5e1", "0x_1F", "0b", "0o", "00", "-0", "+0b1",
-            "yes", "Yes", "yES", "<<", "=", "~", "Null", "1G", "8Q", "10.0.0.1", "nqn.2014-08.org.cachectl:e", "0.5.1", "1__",
+            "2001-12-14", "2001-1-4 1:02:03", "2001-12-14T21:59:43.10Z", "2001-12-14 21:59:43.10 -5",
+            "2001-12-14 21:59:43 +05:30",
+            "2001-12-14 21:59:43 +05:3", "2001-12-14  21:59:43", "2001-12-14T21:59:4", "12001-12-14", "190:20:30.15",
+            "1:60", "1:5:07",
+            ".inf", "-.INF", "+.Inf", ".NaN", ".nAn", "1e+5", "1e", "1.e5", ".5e+1", ".5e1", "0x_1F", "0b", "0o", "00",
+            "-0", "+0b1",
+            "yes", "Yes", "yES", "<<", "=", "~", "Null", "1G", "8Q", "10.0.0.1", "nqn.2014-08.org.cachectl:e", "0.5.1",
+            "1__",
         ]
         var differing: [String] = []
         for text in corpus where YAMLTag.resolve(plain: text) != yams(text) {

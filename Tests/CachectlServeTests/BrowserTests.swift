@@ -15,7 +15,8 @@ import Testing
 struct BrowserTests {
     static var outputDirectory: String {
         if let dir = ProcessInfo.processInfo.environment["CACHECTL_TEST_OUTPUT"] { return dir + "/serve-browser" }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         return root.path + "/.build/test-output/serve-browser"
     }
 
@@ -39,16 +40,22 @@ struct BrowserTests {
 
                 try browser.click("\(row) button[name=promote]")
                 // The job's line under Jobs (it may already be over and the page reloaded: then this shows the result).
-                try? browser.waitFor("document.getElementById('live').textContent.length > 0 || \(location) != 'cold'", equals: "true", seconds: 5)
+                try? browser.waitFor(
+                    "document.getElementById('live').textContent.length > 0 || \(location) != 'cold'", equals: "true",
+                    seconds: 5)
                 try browser.screenshot(out + "/2-promoting.png")
                 try browser.waitFor(location, equals: "hot: fast", seconds: 60)
                 try browser.screenshot(out + "/3-hot.png")
-                #expect(try FileManager.default.destinationOfSymbolicLink(atPath: s.models + "/llama-tiny.gguf") == s.root + "/tiers/fast/llama-tiny.gguf")
+                #expect(
+                    try FileManager.default.destinationOfSymbolicLink(atPath: s.models + "/llama-tiny.gguf") == s.root
+                        + "/tiers/fast/llama-tiny.gguf")
 
                 try browser.click("\(row) button[name=demote]")
                 try browser.waitFor(location, equals: "cold", seconds: 60)
                 try browser.screenshot(out + "/4-demoted.png")
-                #expect(try FileManager.default.destinationOfSymbolicLink(atPath: s.models + "/llama-tiny.gguf") == s.cold + "/llama-tiny.gguf")
+                #expect(
+                    try FileManager.default.destinationOfSymbolicLink(atPath: s.models + "/llama-tiny.gguf") == s.cold
+                        + "/llama-tiny.gguf")
 
                 // Without JavaScript: the form posts, the page shows the job and refreshes until it ends.
                 try browser.call("Emulation.setScriptExecutionDisabled", ["value": true])
@@ -90,10 +97,12 @@ final class Browser {
 
     init(profile: String) throws {
         guard let path = Self.path else { throw CachectlError.failed("no chromium") }
-        var input: [Int32] = [0, 0], output: [Int32] = [0, 0]
+        var input: [Int32] = [0, 0]
+        var output: [Int32] = [0, 0]
         guard pipe(&input) == 0, pipe(&output) == 0 else { throw CachectlError("pipe", errno: errno) }
         // Move the child's ends above 10 so dup2 onto 3 and 4 cannot clobber them.
-        let childIn = fcntl(input[0], F_DUPFD, 10), childOut = fcntl(output[1], F_DUPFD, 10)
+        let childIn = fcntl(input[0], F_DUPFD, 10)
+        let childOut = fcntl(output[1], F_DUPFD, 10)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -118,10 +127,14 @@ final class Browser {
         let targets = try call("Target.getTargets", [:], session: false)
         let page = (targets["targetInfos"] as? [[String: Any]])?.first { $0["type"] as? String == "page" }
         let targetId: String
-        if let id = page?["targetId"] as? String { targetId = id } else {
+        if let id = page?["targetId"] as? String {
+            targetId = id
+        } else {
             targetId = try call("Target.createTarget", ["url": "about:blank"], session: false)["targetId"] as! String
         }
-        session = try call("Target.attachToTarget", ["targetId": targetId, "flatten": true], session: false)["sessionId"] as? String
+        session =
+            try call("Target.attachToTarget", ["targetId": targetId, "flatten": true], session: false)["sessionId"]
+            as? String
         try call("Page.enable", [:])
     }
 
@@ -152,7 +165,9 @@ final class Browser {
             if let end = buffer.firstIndex(of: 0) {
                 let text = Array(buffer[..<end])
                 buffer.removeSubrange(...end)
-                guard let reply = try JSONSerialization.jsonObject(with: Data(text)) as? [String: Any], reply["id"] as? Int == id else { continue }
+                guard let reply = try JSONSerialization.jsonObject(with: Data(text)) as? [String: Any],
+                    reply["id"] as? Int == id
+                else { continue }
                 if let error = reply["error"] as? [String: Any] {
                     throw CachectlError.failed("\(method): \(error["message"] ?? error)")
                 }
@@ -186,22 +201,27 @@ final class Browser {
         let deadline = Monotonic.now() + seconds
         var last = ""
         while Monotonic.now() < deadline {
-            last = (try? evaluate("(() => { try { return \(expression) } catch (e) { return 'error: ' + e } })()")) ?? last
+            last =
+                (try? evaluate("(() => { try { return \(expression) } catch (e) { return 'error: ' + e } })()")) ?? last
             if last == wanted { return }
             usleep(100_000)
         }
         let page = (try? evaluate("location.href + ' ' + document.body.innerText.slice(0, 400)")) ?? "?"
-        throw CachectlError.failed("waited \(Int(seconds)) s for \(expression) to be '\(wanted)'; it is '\(last)'; page: \(page)")
+        throw CachectlError.failed(
+            "waited \(Int(seconds)) s for \(expression) to be '\(wanted)'; it is '\(last)'; page: \(page)")
     }
 
     /// A real mouse press and release at the middle of the element.
     func click(_ selector: String) throws {
         let escaped = selector.replacingOccurrences(of: "'", with: "\\'")
-        let rect = try evaluate("(() => { const e = document.querySelector('\(escaped)'); if (!e) return ''; e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect(); return (r.x + r.width / 2) + ',' + (r.y + r.height / 2); })()")
+        let rect = try evaluate(
+            "(() => { const e = document.querySelector('\(escaped)'); if (!e) return ''; e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect(); return (r.x + r.width / 2) + ',' + (r.y + r.height / 2); })()"
+        )
         let xy = rect.split(separator: ",").compactMap { Double($0) }
         guard xy.count == 2 else { throw CachectlError.failed("no element \(selector) on the page") }
         for type in ["mousePressed", "mouseReleased"] {
-            try call("Input.dispatchMouseEvent", ["type": type, "x": xy[0], "y": xy[1], "button": "left", "clickCount": 1])
+            try call(
+                "Input.dispatchMouseEvent", ["type": type, "x": xy[0], "y": xy[1], "button": "left", "clickCount": 1])
         }
     }
 

@@ -42,14 +42,17 @@ enum PageStates {
         status.cache.config = config
         status.cache.usage = try JSONDecoder().decode(
             CacheDirectory.Usage.self,
-            from: Data(#"{"totalBytes": 1000000000, "availableBytes": 123456789, "totalFiles": 100, "availableFiles": 50}"#.utf8))
+            from: Data(
+                #"{"totalBytes": 1000000000, "availableBytes": 123456789, "totalFiles": 100, "availableFiles": 50}"#
+                    .utf8))
         status.cache.daemonPids = [42]
         status.cache.hitRatio = 0.45678
         status.cache.hitRatioBasis = "cache reads / (cache reads + downloads)"
         status.cache.cacheReads = 1234
         status.cache.cacheWrites = 56
         status.cache.downloads = 7
-        let share = #"{"mountpoint": "/mnt/it's <nfs>", "fstype": "nfs4", "source": "srv:/export&x", "server": "srv", "export": "/export", "options": "rw", "fscInSuperblock": true, "nfsFSC": false, "mounted": true}"#
+        let share =
+            #"{"mountpoint": "/mnt/it's <nfs>", "fstype": "nfs4", "source": "srv:/export&x", "server": "srv", "export": "/export", "options": "rw", "fscInSuperblock": true, "nfsFSC": false, "mounted": true}"#
         var nfs = try JSONDecoder().decode(NetworkMount.self, from: Data(share.utf8))
         var cifs = nfs
         cifs.fstype = "cifs"
@@ -104,9 +107,12 @@ enum PageStates {
         var list: [TrafficSampler.Sample] = []
         for i in 0..<samples {
             let t = now.timeIntervalSince1970 - Double(samples - i) * 10
-            list.append(TrafficSampler.Sample(
-                time: t, cacheReads: UInt64(i * i * 7), cacheWrites: i == 3 ? nil : UInt64(i * 3), downloads: UInt64(i)))
+            list.append(
+                TrafficSampler.Sample(
+                    time: t, cacheReads: UInt64(i * i * 7), cacheWrites: i == 3 ? nil : UInt64(i * 3),
+                    downloads: UInt64(i)))
         }
-        return TrafficSampler.History(intervalSeconds: 10, unit: samples == 0 ? nil : "pages", layout: "6.x", samples: list)
+        return TrafficSampler.History(
+            intervalSeconds: 10, unit: samples == 0 ? nil : "pages", layout: "6.x", samples: list)
     }
 }

@@ -21,7 +21,12 @@ struct ServeSecurityTests {
     @Test func optionsAreCheckedBeforeBinding() throws {
         let s = try ServeScratch()
         // Any address other than loopback needs a token file.
-        #expect(throws: CachectlError.usage(["token_file"], "token file is required to listen on 0.0.0.0: only loopback (127.0.0.1, ::1) may be served without a token")) {
+        #expect(
+            throws: CachectlError.usage(
+                ["token_file"],
+                "token file is required to listen on 0.0.0.0: only loopback (127.0.0.1, ::1) may be served without a token"
+            )
+        ) {
             try ServeOptions(host: "0.0.0.0", environment: s.environment).validate()
         }
         #expect(try ServeOptions(host: "127.0.0.1").validate() == nil)
@@ -34,7 +39,9 @@ struct ServeSecurityTests {
             _ = try ServeOptions(host: "0.0.0.0", tokenFile: loose).validate()
             Issue.record("a 0644 token file was accepted")
         } catch {
-            #expect(error.field?.flag == "--token-file" && error.message.contains("chmod 600") && !error.description.contains(Self.token))
+            #expect(
+                error.field?.flag == "--token-file" && error.message.contains("chmod 600")
+                    && !error.description.contains(Self.token))
         }
         let short = try tokenFile(s, text: "short\n")
         #expect((try? ServeOptions(host: "0.0.0.0", tokenFile: short).validate()) == nil)
@@ -51,21 +58,31 @@ struct ServeSecurityTests {
             // No token, wrong token: 401 with WWW-Authenticate, for reads and changes alike.
             let none = try await request(port, "GET", "/api/status")
             #expect(none.status == 401 && none.headers["www-authenticate"] == "Bearer")
-            let wrong = try await request(port, "POST", "/api/models/tiny/promote", headers: ["Authorization": "Bearer \(Self.token.dropLast())x"])
+            let wrong = try await request(
+                port, "POST", "/api/models/tiny/promote", headers: ["Authorization": "Bearer \(Self.token.dropLast())x"]
+            )
             #expect(wrong.status == 401 && wrong.msg == "wrong token")
-            #expect(try await request(port, "GET", "/api/status", headers: ["Authorization": "Basic \(Self.token)"]).status == 401)
+            #expect(
+                try await request(port, "GET", "/api/status", headers: ["Authorization": "Basic \(Self.token)"]).status
+                    == 401)
             // The right token reads.
             let ok = try await request(port, "GET", "/api/models", headers: auth)
             #expect(ok.status == 200)
             #expect(try ok.json()["models"] == .array([try JSONValue(encoding: try s.tiers.listModels()[0])]))
 
             // Cross-origin POSTs, even with the token: refused before anything runs.
-            let evil = try await request(port, "POST", "/api/models/tiny/demote", headers: auth.merging(["Origin": "http://evil.example"]) { a, _ in a })
+            let evil = try await request(
+                port, "POST", "/api/models/tiny/demote",
+                headers: auth.merging(["Origin": "http://evil.example"]) { a, _ in a })
             #expect(evil.status == 403 && evil.msg.contains("cross-origin"))
-            let site = try await request(port, "POST", "/api/models/tiny/demote", headers: auth.merging(["Sec-Fetch-Site": "cross-site"]) { a, _ in a })
+            let site = try await request(
+                port, "POST", "/api/models/tiny/demote",
+                headers: auth.merging(["Sec-Fetch-Site": "cross-site"]) { a, _ in a })
             #expect(site.status == 403)
             // A Host that is not this server (DNS rebinding): 421.
-            #expect(try await request(port, "GET", "/api/status", headers: auth, host: "evil.example:\(port)").status == 421)
+            #expect(
+                try await request(port, "GET", "/api/status", headers: auth, host: "evil.example:\(port)").status == 421
+            )
             // Only GET, HEAD, POST.
             #expect(try await request(port, "DELETE", "/api/tiers", headers: auth).status == 405)
             #expect(try await request(port, "PUT", "/api/models/tiny/promote", headers: auth).status == 405)
@@ -82,8 +99,9 @@ struct ServeSecurityTests {
             #expect(try await request(port, "POST", "/api/tiers/..%2Fx/destroy", headers: auth).status == 400)
             #expect(try await request(port, "POST", "/api/tiers/nosuch/destroy", headers: auth).status == 404)
             // The API has no field that takes a path: a tier is created at its default place only.
-            let pathTier = try await request(port, "POST", "/api/tiers", headers: auth.merging(["Content-Type": "application/json"]) { a, _ in a },
-                                             body: #"{"name":"x","type":"nvmeof","size":"1G"}"#)
+            let pathTier = try await request(
+                port, "POST", "/api/tiers", headers: auth.merging(["Content-Type": "application/json"]) { a, _ in a },
+                body: #"{"name":"x","type":"nvmeof","size":"1G"}"#)
             #expect(pathTier.status == 400)
             // Nothing ran.
             #expect(try await request(port, "GET", "/api/jobs", headers: auth).json()["jobs"] == .array([]))
@@ -98,21 +116,25 @@ struct ServeSecurityTests {
             #expect(try await request(port, "GET", "/", host: "localhost:\(port)").status == 200)
             // HEAD: a GET's status and headers, no body.
             let head = try await request(port, "HEAD", "/")
-            #expect(head.status == 200 && head.headers["content-type"]?.hasPrefix("text/html") == true && head.body.isEmpty)
+            #expect(
+                head.status == 200 && head.headers["content-type"]?.hasPrefix("text/html") == true && head.body.isEmpty)
             #expect(try await request(port, "HEAD", "/api/status").status == 200)
             // A same-origin POST (what the page sends) starts a job; it fails as there is no tier.
-            let same = try await request(port, "POST", "/api/models/tiny/promote",
-                                         headers: ["Origin": "http://127.0.0.1:\(port)", "Accept": "application/json"])
+            let same = try await request(
+                port, "POST", "/api/models/tiny/promote",
+                headers: ["Origin": "http://127.0.0.1:\(port)", "Accept": "application/json"])
             #expect(same.status == 202)
             let id = try #require(try same.json()["job"]?["id"]?.string)
             #expect(same.headers["location"] == "/api/jobs/\(id)")
             let job = try await waitForJob(port, id)
             #expect(job["state"]?.string == "failed" && job["msg"]?.string?.contains("no tier is mounted") == true)
             // A form post from the page without JavaScript goes back to the page.
-            let form = try await request(port, "POST", "/api/models/tiny/warm",
-                                         headers: ["Accept": "text/html", "Content-Type": "application/x-www-form-urlencoded"], body: "warm=")
+            let form = try await request(
+                port, "POST", "/api/models/tiny/warm",
+                headers: ["Accept": "text/html", "Content-Type": "application/x-www-form-urlencoded"], body: "warm=")
             #expect(form.status == 303 && form.headers["location"]?.hasPrefix("/?job=") == true)
-            let other = try await request(port, "POST", "/api/models/tiny/demote", headers: ["Origin": "http://localhost.evil:\(port)"])
+            let other = try await request(
+                port, "POST", "/api/models/tiny/demote", headers: ["Origin": "http://localhost.evil:\(port)"])
             #expect(other.status == 403)
         }
     }

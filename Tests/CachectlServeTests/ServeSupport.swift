@@ -46,7 +46,9 @@ func request(
     _ port: Int, _ method: String, _ path: String, headers: [String: String] = [:], body: String = "",
     host: String? = nil
 ) async throws -> HTTPReply {
-    try await onOwnThread("test-http") { try requestBlocking(port, method, path, headers: headers, body: body, host: host) }
+    try await onOwnThread("test-http") {
+        try requestBlocking(port, method, path, headers: headers, body: body, host: host)
+    }
 }
 
 func requestBlocking(
@@ -60,7 +62,11 @@ func requestBlocking(
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = in_port_t(UInt16(port).bigEndian)
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
     guard rc == 0 else { throw CachectlError("connect", errno: errno) }
     var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host ?? "127.0.0.1:\(port)")\r\nConnection: close\r\n"
     for (k, v) in headers { head += "\(k): \(v)\r\n" }
@@ -81,7 +87,11 @@ func requestBlocking(
         data += buffer[0..<n]
         if let onChunk, onChunk(String(decoding: data, as: UTF8.self)) { break }
     }
-    guard let split = data.indices.dropLast(3).first(where: { data[$0] == 13 && data[$0 + 1] == 10 && data[$0 + 2] == 13 && data[$0 + 3] == 10 }) else {
+    guard
+        let split = data.indices.dropLast(3).first(where: {
+            data[$0] == 13 && data[$0 + 1] == 10 && data[$0 + 2] == 13 && data[$0 + 3] == 10
+        })
+    else {
         throw CachectlError.failed("no HTTP response head in \(data.count) bytes")
     }
     let lines = String(decoding: data[..<split], as: UTF8.self).components(separatedBy: "\r\n")
@@ -134,10 +144,12 @@ final class ServeScratch: @unchecked Sendable {
 
     /// A model of `bytes` pseudo-random bytes in the cold store, linked into the models dir.
     func addModel(_ name: String, bytes: Int) throws {
-        var x: UInt64 = 0x9e3779b97f4a7c15
+        var x: UInt64 = 0x9e37_79b9_7f4a_7c15
         var data = [UInt8](repeating: 0, count: bytes)
         for i in 0..<bytes {
-            x ^= x << 13; x ^= x >> 7; x ^= x << 17
+            x ^= x << 13
+            x ^= x >> 7
+            x ^= x << 17
             data[i] = UInt8(truncatingIfNeeded: x)
         }
         _ = try AtomicFile.write(data, to: cold + "/" + name)
@@ -145,7 +157,8 @@ final class ServeScratch: @unchecked Sendable {
     }
 
     func tmpfsTier(_ name: String, size: UInt64 = 64 << 20) throws {
-        _ = try tiers.createTier(TierSpec(name: name, type: .tmpfs, size: ByteSize(size), path: root + "/tiers/" + name))
+        _ = try tiers.createTier(
+            TierSpec(name: name, type: .tmpfs, size: ByteSize(size), path: root + "/tiers/" + name))
     }
 
     func cleanup() {
@@ -159,7 +172,9 @@ final class ServeScratch: @unchecked Sendable {
 }
 
 /// Waits for a job to end (GET /api/jobs/{id}), at most `seconds`.
-func waitForJob(_ port: Int, _ id: String, headers: [String: String] = [:], seconds: Double = 60) async throws -> JSONValue {
+func waitForJob(_ port: Int, _ id: String, headers: [String: String] = [:], seconds: Double = 60) async throws
+    -> JSONValue
+{
     let deadline = Monotonic.now() + seconds
     while Monotonic.now() < deadline {
         let job = try await request(port, "GET", "/api/jobs/\(id)", headers: headers).json()

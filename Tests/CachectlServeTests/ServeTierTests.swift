@@ -16,16 +16,20 @@ struct ServeTierTests {
         try s.tmpfsTier("fast")
         let link = s.models + "/llama-tiny.gguf"
         try await withServer(ServeOptions(environment: s.environment, sampleInterval: 0.2)) { port in
-            let started = try await request(port, "POST", "/api/models/llama-tiny/promote",
-                                            headers: ["Content-Type": "application/json"], body: #"{"tier":"fast"}"#)
+            let started = try await request(
+                port, "POST", "/api/models/llama-tiny/promote",
+                headers: ["Content-Type": "application/json"], body: #"{"tier":"fast"}"#)
             #expect(started.status == 202)
             let id = try #require(try started.json()["job"]?["id"]?.string)
             // The event stream: progress events, then one done event with the result.
             let events = try await onOwnThread("sse") {
-                try requestBlocking(port, "GET", "/api/jobs/\(id)/events", onChunk: { $0.contains("event: done") && $0.hasSuffix("\n\n") })
+                try requestBlocking(
+                    port, "GET", "/api/jobs/\(id)/events",
+                    onChunk: { $0.contains("event: done") && $0.hasSuffix("\n\n") })
             }
             #expect(events.status == 200 && events.headers["content-type"] == "text/event-stream")
-            let done = try #require(events.text.components(separatedBy: "event: done\ndata: ").last?.components(separatedBy: "\n").first)
+            let done = try #require(
+                events.text.components(separatedBy: "event: done\ndata: ").last?.components(separatedBy: "\n").first)
             let job = try JSONDecoder().decode(JSONValue.self, from: Data(done.utf8))
             #expect(job["state"]?.string == "succeeded", "\(job)")
             #expect(job["done_bytes"] == .int(24 << 20) || job["done_bytes"] == .uint(24 << 20))
@@ -37,10 +41,16 @@ struct ServeTierTests {
             #expect(try MountTableCheck.fstype(of: s.root + "/tiers/fast") == "tmpfs")
             let models = try await request(port, "GET", "/api/models").json()
             #expect(models["models"] == .array([try JSONValue(encoding: try s.tiers.listModels()[0])]))
-            guard case .array(let list)? = models["models"] else { Issue.record("no models"); return }
+            guard case .array(let list)? = models["models"] else {
+                Issue.record("no models")
+                return
+            }
             #expect(list.first?["location"]?.string == "fast")
             let status = try await request(port, "GET", "/api/status").json()
-            guard case .array(let tiers)? = status["tiers"] else { Issue.record("no tiers"); return }
+            guard case .array(let tiers)? = status["tiers"] else {
+                Issue.record("no tiers")
+                return
+            }
             #expect(tiers.first?["models"] == .array([.string("llama-tiny")]))
 
             // Demote: back to the cold store, the copy gone.

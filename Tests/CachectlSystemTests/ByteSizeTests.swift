@@ -2,10 +2,11 @@ import CachectlSystem
 import Testing
 
 @Suite struct ByteSizeTests {
-    @Test(arguments: [
-        ("4096", 4096), ("64k", 65536), ("64K", 65536), ("2M", 2 << 20), ("2MiB", 2 << 20),
-        ("1.5G", 1536 << 20), ("1T", 1 << 40), ("4GB", 4_000_000_000), ("512 MiB", 512 << 20), ("0", 0),
-    ] as [(String, UInt64)])
+    @Test(
+        arguments: [
+            ("4096", 4096), ("64k", 65536), ("64K", 65536), ("2M", 2 << 20), ("2MiB", 2 << 20),
+            ("1.5G", 1536 << 20), ("1T", 1 << 40), ("4GB", 4_000_000_000), ("512 MiB", 512 << 20), ("0", 0),
+        ] as [(String, UInt64)])
     func parses(text: String, bytes: UInt64) {
         #expect(ByteSize(parsing: text)?.bytes == bytes)
     }

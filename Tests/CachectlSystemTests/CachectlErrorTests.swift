@@ -5,7 +5,9 @@ import Testing
 @Suite struct CachectlErrorTests {
     @Test func namesOperationPathErrnoAndHint() {
         let error = CachectlError("open", path: "/models/x.gguf", errno: EACCES)
-        #expect(error.description == "open /models/x.gguf: Permission denied (EACCES); run as root, or check the permissions of the path")
+        #expect(
+            error.description
+                == "open /models/x.gguf: Permission denied (EACCES); run as root, or check the permissions of the path")
     }
 
     @Test func sysThrowsWithSavedErrno() {
@@ -41,7 +43,9 @@ import Testing
         let field: FieldPath = ["shares", 0, "nconnect"]
         #expect(field.description == "shares[0].nconnect")
         #expect(field.flag == "--nconnect")
-        #expect((["nvmeof", "exports", 2] + ["allow_any_host"] as FieldPath).description == "nvmeof.exports[2].allow_any_host")
+        #expect(
+            (["nvmeof", "exports", 2] + ["allow_any_host"] as FieldPath).description
+                == "nvmeof.exports[2].allow_any_host")
         #expect((["allow_any_host"] as FieldPath).flag == "--allow-any-host")
         #expect((["host_nqn"] as FieldPath).flag == "--hostnqn")
         #expect((["models", "dir"] as FieldPath).flag == "--models-dir")

@@ -7,11 +7,12 @@ import Testing
         #expect(shard.stem == "llama-3-70b-q4_k_m")
         #expect(shard.index == 2)
         #expect(shard.count == 3)
-        #expect(shard.allFileNames == [
-            "llama-3-70b-q4_k_m-00001-of-00003.gguf",
-            "llama-3-70b-q4_k_m-00002-of-00003.gguf",
-            "llama-3-70b-q4_k_m-00003-of-00003.gguf",
-        ])
+        #expect(
+            shard.allFileNames == [
+                "llama-3-70b-q4_k_m-00001-of-00003.gguf",
+                "llama-3-70b-q4_k_m-00002-of-00003.gguf",
+                "llama-3-70b-q4_k_m-00003-of-00003.gguf",
+            ])
     }
 
     @Test(arguments: [
@@ -31,7 +32,9 @@ import Testing
         #expect(shard?.stem == base && shard?.index == index && shard?.count == count)
     }
 
-    @Test(arguments: ["model.gguf", "model-1-of-4.gguf", "model-00005-of-00004.gguf", "-00001-of-00002.gguf", "m-00001-of-00002.bin"])
+    @Test(arguments: [
+        "model.gguf", "model-1-of-4.gguf", "model-00005-of-00004.gguf", "-00001-of-00002.gguf", "m-00001-of-00002.bin",
+    ])
     func rejectsNonShards(file: String) {
         #expect(ShardName(fileName: file) == nil)
     }

@@ -8,13 +8,16 @@ import Testing
 
     @Test func htmlEscapesValuesButNotTripleMustaches() throws {
         let t = Template(#"<a title="{{x}}">{{x}}</a>{{{x}}}{{&x}}"#, escaping: .html)
-        #expect(try t.render(["x": #"<&"'>"#]) == #"<a title="&lt;&amp;&quot;&#39;&gt;">&lt;&amp;&quot;&#39;&gt;</a><&"'><&"'>"#)
+        #expect(
+            try t.render(["x": #"<&"'>"#])
+                == #"<a title="&lt;&amp;&quot;&#39;&gt;">&lt;&amp;&quot;&#39;&gt;</a><&"'><&"'>"#)
         // The config flavour inserts values as they are.
         #expect(try Template("{{x}}").render(["x": "<&>"]) == "<&>")
     }
 
     @Test func loopsOverObjectsAndTextWithLookupUpTheStack() throws {
-        let t = Template("{{#rows}}[{{name}} in {{table}}{{#tags}} {{.}}{{/tags}}]{{/rows}}{{^rows}}none{{/rows}}", escaping: .html)
+        let t = Template(
+            "{{#rows}}[{{name}} in {{table}}{{#tags}} {{.}}{{/tags}}]{{/rows}}{{^rows}}none{{/rows}}", escaping: .html)
         let rows: V = [["name": "a", "tags": ["x", "<y>"]], ["name": "b", "tags": []]]
         #expect(try t.render(["table": "t", "rows": rows]) == "[a in t x &lt;y&gt;][b in t]")
         #expect(try t.render(["table": "t", "rows": []]) == "none")
@@ -52,8 +55,12 @@ import Testing
         #expect(throws: Template.RenderError.unknownKey("a.c")) { try Template("{{a.c}}").render(["a": ["b": "x"]]) }
         #expect(throws: Template.RenderError.notText("a")) { try Template("{{a}}").render(["a": ["b": "x"]]) }
         // Flat values: a name in a section that does not render must still be given.
-        #expect(throws: Template.RenderError.unknownKey("typo")) { try Template("{{#x}}{{typo}}{{/x}}").render(["x": nil]) }
-        #expect(throws: Template.RenderError.unbalanced("b")) { try Template("{{#a}}{{/b}}").render(["a": "1", "b": "1"]) }
+        #expect(throws: Template.RenderError.unknownKey("typo")) {
+            try Template("{{#x}}{{typo}}{{/x}}").render(["x": nil])
+        }
+        #expect(throws: Template.RenderError.unbalanced("b")) {
+            try Template("{{#a}}{{/b}}").render(["a": "1", "b": "1"])
+        }
         #expect(throws: Template.RenderError.unbalanced("a")) { try Template("{{/a}}").render(["a": "1"]) }
         #expect(throws: Template.RenderError.unsupported("> partial")) { try Template("{{> partial}}").check() }
         #expect(throws: Template.RenderError.unsupported("{{x")) { try Template("{{x").check() }

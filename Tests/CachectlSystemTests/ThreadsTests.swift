@@ -5,7 +5,10 @@ import Testing
 /// cachectl's own threads and condition variable (what replaced Foundation's Thread and NSCondition).
 @Suite struct ThreadsTests {
     @Test func aThreadRunsItsBodyUnderItsNameAndWakesTheWaiter() throws {
-        final class Box: @unchecked Sendable { var name = ""; var done = false }
+        final class Box: @unchecked Sendable {
+            var name = ""
+            var done = false
+        }
         let box = Box()
         let condition = Condition()
         try startThread("cachectl-test-thread-long-name") {

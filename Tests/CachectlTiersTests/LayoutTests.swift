@@ -32,7 +32,9 @@ import Testing
         #expect(ollama.files[0].path == "ollama/manifests/registry.ollama.ai/library/llama3/8b")
         // config first, then the layers, each with its digest as the expected sha256
         #expect(ollama.files.dropFirst().compactMap(\.sha256) == [digests[2], digests[0], digests[1]])
-        #expect(ollama.files.dropFirst().map(\.path) == [digests[2], digests[0], digests[1]].map { "ollama/blobs/sha256-" + $0 })
+        #expect(
+            ollama.files.dropFirst().map(\.path)
+                == [digests[2], digests[0], digests[1]].map { "ollama/blobs/sha256-" + $0 })
         #expect(ollama.bytes == ollama.files.reduce(0) { $0 + $1.size })
 
         #expect(ModelCatalog.find("tiny.gguf", in: models)?.name == "tiny")
@@ -59,9 +61,14 @@ import Testing
                        {"mediaType":"application/vnd.ollama.image.license","digest":"sha256:\(String(repeating: "a", count: 64))","size":485}]}
             """
         let manifest = try OllamaManifest(json: Array(json.utf8))
-        #expect(manifest.blobs.map(\.digest) == ["sha256:" + String(repeating: "a", count: 64), "sha256:" + String(repeating: "b", count: 64)])
+        #expect(
+            manifest.blobs.map(\.digest) == [
+                "sha256:" + String(repeating: "a", count: 64), "sha256:" + String(repeating: "b", count: 64),
+            ])
         #expect(manifest.layers[0].size == 4_661_211_424)
-        #expect(OllamaManifest.blobFile(for: manifest.layers[0].digest)?.file == "blobs/sha256-" + String(repeating: "b", count: 64))
+        #expect(
+            OllamaManifest.blobFile(for: manifest.layers[0].digest)?.file == "blobs/sha256-"
+                + String(repeating: "b", count: 64))
         #expect(OllamaManifest.blobFile(for: "sha256:../../etc/passwd") == nil)
         #expect(OllamaManifest.blobFile(for: "md5:" + String(repeating: "a", count: 64)) == nil)
     }
@@ -105,11 +112,14 @@ import Testing
             (TierSpec(name: "t", type: .zram, size: ByteSize(1 << 30), rank: -1), "rank"),
         ]
         for (spec, message) in bad {
-            #expect { try spec.validate() } throws: { ($0 as? CachectlError).map { $0.code == .usage && $0.description.contains(message) } == true }
+            #expect { try spec.validate() } throws: {
+                ($0 as? CachectlError).map { $0.code == .usage && $0.description.contains(message) } == true
+            }
         }
     }
 
-    @Test("the fields a tier type does not take are each refused, in one rule for the CLI, the library and the YAML file")
+    @Test(
+        "the fields a tier type does not take are each refused, in one rule for the CLI, the library and the YAML file")
     func inapplicableFieldsPerType() throws {
         func refused(_ type: TierType) -> [String] {
             TierSpec.inapplicable(to: type, algorithm: true, filesystem: true, device: true, remote: true).map {
@@ -117,13 +127,20 @@ import Testing
                 return "\($0.field?.description ?? "?"): \($0.message)"
             }
         }
-        #expect(refused(.tmpfs) == [
-            "algorithm: algorithm applies to zram tiers only", "filesystem: filesystem applies to zram and nvmeof tiers only",
-            "device: device applies to nvmeof tiers only", "remote: remote applies to nvmeof tiers only",
-        ])
-        #expect(refused(.zram) == ["device: device applies to nvmeof tiers only", "remote: remote applies to nvmeof tiers only"])
+        #expect(
+            refused(.tmpfs) == [
+                "algorithm: algorithm applies to zram tiers only",
+                "filesystem: filesystem applies to zram and nvmeof tiers only",
+                "device: device applies to nvmeof tiers only", "remote: remote applies to nvmeof tiers only",
+            ])
+        #expect(
+            refused(.zram) == [
+                "device: device applies to nvmeof tiers only", "remote: remote applies to nvmeof tiers only",
+            ])
         #expect(refused(.nvmeof) == ["algorithm: algorithm applies to zram tiers only"])
-        #expect(TierSpec.inapplicable(to: .tmpfs, algorithm: false, filesystem: false, device: false, remote: false).isEmpty)
+        #expect(
+            TierSpec.inapplicable(to: .tmpfs, algorithm: false, filesystem: false, device: false, remote: false).isEmpty
+        )
         // A spec changed after init (init drops what the type does not take) is refused by validate.
         var spec = TierSpec(name: "t", type: .tmpfs, size: ByteSize(1 << 30))
         spec.algorithm = "lz4"
@@ -169,7 +186,9 @@ import Testing
 @Suite struct KernelTextTests {
     // Format from Documentation/admin-guide/blockdev/zram.rst (9 fields on 6.x).
     @Test func parsesMmStat() throws {
-        let stats = try #require(ZramMemoryStats(mmStat: " 33554432  8388608  8650752        0  8650752      120        0        0        0\n"))
+        let stats = try #require(
+            ZramMemoryStats(
+                mmStat: " 33554432  8388608  8650752        0  8650752      120        0        0        0\n"))
         #expect(stats.origDataSize == 33_554_432 && stats.comprDataSize == 8_388_608 && stats.memUsedTotal == 8_650_752)
         #expect(stats.samePages == 120)
         #expect(stats.compressionRatio == 4.0)
@@ -200,7 +219,9 @@ import Testing
         #expect(entries.count == 3)
         #expect(entries[1].target == "/run/cachectl/tiers/my tier")
         #expect(entries[1].fstype == "tmpfs" && entries[1].source == "cachectl-fast")
-        #expect(OptionString.split(entries[1].options).contains("size=65536k") && OptionString.split(entries[1].options).contains("noatime"))
+        #expect(
+            OptionString.split(entries[1].options).contains("size=65536k")
+                && OptionString.split(entries[1].options).contains("noatime"))
         #expect(entries[2].source == "/dev/zram1" && OptionString.split(entries[2].options).contains("discard"))
         #expect(try MountTable.entry(at: "/run/cachectl/tiers/my tier", roots: roots)?.source == "cachectl-fast")
         #expect(try MountTable.entry(at: "/run/cachectl/tiers/none", roots: roots) == nil)
@@ -211,7 +232,9 @@ import Testing
         let file = TierStateFile(path: s.state)
         #expect(try file.load() == TierState())
         var state = TierState()
-        state.tiers = [TierRecord(spec: TierSpec(name: "fast", type: .tmpfs, size: ByteSize(1 << 30)), createdPath: true)]
+        state.tiers = [
+            TierRecord(spec: TierSpec(name: "fast", type: .tmpfs, size: ByteSize(1 << 30)), createdPath: true)
+        ]
         state.placements["llama3:8b"] = PlacementRecord(tier: "fast", files: ["a", "b"], bytes: 10)
         state.pins["llama3:8b"] = "fast"
         #expect(try file.save(state) == true)

@@ -10,23 +10,30 @@ struct NVMeOFTierTests {
     @Test("an nvmeof tier needs a /dev path; other tiers take none")
     func specValidation() throws {
         try TierSpec(name: "remote", type: .nvmeof, size: ByteSize(256 << 20), device: "/dev/nvme1n1").validate()
-        #expect(TierSpec(name: "remote", type: .nvmeof, size: ByteSize(256 << 20), device: "/dev/nvme1n1").filesystem == .ext4)
+        #expect(
+            TierSpec(name: "remote", type: .nvmeof, size: ByteSize(256 << 20), device: "/dev/nvme1n1").filesystem
+                == .ext4)
         #expect(TierSpec(name: "remote", type: .nvmeof, size: ByteSize(256 << 20)).rank == 30)
-        #expect { try TierSpec(name: "remote", type: .nvmeof, size: ByteSize(256 << 20)).validate() } throws: { ($0 as? CachectlError)?.code == .usage }
+        #expect { try TierSpec(name: "remote", type: .nvmeof, size: ByteSize(256 << 20)).validate() } throws: {
+            ($0 as? CachectlError)?.code == .usage
+        }
         #expect {
             try TierSpec(name: "remote", type: .nvmeof, size: ByteSize(256 << 20), device: "nvme1n1").validate()
         } throws: { ($0 as? CachectlError)?.code == .usage }
         #expect(TierSpec(name: "fast", type: .tmpfs, size: ByteSize(256 << 20), device: "/dev/nvme1n1").device == nil)
     }
 
-    @Test("devices that are not fabrics namespaces are refused before mkfs", arguments: ["/dev/null", "/dev/does-not-exist"])
+    @Test(
+        "devices that are not fabrics namespaces are refused before mkfs",
+        arguments: ["/dev/null", "/dev/does-not-exist"])
     func refusesOtherDevices(device: String) {
         #expect(throws: CachectlError.self) { try NVMeOFTier.checkFabricsNamespace(device, roots: .system) }
     }
 
     @Test("state files written before nvmeof existed still load")
     func oldStateLoads() throws {
-        let json = #"{"spec":{"name":"fast","type":"tmpfs","size":16777216,"path":"/run/cachectl/tiers/fast","rank":10},"created_path":true}"#
+        let json =
+            #"{"spec":{"name":"fast","type":"tmpfs","size":16777216,"path":"/run/cachectl/tiers/fast","rank":10},"created_path":true}"#
         let record = try StateJSON.decode(TierRecord.self, from: Array(json.utf8))
         #expect(record.spec.device == nil && record.spec.type == .tmpfs)
     }
@@ -58,7 +65,8 @@ final class RecordingLink: RemoteNamespaceLink {
 
 @Suite("nvmeof tiers that name their export")
 struct RemoteTierTests {
-    let remote = RemoteNamespace(nqn: "nqn.2014-08.org.cachectl:lend", transport: "tcp", address: "10.77.0.1", port: 4420)
+    let remote = RemoteNamespace(
+        nqn: "nqn.2014-08.org.cachectl:lend", transport: "tcp", address: "10.77.0.1", port: 4420)
 
     @Test("the export is checked with the tier: transport, address, port; only nvmeof tiers name one")
     func remoteValidation() throws {
@@ -96,7 +104,11 @@ struct RemoteTierTests {
         withHost.hostNQN = "nqn.2014-08.org.cachectl:client"
         for r in [remote, withHost] {
             var state = TierState()
-            state.tiers = [TierRecord(spec: TierSpec(name: "remote", type: .nvmeof, size: ByteSize(1 << 30), device: "/dev/nvme1n1", remote: r))]
+            state.tiers = [
+                TierRecord(
+                    spec: TierSpec(
+                        name: "remote", type: .nvmeof, size: ByteSize(1 << 30), device: "/dev/nvme1n1", remote: r))
+            ]
             _ = try TierStateFile(path: s.state).save(state)
             #expect(try TierStateFile(path: s.state).load().tiers.first?.spec.remote == r)
             #expect(try AtomicFile.readText(s.state).contains("\"host_nqn\"") == (r.hostNQN != nil))  // nil is left out
@@ -118,7 +130,9 @@ struct RemoteTierTests {
         var state = try TierStateFile(path: s.state).load()
         state.tiers.append(
             TierRecord(
-                spec: TierSpec(name: "remote", type: .nvmeof, size: ByteSize(1 << 30), path: tierPath, device: "/dev/nvme9n1", remote: remote),
+                spec: TierSpec(
+                    name: "remote", type: .nvmeof, size: ByteSize(1 << 30), path: tierPath, device: "/dev/nvme9n1",
+                    remote: remote),
                 createdPath: false))
         state.placements["model"] = PlacementRecord(tier: "remote", files: ["model.gguf"], bytes: UInt64(bytes.count))
         _ = try TierStateFile(path: s.state).save(state)
@@ -151,18 +165,25 @@ struct RemoteTierTests {
     func tmpfsStillRefuses() throws {
         let s = try Scratch()
         var state = TierState()
-        state.tiers = [TierRecord(spec: TierSpec(name: "fast", type: .tmpfs, size: ByteSize(1 << 30), path: s.tierPath("fast")))]
+        state.tiers = [
+            TierRecord(spec: TierSpec(name: "fast", type: .tmpfs, size: ByteSize(1 << 30), path: s.tierPath("fast")))
+        ]
         state.placements["model"] = PlacementRecord(tier: "fast", files: ["model.gguf"], bytes: 1)
         _ = try TierStateFile(path: s.state).save(state)
-        #expect(throws: CachectlError.self) { try RAMTiers(stateFile: TierStateFile(path: s.state)).destroyTier("fast") }
+        #expect(throws: CachectlError.self) {
+            try RAMTiers(stateFile: TierStateFile(path: s.state)).destroyTier("fast")
+        }
     }
 
-    @Test("bringing up a tier that names its export connects through the link, still refuses a device that is not a fabrics namespace, and then leaves no connection")
+    @Test(
+        "bringing up a tier that names its export connects through the link, still refuses a device that is not a fabrics namespace, and then leaves no connection"
+    )
     func connectsThenChecksTheDevice() throws {
         let s = try Scratch()
         let link = RecordingLink(device: "/dev/null")
         let tiers = RAMTiers(stateFile: TierStateFile(path: s.state), remotes: link)
-        let spec = TierSpec(name: "remote", type: .nvmeof, size: ByteSize(1 << 30), path: s.tierPath("remote"), remote: remote)
+        let spec = TierSpec(
+            name: "remote", type: .nvmeof, size: ByteSize(1 << 30), path: s.tierPath("remote"), remote: remote)
         #expect(throws: CachectlError.self) { try tiers.createTier(spec) }
         #expect(link.events.withLock { $0 } == ["connect \(remote.nqn)", "disconnect \(remote.nqn) (link -> -)"])
         #expect(try TierStateFile(path: s.state).load().tiers.isEmpty)

@@ -32,7 +32,9 @@ final class Scratch {
     }
 
     /// Builds an ollama store with a model whose blobs are named by their real SHA-256.
-    func writeOllamaModel(name: String, tag: String, weights: [UInt8], under prefix: String = "ollama") throws -> [String] {
+    func writeOllamaModel(name: String, tag: String, weights: [UInt8], under prefix: String = "ollama") throws
+        -> [String]
+    {
         let config = Array(#"{"model_format":"gguf","model_family":"llama"}"#.utf8)
         let template = Array("{{ .Prompt }}".utf8)
         var digests: [String] = []
@@ -41,12 +43,15 @@ final class Scratch {
             let hex = sha256(bytes)
             digests.append(hex)
             try write("\(prefix)/blobs/sha256-\(hex)", bytes: bytes)
-            layers.append(#"{"mediaType":"application/vnd.ollama.image.\#(type)","digest":"sha256:\#(hex)","size":\#(bytes.count)}"#)
+            layers.append(
+                #"{"mediaType":"application/vnd.ollama.image.\#(type)","digest":"sha256:\#(hex)","size":\#(bytes.count)}"#
+            )
         }
         let configHex = sha256(config)
         digests.append(configHex)
         try write("\(prefix)/blobs/sha256-\(configHex)", bytes: config)
-        let manifest = #"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:\#(configHex)","size":\#(config.count)},"layers":[\#(layers.joined(separator: ","))]}"#
+        let manifest =
+            #"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:\#(configHex)","size":\#(config.count)},"layers":[\#(layers.joined(separator: ","))]}"#
         try write("\(prefix)/manifests/registry.ollama.ai/library/\(name)/\(tag)", bytes: Array(manifest.utf8))
         return digests
     }

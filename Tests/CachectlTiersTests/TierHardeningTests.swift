@@ -71,7 +71,8 @@ struct TierHardeningTests {
         #expect(byName["fifo:latest"].map { $0.problem != nil } ?? true)  // skipped, or a problem: never content
         // Swapped for a FIFO after the listing: opened without blocking and refused.
         #expect(throws: CachectlError.self) {
-            try OllamaStore.readManifest(store: s.cold + "/ollama", relative: "manifests/registry.ollama.ai/library/fifo/latest")
+            try OllamaStore.readManifest(
+                store: s.cold + "/ollama", relative: "manifests/registry.ollama.ai/library/fifo/latest")
         }
     }
 
@@ -130,7 +131,8 @@ struct TierHardeningTests {
             _ = try s.tiers.createTier(spec)
             Issue.record("a tier was mounted over a populated directory")
         } catch let error as CachectlError {
-            #expect(error.errno == ENOTEMPTY && error.description.contains("README") && error.description.contains("hide"))
+            #expect(
+                error.errno == ENOTEMPTY && error.description.contains("README") && error.description.contains("hide"))
         }
         #expect(try MountTable.entry(at: spec.path) == nil)
         #expect(try AtomicFile.readText(spec.path + "/README") == "keep me\n")
@@ -176,7 +178,8 @@ struct TierHardeningTests {
         defer { sleeper.terminate() }
         try Path.makeDirectory(tier + "/sub")
         _ = try AtomicFile.write(randomBytes(4096, seed: 1), to: tier + "/.a.gguf.cachectl-copy-\(dead)")
-        _ = try AtomicFile.write(randomBytes(4096, seed: 2), to: tier + "/sub/.b.gguf.cachectl-copy-\(sleeper.processIdentifier)")
+        _ = try AtomicFile.write(
+            randomBytes(4096, seed: 2), to: tier + "/sub/.b.gguf.cachectl-copy-\(sleeper.processIdentifier)")
         _ = try AtomicFile.write(randomBytes(10, seed: 3), to: tier + "/sub/.notes")  // not ours: kept
 
         // And a temp link of a link swap killed before its rename.
@@ -202,8 +205,14 @@ struct TierHardeningTests {
     static func acl(owner: UInt16, users: [(UInt32, UInt16)], group: UInt16, mask: UInt16, other: UInt16) -> [UInt8] {
         var bytes: [UInt8] = []
         func u16(_ v: UInt16) { bytes += [UInt8(v & 0xff), UInt8(v >> 8)] }
-        func u32(_ v: UInt32) { bytes += [UInt8(v & 0xff), UInt8((v >> 8) & 0xff), UInt8((v >> 16) & 0xff), UInt8(v >> 24)] }
-        func entry(_ tag: UInt16, _ perm: UInt16, _ id: UInt32) { u16(tag); u16(perm); u32(id) }
+        func u32(_ v: UInt32) {
+            bytes += [UInt8(v & 0xff), UInt8((v >> 8) & 0xff), UInt8((v >> 16) & 0xff), UInt8(v >> 24)]
+        }
+        func entry(_ tag: UInt16, _ perm: UInt16, _ id: UInt32) {
+            u16(tag)
+            u16(perm)
+            u32(id)
+        }
         u32(2)
         entry(0x01, owner, UInt32.max)
         for (id, perm) in users { entry(0x02, perm, id) }

@@ -19,13 +19,16 @@ struct TierKernelTests {
         let s = try Scratch()
         let created = try s.tiers.createTier(tmpfs(s, "fast"))
         #expect(created.changed && created.action == "created")
-        let zspec = TierSpec(name: "squeezed", type: .zram, size: ByteSize(64 << 20), path: s.tierPath("squeezed"), algorithm: "lz4")
+        let zspec = TierSpec(
+            name: "squeezed", type: .zram, size: ByteSize(64 << 20), path: s.tierPath("squeezed"), algorithm: "lz4")
         let z = try s.tiers.createTier(zspec)
         #expect(z.changed)
 
         let mounts = try MountTable.mounted()
         let fast = try #require(mounts.last { $0.target == s.tierPath("fast") })
-        #expect(fast.fstype == "tmpfs" && OptionString.split(fast.options).contains("size=65536k") && OptionString.split(fast.options).contains("nosuid"))
+        #expect(
+            fast.fstype == "tmpfs" && OptionString.split(fast.options).contains("size=65536k")
+                && OptionString.split(fast.options).contains("nosuid"))
         let zmount = try #require(mounts.last { $0.target == s.tierPath("squeezed") })
         #expect(zmount.fstype == "ext4" && OptionString.split(zmount.options).contains("discard"))
         let id = try #require(TierStateFile(path: s.state).load().tier(named: "squeezed")?.zramDevice)
@@ -68,7 +71,9 @@ struct TierKernelTests {
         let raw = try AtomicFile.readText("/sys/block/zram\(id)/mm_stat")
         let fields = raw.split(separator: " ").compactMap { UInt64($0) }
         let reported = try #require(status.zram)
-        #expect(reported.origDataSize == fields[0] && reported.comprDataSize == fields[1] && reported.memUsedTotal == fields[2])
+        #expect(
+            reported.origDataSize == fields[0] && reported.comprDataSize == fields[1]
+                && reported.memUsedTotal == fields[2])
         let ratio = try #require(reported.compressionRatio)
         #expect(abs(ratio - Double(fields[0]) / Double(fields[1])) < 1e-9)
         #expect(fields[0] >= 24 << 20)  // the copy is stored (fsync put it on the device)
@@ -79,7 +84,8 @@ struct TierKernelTests {
         let s = try Scratch()
         var shards: [[UInt8]] = []
         for i in 1...4 {
-            shards.append(try s.write("mix/mixtral-0000\(i)-of-00004.gguf", bytes: randomBytes(3 << 20, seed: UInt64(i))))
+            shards.append(
+                try s.write("mix/mixtral-0000\(i)-of-00004.gguf", bytes: randomBytes(3 << 20, seed: UInt64(i))))
         }
         let setup = try s.tiers.configureModels(modelsDir: s.models, coldStore: s.cold)
         #expect(setup.changed && setup.links.count == 4)
@@ -87,7 +93,9 @@ struct TierKernelTests {
         _ = try s.tiers.createTier(tmpfs(s, "fast"))
 
         #expect(try s.tiers.promote("mix/mixtral", check: true).changed)
-        #expect((try? Path.linkTarget(of: s.models + "/mix/mixtral-00001-of-00004.gguf")) == s.cold + "/mix/mixtral-00001-of-00004.gguf")
+        #expect(
+            (try? Path.linkTarget(of: s.models + "/mix/mixtral-00001-of-00004.gguf")) == s.cold
+                + "/mix/mixtral-00001-of-00004.gguf")
 
         let change = try s.tiers.promote("mix/mixtral-00003-of-00004.gguf")
         #expect(change.changed && change.tier == "fast" && change.files == 4 && change.copiedBytes == 12 << 20)
@@ -124,8 +132,9 @@ struct TierKernelTests {
         let blob = "ollama/blobs/sha256-" + digests[0]
         #expect((try? Path.linkTarget(of: s.models + "/" + blob)) == s.tierPath("z") + "/" + blob)
         #expect(try SHA256Digest.ofFile(s.models + "/" + blob) == digests[0])
-        #expect(try readAll(s.models + "/ollama/manifests/registry.ollama.ai/library/llama3/8b")
-            == readAll(s.cold + "/ollama/manifests/registry.ollama.ai/library/llama3/8b"))
+        #expect(
+            try readAll(s.models + "/ollama/manifests/registry.ollama.ai/library/llama3/8b")
+                == readAll(s.cold + "/ollama/manifests/registry.ollama.ai/library/llama3/8b"))
 
         _ = try s.tiers.demote("llama3:8b")
         #expect((try? Path.linkTarget(of: s.models + "/" + blob)) == s.cold + "/" + blob)
@@ -183,7 +192,8 @@ struct TierKernelTests {
         #expect { try s.tiers.promote("huge", tier: "a") } throws: { ($0 as? CachectlError)?.errno == ENOSPC }
         #expect(try AtomicFile.readBytes(s.state) == stateBefore)
         #expect((try? Path.linkTarget(of: s.models + "/huge.gguf")) == s.cold + "/huge.gguf")
-        #expect(try ModelCatalog.listDirectory(s.tierPath("a")).isEmpty && Self.hiddenFiles(in: s.tierPath("a")).isEmpty)
+        #expect(
+            try ModelCatalog.listDirectory(s.tierPath("a")).isEmpty && Self.hiddenFiles(in: s.tierPath("a")).isEmpty)
         #expect(try SpaceUsage.of(s.tierPath("a")).used == 0)
         // A model that fits still goes in.
         #expect(try s.tiers.promote("small").tier == "a")
@@ -275,7 +285,9 @@ struct TierKernelTests {
         defer { closedir(handle) }
         var names: [String] = []
         while let ent = readdir(handle) {
-            let name = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = withUnsafeBytes(of: ent.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
             if name.hasPrefix(".") && name != "." && name != ".." { names.append(name) }
         }
         return names

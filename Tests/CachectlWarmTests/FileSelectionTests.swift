@@ -31,9 +31,10 @@ import Testing
     @Test func oneShardSelectsEveryShardThatExists() throws {
         for i in [1, 2, 4] { try scratch.file("llama-0000\(i)-of-00004.gguf", size: 100) }
         let selection = FileSelection(paths: [scratch.path + "/llama-00002-of-00004.gguf"])
-        #expect(selection.files.map { Path.lastComponent(of: $0.path) } == [
-            "llama-00001-of-00004.gguf", "llama-00002-of-00004.gguf", "llama-00004-of-00004.gguf",
-        ])
+        #expect(
+            selection.files.map { Path.lastComponent(of: $0.path) } == [
+                "llama-00001-of-00004.gguf", "llama-00002-of-00004.gguf", "llama-00004-of-00004.gguf",
+            ])
         #expect(selection.missingShards == [scratch.path + "/llama-00003-of-00004.gguf"])
         #expect(selection.totalSize == 300)
     }

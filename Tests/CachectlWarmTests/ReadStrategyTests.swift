@@ -43,10 +43,12 @@ import Testing
         for (device, rotational) in [("8:0", "1"), ("259:0", "0")] {
             try FileManager.default.createDirectory(
                 atPath: root + "/sys/dev/block/\(device)/queue", withIntermediateDirectories: true)
-            try "\(rotational)\n".write(toFile: root + "/sys/dev/block/\(device)/queue/rotational", atomically: true, encoding: .utf8)
+            try "\(rotational)\n".write(
+                toFile: root + "/sys/dev/block/\(device)/queue/rotational", atomically: true, encoding: .utf8)
         }
         // A partition (8:1) has no queue of its own: its disk's, one level up.
-        try FileManager.default.createDirectory(atPath: root + "/sys/dev/block/8:0/8:1", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: root + "/sys/dev/block/8:0/8:1", withIntermediateDirectories: true)
         let detector = SourceDetector(roots: .fixture(root))
         #expect(detector.rotational(DeviceNumber(major: 8, minor: 0)) == true)
         #expect(detector.rotational(DeviceNumber(major: 259, minor: 0)) == false)
@@ -54,7 +56,9 @@ import Testing
         #expect(detector.classify(type: 0xEF53, device: dev(8, 0)) == .local(rotational: true))
         #expect(detector.classify(type: 0x5846_5342, device: dev(259, 0)) == .local(rotational: false))
         // Recorded, not used: virtio disks claim to spin.
-        #expect(ReadStrategy.defaults(for: .local(rotational: true)) == ReadStrategy.defaults(for: .local(rotational: false)))
+        #expect(
+            ReadStrategy.defaults(for: .local(rotational: true))
+                == ReadStrategy.defaults(for: .local(rotational: false)))
     }
 
     @Test func fscComesFromTheMountOfTheFilesDevice() throws {
@@ -85,7 +89,9 @@ import Testing
         #expect(old.jobs == 1 && old.chunkSize == 16 << 20)
         let netfs = ReadStrategy.defaults(for: .nfs(fsc: true), kernel: (6, 12))
         #expect(netfs.jobs == 4 && netfs.layout == .contiguous && !netfs.hints)
-        #expect(ReadStrategy.defaults(for: .nfs(fsc: false), kernel: (6, 1)) == ReadStrategy.defaults(for: .nfs(fsc: false), kernel: (6, 12)))
+        #expect(
+            ReadStrategy.defaults(for: .nfs(fsc: false), kernel: (6, 1))
+                == ReadStrategy.defaults(for: .nfs(fsc: false), kernel: (6, 12)))
         #expect(ReadStrategy.runningKernel.0 >= 5)
     }
 
@@ -94,7 +100,9 @@ import Testing
         let defaults = ReadStrategy.defaults(for: source)
         #expect(ReadStrategy.choose(for: source, options: WarmOptions()) == defaults)
         let jobs = ReadStrategy.choose(for: source, options: WarmOptions(jobs: 7))
-        #expect(jobs == ReadStrategy(jobs: 7, chunkSize: defaults.chunkSize, layout: defaults.layout, hints: defaults.hints))
+        #expect(
+            jobs == ReadStrategy(jobs: 7, chunkSize: defaults.chunkSize, layout: defaults.layout, hints: defaults.hints)
+        )
         let all = ReadStrategy.choose(
             for: .fuse, options: WarmOptions(jobs: 3, chunkSize: 1 << 20, layout: .contiguous, adviseAhead: false))
         #expect(all == ReadStrategy(jobs: 3, chunkSize: 1 << 20, layout: .contiguous, hints: false))
@@ -102,7 +110,10 @@ import Testing
     }
 
     /// A real tmpfs, mounted in this test's private mount namespace.
-    @Test(.enabled(if: Privileges.isRoot && Privileges.hasPrivateMountNamespace, "needs root in a private mount namespace (unshare -m)"))
+    @Test(
+        .enabled(
+            if: Privileges.isRoot && Privileges.hasPrivateMountNamespace,
+            "needs root in a private mount namespace (unshare -m)"))
     func aFileOnTmpfsIsRAMAndNeedsNoReading() throws {
         let mountpoint = scratch.path + "/tmpfs"
         try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
@@ -129,7 +140,9 @@ import Testing
         let chunk: UInt64 = 1 << 20
         // Two files: one of an odd size with a hole, one smaller than a chunk.
         var chunks: [Chunk] = []
-        let files: [(Int, [Range<UInt64>])] = [(0, [0..<(5 << 20) + 123, (9 << 20)..<(37 << 20) + 4097]), (1, [0..<4095])]
+        let files: [(Int, [Range<UInt64>])] = [
+            (0, [0..<(5 << 20) + 123, (9 << 20)..<(37 << 20) + 4097]), (1, [0..<4095]),
+        ]
         for (file, ranges) in files {
             for range in ranges {
                 var offset = range.lowerBound
@@ -143,19 +156,26 @@ import Testing
         let strategy = ReadStrategy(jobs: jobs, chunkSize: chunk, layout: .contiguous, hints: false)
         let regions = Prewarmer.regions(of: chunks, strategy: strategy)
         var covered: [Int: [Range<UInt64>]] = [:]
-        for region in regions { covered[region.file, default: []].append(region.offset..<region.offset + region.length) }
+        for region in regions {
+            covered[region.file, default: []].append(region.offset..<region.offset + region.length)
+        }
         var expected: [Int: [Range<UInt64>]] = [:]
         for chunk in chunks { expected[chunk.file, default: []].append(chunk.offset..<chunk.offset + chunk.length) }
         #expect(merge(covered[0]!) == merge(expected[0]!))
         #expect(merge(covered[1]!) == merge(expected[1]!))
         #expect(regions.reduce(0) { $0 + $1.length } == chunks.reduce(0) { $0 + $1.length })
         // In order, never overlapping, and one region per reader where the data is contiguous.
-        for (a, b) in zip(regions, regions.dropFirst()) where a.file == b.file { #expect(a.offset + a.length <= b.offset) }
+        for (a, b) in zip(regions, regions.dropFirst()) where a.file == b.file {
+            #expect(a.offset + a.length <= b.offset)
+        }
         let file0 = chunks.filter { $0.file == 0 }.reduce(0) { $0 + $1.length }
         let target = max(chunk, ((file0 + UInt64(jobs) - 1) / UInt64(jobs) + chunk - 1) / chunk * chunk)
         for region in regions where region.file == 0 { #expect(region.length <= target) }
         #expect(regions.filter { $0.file == 0 }.count <= jobs + 2)  // + 2: each data run ends in a short region
-        #expect(Prewarmer.regions(of: chunks, strategy: ReadStrategy(jobs: jobs, chunkSize: chunk, layout: .interleaved, hints: false)).count == chunks.count)
+        #expect(
+            Prewarmer.regions(
+                of: chunks, strategy: ReadStrategy(jobs: jobs, chunkSize: chunk, layout: .interleaved, hints: false)
+            ).count == chunks.count)
     }
 
     /// A sparse file of an odd size, part of it already resident: contiguous readers
@@ -182,18 +202,23 @@ import Testing
         defer { buffer.deallocate() }
         #expect(try file.read(into: buffer, at: 20 << 20) == 1 << 20)
 
-        let warmer = Prewarmer(options: WarmOptions(jobs: jobs, chunkSize: 1 << 20, layout: .contiguous, adviseAhead: hints))
+        let warmer = Prewarmer(
+            options: WarmOptions(jobs: jobs, chunkSize: 1 << 20, layout: .contiguous, adviseAhead: hints))
         let report = warmer.warm(FileSelection(paths: [path]).files)
         #expect(report.failedFiles == 0)
         #expect(report.bytesRead == UInt64(dataBytes) - (1 << 20))
         #expect(report.bytesAlreadyResident == UInt64(size) - report.bytesRead)
         #expect(report.residencyPercent == 100)
-        #expect(report.strategySummary.contains("\(jobs) reader\(jobs == 1 ? "" : "s") x 1M contiguous, \(hints ? "hints" : "no hints")"))
+        #expect(
+            report.strategySummary.contains(
+                "\(jobs) reader\(jobs == 1 ? "" : "s") x 1M contiguous, \(hints ? "hints" : "no hints")"))
         #expect(warmer.warm(FileSelection(paths: [path]).files).bytesRead == 0)
     }
 
     private func dev(_ major: UInt32, _ minor: UInt32) -> dev_t {
-        dev_t(UInt64(minor & 0xff) | UInt64(major & 0xfff) << 8 | UInt64(minor & ~0xff) << 12 | UInt64(major & ~0xfff) << 32)
+        dev_t(
+            UInt64(minor & 0xff) | UInt64(major & 0xfff) << 8 | UInt64(minor & ~0xff) << 12 | UInt64(major & ~0xfff)
+                << 32)
     }
 
     private func merge(_ ranges: [Range<UInt64>]) -> [Range<UInt64>] {

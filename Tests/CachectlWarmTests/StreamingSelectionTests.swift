@@ -22,7 +22,8 @@ import Testing
             let list = FileSelection(paths: paths, include: include, exclude: exclude)
             for opening in [false, true] {
                 var streamed: [SelectedFile] = []
-                let rest = FileSelection.forEach(paths: paths, include: include, exclude: exclude, opening: opening) { file, _ in
+                let rest = FileSelection.forEach(paths: paths, include: include, exclude: exclude, opening: opening) {
+                    file, _ in
                     streamed.append(file)
                 }
                 #expect(streamed == list.files)

@@ -18,7 +18,10 @@ import Testing
         let watchdog = Thread {
             Thread.sleep(forTimeInterval: seconds)
             let fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
-            if fd >= 0 { Thread.sleep(forTimeInterval: 0.2); close(fd) }
+            if fd >= 0 {
+                Thread.sleep(forTimeInterval: 0.2)
+                close(fd)
+            }
         }
         watchdog.start()
         return watchdog

@@ -17,11 +17,13 @@ import Testing
             """#
         try old.write(toFile: file.path, atomically: false, encoding: .utf8)
         let record = try #require(file.load().lists["boot_list"])
-        #expect(record.finishedAt == 1_700_000_000.5 && record.bytesRead == 10 && record.files.first?.mtimeNanoseconds == 3)
+        #expect(
+            record.finishedAt == 1_700_000_000.5 && record.bytesRead == 10 && record.files.first?.mtimeNanoseconds == 3)
 
         try file.record("boot_list", record)
         let text = try String(contentsOfFile: file.path, encoding: .utf8)
-        #expect(text.contains("\"finished_at\"") && text.contains("\"mtime_nanoseconds\"") && !text.contains("finishedAt"))
+        #expect(
+            text.contains("\"finished_at\"") && text.contains("\"mtime_nanoseconds\"") && !text.contains("finishedAt"))
         #expect(text.contains("\"boot_list\""))
         #expect(file.load().lists["boot_list"] == record)
     }
