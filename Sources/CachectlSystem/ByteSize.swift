@@ -64,7 +64,8 @@ public struct ByteSize: Sendable, Equatable, Comparable, Hashable, Codable, Cust
         }
         let text = try container.decode(String.self)
         guard let parsed = ByteSize(parsing: text) else {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a size: \(text) (examples: 4G, 512MiB, 1.5T)")
+            throw DecodingError.dataCorruptedError(
+                in: container, debugDescription: "not a size: \(text) (examples: 4G, 512MiB, 1.5T)")
         }
         bytes = parsed.bytes
     }
