@@ -183,15 +183,29 @@ struct RemountTests {
         defer { bed.tearDown() }
         let dir = bed.dir
         await #expect(processExitsWith: .signal(SIGTERM)) { [dir = dir as String] in
-            let fstab = dir + "/fstab"
+            // Send SIGTERM when fstab is first renamed into place (the fsc entry).
+            // inotify queues the event, so a watcher slowed by a loaded machine
+            // cannot miss it (polling the file could miss the short window before
+            // the rollback); the watch exists before the switch starts.
+            let inotify = inotify_init1(Int32(IN_CLOEXEC))
+            guard inotify >= 0, inotify_add_watch(inotify, dir, UInt32(IN_MOVED_TO)) >= 0 else { exit(6) }
             let watcher = Thread {
-                // Send SIGTERM the moment fstab says fsc (right after the rename).
-                for _ in 0..<100_000 {
-                    if let text = try? String(contentsOfFile: fstab, encoding: .utf8), text.contains(",fsc") {
-                        kill(getpid(), SIGTERM)
-                        return
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let count = buffer.withUnsafeMutableBytes { read(inotify, $0.baseAddress, $0.count) }
+                    guard count > 0 else { exit(7) }
+                    var offset = 0
+                    while offset + 16 <= count {  // struct inotify_event: wd, mask, cookie, len, name
+                        let length = buffer.withUnsafeBytes {
+                            Int($0.load(fromByteOffset: offset + 12, as: UInt32.self))
+                        }
+                        let name = buffer[(offset + 16)..<min(offset + 16 + length, count)].prefix { $0 != 0 }
+                        if String(decoding: name, as: UTF8.self) == "fstab" {
+                            kill(getpid(), SIGTERM)
+                            return
+                        }
+                        offset += 16 + length
                     }
-                    usleep(20)
                 }
             }
             watcher.start()
