@@ -20,20 +20,15 @@ public final class MirrorMount: @unchecked Sendable {
     private var loopFinished = false
     private var stopped = false
     private var stopDone = false
-    private var operations: UnsafeMutablePointer<fuse_operations>
     private let statsPath: String?
     /// Signalled when the stats writer has written its last file, so stop() can
     /// remove the file without the writer putting it back.
     private let statsWriterDone = DispatchSemaphore(value: 0)
 
-    private init(
-        options: MirrorOptions, mirror: SourceMirror, session: OpaquePointer,
-        operations: UnsafeMutablePointer<fuse_operations>
-    ) {
+    private init(options: MirrorOptions, mirror: SourceMirror, session: OpaquePointer) {
         self.options = options
         self.mirror = mirror
         self.session = session
-        self.operations = operations
         self.statsPath = options.statsDirectory.map { FuseStatsFile.path(for: options.mountpoint, in: $0) }
     }
 
@@ -56,27 +51,60 @@ public final class MirrorMount: @unchecked Sendable {
                 hint: "load the fuse module (modprobe fuse) and install fuse3; containers need --device /dev/fuse")
         }
         if let statsDirectory = options.statsDirectory { try FuseStatsFile.prepareDirectory(statsDirectory) }
-        let mirror = try SourceMirror(options: options)
+        // Each step is undone, newest first, when a later one fails: nothing is left
+        // mounted, running or allocated by a mount that did not come up.
+        let log = ChangeLog(check: false)
+        do throws(CachectlError) {
+            var mirror: SourceMirror?
+            try log.perform(
+                "open \(options.source)",
+                revert: {
+                    mirror?.shutdown()
+                    mirror?.pool.removeAll()
+                }
+            ) { () throws(CachectlError) in mirror = try SourceMirror(options: options) }
+            guard let mirror else { preconditionFailure("opened above") }
+            var session: OpaquePointer?
+            try log.perform(
+                "mount \(fsname(options.source)) on \(options.mountpoint)",
+                revert: {
+                    mirror.connection.detach()
+                    cachectl_fuse_unmount_and_destroy(session)
+                }
+            ) { () throws(CachectlError) in
+                session = try fuseMount(options, mirror: mirror)
+            }
+            guard let session else { preconditionFailure("mounted above") }
+            let mount = MirrorMount(options: options, mirror: mirror, session: session)
+            // Without a request loop nothing serves the mount: it goes at once.
+            try log.perform("start the request loop") { () throws(CachectlError) in try mount.startThreads() }
+            return mount
+        } catch {
+            log.rollBack()
+            throw error
+        }
+    }
 
+    /// Mounts with libfuse and attaches the mirror to the new session.
+    private static func fuseMount(_ options: MirrorOptions, mirror: SourceMirror) throws(CachectlError) -> OpaquePointer
+    {
         var fuseOptions = [
             "ro", "default_permissions", "subtype=cachectl", "fsname=" + Self.fsname(options.source),
             "max_read=\(FuseOperations.maxRead)",
         ]
         if options.allowOther { fuseOptions.append("allow_other") }
         let argv = ["cachectl", "-o", fuseOptions.joined(separator: ",")]
-        let operations = UnsafeMutablePointer<fuse_operations>.allocate(capacity: 1)
-        operations.initialize(to: FuseOperations.table())
         let userData = Unmanaged.passUnretained(mirror).toOpaque()
         var cStrings = argv.map { strdup($0) }
         defer { cStrings.forEach { free($0) } }
+        // libfuse copies the table (fuse_fs_new), so it need not outlive the call.
+        var operations = FuseOperations.table()
         let handle = cStrings.withUnsafeMutableBufferPointer { buffer in
             cachectl_fuse_mount(
-                Int32(argv.count), buffer.baseAddress, operations,
-                MemoryLayout<fuse_operations>.size, userData, options.mountpoint)
+                Int32(argv.count), buffer.baseAddress, &operations, MemoryLayout<fuse_operations>.size, userData,
+                options.mountpoint)
         }
         guard let handle else {
-            mirror.shutdown()
-            operations.deallocate()
             throw CachectlError.failed(
                 "fuse mount", path: options.mountpoint,
                 hint:
@@ -88,20 +116,7 @@ public final class MirrorMount: @unchecked Sendable {
         // Passthrough needs the INIT and OPEN replies amended (libfuse 3.14 has no
         // API for it); without the hook it is simply never offered.
         if options.passthrough { _ = cachectl_fuse_hook_replies(handle) }
-        let mount = MirrorMount(options: options, mirror: mirror, session: handle, operations: operations)
-        do {
-            try mount.startThreads()
-        } catch {
-            // No request loop: nothing serves the mount, so it goes at once.
-            mirror.connection.detach()
-            cachectl_fuse_unmount_and_destroy(handle)
-            mirror.shutdown()
-            mirror.pool.removeAll()
-            operations.deinitialize(count: 1)
-            operations.deallocate()
-            throw error
-        }
-        return mount
+        return handle
     }
 
     /// `fsname` shows in /proc/mounts; commas would split the option string.
@@ -228,8 +243,6 @@ public final class MirrorMount: @unchecked Sendable {
         cachectl_fuse_unmount_and_destroy(session)
         mirror.shutdown()
         mirror.pool.removeAll()
-        operations.deinitialize(count: 1)
-        operations.deallocate()
         if let statsPath { unlink(statsPath) }
         condition.lock()
         stopDone = true
