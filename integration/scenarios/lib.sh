@@ -72,6 +72,35 @@ load_modules() { local m; for m in "$@"; do modprobe "$m" || die "modprobe $m"; 
 
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
+# --- NVMe-oF scenarios ------------------------------------------------------------
+# mount_configfs: nvmet lives in configfs, which busybox init does not mount.
+mount_configfs() {
+  load_modules configfs
+  mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config || die "mount configfs"
+}
+
+# nvme_devices: the NVMe nodes under /dev, space-separated (empty when none).
+nvme_devices() { find /dev -maxdepth 1 -name 'nvme[0-9]*' -printf '%f ' | sed 's/ $//'; }
+
+# expect_nvmet_empty: no subsystem, port or host is left in nvmet's configfs.
+expect_nvmet_empty() {
+  local cfs=/sys/kernel/config/nvmet
+  expect_eq "configfs subsystems empty" "" "$(ls "$cfs/subsystems")"
+  expect_eq "configfs ports empty" "" "$(ls "$cfs/ports")"
+  expect_eq "configfs hosts empty" "" "$(ls "$cfs/hosts")"
+}
+
+# read_rate FILE: reads FILE once (page cache dropped first) and prints MiB/s.
+read_rate() {
+  drop_caches
+  local t0=${EPOCHREALTIME/./} bytes
+  bytes=$(dd if="$1" of=/dev/null bs=1M 2>&1 | awk '/bytes/ {print $1; exit}')
+  echo $((bytes * 1000000 / 1048576 / (${EPOCHREALTIME/./} - t0)))
+}
+# read_rates FILE: MiB/s of three rounds (the host is shared and noisy); best LIST: the highest.
+read_rates() { local rounds=(); for _ in 1 2 3; do rounds+=("$(read_rate "$1")"); done; echo "${rounds[*]}"; }
+best() { tr ' ' '\n' <<<"$1" | sort -n | tail -1; }
+
 # fscache_counter LABEL KEY: one counter of /proc/fs/fscache/stats, e.g.
 # `fscache_counter IO rd` reads "IO     : rd=N wr=N" (the 6.1 layout; labels and
 # keys differ between kernels, so scenarios name both). Prints 0 if it is absent.

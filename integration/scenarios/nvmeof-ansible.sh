@@ -17,8 +17,7 @@ venv=${CACHECTL_ANSIBLE_VENV:-/var/cache/cachectl-vm/ansible-venv}
 CFS=/sys/kernel/config/nvmet
 NQN=nqn.2014-08.org.cachectl:lend
 CLIENT=nqn.2014-08.org.cachectl:client
-load_modules configfs
-mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config || die "mount configfs"
+mount_configfs
 mkdir -p /etc/cachectl /root/.ssh
 chmod 700 /root /root/.ssh
 

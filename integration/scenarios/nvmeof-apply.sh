@@ -15,8 +15,7 @@ export CACHECTL_TIERS_STATE=/tmp/cachectl/tiers.json
 CFS=/sys/kernel/config/nvmet
 j=/tmp/json
 mkdir -p "$j" /etc/cachectl
-load_modules configfs
-mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config || die "mount configfs"
+mount_configfs
 
 # apply_three NAME: apply (changes), apply (changed:false), apply --check (changes nothing).
 apply_three() {
@@ -48,9 +47,7 @@ YAML
   pair_wait client-done 900 >/dev/null
   write_server absent
   apply_three server-absent
-  expect_eq "configfs subsystems empty" "" "$(ls "$CFS/subsystems")"
-  expect_eq "configfs ports empty" "" "$(ls "$CFS/ports")"
-  expect_eq "configfs hosts empty" "" "$(ls "$CFS/hosts")"
+  expect_nvmet_empty
   finish
 fi
 

@@ -14,8 +14,7 @@
 out=/run/cachectl-vm/fixtures
 mkdir -p "$out"
 src=${NVMETCLI_SRC:-}
-load_modules configfs
-mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config || die "mount configfs"
+mount_configfs
 
 nvmetcli_py() { # nvmetcli_py save|restore FILE
   /usr/bin/python3 -c "import sys; sys.path.insert(0, sys.argv[1]); from nvmet import nvme

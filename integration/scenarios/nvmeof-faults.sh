@@ -23,8 +23,7 @@ MODEL_MIB=32
 BOUND=60  # seconds a reader may wait for its error: keep-alive (5 s) + fast_io_fail_tmo (5 s), with room for TCG
 j=/tmp/json
 mkdir -p "$j"
-load_modules configfs
-mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config || die "mount configfs"
+mount_configfs
 
 export_ram() {
   cachectl nvmet export lend --size 1G --transport tcp --addr "$SERVER_ADDR" --port 4420 --allow-host "$CLIENT" --json \

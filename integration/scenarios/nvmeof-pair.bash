@@ -14,8 +14,7 @@ MODEL_MIB=${MODEL_MIB:-64}
 j=/tmp/json
 mkdir -p "$j"
 
-load_modules configfs
-mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config || die "mount configfs"
+mount_configfs
 
 # Soft-RoCE: an RDMA device on the pair's NIC, so nvme-rdma runs over plain Ethernet.
 if [[ $TRANSPORT == rdma ]]; then
@@ -23,20 +22,6 @@ if [[ $TRANSPORT == rdma ]]; then
   rdma link add rxe0 type rxe netdev "$CACHECTL_VM_NIC" || die "rdma link add rxe0 on $CACHECTL_VM_NIC"
   expect_match "rxe0 on $CACHECTL_VM_NIC" "netdev $CACHECTL_VM_NIC" "$(rdma link show rxe0/1)"
 fi
-
-nvme_devices() { find /dev -maxdepth 1 -name 'nvme[0-9]*' -printf '%f ' | sed 's/ $//'; }
-
-# read_rate FILE: reads FILE once (page cache dropped first) and prints MiB/s.
-read_rate() {
-  drop_caches
-  local t0=${EPOCHREALTIME/./} bytes
-  bytes=$(dd if="$1" of=/dev/null bs=1M 2>&1 | awk '/bytes/ {print $1; exit}')
-  local us=$((${EPOCHREALTIME/./} - t0))
-  echo $((bytes * 1000000 / 1048576 / us))
-}
-# read_rates FILE: MiB/s of three rounds (the host is shared and noisy); best LIST: the highest.
-read_rates() { local out=(); for _ in 1 2 3; do out+=("$(read_rate "$1")"); done; echo "${out[*]}"; }
-best() { tr ' ' '\n' <<<"$1" | sort -n | tail -1; }
 
 if [[ $(role) == server ]]; then
   export_args=(lend --size 1G --transport "$TRANSPORT" --addr "$SERVER_ADDR" --port 4420 --allow-host "$CLIENT")
@@ -52,9 +37,7 @@ if [[ $(role) == server ]]; then
   pair_wait client-done 900 >/dev/null
   cachectl nvmet unexport lend --json >"$j/unexport.json" || die "unexport: $(cat "$j/unexport.json")"
   expect_eq "unexport changed" true "$(json_get "$j/unexport.json" .changed)"
-  expect_eq "configfs subsystems empty" "" "$(ls "$CFS/subsystems")"
-  expect_eq "configfs ports empty" "" "$(ls "$CFS/ports")"
-  expect_eq "configfs hosts empty" "" "$(ls "$CFS/hosts")"
+  expect_nvmet_empty
   expect_eq "backing tmpfs unmounted" "" "$(findmnt -n /run/cachectl/nvmet/lend)"
   finish
 fi
@@ -105,7 +88,7 @@ log "read $MODEL_MIB MiB over $TRANSPORT: $remote_rate MiB/s"
 # One command back: demote, unmount, disconnect.
 cachectl tier destroy remote --json >"$j/destroy.json" || die "tier destroy: $(cat "$j/destroy.json")"
 expect_eq "destroy demoted the model first" model "$(json_get "$j/destroy.json" '.demoted[0]')"
-expect_match "destroy disconnected last" '^disconnected nvme[0-9]+ from ' "$(json_get "$j/destroy.json" '.steps[-1]')"
+expect_match "destroy disconnected last" '^disconnect nvme[0-9]+ from ' "$(json_get "$j/destroy.json" '.steps[-1]')"
 expect_eq "link back on cold storage" /srv/cold/model.gguf "$(readlink -f /srv/models/model.gguf)"
 expect_eq "tier gone from the mount table" "" "$(findmnt -n /run/cachectl/tiers/remote)"
 expect_eq "no nvme block devices" "" "$(nvme_devices)"

@@ -17,10 +17,8 @@ CFS=/sys/kernel/config/nvmet
 j=/tmp/json
 mkdir -p "$j"
 
-load_modules configfs
-mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config || die "mount configfs"
+mount_configfs
 
-nvme_devices() { find /dev -maxdepth 1 -name 'nvme[0-9]*' -printf '%f ' | sed 's/ $//'; }
 
 # --- target -------------------------------------------------------------------
 export_args=(lend --size 256M --transport tcp --addr 127.0.0.1 --port 4420 --allow-host "$ALLOWED")
@@ -103,9 +101,7 @@ cachectl nvmet unexport lend --json >"$j/unexport.json" || die "unexport: $(cat 
 expect_eq "unexport changed" true "$(json_get "$j/unexport.json" .changed)"
 cachectl nvmet unexport lend --json >"$j/unexport2.json" || die "second unexport"
 expect_eq "second unexport changed" false "$(json_get "$j/unexport2.json" .changed)"
-expect_eq "configfs subsystems empty" "" "$(ls "$CFS/subsystems")"
-expect_eq "configfs ports empty" "" "$(ls "$CFS/ports")"
-expect_eq "configfs hosts empty" "" "$(ls "$CFS/hosts")"
+expect_nvmet_empty
 expect_eq "no nvme block devices" "" "$(nvme_devices)"
 expect_eq "backing tmpfs unmounted" "" "$(findmnt -n /run/cachectl/nvmet/lend)"
 finish
