@@ -155,7 +155,7 @@ extension Engine {
 extension Engine {
     /// `createTier` (idempotent), `resizeTier` when only the size differs,
     /// `destroyTier` (demoting what is placed there) for `state: absent`.
-    /// `bringUp` undoes its own steps when one fails.
+    /// A step that fails is rolled back by the tier library (its change log).
     func runTier(_ tier: MachineConfig.Tier, check: Bool) throws -> Action {
         let state = try environment.tierState.load()
         let existing = state.tier(named: tier.name)

@@ -41,13 +41,19 @@ public struct FabricsTierLink: RemoteNamespaceLink {
         return device
     }
 
-    public func disconnect(_ remote: RemoteNamespace) throws -> String? {
+    public func controllers(of remote: RemoteNamespace) throws -> [String] {
+        try matching(remote).map(\.name)
+    }
+
+    public func disconnect(_ remote: RemoteNamespace) throws {
+        let controllers = try matching(remote)
+        if !controllers.isEmpty { try FabricsHost().disconnect(controllers) }
+    }
+
+    func matching(_ remote: RemoteNamespace) throws -> [FabricsController] {
         let host = FabricsHost()
         let spec = try Self.connectSpec(remote)
         let hostNQN = spec.hostNQN ?? host.defaultHostNQN()
-        let controllers = host.controllers().filter { host.matches($0, spec, hostNQN: hostNQN) }
-        guard !controllers.isEmpty else { return nil }
-        try host.disconnect(controllers)
-        return "disconnected \(controllers.map(\.name).joined(separator: ", ")) from \(remote.summary)"
+        return host.controllers().filter { host.matches($0, spec, hostNQN: hostNQN) }
     }
 }

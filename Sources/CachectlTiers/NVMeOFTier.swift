@@ -69,8 +69,10 @@ public struct RemoteNamespace: Codable, Sendable, Equatable {
 public protocol RemoteNamespaceLink: Sendable {
     /// Connects unless already connected; returns the namespace's block device.
     func connect(_ remote: RemoteNamespace) throws -> String
-    /// Disconnects from `remote`; says what was done, nil when nothing was connected.
-    func disconnect(_ remote: RemoteNamespace) throws -> String?
+    /// The controllers (`nvme1`) connected to `remote` now.
+    func controllers(of remote: RemoteNamespace) throws -> [String]
+    /// Disconnects every controller connected to `remote`.
+    func disconnect(_ remote: RemoteNamespace) throws
 }
 
 /// An nvmeof tier: a filesystem on an NVMe-over-Fabrics namespace, so models are
@@ -86,37 +88,37 @@ struct NVMeOFTier: TierBackend {
 
     /// Connects to the tier's export (when it names one and a link is given) and
     /// mounts its namespace. A new connection can name another device (nvme2n1 after nvme1n1).
-    func bringUp(_ spec: TierSpec, previous: TierRecord?, steps: inout [String]) throws -> TierRecord {
+    /// The tier owns its connection (destroy ends it too): a tier that does not
+    /// come up leaves none behind.
+    func bringUp(_ spec: TierSpec, previous: TierRecord?, log: ChangeLog) throws -> TierRecord {
         var device = spec.device
         if let remote = spec.remote, let remotes {
-            device = try remotes.connect(remote)
-            steps.append("connected to \(remote.summary) as \(device ?? "?")")
+            try log.perform("connect to \(remote.summary)", revert: { try? remotes.disconnect(remote) }) {
+                device = try remotes.connect(remote)
+            }
         }
         guard let device else {
             throw CachectlError.usage(["device"], "an nvmeof tier needs a device (or the export's NQN to connect to)")
         }
-        do {
-            try Self.checkFabricsNamespace(device, roots: roots)
-            if let user = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo").first(where: {
-                $0.source == device
-            }) {
-                throw CachectlError(
-                    "use \(device) for tier \(spec.name)", path: device, errno: EBUSY,
-                    hint: "it is mounted on \(user.target); unmount it or choose another device")
-            }
-            let filesystem = spec.filesystem ?? .ext4
+        try Self.checkFabricsNamespace(device, roots: roots)
+        if let user = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo").first(where: {
+            $0.source == device
+        }) {
+            throw CachectlError(
+                "use \(device) for tier \(spec.name)", path: device, errno: EBUSY,
+                hint: "it is mounted on \(user.target); unmount it or choose another device")
+        }
+        let filesystem = spec.filesystem ?? .ext4
+        try log.perform("make \(filesystem.rawValue) on \(device)") {
             try RAMTiers.makeFilesystem(filesystem, on: device)
-            steps.append("made \(filesystem.rawValue) on \(device)")
-            // discard: deleted copies punch holes in the target's backing, giving its RAM back.
+        }
+        // discard: deleted copies punch holes in the target's backing, giving its RAM back.
+        try log.perform(
+            "mount \(device) on \(spec.path) with discard", revert: { try? Mounter.unmount(spec.path, force: false) }
+        ) {
             try Mounter.mount(
                 source: device, target: spec.path, fstype: filesystem.rawValue, flags: RAMTiers.mountFlags,
                 data: "discard")
-            steps.append("mounted \(device) on \(spec.path) with discard")
-        } catch {
-            // The tier owns its connection (destroy ends it too): a tier that did
-            // not come up leaves none behind.
-            if let remote = spec.remote, let remotes { _ = try? remotes.disconnect(remote) }
-            throw error
         }
         var record = TierRecord(spec: spec)
         record.spec.device = device
@@ -124,9 +126,13 @@ struct NVMeOFTier: TierBackend {
     }
 
     /// Disconnects the export the tier connected to.
-    func release(_ record: TierRecord, steps: inout [String]) throws {
+    func release(_ record: TierRecord, log: ChangeLog) throws {
         guard let remote = record.spec.remote, let remotes else { return }
-        if let done = try remotes.disconnect(remote) { steps.append(done) }
+        let controllers = try remotes.controllers(of: remote)
+        guard !controllers.isEmpty else { return }
+        try log.perform("disconnect \(controllers.joined(separator: ", ")) from \(remote.summary)") {
+            try remotes.disconnect(remote)
+        }
     }
 
     /// Live when the device still exists, its controller is live (not
@@ -148,21 +154,18 @@ struct NVMeOFTier: TierBackend {
         )
     }
 
-    func resize(_ record: TierRecord, to spec: TierSpec, steps: inout [String]) throws -> TierRecord {
+    func resize(_ record: TierRecord, to spec: TierSpec, log: ChangeLog) throws -> TierRecord {
         try checkResize(record, to: spec.size, models: [])
         return record
     }
 
-    /// A mount whose namespace is gone or not live (the target went away) is
-    /// detached lazily: its readers keep getting errors, and a new connection
-    /// can be mounted there.
-    func detachDeadMount(_ record: TierRecord) throws -> String? {
-        let path = record.spec.path
-        guard let entry = try MountTable.entry(at: path, roots: roots), entry.source == record.spec.device,
-            liveMount(entry, of: record) == nil
+    /// A mount whose namespace is gone or not live (the target went away): it is
+    /// detached, so its readers keep getting errors and a new connection can be mounted there.
+    func deadMount(_ record: TierRecord) -> MountEntry? {
+        guard let entry = try? MountTable.entry(at: record.spec.path, roots: roots),
+            entry.source == record.spec.device, liveMount(entry, of: record) == nil
         else { return nil }
-        _ = try sys("umount", path) { umount2(path, Int32(MNT_DETACH)) }
-        return "detached \(entry.source) from \(path) (its target is gone)"
+        return entry
     }
 
     /// Another machine's RAM, lent for a while: giving it back always demotes

@@ -44,15 +44,15 @@ extension RAMTiers {
             // 2. Tiers: which are mounted; with restore, mount the rest again.
             for record in state.tiersBySpeed {
                 var entry = HealthReport.Tier(name: record.spec.name, live: isLive(record), recreated: false)
-                if !entry.live && !restore && !check,
-                    let detached = try backend(for: record.spec.type).detachDeadMount(record)
-                {
-                    report.detached.append(detached)
+                if !entry.live && !restore && !check {
+                    let log = ChangeLog(check: false)
+                    try detachDeadMount(record, log: log)
+                    report.detached += log.steps
                 }
                 if !entry.live && restore {
                     if !check {
-                        var steps: [String] = []
-                        state.replace(try bringUp(record.spec, previous: record, steps: &steps))
+                        let log = ChangeLog(check: false)
+                        state.replace(try rollingBack(log) { try bringUp(record.spec, previous: record, log: log) })
                         entry.live = true
                     }
                     entry.recreated = true

@@ -404,13 +404,6 @@ extension RAMTiers {
         ModelFiles.retireCopies(unused, tierRoot: tier.spec.path)
     }
 
-    /// Demotes every model placed in `tier` (its copies may already be gone).
-    func fallBackToCold(tier: String, state: inout TierState) throws -> [String] {
-        let models = state.models(in: tier)
-        for model in models { try demoteModel(model, state: &state) }
-        return models
-    }
-
     /// Makes every model file's link point where the state says; removes links
     /// cachectl made whose target no longer exists.
     func syncLinks(catalog: [Model], state: TierState, check: Bool) throws -> (

@@ -40,14 +40,16 @@ extension RAMTiers {
                 }
                 // Recorded but not mounted (reboot, or unmounted by hand): whatever was
                 // placed there is gone, so links fall back to cold storage first.
-                let demoted = try fallBackToCold(tier: spec.name, state: &state)
-                var steps: [String] =
-                    demoted.isEmpty ? [] : ["demoted \(demoted.joined(separator: ", ")) (the tier was gone)"]
-                let fresh = try bringUp(spec, previous: existing, steps: &steps)
+                let log = ChangeLog(check: false)
+                let demoted = state.models(in: spec.name)
+                for model in demoted {
+                    try log.perform("demote \(model) (the tier was gone)") { try demoteModel(model, state: &state) }
+                }
+                let fresh = try rollingBack(log) { try bringUp(spec, previous: existing, log: log) }
                 state.replace(fresh)
                 return TierChange(
                     changed: true, action: "recreated", tier: status(of: fresh, state: state), demoted: demoted,
-                    steps: steps)
+                    steps: log.steps)
             }
             if let other = state.tiers.first(where: { $0.spec.path == spec.path }) {
                 throw CachectlError.failed(
@@ -63,18 +65,18 @@ extension RAMTiers {
                             changed: true, action: "would adopt", tier: status(of: record, state: state), demoted: [],
                             steps: [])
                     }
-                    var steps = [
-                        "adopted \(entry.fstype) \(entry.source) already mounted on \(spec.path) (left by an interrupted run)"
-                    ]
+                    let log = ChangeLog(check: false)
+                    log.perform(
+                        "adopt \(entry.fstype) \(entry.source) already mounted on \(spec.path) (left by an interrupted run)"
+                    ) {}
                     if !OptionString.split(entry.options).contains("size=\(spec.size.bytes / 1024)k") {
-                        record = try backend.resize(record, to: spec, steps: &steps)
-                        steps.append("size set to \(spec.size)")
+                        record = try rollingBack(log) { try backend.resize(record, to: spec, log: log) }
                     }
                     record.createdPath = false
                     state.tiers.append(record)
                     return TierChange(
                         changed: true, action: "adopted", tier: status(of: record, state: state), demoted: [],
-                        steps: steps)
+                        steps: log.steps)
                 }
                 throw CachectlError(
                     "create tier \(spec.name)", path: spec.path, errno: EBUSY,
@@ -87,11 +89,12 @@ extension RAMTiers {
                     changed: true, action: "would create", tier: status(of: record, state: state), demoted: [],
                     steps: [])
             }
-            var steps: [String] = []
-            let record = try bringUp(spec, previous: nil, steps: &steps)
+            let log = ChangeLog(check: false)
+            let record = try rollingBack(log) { try bringUp(spec, previous: nil, log: log) }
             state.tiers.append(record)
             return TierChange(
-                changed: true, action: "created", tier: status(of: record, state: state), demoted: [], steps: steps)
+                changed: true, action: "created", tier: status(of: record, state: state), demoted: [],
+                steps: log.steps)
         }
     }
 
@@ -116,17 +119,20 @@ extension RAMTiers {
             if check {
                 return TierChange(changed: true, action: "would destroy", tier: before, demoted: placed, steps: [])
             }
-            var demoted: [String] = []
-            for model in placed {
-                try demoteModel(model, state: &state)
-                demoted.append(model)
+            // Nothing here can be undone (a demotion, an unmount): a failure part
+            // way leaves the tier recorded, and destroying it again goes on from there.
+            let log = ChangeLog(check: false)
+            for model in placed { try log.perform("demote \(model)") { try demoteModel(model, state: &state) } }
+            try tearDown(record, force: force, log: log)
+            if record.createdPath {
+                // Best effort: a directory someone put files in stays.
+                try? log.perform("remove \(record.spec.path)") {
+                    _ = try sys("rmdir", record.spec.path) { rmdir(record.spec.path) }
+                }
             }
-            var steps: [String] = demoted.map { "demoted \($0)" }
-            try tearDown(record, force: force, steps: &steps)
-            if record.createdPath && rmdir(record.spec.path) == 0 { steps.append("removed \(record.spec.path)") }
             state.tiers.removeAll { $0.spec.name == name }
             state.pins = state.pins.filter { $0.value != name }
-            return TierChange(changed: true, action: "destroyed", tier: before, demoted: demoted, steps: steps)
+            return TierChange(changed: true, action: "destroyed", tier: before, demoted: placed, steps: log.steps)
         }
     }
 
@@ -155,49 +161,70 @@ extension RAMTiers {
                     changed: true, action: "would resize", tier: status(of: record, state: state), demoted: [],
                     steps: steps)
             }
-            var done = steps
+            let log = ChangeLog(check: false)
             if live {
-                record = try backend.resize(record, to: spec, steps: &done)
+                record = try rollingBack(log) { try backend.resize(record, to: spec, log: log) }
             } else {
-                record.spec = spec
-                done.append(
-                    "not mounted now: the new size applies when it is created again (cachectl tier health --restore)")
+                log.perform(
+                    "record size \(size): the tier is not mounted now, so it applies when it is created again "
+                        + "(cachectl tier health --restore)"
+                ) { record.spec = spec }
             }
             state.replace(record)
             return TierChange(
-                changed: true, action: "resized", tier: status(of: record, state: state), demoted: [], steps: done)
+                changed: true, action: "resized", tier: status(of: record, state: state), demoted: [],
+                steps: steps + log.steps)
         }
     }
 
     static let mountFlags = UInt(MS_NOSUID | MS_NODEV | MS_NOATIME)
 
-    /// Mounts a tier through its backend, on a directory it makes if needed. On
-    /// failure nothing is left behind: the backend undoes its steps, and a
-    /// directory made here is removed.
-    func bringUp(_ spec: TierSpec, previous: TierRecord?, steps: inout [String]) throws -> TierRecord {
+    /// Mounts a tier through its backend, on a directory it makes if needed
+    /// (removed again by the log's rollback).
+    func bringUp(_ spec: TierSpec, previous: TierRecord?, log: ChangeLog) throws -> TierRecord {
         let backend = backend(for: spec.type)
-        if let previous, let detached = try backend.detachDeadMount(previous) { steps.append(detached) }
+        if let previous { try detachDeadMount(previous, log: log) }
         try Self.refuseHidingFiles(at: spec.path, tier: spec.name)
-        let createdPath = try Path.makeDirectory(spec.path) || (previous?.createdPath ?? false)
-        do {
-            var record = try backend.bringUp(spec, previous: previous, steps: &steps)
-            record.createdPath = createdPath
-            return record
-        } catch {
-            if createdPath { rmdir(spec.path) }
-            throw error
+        var createdPath = previous?.createdPath ?? false
+        if access(spec.path, F_OK) != 0 {
+            try log.perform("create \(spec.path)", revert: { rmdir(spec.path) }) {
+                createdPath = try Path.makeDirectory(spec.path) || createdPath
+            }
         }
+        var record = try backend.bringUp(spec, previous: previous, log: log)
+        record.createdPath = createdPath
+        return record
     }
 
     /// Unmounts the tier (a dead nvmeof mount is detached), then its backend frees what backed it.
-    func tearDown(_ record: TierRecord, force: Bool, steps: inout [String]) throws {
-        let backend = backend(for: record.spec.type)
-        if let detached = try backend.detachDeadMount(record) { steps.append(detached) }
+    func tearDown(_ record: TierRecord, force: Bool, log: ChangeLog) throws {
+        try detachDeadMount(record, log: log)
         if let entry = try MountTable.entry(at: record.spec.path, roots: roots), mount(of: record) != nil {
-            try Mounter.unmount(record.spec.path, force: force)
-            steps.append("unmounted \(entry.fstype) from \(record.spec.path)")
+            try log.perform("unmount \(entry.fstype) from \(record.spec.path)") {
+                try Mounter.unmount(record.spec.path, force: force)
+            }
         }
-        try backend.release(record, steps: &steps)
+        try backend(for: record.spec.type).release(record, log: log)
+    }
+
+    /// Detaches, lazily, a mount of the tier whose backing went away: its readers
+    /// keep getting errors, and the tier can be mounted there again.
+    func detachDeadMount(_ record: TierRecord, log: ChangeLog) throws {
+        guard let entry = backend(for: record.spec.type).deadMount(record) else { return }
+        let path = record.spec.path
+        try log.perform("detach \(entry.source) from \(path) (its target is gone)") {
+            _ = try sys("umount", path) { umount2(path, Int32(MNT_DETACH)) }
+        }
+    }
+
+    /// Runs `body`; when it fails, undoes the log's steps, newest first, and rethrows.
+    func rollingBack<T>(_ log: ChangeLog, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch {
+            log.rollBack()
+            throw error
+        }
     }
 
     static func makeFilesystem(_ fs: TierFilesystem, on device: String) throws {

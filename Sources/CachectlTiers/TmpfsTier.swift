@@ -4,15 +4,18 @@ import Glibc
 
 /// A tmpfs tier: page-cache memory, swappable, no compression.
 struct TmpfsTier: TierBackend {
-    func bringUp(_ spec: TierSpec, previous: TierRecord?, steps: inout [String]) throws -> TierRecord {
-        try Mounter.mount(
-            source: Self.source(spec.name), target: spec.path, fstype: "tmpfs", flags: RAMTiers.mountFlags,
-            data: "size=\(spec.size.bytes),mode=0755")
-        steps.append("mounted tmpfs (\(spec.size)) on \(spec.path)")
+    func bringUp(_ spec: TierSpec, previous: TierRecord?, log: ChangeLog) throws -> TierRecord {
+        try log.perform(
+            "mount tmpfs (\(spec.size)) on \(spec.path)", revert: { try? Mounter.unmount(spec.path, force: false) }
+        ) {
+            try Mounter.mount(
+                source: Self.source(spec.name), target: spec.path, fstype: "tmpfs", flags: RAMTiers.mountFlags,
+                data: "size=\(spec.size.bytes),mode=0755")
+        }
         return TierRecord(spec: spec)
     }
 
-    func release(_ record: TierRecord, steps: inout [String]) throws {}
+    func release(_ record: TierRecord, log: ChangeLog) throws {}
 
     func liveMount(_ entry: MountEntry, of record: TierRecord) -> MountEntry? {
         entry.fstype == "tmpfs" ? entry : nil
@@ -28,9 +31,14 @@ struct TmpfsTier: TierBackend {
     }
 
     /// In place: a remount with the new size.
-    func resize(_ record: TierRecord, to spec: TierSpec, steps: inout [String]) throws -> TierRecord {
-        try Mounter.remount(
-            target: spec.path, fstype: "tmpfs", flags: RAMTiers.mountFlags, data: "size=\(spec.size.bytes)")
+    func resize(_ record: TierRecord, to spec: TierSpec, log: ChangeLog) throws -> TierRecord {
+        let remount = { (size: ByteSize) throws in
+            try Mounter.remount(
+                target: spec.path, fstype: "tmpfs", flags: RAMTiers.mountFlags, data: "size=\(size.bytes)")
+        }
+        try log.perform(
+            "remount tmpfs on \(spec.path) with size \(spec.size)", revert: { try? remount(record.spec.size) }
+        ) { try remount(spec.size) }
         var resized = record
         resized.spec = spec
         return resized

@@ -6,43 +6,52 @@ import Glibc
 struct ZramTier: TierBackend {
     let roots: KernelRoots
 
-    func bringUp(_ spec: TierSpec, previous: TierRecord?, steps: inout [String]) throws -> TierRecord {
+    func bringUp(_ spec: TierSpec, previous: TierRecord?, log: ChangeLog) throws -> TierRecord {
         // A device left from before a reboot does not exist; one from a resize is reused.
-        let device: ZramDevice
+        var device: ZramDevice
         if let id = previous?.zramDevice, ZramDevice(id: id, roots: roots).exists,
             (try? ZramDevice(id: id, roots: roots).diskSize()) == 0
         {
             device = ZramDevice(id: id, roots: roots)
         } else {
-            device = try ZramDevice.hotAdd(roots: roots)
-            steps.append("added \(device.devicePath)")
-        }
-        do {
-            if let algorithm = spec.algorithm {
-                try device.setAlgorithm(algorithm)  // must precede disksize
-                steps.append("algorithm \(algorithm)")
+            device = ZramDevice(id: -1, roots: roots)
+            try log.perform("add a zram device", revert: { [roots] in try? Self.free(device.id, roots: roots) }) {
+                device = try ZramDevice.hotAdd(roots: roots)
             }
+        }
+        let path = device.devicePath
+        if let algorithm = spec.algorithm {
+            // Must precede disksize. Reset gives a reused device back empty.
+            try log.perform("set \(path) algorithm \(algorithm)", revert: { try? device.reset() }) {
+                try device.setAlgorithm(algorithm)
+            }
+        }
+        try log.perform("size \(path) to \(spec.size)", revert: { try? device.reset() }) {
             try device.setDiskSize(spec.size.bytes)
-            let filesystem = spec.filesystem ?? .ext4
-            try RAMTiers.makeFilesystem(filesystem, on: device.devicePath)
-            steps.append("made \(filesystem.rawValue) on \(device.devicePath)")
+        }
+        let filesystem = spec.filesystem ?? .ext4
+        // Undone by the reset below it in the log.
+        try log.perform("make \(filesystem.rawValue) on \(path)", revert: {}) {
+            try RAMTiers.makeFilesystem(filesystem, on: path)
+        }
+        try log.perform(
+            "mount \(path) on \(spec.path) with discard", revert: { try? Mounter.unmount(spec.path, force: false) }
+        ) {
             try Mounter.mount(
-                source: device.devicePath, target: spec.path, fstype: filesystem.rawValue, flags: RAMTiers.mountFlags,
+                source: path, target: spec.path, fstype: filesystem.rawValue, flags: RAMTiers.mountFlags,
                 data: "discard")
-            steps.append("mounted \(device.devicePath) on \(spec.path) with discard")
-        } catch {
-            try? device.reset()
-            try? device.hotRemove()
-            throw error
         }
         return TierRecord(spec: spec, zramDevice: device.id)
     }
 
     /// Resets the device (its memory is freed) and removes it.
-    func release(_ record: TierRecord, steps: inout [String]) throws {
-        guard let id = record.zramDevice else { return }
+    func release(_ record: TierRecord, log: ChangeLog) throws {
+        guard let id = record.zramDevice, ZramDevice(id: id, roots: roots).exists else { return }
+        try log.perform("reset and remove /dev/zram\(id)") { try Self.free(id, roots: roots) }
+    }
+
+    static func free(_ id: Int, roots: KernelRoots) throws {
         let device = ZramDevice(id: id, roots: roots)
-        guard device.exists else { return }
         do {
             try device.reset()
         } catch {
@@ -53,7 +62,6 @@ struct ZramTier: TierBackend {
             )
         }
         try device.hotRemove()
-        steps.append("reset and removed \(device.devicePath)")
     }
 
     func liveMount(_ entry: MountEntry, of record: TierRecord) -> MountEntry? {
@@ -74,11 +82,12 @@ struct ZramTier: TierBackend {
     }
 
     /// Unmounts, resets the device and brings the tier up again at the new size.
-    func resize(_ record: TierRecord, to spec: TierSpec, steps: inout [String]) throws -> TierRecord {
-        try Mounter.unmount(record.spec.path, force: false)
-        steps.append("unmounted \((record.spec.filesystem ?? .ext4).rawValue) from \(record.spec.path)")
-        try release(record, steps: &steps)
-        var resized = try bringUp(spec, previous: record, steps: &steps)
+    func resize(_ record: TierRecord, to spec: TierSpec, log: ChangeLog) throws -> TierRecord {
+        try log.perform("unmount \((record.spec.filesystem ?? .ext4).rawValue) from \(record.spec.path)") {
+            try Mounter.unmount(record.spec.path, force: false)
+        }
+        try release(record, log: log)
+        var resized = try bringUp(spec, previous: record, log: log)
         resized.createdPath = record.createdPath
         return resized
     }

@@ -56,10 +56,11 @@ final class RecordingLink: RemoteNamespaceLink {
         return device
     }
 
-    func disconnect(_ remote: RemoteNamespace) throws -> String? {
+    func controllers(of remote: RemoteNamespace) throws -> [String] { ["nvme9"] }
+
+    func disconnect(_ remote: RemoteNamespace) throws {
         let target = watchedLink.flatMap { (try? Path.linkTarget(of: $0)) } ?? "-"
         events.withLock { $0.append("disconnect \(remote.nqn) (link -> \(target))") }
-        return "disconnected"
     }
 }
 
@@ -141,7 +142,7 @@ struct RemoteTierTests {
         #expect(change.demoted == ["model"])
         #expect((try? Path.linkTarget(of: s.models + "/model.gguf")) == s.cold + "/model.gguf")
         #expect(link.events.withLock { $0 } == ["disconnect \(remote.nqn) (link -> \(s.cold)/model.gguf)"])
-        #expect(change.steps.first == "demoted model" && change.steps.last == "disconnected")
+        #expect(change.steps.first == "demote model" && change.steps.last == "disconnect nvme9 from \(remote.summary)")
         #expect(try TierStateFile(path: s.state).load().tiers.isEmpty)
     }
 

@@ -267,6 +267,27 @@ struct TierKernelTests {
         #expect(try MountTable.entry(at: s.tierPath("z"))?.source == "/dev/zram\(id)")
     }
 
+    /// Only this serialized suite makes zram devices, so the set of them is stable around a call.
+    static func zramDevices() -> Set<String> {
+        Set((try? Path.entries(of: "/sys/block"))?.filter { $0.hasPrefix("zram") } ?? [])
+    }
+
+    @Test(
+        "a zram tier that fails part way (mkfs.xfs refuses 24 MiB: xfsprogs >= 5.19) is rolled back: no device, directory or record left"
+    )
+    func zramBringUpFailureRollsBack() throws {
+        let s = try Scratch()
+        let before = Self.zramDevices()
+        let spec = TierSpec(
+            name: "z", type: .zram, size: ByteSize(24 << 20), path: s.tierPath("z"), algorithm: "lz4",
+            filesystem: .xfs)
+        #expect { try s.tiers.createTier(spec) } throws: { "\($0)".contains("mkfs.xfs") }
+        #expect(Self.zramDevices() == before)
+        #expect(access(s.tierPath("z"), F_OK) != 0)
+        #expect(try TierStateFile(path: s.state).load().tiers.isEmpty)
+
+    }
+
     @Test func strategiesPlaceAcrossRealTiers() throws {
         let s = try Scratch()
         for name in ["m1", "m2", "m3"] { try s.write(name + ".gguf", bytes: randomBytes(1 << 20, seed: 51)) }
