@@ -91,22 +91,22 @@ struct NVMeOFTier: TierBackend {
     /// The tier owns its connection (destroy ends it too): a tier that does not
     /// come up leaves none behind.
     func bringUp(_ spec: TierSpec, previous: TierRecord?, log: ChangeLog) throws -> TierRecord {
-        var device = spec.device
+        let device: String
         if let remote = spec.remote, let remotes {
+            var connected: String?
             try log.perform("connect to \(remote.summary)", revert: { try? remotes.disconnect(remote) }) {
-                device = try remotes.connect(remote)
+                connected = try remotes.connect(remote)
             }
-        }
-        guard let device else {
-            throw CachectlError.usage(["device"], "an nvmeof tier needs a device (or the export's NQN to connect to)")
-        }
-        try Self.checkFabricsNamespace(device, roots: roots)
-        if let user = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo").first(where: {
-            $0.source == device
-        }) {
-            throw CachectlError(
-                "use \(device) for tier \(spec.name)", path: device, errno: EBUSY,
-                hint: "it is mounted on \(user.target); unmount it or choose another device")
+            if let connected { try checkUsable(connected, for: spec) }
+            // Nil only in a check, which connects nothing: the steps name the namespace that would be.
+            device = connected ?? "the namespace of \(remote.nqn)"
+        } else {
+            guard let given = spec.device else {
+                throw CachectlError.usage(
+                    ["device"], "an nvmeof tier needs a device (or the export's NQN to connect to)")
+            }
+            try checkUsable(given, for: spec)
+            device = given
         }
         let filesystem = spec.filesystem ?? .ext4
         try log.perform("make \(filesystem.rawValue) on \(device)") {
@@ -123,6 +123,18 @@ struct NVMeOFTier: TierBackend {
         var record = TierRecord(spec: spec)
         record.spec.device = device
         return record
+    }
+
+    /// A fabrics namespace that nothing has mounted.
+    func checkUsable(_ device: String, for spec: TierSpec) throws {
+        try Self.checkFabricsNamespace(device, roots: roots)
+        if let user = try MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo").first(where: {
+            $0.source == device
+        }) {
+            throw CachectlError(
+                "use \(device) for tier \(spec.name)", path: device, errno: EBUSY,
+                hint: "it is mounted on \(user.target); unmount it or choose another device")
+        }
     }
 
     /// Disconnects the export the tier connected to.

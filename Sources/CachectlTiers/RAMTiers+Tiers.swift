@@ -33,19 +33,19 @@ extension RAMTiers {
                         tier: status(of: rankChanged ? updated : existing, state: state), demoted: [],
                         steps: rankChanged ? ["rank \(existing.spec.rank) → \(spec.rank)"] : [])
                 }
-                if check {
-                    return TierChange(
-                        changed: true, action: "would recreate", tier: status(of: existing, state: state), demoted: [],
-                        steps: [])
-                }
                 // Recorded but not mounted (reboot, or unmounted by hand): whatever was
                 // placed there is gone, so links fall back to cold storage first.
-                let log = ChangeLog(check: false)
+                let log = ChangeLog(check: check)
                 let demoted = state.models(in: spec.name)
                 for model in demoted {
                     try log.perform("demote \(model) (the tier was gone)") { try demoteModel(model, state: &state) }
                 }
                 let fresh = try rollingBack(log) { try bringUp(spec, previous: existing, log: log) }
+                if check {
+                    return TierChange(
+                        changed: true, action: "would recreate", tier: status(of: existing, state: state),
+                        demoted: demoted, steps: log.steps)
+                }
                 state.replace(fresh)
                 return TierChange(
                     changed: true, action: "recreated", tier: status(of: fresh, state: state), demoted: demoted,
@@ -83,14 +83,13 @@ extension RAMTiers {
                     hint: "\(entry.fstype) from \(entry.source) is already mounted there; choose another --path")
             }
             try Self.refuseHidingFiles(at: spec.path, tier: spec.name)
-            if check {
-                let record = TierRecord(spec: spec)
-                return TierChange(
-                    changed: true, action: "would create", tier: status(of: record, state: state), demoted: [],
-                    steps: [])
-            }
-            let log = ChangeLog(check: false)
+            let log = ChangeLog(check: check)
             let record = try rollingBack(log) { try bringUp(spec, previous: nil, log: log) }
+            if check {
+                return TierChange(
+                    changed: true, action: "would create", tier: status(of: TierRecord(spec: spec), state: state),
+                    demoted: [], steps: log.steps)
+            }
             state.tiers.append(record)
             return TierChange(
                 changed: true, action: "created", tier: status(of: record, state: state), demoted: [],
@@ -116,12 +115,9 @@ extension RAMTiers {
                     hint: "models are placed there: \(placed.joined(separator: ", ")); demote them, or pass --demote")
             }
             let before = status(of: record, state: state)
-            if check {
-                return TierChange(changed: true, action: "would destroy", tier: before, demoted: placed, steps: [])
-            }
             // Nothing here can be undone (a demotion, an unmount): a failure part
             // way leaves the tier recorded, and destroying it again goes on from there.
-            let log = ChangeLog(check: false)
+            let log = ChangeLog(check: check)
             for model in placed { try log.perform("demote \(model)") { try demoteModel(model, state: &state) } }
             try tearDown(record, force: force, log: log)
             if record.createdPath {
@@ -132,7 +128,9 @@ extension RAMTiers {
             }
             state.tiers.removeAll { $0.spec.name == name }
             state.pins = state.pins.filter { $0.value != name }
-            return TierChange(changed: true, action: "destroyed", tier: before, demoted: placed, steps: log.steps)
+            return TierChange(
+                changed: true, action: check ? "would destroy" : "destroyed", tier: before, demoted: placed,
+                steps: log.steps)
         }
     }
 
@@ -156,12 +154,8 @@ extension RAMTiers {
             }
             if live { try backend.checkResize(record, to: size, models: state.models(in: name)) }
             let steps = ["size \(record.spec.size) → \(size)"]
-            if check {
-                return TierChange(
-                    changed: true, action: "would resize", tier: status(of: record, state: state), demoted: [],
-                    steps: steps)
-            }
-            let log = ChangeLog(check: false)
+            let log = ChangeLog(check: check)
+            let original = record
             if live {
                 record = try rollingBack(log) { try backend.resize(record, to: spec, log: log) }
             } else {
@@ -172,8 +166,9 @@ extension RAMTiers {
             }
             state.replace(record)
             return TierChange(
-                changed: true, action: "resized", tier: status(of: record, state: state), demoted: [],
-                steps: steps + log.steps)
+                changed: true, action: check ? "would resize" : "resized",
+                tier: status(of: check ? original : record, state: state),
+                demoted: [], steps: steps + log.steps)
         }
     }
 

@@ -19,7 +19,8 @@ struct ZramTier: TierBackend {
                 device = try ZramDevice.hotAdd(roots: roots)
             }
         }
-        let path = device.devicePath
+        // In a check no device was added: the steps name the one that would be.
+        let path = log.check && device.id < 0 ? "the new zram device" : device.devicePath
         if let algorithm = spec.algorithm {
             // Must precede disksize. Reset gives a reused device back empty.
             try log.perform("set \(path) algorithm \(algorithm)", revert: { try? device.reset() }) {
@@ -41,7 +42,7 @@ struct ZramTier: TierBackend {
                 source: path, target: spec.path, fstype: filesystem.rawValue, flags: RAMTiers.mountFlags,
                 data: "discard")
         }
-        return TierRecord(spec: spec, zramDevice: device.id)
+        return TierRecord(spec: spec, zramDevice: device.id < 0 ? nil : device.id)
     }
 
     /// Resets the device (its memory is freed) and removes it.

@@ -226,7 +226,11 @@ struct ApplyKernelTests {
         // --check of a changed file changes nothing either.
         let check = try machine.engine(yaml.replacingOccurrences(of: "size: 64M", with: "size: 96M")).plan()
         #expect(check.actions[1].status == .pending)
-        #expect(check.actions[1].steps == ["size 64.0 MiB → 96.0 MiB"])
+        // The steps a real run takes, none taken.
+        #expect(
+            check.actions[1].steps == [
+                "size 64.0 MiB → 96.0 MiB", "remount tmpfs on \(machine.root)/tiers/fast with size 96.0 MiB",
+            ])
         #expect(machine.snapshot() == before)
 
         // state: absent demotes the model and removes the tier.

@@ -190,4 +190,22 @@ struct RemoteTierTests {
         #expect(try TierStateFile(path: s.state).load().tiers.isEmpty)
         #expect(access(s.tierPath("remote"), F_OK) != 0)  // the directory it made is gone again
     }
+
+    @Test("--check of a tier that names its export lists connect, mkfs and mount, and connects nothing")
+    func checkConnectsNothing() throws {
+        let s = try Scratch()
+        let link = RecordingLink(device: "/dev/null")
+        let tiers = RAMTiers(stateFile: TierStateFile(path: s.state), remotes: link)
+        let spec = TierSpec(
+            name: "remote", type: .nvmeof, size: ByteSize(1 << 30), path: s.tierPath("remote"), remote: remote)
+        let check = try tiers.createTier(spec, check: true)
+        #expect(
+            check.steps == [
+                "create \(s.tierPath("remote"))", "connect to \(remote.summary)",
+                "make ext4 on the namespace of \(remote.nqn)",
+                "mount the namespace of \(remote.nqn) on \(s.tierPath("remote")) with discard",
+            ])
+        #expect(link.events.withLock { $0 }.isEmpty)
+        #expect(access(s.tierPath("remote"), F_OK) != 0)
+    }
 }

@@ -288,6 +288,34 @@ struct TierKernelTests {
 
     }
 
+    @Test("--check reports the steps a real run takes, and takes none")
+    func checkListsTheStepsOfARealRun() throws {
+        let s = try Scratch()
+        let before = Self.zramDevices()
+        let z = TierSpec(name: "z", type: .zram, size: ByteSize(32 << 20), path: s.tierPath("z"), algorithm: "lz4")
+        let check = try s.tiers.createTier(z, check: true)
+        #expect(check.action == "would create" && check.changed)
+        #expect(
+            check.steps == [
+                "create \(s.tierPath("z"))", "add a zram device", "set the new zram device algorithm lz4",
+                "size the new zram device to 32.0 MiB", "make ext4 on the new zram device",
+                "mount the new zram device on \(s.tierPath("z")) with discard",
+            ])
+        #expect(Self.zramDevices() == before)
+        #expect(access(s.tierPath("z"), F_OK) != 0)
+
+        let created = try s.tiers.createTier(z)
+        let id = try #require(try TierStateFile(path: s.state).load().tier(named: "z")?.zramDevice)
+        #expect(created.steps == check.steps.map { $0.replacing("the new zram device", with: "/dev/zram\(id)") })
+        let destroy = try s.tiers.destroyTier("z", check: true)
+        #expect(
+            destroy.steps == [
+                "unmount ext4 from \(s.tierPath("z"))", "reset and remove /dev/zram\(id)", "remove \(s.tierPath("z"))",
+            ])
+        #expect(try MountTable.entry(at: s.tierPath("z"))?.source == "/dev/zram\(id)")
+        #expect(try s.tiers.destroyTier("z").steps == destroy.steps)
+    }
+
     @Test func strategiesPlaceAcrossRealTiers() throws {
         let s = try Scratch()
         for name in ["m1", "m2", "m3"] { try s.write(name + ".gguf", bytes: randomBytes(1 << 20, seed: 51)) }
