@@ -108,18 +108,8 @@ struct NVMeOFTier: TierBackend {
             try checkUsable(given, for: spec)
             device = given
         }
-        let filesystem = spec.filesystem ?? .ext4
-        try log.perform("make \(filesystem.rawValue) on \(device)") {
-            try RAMTiers.makeFilesystem(filesystem, on: device)
-        }
-        // discard: deleted copies punch holes in the target's backing, giving its RAM back.
-        try log.perform(
-            "mount \(device) on \(spec.path) with discard", revert: { try? Mounter.unmount(spec.path, force: false) }
-        ) {
-            try Mounter.mount(
-                source: device, target: spec.path, fstype: filesystem.rawValue, flags: RAMTiers.mountFlags,
-                data: "discard")
-        }
+        // What was on the namespace is gone: the mkfs is not undone.
+        try RAMTiers.formatAndMount(device, spec, log: log, resetUndoesMkfs: false)
         var record = TierRecord(spec: spec)
         record.spec.device = device
         return record

@@ -222,6 +222,26 @@ extension RAMTiers {
         }
     }
 
+    /// The last steps of a tier on a block device: a new filesystem (ext4 unless
+    /// the spec says xfs), mounted with `discard`, so deleted copies punch holes in
+    /// what backs the device and give its RAM back. `device` is as the steps name
+    /// it (in a check, the one that would be there). `resetUndoesMkfs`: the
+    /// device is reset by a revert the log runs after the unmount (zram), which wipes what mkfs wrote.
+    static func formatAndMount(_ device: String, _ spec: TierSpec, log: ChangeLog, resetUndoesMkfs: Bool)
+        throws
+    {
+        let filesystem = spec.filesystem ?? .ext4
+        try log.perform("make \(filesystem.rawValue) on \(device)", revert: resetUndoesMkfs ? {} : nil) {
+            try makeFilesystem(filesystem, on: device)
+        }
+        try log.perform(
+            "mount \(device) on \(spec.path) with discard", revert: { try? Mounter.unmount(spec.path, force: false) }
+        ) {
+            try Mounter.mount(
+                source: device, target: spec.path, fstype: filesystem.rawValue, flags: mountFlags, data: "discard")
+        }
+    }
+
     static func makeFilesystem(_ fs: TierFilesystem, on device: String) throws {
         switch fs {
         case .ext4:

@@ -30,18 +30,8 @@ struct ZramTier: TierBackend {
         try log.perform("size \(path) to \(spec.size)", revert: { try? device.reset() }) {
             try device.setDiskSize(spec.size.bytes)
         }
-        let filesystem = spec.filesystem ?? .ext4
-        // Undone by the reset below it in the log.
-        try log.perform("make \(filesystem.rawValue) on \(path)", revert: {}) {
-            try RAMTiers.makeFilesystem(filesystem, on: path)
-        }
-        try log.perform(
-            "mount \(path) on \(spec.path) with discard", revert: { try? Mounter.unmount(spec.path, force: false) }
-        ) {
-            try Mounter.mount(
-                source: path, target: spec.path, fstype: filesystem.rawValue, flags: RAMTiers.mountFlags,
-                data: "discard")
-        }
+        // The device's reset, earlier in the log, undoes the mkfs.
+        try RAMTiers.formatAndMount(path, spec, log: log, resetUndoesMkfs: true)
         return TierRecord(spec: spec, zramDevice: device.id < 0 ? nil : device.id)
     }
 
