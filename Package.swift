@@ -88,7 +88,7 @@ let package = Package(
 
         // What several test targets share (temporary directories); never linked into the product.
         .target(name: "CachectlTestSupport", dependencies: ["CachectlSystem"], path: "Tests/CachectlTestSupport"),
-        .testTarget(name: "CachectlSystemTests", dependencies: ["CachectlSystem"]),
+        .testTarget(name: "CachectlSystemTests", dependencies: ["CachectlSystem", "CachectlTestSupport"]),
         .testTarget(
             name: "CachectlWarmTests",
             dependencies: ["CachectlWarm", "CachectlMount", "CachectlSystem", "CachectlTestSupport"]),

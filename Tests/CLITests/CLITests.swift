@@ -1,4 +1,5 @@
 import CachectlSystem
+import CachectlTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -42,9 +43,8 @@ final class ScratchFile {
     let path: String
 
     init(size: Int, mode: mode_t = 0o644) throws {
-        dir = "/var/tmp/cachectl-cli-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(
-            atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        dir = try makeTemporaryDirectory("cli", in: "/var/tmp")
+        chmod(dir, 0o755)
         path = dir + "/model.gguf"
         var bytes = [UInt8](repeating: 0, count: size)
         for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 7) }

@@ -1,4 +1,5 @@
 import CachectlSystem
+import CachectlTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -8,8 +9,7 @@ import Testing
 @Suite struct ExitStatusCLITests {
     /// Was exit 1 (realpath failed) while a SOURCE that is a file was exit 2: both are a bad argument.
     @Test func aFuseSourceThatDoesNotExistIsAUsageError() throws {
-        let mountpoint = "/var/tmp/cachectl-cli-exit-\(getpid())"
-        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+        let mountpoint = try makeTemporaryDirectory("cli-exit", in: "/var/tmp")
         defer { try? FileManager.default.removeItem(atPath: mountpoint) }
         let result = try CLI.run([
             "fuse", "mount", "/nonexistent/cachectl-source", mountpoint, "--pool", "16M", "--check", "--json",

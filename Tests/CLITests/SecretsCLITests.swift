@@ -1,4 +1,5 @@
 import CachectlSystem
+import CachectlTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -17,8 +18,7 @@ struct SecretsCLITests {
     let listener: Listener
 
     init() throws {
-        dir = "/tmp/cachectl-cli-secrets-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        dir = try makeTemporaryDirectory("cli-secrets")
         listener = try Listener()
         let fstab = """
             # fstab with secrets

@@ -1,4 +1,5 @@
 import CachectlSystem
+import CachectlTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -7,8 +8,7 @@ import Testing
 @Suite struct WarmLimitsCLITests {
     @Test(arguments: [1_500, 20_000])
     func warmsMoreFilesThanTheDescriptorLimit(count: Int) throws {
-        let dir = "/var/tmp/cachectl-cli-nofile-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try makeTemporaryDirectory("cli-nofile", in: "/var/tmp")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let bytes = [UInt8](repeating: 0xa5, count: 8192)
         for index in 0..<count {

@@ -1,5 +1,6 @@
 import CachectlMount
 import CachectlSystem
+import CachectlTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -168,7 +169,7 @@ extension MirrorHardeningTests {
     /// tmpfs in a child mount namespace.
     @Test(.enabled(if: CLIBinary.path != nil, "build the cachectl product first"))
     func aStateDirectoryAnotherUserMadeIsRefusedAndItsLogLinkNotFollowed() throws {
-        let base = "/var/tmp/cachectl-fuse-state-\(getpid())-\(UUID().uuidString.prefix(8))"
+        let base = try makeTemporaryDirectory("fuse-state", in: "/var/tmp")
         try FileManager.default.createDirectory(atPath: base + "/src", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: base + "/mnt", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: base) }

@@ -1,4 +1,5 @@
 import CachectlSystem
+import CachectlTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -8,7 +9,7 @@ import Testing
     let dir: String
 
     init() throws {
-        dir = "/tmp/cachectl-atomic-link-\(getpid())-\(UUID().uuidString.prefix(8))"
+        dir = try makeTemporaryDirectory("atomic-link")
         try FileManager.default.createDirectory(atPath: dir + "/etc", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
     }

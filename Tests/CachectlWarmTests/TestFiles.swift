@@ -1,4 +1,5 @@
 import CachectlSystem
+import CachectlTestSupport
 import CachectlWarm
 import Foundation
 import Glibc
@@ -9,8 +10,7 @@ final class ScratchDirectory {
     let path: String
 
     init() throws {
-        path = "/var/tmp/cachectl-test-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        path = try makeTemporaryDirectory("warm", in: "/var/tmp")
     }
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
