@@ -1,24 +1,30 @@
 #!/bin/bash
-# manual: how each reader fills the page cache and FS-Cache through an NFS mount
-# with `fsc` (the product's main path), and why. Every tool reads its own fresh
-# file, so each run starts network-cold and cache-cold; the NFS client's own
-# counters (READ operations, bytes, round-trip time from /proc/self/mountstats)
-# and FS-Cache's (and, on 6.4+, netfs's) are recorded around each run. Then the
-# page cache is dropped and every file is read again by the same tool: served by
-# FS-Cache. A plain mount (no fsc) of the same export gives the baseline.
+# manual: how each reader fills the page cache and FS-Cache through an NFS (or,
+# with BENCH_FS=cifs, a CIFS) mount with `fsc` (the product's main path), and why.
+# Every tool reads its own fresh file, so each run starts network-cold and
+# cache-cold; the client's own counters (NFS: READ operations, bytes, round-trip
+# time from /proc/self/mountstats; CIFS: the share's READs and bytes from
+# /proc/fs/cifs/Stats) and FS-Cache's (and, on 6.4+, netfs's) are recorded
+# around each run. Then the page cache is dropped and every file is read again
+# by the same tool: served by FS-Cache. A plain mount (no fsc) of the same export
+# gives the baseline.
 # netem delays every packet on lo (the server is on 127.0.0.1). TCG makes every
 # number slow; read the ratios and the counters. Use the release binary:
 #   swift build -c release && CACHECTL=$PWD/.build/release/cachectl \
 #     integration/vm/run --kernel 6.12 warm-bench-fsc
-# Optional: --env BENCH_SIZE=128M (per file), --env BENCH_DELAY=2ms (each way),
+# Optional: --env BENCH_FS=cifs (Samba on 127.0.0.1, shares "fsc" and "plain"
+# of the same directory, SMB 3.1.1 with the client's default rsize; default nfs),
+# --env BENCH_SIZE=128M (per file), --env BENCH_DELAY=2ms (each way),
 # --env BENCH_TOOLS="cachectl cat dd" (a subset, in that order), --env BENCH_MOUNT=fsc|plain|both,
 # --env BENCH_COLD_ROUNDS=N (N fresh files per tool, read cold in N rounds, the
 # order rotated), --env BENCH_CACHE_ROUNDS=N (read the first round's files from
 # FS-Cache N times, the order rotated; the summary gives medians), --env BENCH_NCONNECT="1 4 8"
-# (instead: each nconnect in turn, both mounts made again with it, BENCH_TOOLS
-# each on a fresh file; cold only), --env BENCH_STACKS=1 (sample the kernel
+# (NFS only; instead: each nconnect in turn, both mounts made again with it,
+# BENCH_TOOLS each on a fresh file; cold only), --env BENCH_STACKS=1 (sample the kernel
 # stacks of every task in uninterruptible sleep during each run, five times a
-# second, and print the most common ones: where readers wait).
+# second, and print the most common ones: where readers wait), --env BENCH_PERF=1
+# (perf record -a of each run, cpu-clock; prints the symbols with the most
+# samples: where the CPU goes).
 # Tool "runai" is Run:ai's Model Streamer in buffered mode (16 x 2 MiB,
 # RUNAI_STREAMER_FS_STRATEGY=sync_buffered: through the page cache, so it fills
 # FS-Cache as the others do), from the venv integration/benchmarks/warm/run makes
@@ -34,6 +40,9 @@ size=${BENCH_SIZE:-128M}
 bytes=$(numfmt --from=iec "$size")
 delay=${BENCH_DELAY:-2ms}
 which_mount=${BENCH_MOUNT:-both}
+fs=${BENCH_FS:-nfs}
+[[ $fs == nfs || $fs == cifs ]] || die "BENCH_FS is nfs or cifs"
+[[ $fs == nfs || -z ${BENCH_NCONNECT:-} ]] || die "BENCH_NCONNECT is for NFS only"
 quarter=$((bytes / 4))
 # tool name -> command; FILE is replaced by the tool's own file.
 declare -A tools=(
@@ -42,6 +51,9 @@ declare -A tools=(
   [cachectl-j1-1m]="cachectl warm --quiet --jobs 1 --chunk 1M FILE"
   [cachectl-j1-128k]="cachectl warm --quiet --jobs 1 --chunk 128K FILE"
   [cachectl-j4]="cachectl warm --quiet --jobs 4 FILE"
+  [cachectl-j1-4m]="cachectl warm --quiet --jobs 1 --chunk 4M FILE"
+  [cachectl-c4]="cachectl warm --quiet --jobs 4 --chunk 1M --layout contiguous --no-hints FILE"
+  [cachectl-i32]="cachectl warm --quiet --jobs 32 --chunk 2M --layout interleaved --hints FILE"
   [cachectl-hints]="cachectl warm --quiet --hints FILE"
   [cat]="cat FILE >/dev/null"
   [dd]="dd if=FILE of=/dev/null bs=16M status=none"
@@ -56,6 +68,7 @@ for t in "${order[@]}"; do [[ -n ${tools[$t]:-} ]] || die "unknown tool $t (know
 if [[ " ${order[*]} " == *" runai "* ]]; then
   [[ -x $runai_python ]] || die "tool runai needs $runai_python (integration/benchmarks/warm/run installs it)"
 fi
+[[ -z ${BENCH_PERF:-} ]] || command -v perf >/dev/null || die "BENCH_PERF needs perf (Debian: linux-perf)"
 cache_rounds=${BENCH_CACHE_ROUNDS:-1} cold_rounds=${BENCH_COLD_ROUNDS:-1}
 [[ $cache_rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_CACHE_ROUNDS must be a positive number"
 [[ $cold_rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_COLD_ROUNDS must be a positive number"
@@ -112,14 +125,22 @@ for m in fsc plain; do
     done
   done
 done
-start_nfs_server "$export_dir"
-mount_nfs /mnt/fsc "rsize=1048576,fsc"
-# A different option set gives a separate superblock: the plain mount's reads
-# never touch FS-Cache.
-mount_nfs /mnt/plain "rsize=1048576,nosharecache"
+if [[ $fs == nfs ]]; then
+  start_nfs_server "$export_dir"
+  mount_nfs /mnt/fsc "rsize=1048576,fsc"
+  # A different option set gives a separate superblock: the plain mount's reads
+  # never touch FS-Cache.
+  mount_nfs /mnt/plain "rsize=1048576,nosharecache"
+else
+  # Two shares of one directory: two tree connections, so two superblocks (the
+  # plain one never touches FS-Cache) and a Stats block each.
+  start_samba "$export_dir" fsc plain
+  mount_cifs /mnt/fsc fsc fsc
+  mount_cifs /mnt/plain "" plain
+fi
 for m in fsc plain; do
-  log "$m mount: $(findmnt -no OPTIONS "/mnt/$m" | tr , '\n' | grep -E '^(fsc|rsize|vers|nosharecache)' | tr '\n' ' ')" \
-    "read_ahead_kb $(cat "/sys/class/bdi/$(mountpoint -d "/mnt/$m")/read_ahead_kb")"
+  log "$m mount: $(findmnt -no FSTYPE,OPTIONS "/mnt/$m" | sed 's/[ ,]/\n/g' | grep -E '^(nfs4|cifs|fsc|rsize|vers|nosharecache|cache)' | tr '\n' ' ')" \
+    "read_ahead_kb $(cat "/sys/class/bdi/$(mountpoint -d "/mnt/$m")/read_ahead_kb" 2>/dev/null || echo '?')"
 done
 tc qdisc add dev lo root netem delay "$delay" || die "netem on lo"
 log "lo: $(tc qdisc show dev lo)"
@@ -133,6 +154,11 @@ nfs_read_ms() {
     inside && ($1 == "READ:" || $1 == "READ_PLUS:") { n += $col }
     END { print n + 0 }' /proc/self/mountstats
 }
+# read_ops / read_bytes MOUNT (fsc or plain): READ requests sent to the server
+# through that mount, and the bytes they returned.
+read_ops() { if [[ $fs == nfs ]]; then nfs_mountstat "/mnt/$1" read_ops; else cifs_sharestat "$1" reads; fi; }
+read_bytes() { if [[ $fs == nfs ]]; then nfs_mountstat "/mnt/$1" server_read_bytes; else cifs_sharestat "$1" server_read_bytes; fi; }
+read_ms() { if [[ $fs == nfs ]]; then nfs_read_ms "/mnt/$1" "$2"; else echo 0; fi; }  # CIFS has no per-op times
 netfs_stats() { if [[ -r /proc/fs/netfs/stats ]]; then cat /proc/fs/netfs/stats; fi; }
 # counters_diff BEFORE AFTER: the name=value pairs that changed, "name +delta".
 counters_diff() {
@@ -171,8 +197,7 @@ run_tool() {
   local phase=$1 m=$2 t=$3 file=/mnt/$2/$2/$3${nconnect:+-n$nconnect}${cold_round:+-r$cold_round}.bin cmd
   cmd=${tools[$t]//FILE/$file}
   local ops0 bytes0 rtt0 exe0 fs0 nf0 start end ops1 bytes1 rtt1 exe1 resident
-  ops0=$(nfs_mountstat "/mnt/$m" read_ops) bytes0=$(nfs_mountstat "/mnt/$m" server_read_bytes)
-  rtt0=$(nfs_read_ms "/mnt/$m" 8) exe0=$(nfs_read_ms "/mnt/$m" 9)
+  ops0=$(read_ops "$m") bytes0=$(read_bytes "$m") rtt0=$(read_ms "$m" 8) exe0=$(read_ms "$m" 9)
   fs0=$(cat /proc/fs/fscache/stats) nf0=$(netfs_stats)
   local sampler=""
   if [[ -n ${BENCH_STACKS:-} ]]; then
@@ -180,16 +205,27 @@ run_tool() {
     sample_stacks /tmp/stacks.txt &
     sampler=$!
   fi
+  local perf=""
+  if [[ -n ${BENCH_PERF:-} ]]; then
+    perf record -q -a -g -e cpu-clock -F 499 -o /tmp/perf.data >/dev/null 2>&1 &
+    perf=$!
+    sleep 1  # perf has started sampling
+  fi
   start=$(date +%s.%N)
   eval "$cmd" >/tmp/tool.out || log "$t exited $?"
   end=$(date +%s.%N)
+  if [[ -n $perf ]]; then
+    kill -INT "$perf"; wait "$perf" 2>/dev/null
+    echo "  $phase $m $t: perf, symbols with the most samples (self):"
+    perf report -q -i /tmp/perf.data --stdio --no-children --sort comm,sym -g none --percent-limit 1.5 2>/dev/null |
+      grep -v '^$' | head -25 | sed 's/^/    /'
+  fi
   if [[ -n $sampler ]]; then
     kill "$sampler"; wait "$sampler" 2>/dev/null
     echo "  $phase $m $t: tasks in D state, $(wc -l </tmp/stacks.txt) samples; most common (count, task, top frames):"
     sed 's/^\(kworker\|cachectl-warm\)[^ ]*/\1/' /tmp/stacks.txt | sort | uniq -c | sort -rn | head -6 | sed 's/^/    /'
   fi
-  ops1=$(nfs_mountstat "/mnt/$m" read_ops) bytes1=$(nfs_mountstat "/mnt/$m" server_read_bytes)
-  rtt1=$(nfs_read_ms "/mnt/$m" 8) exe1=$(nfs_read_ms "/mnt/$m" 9)
+  ops1=$(read_ops "$m") bytes1=$(read_bytes "$m") rtt1=$(read_ms "$m" 8) exe1=$(read_ms "$m" 9)
   resident=$(cachectl residency --json "$file" | jq -r '.total.percent | floor')
   local secs ops kib
   secs=$(echo "$end - $start" | bc)
@@ -201,7 +237,7 @@ run_tool() {
     "$(counters_diff "$fs0" "$(cat /proc/fs/fscache/stats)") $(counters_diff "$nf0" "$(netfs_stats)")" | tee -a "$results"
 }
 
-echo "phase	mount	tool	seconds	NFS_READs	KiB/READ	rtt/exe_ms	resident%	counters"
+echo "phase	mount	tool	seconds	${fs^^}_READs	KiB/READ	rtt/exe_ms	resident%	counters"
 nconnect=""
 if [[ ${#nconnects[@]} -gt 0 ]]; then
   for nconnect in "${nconnects[@]}"; do
@@ -236,10 +272,10 @@ if [[ " ${mounts[*]} " == *" fsc "* ]]; then
 fi
 tc qdisc del dev lo root 2>/dev/null || true
 
-python3 - "$results" "$size" <<'PY'
+python3 - "$results" "$size" "$fs, kernel $(uname -r)" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
-print(f"\nsummary, {sys.argv[2]} per file (seconds, the median where a phase ran more than once;"
+print(f"\nsummary, {sys.argv[3]}, {sys.argv[2]} per file (seconds, the median where a phase ran more than once;"
       " ratios against the best of cat and dd in the same phase and mount)")
 for phase in dict.fromkeys(r[0] for r in rows):
     for mount in dict.fromkeys(r[1] for r in rows if r[0] == phase):
