@@ -18,13 +18,12 @@
 # --env BENCH_TOOLS="cachectl cat dd" (a subset, in that order), --env BENCH_MOUNT=fsc|plain|both,
 # --env BENCH_COLD_ROUNDS=N (N fresh files per tool, read cold in N rounds, the
 # order rotated), --env BENCH_CACHE_ROUNDS=N (read the first round's files from
-# FS-Cache N times, the order rotated; the summary gives medians), --env BENCH_NCONNECT="1 4 8"
+# FS-Cache N times, the order rotated; the summary gives medians; a re-read that
+# sent READs to the server is reported as phase "refetched"), --env BENCH_NCONNECT="1 4 8"
 # (NFS only; instead: each nconnect in turn, both mounts made again with it,
 # BENCH_TOOLS each on a fresh file; cold only), --env BENCH_STACKS=1 (sample the kernel
 # stacks of every task in uninterruptible sleep during each run, five times a
-# second, and print the most common ones: where readers wait), --env BENCH_PERF=1
-# (perf record -a of each run, cpu-clock; prints the symbols with the most
-# samples: where the CPU goes).
+# second, and print the most common ones: where readers wait).
 # Tool "runai" is Run:ai's Model Streamer in buffered mode (16 x 2 MiB,
 # RUNAI_STREAMER_FS_STRATEGY=sync_buffered: through the page cache, so it fills
 # FS-Cache as the others do), from the venv integration/benchmarks/warm/run makes
@@ -52,6 +51,7 @@ declare -A tools=(
   [cachectl-j1-128k]="cachectl warm --quiet --jobs 1 --chunk 128K FILE"
   [cachectl-j4]="cachectl warm --quiet --jobs 4 FILE"
   [cachectl-j1-4m]="cachectl warm --quiet --jobs 1 --chunk 4M FILE"
+  [cachectl-seq16]="cachectl warm --quiet --jobs 1 --chunk 16M --layout contiguous --no-hints FILE"
   [cachectl-c4]="cachectl warm --quiet --jobs 4 --chunk 1M --layout contiguous --no-hints FILE"
   [cachectl-i32]="cachectl warm --quiet --jobs 32 --chunk 2M --layout interleaved --hints FILE"
   [cachectl-hints]="cachectl warm --quiet --hints FILE"
@@ -68,7 +68,6 @@ for t in "${order[@]}"; do [[ -n ${tools[$t]:-} ]] || die "unknown tool $t (know
 if [[ " ${order[*]} " == *" runai "* ]]; then
   [[ -x $runai_python ]] || die "tool runai needs $runai_python (integration/benchmarks/warm/run installs it)"
 fi
-[[ -z ${BENCH_PERF:-} ]] || command -v perf >/dev/null || die "BENCH_PERF needs perf (Debian: linux-perf)"
 cache_rounds=${BENCH_CACHE_ROUNDS:-1} cold_rounds=${BENCH_COLD_ROUNDS:-1}
 [[ $cache_rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_CACHE_ROUNDS must be a positive number"
 [[ $cold_rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_COLD_ROUNDS must be a positive number"
@@ -133,7 +132,12 @@ if [[ $fs == nfs ]]; then
   mount_nfs /mnt/plain "rsize=1048576,nosharecache"
 else
   # Two shares of one directory: two tree connections, so two superblocks (the
-  # plain one never touches FS-Cache) and a Stats block each.
+  # plain one never touches FS-Cache) and a Stats block each. noatime: tmpfs has
+  # no birth time, so Samba reports the oldest of atime, mtime and ctime as the
+  # file's creation time, and the client keys its FS-Cache object by that time
+  # (cifs_fscache_inode_key). The first read would move atime past mtime, change
+  # the creation time, and the next open would find a new, empty cache object.
+  mount -o remount,noatime "$export_dir" || die "remount $export_dir noatime"
   start_samba "$export_dir" fsc plain
   mount_cifs /mnt/fsc fsc fsc
   mount_cifs /mnt/plain "" plain
@@ -190,6 +194,24 @@ sample_stacks() {
   done
 }
 
+# startup_cost FILE: median seconds of 5 runs of `cachectl --version`, then of
+# each tool on FILE while it is resident in the page cache (no read reaches the
+# server or FS-Cache; cachectl reads nothing then, cat and dd copy it again).
+startup_cost() {
+  local t cmd i start end times
+  for t in version "${order[@]}"; do
+    cmd=${tools[$t]:-cachectl --version} cmd=${cmd//FILE/$1} times=()
+    for i in 1 2 3 4 5; do
+      start=$(date +%s.%N); eval "$cmd" >/dev/null 2>&1; end=$(date +%s.%N)
+      times+=("$(echo "$end - $start" | bc)")
+    done
+    printf '%s %s  ' "$t" "$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)"
+  done
+}
+
+# cache_mib: MiB of file data cachefiles holds on its disk (what was written to FS-Cache).
+cache_mib() { du -sm /var/cache/fscache/cache 2>/dev/null | cut -f1; }
+
 results=/tmp/warm-bench-fsc.tsv
 : >"$results"
 # run_tool PHASE MOUNT TOOL: one timed run, with the counters around it.
@@ -205,21 +227,9 @@ run_tool() {
     sample_stacks /tmp/stacks.txt &
     sampler=$!
   fi
-  local perf=""
-  if [[ -n ${BENCH_PERF:-} ]]; then
-    perf record -q -a -g -e cpu-clock -F 499 -o /tmp/perf.data >/dev/null 2>&1 &
-    perf=$!
-    sleep 1  # perf has started sampling
-  fi
   start=$(date +%s.%N)
   eval "$cmd" >/tmp/tool.out || log "$t exited $?"
   end=$(date +%s.%N)
-  if [[ -n $perf ]]; then
-    kill -INT "$perf"; wait "$perf" 2>/dev/null
-    echo "  $phase $m $t: perf, symbols with the most samples (self):"
-    perf report -q -i /tmp/perf.data --stdio --no-children --sort comm,sym -g none --percent-limit 1.5 2>/dev/null |
-      grep -v '^$' | head -25 | sed 's/^/    /'
-  fi
   if [[ -n $sampler ]]; then
     kill "$sampler"; wait "$sampler" 2>/dev/null
     echo "  $phase $m $t: tasks in D state, $(wc -l </tmp/stacks.txt) samples; most common (count, task, top frames):"
@@ -231,6 +241,8 @@ run_tool() {
   secs=$(echo "$end - $start" | bc)
   if [[ $t == runai ]]; then read -r secs _ </tmp/tool.out; fi  # its own streaming time
   ops=$((ops1 - ops0))
+  # A re-read that went to the server was not served by FS-Cache: report it apart.
+  if [[ $phase == from-cache ]] && ((ops > 2)); then phase=refetched; fi
   kib=$(( ops > 0 ? (bytes1 - bytes0) / ops / 1024 : 0 ))
   printf '%s\t%s\t%s\t%.2f\t%d\t%d\t%s\t%s\t%s\n' "$phase" "$m" "$t" "$secs" "$ops" "$kib" \
     "$(( ops > 0 ? (rtt1 - rtt0) / ops : 0 ))/$(( ops > 0 ? (exe1 - exe0) / ops : 0 ))" "$resident" \
@@ -262,11 +274,13 @@ done
 cold_round=""
 if [[ " ${mounts[*]} " == *" fsc "* ]]; then
   # Let cachefiles finish writing, then read everything again from FS-Cache.
+  log "fixed cost, seconds (version: cachectl --version; the tools: on a resident file): $(startup_cost "/mnt/fsc/fsc/${order[0]}.bin")"
   sync; sleep 5
+  log "FS-Cache holds $(cache_mib) MiB after the cold runs"
   drop_caches
   load_tools
   for ((round = 0; round < cache_rounds; round++)); do
-    if ((round > 0)); then drop_caches; load_tools; fi
+    if ((round > 0)); then sync; log "FS-Cache holds $(cache_mib) MiB"; drop_caches; load_tools; fi
     for ((i = 0; i < n; i++)); do run_tool from-cache fsc "${order[(i + round) % n]}"; done
   done
 fi
