@@ -124,6 +124,8 @@ for m in fsc plain; do
     done
   done
 done
+# probe.bin: read once before the runs, to show which strategy cachectl picks there.
+head -c 1048576 /dev/urandom >"$export_dir/fsc/probe.bin" || die "write probe.bin"
 if [[ $fs == nfs ]]; then
   start_nfs_server "$export_dir"
   mount_nfs /mnt/fsc "rsize=1048576,fsc"
@@ -149,6 +151,7 @@ done
 tc qdisc add dev lo root netem delay "$delay" || die "netem on lo"
 log "lo: $(tc qdisc show dev lo)"
 log "kernel $(uname -r); FS-Cache counters count $(fscache_unit)"
+log "cachectl warm on the fsc mount reads as: $(cachectl warm --json /mnt/fsc/fsc/probe.bin | jq -c '.strategies')"
 
 # nfs_read_rtt MOUNT: total READ round-trip milliseconds since the mount
 # (mountstats per-op line: ops trans timeouts bytes_sent bytes_recv queue rtt execute).
