@@ -7,7 +7,9 @@
 # /proc/fs/cifs/Stats) and FS-Cache's (and, on 6.4+, netfs's) are recorded
 # around each run. Then the page cache is dropped and every file is read again
 # by the same tool: served by FS-Cache. A plain mount (no fsc) of the same export
-# gives the baseline.
+# gives the baseline. It also logs the strategy `cachectl warm` picks on the fsc
+# mount, each tool's fixed cost (median of 5 runs on a file already in the page
+# cache, and of `cachectl --version`) and how much FS-Cache holds between rounds.
 # netem delays every packet on lo (the server is on 127.0.0.1). TCG makes every
 # number slow; read the ratios and the counters. Use the release binary:
 #   swift build -c release && CACHECTL=$PWD/.build/release/cachectl \
