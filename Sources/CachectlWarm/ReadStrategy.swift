@@ -109,8 +109,9 @@ public struct ReadStrategy: Sendable, Hashable, Codable {
         case .fuse, .nfs, .cifs:
             // Latency-bound: many requests in flight. On the benchmark's share (1 ms per
             // request) 32 interleaved readers with hints were the fastest choice at low
-            // load (README) and among the fastest at load 13-35. The lead adds the fsc
-            // rows (.nfs(fsc: true), .cifs(fsc: true)) from the VM measurements.
+            // load (README) and among the fastest at load 13-35. CIFS with fsc keeps
+            // this row: in the VM (6.1 and 6.12) neither one sequential reader nor four
+            // contiguous ones beat it in both phases, cold and from FS-Cache (README).
             return ReadStrategy(jobs: 32, chunkSize: 2 << 20, layout: .interleaved, hints: true)
         }
     }

@@ -95,6 +95,20 @@ import Testing
         #expect(ReadStrategy.runningKernel.0 >= 5)
     }
 
+    /// CIFS with fsc was measured in the VM on 6.1 (per-page cache path) and 6.12
+    /// (netfs): no other layout beat the share row in both phases (README), so it
+    /// keeps that row on every kernel, unlike NFS with fsc.
+    @Test func cifsWithFscKeepsTheShareRow() {
+        for kernel in [(6, 1), (6, 9), (6, 12)] {
+            #expect(
+                ReadStrategy.defaults(for: .cifs(fsc: true), kernel: kernel)
+                    == ReadStrategy.defaults(for: .cifs(fsc: false), kernel: kernel))
+        }
+        let share = ReadStrategy.defaults(for: .cifs(fsc: true), kernel: (6, 1))
+        #expect(share.jobs == 32 && share.layout == .interleaved && share.hints)
+        #expect(share != ReadStrategy.defaults(for: .nfs(fsc: true), kernel: (6, 1)))
+    }
+
     @Test func optionsOverrideOnlyWhatTheyName() {
         let source = FileSource.local(rotational: false)
         let defaults = ReadStrategy.defaults(for: source)

@@ -234,10 +234,12 @@ mount_nfs() {
 nfs_volume_fsc() { awk 'NR > 1 { print $NF; exit }' /proc/fs/nfsfs/volumes; }
 
 # --- Samba share on 127.0.0.1 -----------------------------------------------------------
-# start_samba DIR [SHARE]: serves DIR as //127.0.0.1/SHARE (default "models"),
-# user root, password "cachectl".
+# start_samba DIR [SHARE...]: serves DIR as //127.0.0.1/SHARE (default "models"),
+# once per SHARE named (each share is its own tree connection, so its own CIFS
+# superblock and its own block in /proc/fs/cifs/Stats), user root, password "cachectl".
 start_samba() {
-  local dir=$1 share=${2:-models}
+  local dir=$1 share
+  shift
   mkdir -p /etc/samba /var/lib/samba/private /var/cache/samba /var/log/samba /run/samba
   cat >/etc/samba/smb.conf <<EOF
 [global]
@@ -249,11 +251,10 @@ start_samba() {
   passdb backend = tdbsam
   log file = /var/log/samba/%m.log
   server min protocol = SMB3
-[$share]
-  path = $dir
-  read only = no
-  force user = root
 EOF
+  for share in "${@:-models}"; do
+    printf '[%s]\n  path = %s\n  read only = no\n  force user = root\n' "$share" "$dir" >>/etc/samba/smb.conf
+  done
   printf 'cachectl\ncachectl\n' | smbpasswd -s -a root >/dev/null || die "smbpasswd -a root"
   smbd -D || die "smbd"
   local _
@@ -336,6 +337,18 @@ nfs_mountstat() {
     inside && what == "server_read_bytes" && $1 == "bytes:" { n = $6 }
     inside && what == "read_ops" && ($1 == "READ:" || $1 == "READ_PLUS:") { n += $2 }
     END { print n + 0 }' /proc/self/mountstats
+}
+
+# cifs_sharestat SHARE reads|server_read_bytes: for //127.0.0.1/SHARE, the SMB
+# READ requests sent and the bytes they returned, from /proc/fs/cifs/Stats (one
+# block per tree connection: "N) \\127.0.0.1\SHARE", then "Bytes read: N ..." and
+# "Reads: N total N failed"), summed over the share's connections.
+cifs_sharestat() {
+  awk -v share="$1" -v what="$2" '
+    /^[0-9]+\) / { n = split($2, p, "\\"); inside = (p[n] == share) }
+    inside && what == "server_read_bytes" && /^Bytes read:/ { sum += $3 }
+    inside && what == "reads" && /^Reads:/ { sum += $2 }
+    END { print sum + 0 }' /proc/fs/cifs/Stats
 }
 
 # --- two-guest scenarios ("# pair:" header; see integration/vm/README.md) ------------

@@ -1,22 +1,29 @@
 #!/bin/bash
-# manual: how each reader fills the page cache and FS-Cache through an NFS mount
-# with `fsc` (the product's main path), and why. Every tool reads its own fresh
-# file, so each run starts network-cold and cache-cold; the NFS client's own
-# counters (READ operations, bytes, round-trip time from /proc/self/mountstats)
-# and FS-Cache's (and, on 6.4+, netfs's) are recorded around each run. Then the
-# page cache is dropped and every file is read again by the same tool: served by
-# FS-Cache. A plain mount (no fsc) of the same export gives the baseline.
+# manual: how each reader fills the page cache and FS-Cache through an NFS (or,
+# with BENCH_FS=cifs, a CIFS) mount with `fsc` (the product's main path), and why.
+# Every tool reads its own fresh file, so each run starts network-cold and
+# cache-cold; the client's own counters (NFS: READ operations, bytes, round-trip
+# time from /proc/self/mountstats; CIFS: the share's READs and bytes from
+# /proc/fs/cifs/Stats) and FS-Cache's (and, on 6.4+, netfs's) are recorded
+# around each run. Then the page cache is dropped and every file is read again
+# by the same tool: served by FS-Cache. A plain mount (no fsc) of the same export
+# gives the baseline. It also logs the strategy `cachectl warm` picks on the fsc
+# mount, each tool's fixed cost (median of 5 runs on a file already in the page
+# cache, and of `cachectl --version`) and how much FS-Cache holds between rounds.
 # netem delays every packet on lo (the server is on 127.0.0.1). TCG makes every
 # number slow; read the ratios and the counters. Use the release binary:
 #   swift build -c release && CACHECTL=$PWD/.build/release/cachectl \
 #     integration/vm/run --kernel 6.12 warm-bench-fsc
-# Optional: --env BENCH_SIZE=128M (per file), --env BENCH_DELAY=2ms (each way),
+# Optional: --env BENCH_FS=cifs (Samba on 127.0.0.1, shares "fsc" and "plain"
+# of the same directory, SMB 3.1.1 with the client's default rsize; default nfs),
+# --env BENCH_SIZE=128M (per file), --env BENCH_DELAY=2ms (each way),
 # --env BENCH_TOOLS="cachectl cat dd" (a subset, in that order), --env BENCH_MOUNT=fsc|plain|both,
 # --env BENCH_COLD_ROUNDS=N (N fresh files per tool, read cold in N rounds, the
 # order rotated), --env BENCH_CACHE_ROUNDS=N (read the first round's files from
-# FS-Cache N times, the order rotated; the summary gives medians), --env BENCH_NCONNECT="1 4 8"
-# (instead: each nconnect in turn, both mounts made again with it, BENCH_TOOLS
-# each on a fresh file; cold only), --env BENCH_STACKS=1 (sample the kernel
+# FS-Cache N times, the order rotated; the summary gives medians; a re-read that
+# sent READs to the server is reported as phase "refetched"), --env BENCH_NCONNECT="1 4 8"
+# (NFS only; instead: each nconnect in turn, both mounts made again with it,
+# BENCH_TOOLS each on a fresh file; cold only), --env BENCH_STACKS=1 (sample the kernel
 # stacks of every task in uninterruptible sleep during each run, five times a
 # second, and print the most common ones: where readers wait).
 # Tool "runai" is Run:ai's Model Streamer in buffered mode (16 x 2 MiB,
@@ -34,6 +41,9 @@ size=${BENCH_SIZE:-128M}
 bytes=$(numfmt --from=iec "$size")
 delay=${BENCH_DELAY:-2ms}
 which_mount=${BENCH_MOUNT:-both}
+fs=${BENCH_FS:-nfs}
+[[ $fs == nfs || $fs == cifs ]] || die "BENCH_FS is nfs or cifs"
+[[ $fs == nfs || -z ${BENCH_NCONNECT:-} ]] || die "BENCH_NCONNECT is for NFS only"
 quarter=$((bytes / 4))
 # tool name -> command; FILE is replaced by the tool's own file.
 declare -A tools=(
@@ -42,6 +52,10 @@ declare -A tools=(
   [cachectl-j1-1m]="cachectl warm --quiet --jobs 1 --chunk 1M FILE"
   [cachectl-j1-128k]="cachectl warm --quiet --jobs 1 --chunk 128K FILE"
   [cachectl-j4]="cachectl warm --quiet --jobs 4 FILE"
+  [cachectl-j1-4m]="cachectl warm --quiet --jobs 1 --chunk 4M FILE"
+  [cachectl-seq16]="cachectl warm --quiet --jobs 1 --chunk 16M --layout contiguous --no-hints FILE"
+  [cachectl-c4]="cachectl warm --quiet --jobs 4 --chunk 1M --layout contiguous --no-hints FILE"
+  [cachectl-i32]="cachectl warm --quiet --jobs 32 --chunk 2M --layout interleaved --hints FILE"
   [cachectl-hints]="cachectl warm --quiet --hints FILE"
   [cat]="cat FILE >/dev/null"
   [dd]="dd if=FILE of=/dev/null bs=16M status=none"
@@ -112,18 +126,34 @@ for m in fsc plain; do
     done
   done
 done
-start_nfs_server "$export_dir"
-mount_nfs /mnt/fsc "rsize=1048576,fsc"
-# A different option set gives a separate superblock: the plain mount's reads
-# never touch FS-Cache.
-mount_nfs /mnt/plain "rsize=1048576,nosharecache"
+# probe.bin: read once before the runs, to show which strategy cachectl picks there.
+head -c 1048576 /dev/urandom >"$export_dir/fsc/probe.bin" || die "write probe.bin"
+if [[ $fs == nfs ]]; then
+  start_nfs_server "$export_dir"
+  mount_nfs /mnt/fsc "rsize=1048576,fsc"
+  # A different option set gives a separate superblock: the plain mount's reads
+  # never touch FS-Cache.
+  mount_nfs /mnt/plain "rsize=1048576,nosharecache"
+else
+  # Two shares of one directory: two tree connections, so two superblocks (the
+  # plain one never touches FS-Cache) and a Stats block each. noatime: tmpfs has
+  # no birth time, so Samba reports the oldest of atime, mtime and ctime as the
+  # file's creation time, and the client keys its FS-Cache object by that time
+  # (cifs_fscache_inode_key). The first read would move atime past mtime, change
+  # the creation time, and the next open would find a new, empty cache object.
+  mount -o remount,noatime "$export_dir" || die "remount $export_dir noatime"
+  start_samba "$export_dir" fsc plain
+  mount_cifs /mnt/fsc fsc fsc
+  mount_cifs /mnt/plain "" plain
+fi
 for m in fsc plain; do
-  log "$m mount: $(findmnt -no OPTIONS "/mnt/$m" | tr , '\n' | grep -E '^(fsc|rsize|vers|nosharecache)' | tr '\n' ' ')" \
-    "read_ahead_kb $(cat "/sys/class/bdi/$(mountpoint -d "/mnt/$m")/read_ahead_kb")"
+  log "$m mount: $(findmnt -no FSTYPE,OPTIONS "/mnt/$m" | sed 's/[ ,]/\n/g' | grep -E '^(nfs4|cifs|fsc|rsize|vers|nosharecache|cache)' | tr '\n' ' ')" \
+    "read_ahead_kb $(cat "/sys/class/bdi/$(mountpoint -d "/mnt/$m")/read_ahead_kb" 2>/dev/null || echo '?')"
 done
 tc qdisc add dev lo root netem delay "$delay" || die "netem on lo"
 log "lo: $(tc qdisc show dev lo)"
 log "kernel $(uname -r); FS-Cache counters count $(fscache_unit)"
+log "cachectl warm on the fsc mount reads as: $(cachectl warm --json /mnt/fsc/fsc/probe.bin | jq -c '.strategies')"
 
 # nfs_read_rtt MOUNT: total READ round-trip milliseconds since the mount
 # (mountstats per-op line: ops trans timeouts bytes_sent bytes_recv queue rtt execute).
@@ -133,6 +163,11 @@ nfs_read_ms() {
     inside && ($1 == "READ:" || $1 == "READ_PLUS:") { n += $col }
     END { print n + 0 }' /proc/self/mountstats
 }
+# read_ops / read_bytes MOUNT (fsc or plain): READ requests sent to the server
+# through that mount, and the bytes they returned.
+read_ops() { if [[ $fs == nfs ]]; then nfs_mountstat "/mnt/$1" read_ops; else cifs_sharestat "$1" reads; fi; }
+read_bytes() { if [[ $fs == nfs ]]; then nfs_mountstat "/mnt/$1" server_read_bytes; else cifs_sharestat "$1" server_read_bytes; fi; }
+read_ms() { if [[ $fs == nfs ]]; then nfs_read_ms "/mnt/$1" "$2"; else echo 0; fi; }  # CIFS has no per-op times
 netfs_stats() { if [[ -r /proc/fs/netfs/stats ]]; then cat /proc/fs/netfs/stats; fi; }
 # counters_diff BEFORE AFTER: the name=value pairs that changed, "name +delta".
 counters_diff() {
@@ -164,6 +199,24 @@ sample_stacks() {
   done
 }
 
+# startup_cost FILE: median seconds of 5 runs of `cachectl --version`, then of
+# each tool on FILE while it is resident in the page cache (no read reaches the
+# server or FS-Cache; cachectl reads nothing then, cat and dd copy it again).
+startup_cost() {
+  local t cmd i start end times
+  for t in version "${order[@]}"; do
+    cmd=${tools[$t]:-cachectl --version} cmd=${cmd//FILE/$1} times=()
+    for i in 1 2 3 4 5; do
+      start=$(date +%s.%N); eval "$cmd" >/dev/null 2>&1; end=$(date +%s.%N)
+      times+=("$(echo "$end - $start" | bc)")
+    done
+    printf '%s %s  ' "$t" "$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)"
+  done
+}
+
+# cache_mib: MiB of file data cachefiles holds on its disk (what was written to FS-Cache).
+cache_mib() { du -sm /var/cache/fscache/cache 2>/dev/null | cut -f1; }
+
 results=/tmp/warm-bench-fsc.tsv
 : >"$results"
 # run_tool PHASE MOUNT TOOL: one timed run, with the counters around it.
@@ -171,8 +224,7 @@ run_tool() {
   local phase=$1 m=$2 t=$3 file=/mnt/$2/$2/$3${nconnect:+-n$nconnect}${cold_round:+-r$cold_round}.bin cmd
   cmd=${tools[$t]//FILE/$file}
   local ops0 bytes0 rtt0 exe0 fs0 nf0 start end ops1 bytes1 rtt1 exe1 resident
-  ops0=$(nfs_mountstat "/mnt/$m" read_ops) bytes0=$(nfs_mountstat "/mnt/$m" server_read_bytes)
-  rtt0=$(nfs_read_ms "/mnt/$m" 8) exe0=$(nfs_read_ms "/mnt/$m" 9)
+  ops0=$(read_ops "$m") bytes0=$(read_bytes "$m") rtt0=$(read_ms "$m" 8) exe0=$(read_ms "$m" 9)
   fs0=$(cat /proc/fs/fscache/stats) nf0=$(netfs_stats)
   local sampler=""
   if [[ -n ${BENCH_STACKS:-} ]]; then
@@ -188,20 +240,21 @@ run_tool() {
     echo "  $phase $m $t: tasks in D state, $(wc -l </tmp/stacks.txt) samples; most common (count, task, top frames):"
     sed 's/^\(kworker\|cachectl-warm\)[^ ]*/\1/' /tmp/stacks.txt | sort | uniq -c | sort -rn | head -6 | sed 's/^/    /'
   fi
-  ops1=$(nfs_mountstat "/mnt/$m" read_ops) bytes1=$(nfs_mountstat "/mnt/$m" server_read_bytes)
-  rtt1=$(nfs_read_ms "/mnt/$m" 8) exe1=$(nfs_read_ms "/mnt/$m" 9)
+  ops1=$(read_ops "$m") bytes1=$(read_bytes "$m") rtt1=$(read_ms "$m" 8) exe1=$(read_ms "$m" 9)
   resident=$(cachectl residency --json "$file" | jq -r '.total.percent | floor')
   local secs ops kib
   secs=$(echo "$end - $start" | bc)
   if [[ $t == runai ]]; then read -r secs _ </tmp/tool.out; fi  # its own streaming time
   ops=$((ops1 - ops0))
+  # A re-read that went to the server was not served by FS-Cache: report it apart.
+  if [[ $phase == from-cache ]] && ((ops > 2)); then phase=refetched; fi
   kib=$(( ops > 0 ? (bytes1 - bytes0) / ops / 1024 : 0 ))
   printf '%s\t%s\t%s\t%.2f\t%d\t%d\t%s\t%s\t%s\n' "$phase" "$m" "$t" "$secs" "$ops" "$kib" \
     "$(( ops > 0 ? (rtt1 - rtt0) / ops : 0 ))/$(( ops > 0 ? (exe1 - exe0) / ops : 0 ))" "$resident" \
     "$(counters_diff "$fs0" "$(cat /proc/fs/fscache/stats)") $(counters_diff "$nf0" "$(netfs_stats)")" | tee -a "$results"
 }
 
-echo "phase	mount	tool	seconds	NFS_READs	KiB/READ	rtt/exe_ms	resident%	counters"
+echo "phase	mount	tool	seconds	${fs^^}_READs	KiB/READ	rtt/exe_ms	resident%	counters"
 nconnect=""
 if [[ ${#nconnects[@]} -gt 0 ]]; then
   for nconnect in "${nconnects[@]}"; do
@@ -226,20 +279,22 @@ done
 cold_round=""
 if [[ " ${mounts[*]} " == *" fsc "* ]]; then
   # Let cachefiles finish writing, then read everything again from FS-Cache.
+  log "fixed cost, seconds (version: cachectl --version; the tools: on a resident file): $(startup_cost "/mnt/fsc/fsc/${order[0]}.bin")"
   sync; sleep 5
+  log "FS-Cache holds $(cache_mib) MiB after the cold runs"
   drop_caches
   load_tools
   for ((round = 0; round < cache_rounds; round++)); do
-    if ((round > 0)); then drop_caches; load_tools; fi
+    if ((round > 0)); then sync; log "FS-Cache holds $(cache_mib) MiB"; drop_caches; load_tools; fi
     for ((i = 0; i < n; i++)); do run_tool from-cache fsc "${order[(i + round) % n]}"; done
   done
 fi
 tc qdisc del dev lo root 2>/dev/null || true
 
-python3 - "$results" "$size" <<'PY'
+python3 - "$results" "$size" "$fs, kernel $(uname -r)" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
-print(f"\nsummary, {sys.argv[2]} per file (seconds, the median where a phase ran more than once;"
+print(f"\nsummary, {sys.argv[3]}, {sys.argv[2]} per file (seconds, the median where a phase ran more than once;"
       " ratios against the best of cat and dd in the same phase and mount)")
 for phase in dict.fromkeys(r[0] for r in rows):
     for mount in dict.fromkeys(r[1] for r in rows if r[0] == phase):
