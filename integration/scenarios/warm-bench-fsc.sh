@@ -168,7 +168,8 @@ nfs_read_ms() {
 read_ops() { if [[ $fs == nfs ]]; then nfs_mountstat "/mnt/$1" read_ops; else cifs_sharestat "$1" reads; fi; }
 read_bytes() { if [[ $fs == nfs ]]; then nfs_mountstat "/mnt/$1" server_read_bytes; else cifs_sharestat "$1" server_read_bytes; fi; }
 read_ms() { if [[ $fs == nfs ]]; then nfs_read_ms "/mnt/$1" "$2"; else echo 0; fi; }  # CIFS has no per-op times
-netfs_stats() { if [[ -r /proc/fs/netfs/stats ]]; then cat /proc/fs/netfs/stats; fi; }
+# On 6.4+ /proc/fs/fscache is a link to /proc/fs/netfs: the same file, read once.
+netfs_stats() { if [[ -r /proc/fs/netfs/stats && ! /proc/fs/netfs/stats -ef /proc/fs/fscache/stats ]]; then cat /proc/fs/netfs/stats; fi; }
 # counters_diff BEFORE AFTER: the name=value pairs that changed, "name +delta".
 counters_diff() {
   python3 - "$1" "$2" <<'PY'
