@@ -88,8 +88,17 @@ public enum Processes {
         (try? AtomicFile.readText("\(proc)/\(pid)/comm"))?.trimmingWhitespace()
     }
 
-    /// PIDs whose command name is `name`, like pidof.
+    /// PIDs whose command name is `name`, like pidof: a zombie (exited, not yet
+    /// reaped by its parent) does not count.
     public static func named(_ name: String, proc: String = "/proc") -> [Int32] {
-        ids(proc: proc).filter { command(of: $0, proc: proc) == name }
+        ids(proc: proc).filter { command(of: $0, proc: proc) == name && !isZombie($0, proc: proc) }
+    }
+
+    /// /proc/PID/stat's state (the field after the command's closing parenthesis) is Z.
+    static func isZombie(_ pid: Int32, proc: String) -> Bool {
+        guard let stat = try? AtomicFile.readText("\(proc)/\(pid)/stat"),
+            let paren = stat.lastIndex(of: ")")
+        else { return false }
+        return stat[stat.index(after: paren)...].trimmingWhitespace().hasPrefix("Z")
     }
 }

@@ -124,6 +124,29 @@ func temporaryDirectory() -> String {
     }
 }
 
+/// cachectl asks "does cachefilesd run?" by name; a daemon that exited but is not
+/// yet reaped (a zombie of the cachectl that started it) must not count.
+@Suite struct ProcessNameTests {
+    @Test func findsALiveProcessButNotAZombie() throws {
+        let live = try Spawn.start("/bin/sleep", arguments: ["30"], descriptors: [:], detach: .processGroup)
+        let dead = try Spawn.start("/bin/sleep", arguments: ["0"], descriptors: [:], detach: .processGroup)
+        defer {
+            kill(live, SIGKILL)
+            var status: Int32 = 0
+            waitpid(live, &status, 0)
+            waitpid(dead, &status, 0)
+        }
+        // Not reaped yet: its /proc entry stays, in state Z.
+        let deadline = Date().addingTimeInterval(10)
+        while !Processes.isZombie(dead, proc: "/proc") && Date() < deadline { usleep(10_000) }
+        #expect(Processes.isZombie(dead, proc: "/proc"))
+        #expect(!Processes.isZombie(live, proc: "/proc"))
+        let named = Processes.named("sleep")
+        #expect(named.contains(live))
+        #expect(!named.contains(dead))
+    }
+}
+
 @Suite struct DeviceNumberTests {
     @Test func splitsDevT() {
         // makedev(259, 65539): glibc's encoding spreads major and minor bits.
