@@ -95,10 +95,18 @@ public enum Doctor {
         }
         let pids = CachefilesDaemon.runningPIDs(proc: roots.proc)
         if pids.isEmpty {
+            let systemd = Systemd.isRunning(proc: roots.proc)
+            // The last words of one cachectl started without systemd (systemd keeps them in its journal).
+            let said =
+                systemd
+                ? ""
+                : ((try? AtomicFile.readText(CachefilesDaemon.logPath)) ?? "")
+                    .split(separator: "\n").suffix(3).joined(separator: " | ")
             findings.append(
                 Finding(
-                    "daemon", .error, "cachefilesd is not running",
-                    fix: Systemd.isRunning(proc: roots.proc)
+                    "daemon", .error,
+                    "cachefilesd is not running" + (said.isEmpty ? "" : "; \(CachefilesDaemon.logPath) ends: \(said)"),
+                    fix: systemd
                         ? "systemctl enable --now cachefilesd (or cachectl cache setup)"
                         : "cachectl cache setup (starts cachefilesd)"))
         } else {

@@ -49,13 +49,115 @@ public enum CachefilesDaemon {
             return "restarted cachefilesd.service"
         }
         if !running.isEmpty { try stop(running, proc: roots.proc) }
-        // -s: errors to stderr (we show them). It daemonises only after a
-        // successful bind, with its stdio on /dev/null, so run() returns then.
-        var arguments = ["cachefilesd", "-s", "-f", configPath]
-        if configPath != "/etc/cachefilesd.conf" { arguments += ["-p", "/run/cachefilesd-cachectl.pid"] }
-        let result = try ExternalCommand(arguments).run()
-        guard result.succeeded else { throw bindFailure(output: result.stderr, roots: roots) }
+        try startSupervised(configPath: configPath, roots: roots)
         return running.isEmpty ? "started cachefilesd" : "restarted cachefilesd (config changed)"
+    }
+
+    /// Where cachefilesd started without systemd writes its messages (this boot's).
+    public static let logPath = "/run/cachectl/cachefilesd.log"
+
+    /// Without systemd, cachectl does what its unit does under systemd: keep the
+    /// daemon's words (daemonised, cachefilesd sends them to syslog, often absent
+    /// there, or with -s to /dev/null) and start it again when a signal kills it
+    /// (Restart=on-abnormal: Debian's 0.10.10 aborts now and then, below). So
+    /// `cachectl cache supervise` runs in a session of its own and runs
+    /// cachefilesd in the foreground under it; this waits until the cache is
+    /// bound, or the supervisor exits (a failed bind: cachefilesd's message is
+    /// the error), or 10 s pass. Bound: the kernel lists the cache (its tag) as
+    /// active; kernels before 5.17 have no such list, and there cachefilesd's own
+    /// "Bound cache", written right after the bind, is the sign.
+    static func startSupervised(configPath: String, roots: KernelRoots) throws(CachectlError) {
+        let executable = try Path.linkTarget(of: "/proc/self/exe")
+        let tag = CachefilesdConfig.parse((try? AtomicFile.readText(configPath)) ?? "").tag
+        close(try openLog(logPath, truncate: true))  // this daemon's words only; the supervisor appends
+        let pid = try Spawn.start(
+            executable, arguments: ["cache", "supervise", "--config", configPath],
+            descriptors: [0: .null(O_RDONLY), 1: .null(O_WRONLY), 2: .null(O_WRONLY)], detach: .session)
+        let deadline = Monotonic.now() + 10
+        while true {
+            var status: Int32 = 0
+            let said = (try? AtomicFile.readText(logPath)) ?? ""
+            if retryingEINTR({ waitpid(pid, &status, WNOHANG) }) == pid {
+                throw bindFailure(output: said.isEmpty ? "exited with status \(status)" : said, roots: roots)
+            }
+            if let caches = try? FSCacheCache.read(proc: roots.proc) {
+                if caches.contains(where: { $0.name == tag && $0.isActive }) { return }
+            } else if said.contains("Bound cache") {
+                return
+            }
+            if Monotonic.now() >= deadline {
+                kill(-pid, SIGTERM)  // the supervisor's group: it and its cachefilesd
+                _ = retryingEINTR { waitpid(pid, &status, 0) }
+                throw CachectlError.failed(
+                    "cachefilesd did not bind the cache \(tag) within 10 s",
+                    hint: "see \(logPath) and the kernel log (dmesg | grep -i cachefiles)")
+            }
+            usleep(20_000)
+        }
+    }
+
+    /// `cachectl cache supervise`: runs `cachefilesd -n -s -f configPath` with its
+    /// stderr appended to `logPath` and starts it again, 0.2 s later, when a signal other
+    /// than SIGTERM, SIGINT, SIGHUP or SIGPIPE ends it (systemd's on-abnormal),
+    /// at most 5 times in 60 s. Returns the exit status to leave with: the
+    /// daemon's own when it exits (stopped, or a config or bind error).
+    ///
+    /// Why: Debian's cachefilesd 0.10.10 was killed by SIGABRT in a 6.12 test
+    /// guest, and died unexplained in a 6.1 one (its messages went to /dev/null).
+    /// Its one abort() is a cull-table check, `((long)entry & 0xf0000000) ==
+    /// 0x60000000`, a test for its 32-bit poison bytes that a 64-bit heap
+    /// address passes when ASLR puts the heap there.
+    public static func supervise(configPath: String, daemon: String? = nil, log: String = logPath) -> Int32 {
+        guard let executable = daemon ?? ExternalCommand.find("cachefilesd") else {
+            note("cachectl: cachefilesd is not installed (Debian: apt install cachefilesd)", log: log)
+            return 1
+        }
+        var restarts: [Double] = []
+        while true {
+            guard let logFd = try? openLog(log, truncate: false) else { return 1 }
+            let spawned = try? Spawn.start(
+                executable, arguments: ["-n", "-s", "-f", configPath],
+                descriptors: [0: .null(O_RDONLY), 1: .null(O_WRONLY), 2: .inherit(logFd)], detach: .sameGroup)
+            close(logFd)
+            guard let pid = spawned else { return 1 }
+            var status: Int32 = 0
+            _ = retryingEINTR { waitpid(pid, &status, 0) }
+            let signal = status & 0x7f
+            guard signal != 0, ![SIGTERM, SIGINT, SIGHUP, SIGPIPE].contains(signal) else {
+                return signal != 0 ? 128 + signal : (status >> 8) & 0xff
+            }
+            let now = Monotonic.now()
+            restarts = restarts.filter { now - $0 < 60 } + [now]
+            guard restarts.count <= 5 else {
+                note(
+                    "cachectl: cachefilesd was killed by signal \(signal) 6 times within 60 s; not starting it again",
+                    log: log)
+                return 128 + signal
+            }
+            note(
+                "cachectl: cachefilesd (pid \(pid)) was killed by signal \(signal); starting it again",
+                log: log)
+            usleep(200_000)
+        }
+    }
+
+    /// One line of the supervisor's own in the log.
+    static func note(_ line: String, log: String) {
+        guard let fd = try? openLog(log, truncate: false) else { return }
+        _ = (line + "\n").withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+    }
+
+    /// The log (truncated, or appended to), in /run/cachectl, never through a link.
+    static func openLog(_ path: String, truncate: Bool) throws(CachectlError) -> Int32 {
+        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        if mkdir(directory, 0o755) != 0 && errno != EEXIST {
+            throw CachectlError("create directory", path: directory, errno: errno)
+        }
+        let fd = open(
+            path, O_WRONLY | O_CREAT | (truncate ? O_TRUNC : O_APPEND) | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CachectlError("open cachefilesd's log", path: path, errno: errno) }
+        return fd
     }
 
     /// The systemd unit whose cgroup holds `pid` (the last component of its cgroup v2 path).

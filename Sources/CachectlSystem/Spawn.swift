@@ -17,6 +17,8 @@ public enum Spawn {
         case processGroup
         /// A session of its own (setsid), so it outlives this process's terminal.
         case session
+        /// This process's group and session, so a signal to the group reaches it too.
+        case sameGroup
     }
 
     /// POSIX_SPAWN_SETSID from glibc's spawn.h (a _GNU_SOURCE macro Swift does not import).
@@ -55,6 +57,8 @@ public enum Spawn {
             flags |= Int32(POSIX_SPAWN_SETPGROUP)
         case .session:
             flags |= setsid
+        case .sameGroup:
+            break
         }
         posix_spawnattr_setflags(&attributes, Int16(flags))
 

@@ -17,8 +17,31 @@ struct Cache: ParsableCommand {
               cachectl cache setup --dir /srv/cache --brun 15 --bcull 10 --bstop 5 --diff
               cachectl cache status
             """,
-        subcommands: [CacheSetupCommand.self, CacheStatusCommand.self]
+        subcommands: [CacheSetupCommand.self, CacheStatusCommand.self, CacheSuperviseCommand.self]
     )
+}
+
+/// What `cache setup` starts where PID 1 is not systemd; not for typing.
+struct CacheSuperviseCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "supervise",
+        abstract: "Run cachefilesd and start it again when a signal kills it (started by cache setup without systemd).",
+        discussion: """
+            Where PID 1 is not systemd, cache setup runs this in a session of its own, as \
+            cachectl's systemd unit would run cachefilesd: in the foreground, its messages in \
+            /run/cachectl/cachefilesd.log, started again 0.2 s after a signal other than \
+            SIGTERM, SIGINT, SIGHUP or SIGPIPE ends it (at most 5 times a minute). It exits \
+            when cachefilesd exits (stopped with SIGTERM, or a config or bind error), with its status.
+            """,
+        shouldDisplay: false
+    )
+
+    @Option(help: "cachefilesd config to run with.") var config: String = "/etc/cachefilesd.conf"
+
+    func run() throws {
+        _ = chdir("/")  // hold no mount busy: cache setup may have been run inside a share
+        throw ExitCode(CachefilesDaemon.supervise(configPath: config))
+    }
 }
 
 struct CacheSetupCommand: ParsableCommand {
@@ -31,7 +54,8 @@ struct CacheSetupCommand: ParsableCommand {
             the cache directory (created if missing): a local filesystem, user xattrs, free space \
             above brun, the SELinux label when enforcing. Writes the file atomically and keeps the \
             old one as cachefilesd.conf.cachectl.bak. Restarts cachefilesd only when the file \
-            changed (through systemd when PID 1 is systemd, else it runs cachefilesd itself). A \
+            changed (through systemd when PID 1 is systemd, else under cachectl cache supervise, \
+            which logs to /run/cachectl/cachefilesd.log and starts it again if a signal kills it). A \
             second identical run changes nothing (changed: false).
 
             Thresholds are percentages of free space (b*) and free files (f*): the cache grows \

@@ -115,7 +115,8 @@ import Testing
     /// Every command is named in its configuration (so argument-parser never derives
     /// a name from the type at start-up); the names are the ones it derived before.
     @Test(arguments: [
-        ["warm"], ["residency"], ["evict"], ["cache"], ["cache", "setup"], ["cache", "status"], ["mounts"],
+        ["warm"], ["residency"], ["evict"], ["cache"], ["cache", "setup"], ["cache", "status"], ["cache", "supervise"],
+        ["mounts"],
         ["fsc"], ["fsc", "enable"], ["fsc", "disable"], ["doctor"], ["tier"], ["tier", "create"], ["tier", "list"],
         ["tier", "resize"], ["tier", "destroy"], ["tier", "health"], ["models"], ["promote"], ["demote"],
         ["fuse"], ["fuse", "mount"], ["fuse", "stats"], ["fuse", "unmount"], ["nvmet"], ["nvmet", "export"],

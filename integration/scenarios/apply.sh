@@ -131,10 +131,10 @@ expect_eq "the broken file changed nothing" "$(cat /tmp/stat1)" "$(cat /tmp/stat
 mkdir -p /tmp/shim
 cat >/tmp/shim/cachefilesd <<'EOF'
 #!/bin/sh
-conf=/etc/cachefilesd.conf
-while [ $# -gt 0 ]; do [ "$1" = -f ] && conf=$2; shift; done
+conf=/etc/cachefilesd.conf prev=
+for arg in "$@"; do [ "$prev" = -f ] && conf=$arg; prev=$arg; done
 grep -q '^tag broken' "$conf" && { echo "cachefilesd: CacheFiles bind failed: errno 22 (Invalid argument)" >&2; exit 1; }
-exec /usr/sbin/cachefilesd -s -f "$conf"
+exec /usr/sbin/cachefilesd "$@"
 EOF
 chmod +x /tmp/shim/cachefilesd
 cp /etc/cachefilesd.conf /tmp/conf.before
