@@ -29,6 +29,8 @@ public struct WarmOptions: Sendable, Equatable {
     /// posix_fadvise hints (--hints/--no-hints): SEQUENTIAL on each descriptor and
     /// WILLNEED ahead of the readers.
     public var adviseAhead: Bool?
+    /// Map and fault pieces in instead of reading them into a buffer (--map/--no-map).
+    public var mapped: Bool?
 
     /// The reader count and chunk of the interleaved layout on shares (also what
     /// `apply`'s warm lists default to).
@@ -39,7 +41,8 @@ public struct WarmOptions: Sendable, Equatable {
 
     public init(
         jobs: Int? = nil, chunkSize: UInt64? = nil, layout: ReadLayout? = nil,
-        destination: WarmDestination = .ram, residencyMethod: ResidencyMethod = .auto, adviseAhead: Bool? = nil
+        destination: WarmDestination = .ram, residencyMethod: ResidencyMethod = .auto, adviseAhead: Bool? = nil,
+        mapped: Bool? = nil
     ) {
         self.jobs = jobs
         self.chunkSize = chunkSize
@@ -47,6 +50,7 @@ public struct WarmOptions: Sendable, Equatable {
         self.destination = destination
         self.residencyMethod = residencyMethod
         self.adviseAhead = adviseAhead
+        self.mapped = mapped
     }
 
     /// Checks the reader count and chunk size; the error names the field.
@@ -314,7 +318,7 @@ public struct Prewarmer: Sendable {
         work: WorkList, files: LazyFiles, state: FileTallies, strategy: ReadStrategy, workers: Int,
         destination: WarmDestination, progress: ProgressBar?
     ) {
-        let reader = ChunkReader(chunkSize: Int(strategy.chunkSize))
+        let reader = ChunkReader(chunkSize: Int(strategy.chunkSize), mapped: strategy.mapped)
         let contiguous = strategy.layout == .contiguous
         var previous: (file: OpenFile, chunk: Chunk)?
         while let (position, region) = work.next() {
@@ -370,21 +374,35 @@ public struct Prewarmer: Sendable {
     }
 }
 
-/// Brings a piece of a file into the page cache with pread(2) into the reader's
-/// buffer, allocated once per reader (its pages are touched once, not per chunk).
-/// (sendfile(2) to /dev/null avoids the copy to user space, but measured slower on
-/// cold data: it reads through a 64 KiB pipe, so readahead sees small requests.)
+/// Brings a piece of a file into the page cache: mapped and faulted in (no copy;
+/// the local-disk default), or with pread(2) into the reader's buffer, allocated
+/// once per reader (its pages are touched once, not per chunk). (sendfile(2) to
+/// /dev/null avoids the copy too, but measured slower on cold data: it reads
+/// through a 64 KiB pipe, so readahead sees small requests.)
 struct ChunkReader: ~Copyable {
     private let buffer: UnsafeMutableRawBufferPointer
+    private let mapped: Bool
 
-    init(chunkSize: Int) {
-        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 4096)
+    init(chunkSize: Int, mapped: Bool = false) {
+        self.mapped = mapped
+        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: mapped ? 0 : chunkSize, alignment: 4096)
     }
 
     deinit { buffer.deallocate() }
 
-    /// `chunk.length` must not exceed the buffer.
+    /// `chunk.length` must not exceed the buffer (when not mapped).
     func read(_ chunk: Chunk, of file: OpenFile, progress: (UInt64) -> Void) throws(CachectlError) {
+        if mapped {
+            if try populate(chunk, of: file) {
+                progress(chunk.length)
+                return
+            }
+            // No MADV_POPULATE_READ (before Linux 5.14), or a file that cannot be
+            // mapped: read it, through a buffer of this piece's size.
+            let reader = ChunkReader(chunkSize: Int(chunk.length))
+            try reader.read(chunk, of: file, progress: progress)
+            return
+        }
         var done: UInt64 = 0
         while done < chunk.length {
             let offset = chunk.offset + done
@@ -393,15 +411,43 @@ struct ChunkReader: ~Copyable {
                 let code = errno
                 throw CachectlError("read at offset \(offset)", errno: code)
             }
-            if n == 0 {
-                let now = (try? file.status()).map { UInt64($0.st_size) }
-                throw CachectlError(
-                    .conflict,
-                    "file shrank while being warmed: expected data at offset \(offset), file is now "
-                        + (now.map { "\($0) bytes" } ?? "unreadable") + "; warm it again when it is complete")
-            }
+            if n == 0 { throw Self.shrank(file, expected: offset) }
             done += UInt64(n)
             progress(UInt64(n))
+        }
+    }
+
+    /// The file ended before `offset`: it shrank since it was measured.
+    static func shrank(_ file: OpenFile, expected offset: UInt64) -> CachectlError {
+        let now = (try? file.status()).map { UInt64($0.st_size) }
+        return CachectlError(
+            .conflict,
+            "file shrank while being warmed: expected data at offset \(offset), file is now "
+                + (now.map { "\($0) bytes" } ?? "unreadable") + "; warm it again when it is complete")
+    }
+
+    /// Maps the piece (from the page boundary below it) and faults every page in
+    /// (MADV_POPULATE_READ, Linux 5.14): the kernel reads what is missing, with
+    /// readahead, and waits for it. False when this kernel or file cannot do it, or
+    /// a page could not be read (the caller reads instead).
+    private func populate(_ chunk: Chunk, of file: OpenFile) throws(CachectlError) -> Bool {
+        let page = UInt64(cachectl_page_size())
+        let start = chunk.offset / page * page
+        let length = Int(chunk.offset + chunk.length - start)
+        guard let address = mmap(nil, length, PROT_READ, MAP_SHARED, file.fd, off_t(start)),
+            address != MAP_FAILED
+        else { return false }
+        defer { munmap(address, length) }
+        if madvise(address, length, MADV_POPULATE_READ) == 0 { return true }
+        switch errno {
+        case EINVAL: return false
+        case EFAULT:
+            // SIGBUS on a page: past the end of a file that shrank, or an I/O error,
+            // which reading the piece names (with its errno and offset).
+            let size = (try? file.status()).map { UInt64($0.st_size) } ?? 0
+            if size < chunk.offset + chunk.length { throw Self.shrank(file, expected: chunk.offset + chunk.length - 1) }
+            return false
+        case let code: throw CachectlError("read at offset \(chunk.offset) (mapped)", errno: code)
         }
     }
 }

@@ -51,18 +51,22 @@ public struct ReadStrategy: Sendable, Hashable, Codable {
     public var layout: ReadLayout
     /// posix_fadvise SEQUENTIAL per descriptor and WILLNEED ahead of each reader.
     public var hints: Bool
+    /// Each piece is mapped and faulted in (madvise MADV_POPULATE_READ) instead of
+    /// read into a buffer: the pages land in the page cache without being copied.
+    public var mapped: Bool
 
-    public init(jobs: Int, chunkSize: UInt64, layout: ReadLayout, hints: Bool) {
+    public init(jobs: Int, chunkSize: UInt64, layout: ReadLayout, hints: Bool, mapped: Bool = false) {
         self.jobs = jobs
         self.chunkSize = chunkSize
         self.layout = layout
         self.hints = hints
+        self.mapped = mapped
     }
 
-    /// "4 readers x 2M contiguous, no hints".
+    /// "4 readers x 2M contiguous, no hints" (", mapped" when mapped).
     public var summary: String {
         "\(jobs) reader\(jobs == 1 ? "" : "s") x \(Self.compact(chunkSize)) \(layout.rawValue), "
-            + (hints ? "hints" : "no hints")
+            + (hints ? "hints" : "no hints") + (mapped ? ", mapped" : "")
     }
 
     /// 2M, 512K, 65537 (the --chunk spelling).
@@ -95,13 +99,24 @@ public struct ReadStrategy: Sendable, Hashable, Codable {
             // 3.1 s, four readers each streaming a quarter 3.1 s (dd 2.9 s); from
             // FS-Cache the four readers were fastest (1.5 s; cat 1.8 s). README.
             return ReadStrategy(jobs: 4, chunkSize: 1 << 20, layout: .contiguous, hints: false)
+        case .local where kernel >= (6, 9):
+            // Four readers, each faulting its own quarter of the file in 4 MiB
+            // mappings: nothing is copied to user space. On this project's virtio
+            // disk (2 GiB, 6.18) 0.65 s at 0.16 CPU-s in every round, where readers
+            // that copy (this row's former 16 x 512 KiB, 4 x 4 MiB, cat) took 0.65 to
+            // 1.5 s and up to 2 CPU-s, nearly all of it in the kernel's copy to the
+            // user buffer (perf: _copy_to_iter 93%), varying run to run (README).
+            // `rotational` is not used: virtio-blk disks report 1 (this machine's
+            // does), and one sequential stream measured 0.33 GiB/s there against 0.95
+            // for 16 readers. From 6.9 only: before kernel commit 631426ba1d45
+            // ("mm/madvise: make MADV_POPULATE_(READ|WRITE) handle VM_FAULT_RETRY
+            // properly") a read error under MADV_POPULATE_READ loops forever (the
+            // warm-errors scenario hung on 6.1; on 6.12 it reports EIO).
+            return ReadStrategy(jobs: 4, chunkSize: 4 << 20, layout: .contiguous, hints: false, mapped: true)
         case .local, .other:
-            // Each reader streams its own 1/16 of the file in 512 KiB reads: on this
-            // project's virtio disk 1.63 GiB/s against 1.04 for the former 16 x 2 MiB
-            // interleaved readers, at half their CPU (0.44 s against 0.90 for 2 GiB)
-            // and a third of their page faults. `rotational` is not used: virtio-blk
-            // disks report 1 (this machine's does), and one sequential stream
-            // measured 0.33 GiB/s there against 0.95 for 16 readers (README).
+            // Before 6.9, and on a filesystem cachectl does not know: contiguous
+            // readers that copy, 16 x 512 KiB (the local row before mapping; on
+            // this virtio disk 1.63 GiB/s against 1.04 for 16 x 2 MiB interleaved).
             return ReadStrategy(jobs: 16, chunkSize: 512 << 10, layout: .contiguous, hints: false)
         case .memory:
             // Already resident (tmpfs): the plan finds nothing to read.
@@ -132,6 +147,7 @@ public struct ReadStrategy: Sendable, Hashable, Codable {
         if let chunk = options.chunkSize { strategy.chunkSize = chunk }
         if let layout = options.layout { strategy.layout = layout }
         if let hints = options.adviseAhead { strategy.hints = hints }
+        if let mapped = options.mapped { strategy.mapped = mapped }
         return strategy
     }
 }

@@ -13,15 +13,17 @@ import Testing
 
     static let methods: [ResidencyMethod] = Kernel.hasCachestat ? [.cachestat, .mincore] : [.mincore]
 
-    @Test(arguments: methods)
-    func warmsEvictedFilesToFullResidency(method: ResidencyMethod) throws {
+    /// Read into buffers, or mapped and faulted in.
+    @Test(arguments: methods, [false, true])
+    func warmsEvictedFilesToFullResidency(method: ResidencyMethod, mapped: Bool) throws {
         let a = try scratch.file("model-00001-of-00002.gguf", size: 9 << 20 + 123, seed: 1)
         try scratch.file("model-00002-of-00002.gguf", size: 3 << 20, seed: 2)
         let selection = FileSelection(paths: [a])
         #expect(selection.files.count == 2)
         #expect(FileResidency.measure(selection.files[0], method: method).resident == 0)
 
-        let warmer = Prewarmer(options: WarmOptions(jobs: 4, chunkSize: 1 << 20, residencyMethod: method))
+        let warmer = Prewarmer(
+            options: WarmOptions(jobs: 4, chunkSize: 1 << 20, residencyMethod: method, mapped: mapped))
         let report = warmer.warm(selection.files)
         #expect(report.failedFiles == 0)
         #expect(report.bytesRead == selection.totalSize)
@@ -85,10 +87,12 @@ import Testing
         #expect((report.files[0].residentAfter ?? .max) < 2 << 20)
     }
 
-    @Test func aFileTruncatedWhileWarmingFailsAndTheOthersAreWarmed() throws {
+    /// Read into a buffer, or mapped and faulted in (past the new end: EFAULT).
+    @Test(arguments: [false, true])
+    func aFileTruncatedWhileWarmingFailsAndTheOthersAreWarmed(mapped: Bool) throws {
         let shrinking = try scratch.file("a-shrinking.gguf", size: 8 << 20, seed: 3)
         let intact = try scratch.file("b-intact.gguf", size: 2 << 20, seed: 4)
-        let warmer = Prewarmer(options: WarmOptions(jobs: 2, chunkSize: 1 << 20))
+        let warmer = Prewarmer(options: WarmOptions(jobs: 2, chunkSize: 1 << 20, mapped: mapped))
         let plan = warmer.plan(FileSelection(paths: [shrinking, intact]).files)
         #expect(plan.bytesToRead == 10 << 20)
         #expect(truncate(shrinking, 3 << 20) == 0)

@@ -109,14 +109,28 @@ import Testing
         #expect(share != ReadStrategy.defaults(for: .nfs(fsc: true), kernel: (6, 1)))
     }
 
+    /// Local disks map and fault pages in from 6.9; before it a read error under
+    /// MADV_POPULATE_READ loops in the kernel (commit 631426ba1d45), so they copy.
+    @Test func localDisksAreMappedFromLinux6_9() {
+        let local = FileSource.local(rotational: false)
+        #expect(!ReadStrategy.defaults(for: local, kernel: (6, 1)).mapped)
+        #expect(!ReadStrategy.defaults(for: local, kernel: (6, 8)).mapped)
+        #expect(ReadStrategy.defaults(for: local, kernel: (6, 9)).mapped)
+        #expect(ReadStrategy.defaults(for: local, kernel: (6, 12)).mapped)
+        #expect(!ReadStrategy.defaults(for: .other("1234"), kernel: (6, 12)).mapped)
+    }
+
     @Test func optionsOverrideOnlyWhatTheyName() {
         let source = FileSource.local(rotational: false)
         let defaults = ReadStrategy.defaults(for: source)
         #expect(ReadStrategy.choose(for: source, options: WarmOptions()) == defaults)
         let jobs = ReadStrategy.choose(for: source, options: WarmOptions(jobs: 7))
         #expect(
-            jobs == ReadStrategy(jobs: 7, chunkSize: defaults.chunkSize, layout: defaults.layout, hints: defaults.hints)
-        )
+            jobs
+                == ReadStrategy(
+                    jobs: 7, chunkSize: defaults.chunkSize, layout: defaults.layout, hints: defaults.hints,
+                    mapped: defaults.mapped))
+        #expect(ReadStrategy.choose(for: source, options: WarmOptions(mapped: false)).mapped == false)
         let all = ReadStrategy.choose(
             for: .fuse, options: WarmOptions(jobs: 3, chunkSize: 1 << 20, layout: .contiguous, adviseAhead: false))
         #expect(all == ReadStrategy(jobs: 3, chunkSize: 1 << 20, layout: .contiguous, hints: false))
