@@ -102,10 +102,11 @@ public struct ReadStrategy: Sendable, Hashable, Codable {
         case .local where kernel >= (6, 9):
             // Four readers, each faulting its own quarter of the file in 4 MiB
             // mappings: nothing is copied to user space. On this project's virtio
-            // disk (2 GiB, 6.18) 0.65 s at 0.16 CPU-s in every round, where readers
-            // that copy (this row's former 16 x 512 KiB, 4 x 4 MiB, cat) took 0.65 to
-            // 1.5 s and up to 2 CPU-s, nearly all of it in the kernel's copy to the
-            // user buffer (perf: _copy_to_iter 93%), varying run to run (README).
+            // disk (2 GiB, 6.18) 0.75 s (median of 7) at 0.16 CPU-s, 0.86x the best
+            // of cat/vmtouch/dd/fio, where readers that copy (this row's former 16 x
+            // 512 KiB, 4 x 4 MiB, cat) took 0.65 to 2 s and up to 3 CPU-s, nearly all
+            // in the kernel's copy to the user buffer (perf: _copy_to_iter 93%),
+            // varying run to run (README).
             // `rotational` is not used: virtio-blk disks report 1 (this machine's
             // does), and one sequential stream measured 0.33 GiB/s there against 0.95
             // for 16 readers. From 6.9 only: before kernel commit 631426ba1d45

@@ -77,8 +77,8 @@ struct Warm: ParsableCommand {
             readers each stream a part); on a network share or FUSE many pread(2) \
             readers take interleaved chunks with posix_fadvise hints, so many requests are in \
             flight. --jobs, --chunk, --layout, --hints/--no-hints and --map/--no-map override \
-            that choice; the summary says what was used per source. Chunks already in the page cache are skipped (cachestat(2) on Linux \
-            6.5+, mincore(2) before). There is no size cap.
+            that choice; the summary says what was used per source. Chunks already in the page \
+            cache are skipped (cachestat(2) on Linux 6.5+, mincore(2) before). There is no size cap.
 
             On an NFS/CIFS share mounted with fsc, what is read also lands in FS-Cache on local \
             disk. --into disk stages a model there without filling RAM: each chunk is dropped \
