@@ -1,5 +1,6 @@
 import CCachectlFuse
 import CCachectlShims
+import CachectlMount
 import CachectlSystem
 import FoundationEssentials
 import Glibc
@@ -60,6 +61,7 @@ final class SourceFileHandle: @unchecked Sendable {
 /// Methods return a negative errno on failure, as FUSE wants.
 final class SourceMirror: @unchecked Sendable {
     let options: MirrorOptions
+    private let readahead = ReadaheadHint()
     let pool: ChunkPool
     let prefetcher = Prefetcher()
     /// The session's /dev/fuse descriptor, for passthrough's backing ids.
@@ -422,7 +424,7 @@ final class SourceMirror: @unchecked Sendable {
         let buffer = malloc(max(length, 1))!
         // Ask for the whole chunk at once: on a share this sends the kernel's
         // readahead requests for it in parallel instead of one window at a time.
-        _ = posix_fadvise(file.fd, off_t(start), off_t(length), POSIX_FADV_WILLNEED)
+        readahead.willNeed(fd: file.fd, offset: start, length: Int64(length))
         var done = 0
         while done < length {
             let n = pread(file.fd, buffer + done, length - done, off_t(start + Int64(done)))

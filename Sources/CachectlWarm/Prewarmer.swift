@@ -1,4 +1,5 @@
 import CCachectlShims
+import CachectlMount
 import CachectlSystem
 import Dispatch
 import FoundationEssentials
@@ -124,7 +125,9 @@ public struct SourceStrategy: Sendable, Codable, Equatable {
 /// Interleaved readers share one descriptor per file; contiguous readers open
 /// their own, so each has its own readahead state. Hints: interleaved, a
 /// POSIX_FADV_WILLNEED for the chunk `jobs` positions ahead; contiguous,
-/// POSIX_FADV_SEQUENTIAL on the reader's descriptor and WILLNEED one chunk ahead.
+/// POSIX_FADV_SEQUENTIAL on the reader's descriptor and WILLNEED one chunk ahead;
+/// each WILLNEED a readahead window at a time (``ReadaheadHint``), so the whole chunk
+/// is asked for at once.
 public struct Prewarmer: Sendable {
     public var options: WarmOptions
     public var detector: SourceDetector
@@ -244,8 +247,10 @@ public struct Prewarmer: Sendable {
         var results = plan.results
         let state = FileTallies(fileCount: results.count)
         let paths = results.map(\.path)
+        let hint = ReadaheadHint(roots: detector.roots)
         for group in plan.groups where !group.regions.isEmpty {
-            Self.read(group, paths: paths, state: state, destination: options.destination, progress: progress)
+            Self.read(
+                group, paths: paths, state: state, destination: options.destination, hint: hint, progress: progress)
         }
         progress?.finish()
 
@@ -285,7 +290,8 @@ public struct Prewarmer: Sendable {
 
     /// One group's readers, started and waited for.
     private static func read(
-        _ group: PlanGroup, paths: [String], state: FileTallies, destination: WarmDestination, progress: ProgressBar?
+        _ group: PlanGroup, paths: [String], state: FileTallies, destination: WarmDestination, hint: ReadaheadHint,
+        progress: ProgressBar?
     ) {
         let work = WorkList(chunks: group.regions)
         let files = LazyFiles(paths: paths, chunks: group.regions)
@@ -294,7 +300,7 @@ public struct Prewarmer: Sendable {
         let worker: @Sendable () -> Void = {
             Self.runWorker(
                 work: work, files: files, state: state, strategy: strategy, workers: workers,
-                destination: destination, progress: progress)
+                destination: destination, hint: hint, progress: progress)
         }
         let done = DispatchGroup()
         var started = 0
@@ -316,7 +322,7 @@ public struct Prewarmer: Sendable {
 
     private static func runWorker(
         work: WorkList, files: LazyFiles, state: FileTallies, strategy: ReadStrategy, workers: Int,
-        destination: WarmDestination, progress: ProgressBar?
+        destination: WarmDestination, hint: ReadaheadHint, progress: ProgressBar?
     ) {
         let reader = ChunkReader(chunkSize: Int(strategy.chunkSize), mapped: strategy.mapped)
         let contiguous = strategy.layout == .contiguous
@@ -335,7 +341,7 @@ public struct Prewarmer: Sendable {
                 if contiguous {
                     try? file.advise(POSIX_FADV_SEQUENTIAL)
                 } else if let ahead = work.chunk(at: position + workers), let aheadFile = files.ifOpen(ahead.file) {
-                    try? aheadFile.advise(POSIX_FADV_WILLNEED, offset: Int64(ahead.offset), length: Int64(ahead.length))
+                    hint.willNeed(aheadFile, offset: Int64(ahead.offset), length: Int64(ahead.length))
                 }
             }
             progress?.setItem(Path.lastComponent(of: file.path))
@@ -346,9 +352,7 @@ public struct Prewarmer: Sendable {
                     let piece = Chunk(file: region.file, offset: offset, length: min(strategy.chunkSize, end - offset))
                     let next = piece.offset + piece.length
                     if contiguous && strategy.hints && next < end {
-                        try? file.advise(
-                            POSIX_FADV_WILLNEED, offset: Int64(next), length: Int64(min(strategy.chunkSize, end - next))
-                        )
+                        hint.willNeed(file, offset: Int64(next), length: Int64(min(strategy.chunkSize, end - next)))
                     }
                     try reader.read(piece, of: file) { bytes in
                         state.addRead(piece.file, bytes)

@@ -82,6 +82,30 @@ import Testing
         #expect(FileSource.nfs(fsc: true).name == "nfs+fsc")
     }
 
+    /// What one WILLNEED call covers: read_ahead_kb, the mount's rsize (NFS's io_pages)
+    /// or 128 KiB, whichever is largest.
+    @Test func aHintsWindowIsTheDevicesReadaheadOrItsRsize() throws {
+        let root = scratch.path + "/hint-roots"
+        try FileManager.default.createDirectory(atPath: root + "/proc/self", withIntermediateDirectories: true)
+        try """
+        27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+        80 27 0:52 / /mnt/models rw,relatime - nfs4 server:/models rw,vers=4.2,rsize=1048576,addr=10.0.0.1
+        81 27 0:53 / /mnt/fuse rw,nosuid - fuse.slowshare slowshare rw,user_id=0
+
+        """.write(toFile: root + "/proc/self/mountinfo", atomically: true, encoding: .utf8)
+        for (device, kib) in [("0:52", "128"), ("0:53", "4096"), ("0:54", "0")] {
+            try FileManager.default.createDirectory(
+                atPath: root + "/sys/class/bdi/" + device, withIntermediateDirectories: true)
+            try (kib + "\n").write(
+                toFile: root + "/sys/class/bdi/\(device)/read_ahead_kb", atomically: true, encoding: .utf8)
+        }
+        let hint = ReadaheadHint(roots: .fixture(root))
+        #expect(hint.window(device: DeviceNumber(major: 0, minor: 52)) == 1 << 20)  // rsize over 128 KiB readahead
+        #expect(hint.window(device: DeviceNumber(major: 0, minor: 53)) == 4 << 20)  // readahead raised
+        #expect(hint.window(device: DeviceNumber(major: 0, minor: 54)) == 128 << 10)  // readahead off
+        #expect(hint.window(device: DeviceNumber(major: 0, minor: 99)) == 128 << 10)  // nothing known
+    }
+
     /// The NFS client's FS-Cache path changed in 6.4 (per-page and synchronous before,
     /// netfs after): the fsc row follows the kernel, the plain NFS row does not.
     @Test func nfsWithFscFollowsTheKernelsCachePath() {
