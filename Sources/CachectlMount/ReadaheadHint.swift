@@ -48,18 +48,21 @@ public final class ReadaheadHint: Sendable {
     /// (/sys/class/bdi/MAJ:MIN), the `rsize` its mount was given (NFS's io_pages) and
     /// 128 KiB.
     public func window(device: DeviceNumber) -> Int64 {
-        if let known = windows.withLock({ $0[device] }) { return known }
-        var window = Self.smallestWindow
-        if let kib = Readahead.kilobytes(for: device, sys: roots.sys) { window = max(window, Int64(kib) << 10) }
-        let mounts = (try? MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")) ?? []
-        if let mount = mounts.first(where: { $0.device == device }),
-            let rsize = OptionString.value(mount.superOptions ?? "", "rsize")
-                ?? OptionString.value(mount.options, "rsize"),
-            let bytes = rsize.flatMap({ Int64($0) })
-        {
-            window = max(window, bytes)
+        // Under the lock: the readers of a run all ask at once, and one reads sysfs and mountinfo.
+        windows.withLock { known in
+            if let window = known[device] { return window }
+            var window = Self.smallestWindow
+            if let kib = Readahead.kilobytes(for: device, sys: roots.sys) { window = max(window, Int64(kib) << 10) }
+            let mounts = (try? MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")) ?? []
+            if let mount = mounts.first(where: { $0.device == device }),
+                let rsize = OptionString.value(mount.superOptions ?? "", "rsize")
+                    ?? OptionString.value(mount.options, "rsize"),
+                let bytes = rsize.flatMap({ Int64($0) })
+            {
+                window = max(window, bytes)
+            }
+            known[device] = window
+            return window
         }
-        windows.withLock { $0[device] = window }
-        return window
     }
 }
