@@ -45,14 +45,22 @@ public final class ReadaheadHint: Sendable {
     public static let smallestWindow: Int64 = 128 << 10
 
     /// What one WILLNEED call covers on `device`: the largest of its read_ahead_kb
-    /// (/sys/class/bdi/MAJ:MIN), the `rsize` its mount was given (NFS's io_pages) and
-    /// 128 KiB.
+    /// (/sys/class/bdi/MAJ:MIN), its io_pages where user space can see them (a block
+    /// device's max_sectors_kb; the `rsize` of an NFS mount) and 128 KiB.
     public func window(device: DeviceNumber) -> Int64 {
         // Under the lock: the readers of a run all ask at once, and one reads sysfs and mountinfo.
         windows.withLock { known in
             if let window = known[device] { return window }
             var window = Self.smallestWindow
             if let kib = Readahead.kilobytes(for: device, sys: roots.sys) { window = max(window, Int64(kib) << 10) }
+            // A block device's io_pages is its queue's max_sectors_kb (a partition's is its disk's).
+            let queue = "\(roots.sys)/dev/block/\(device)"
+            for path in [queue + "/queue/max_sectors_kb", queue + "/../queue/max_sectors_kb"] {
+                if let kib = KernelAttribute.read(path).flatMap({ Int64($0) }) {
+                    window = max(window, kib << 10)
+                    break
+                }
+            }
             let mounts = (try? MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")) ?? []
             if let mount = mounts.first(where: { $0.device == device }),
                 let rsize = OptionString.value(mount.superOptions ?? "", "rsize")

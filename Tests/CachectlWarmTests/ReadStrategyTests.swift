@@ -82,8 +82,8 @@ import Testing
         #expect(FileSource.nfs(fsc: true).name == "nfs+fsc")
     }
 
-    /// What one WILLNEED call covers: read_ahead_kb, the mount's rsize (NFS's io_pages)
-    /// or 128 KiB, whichever is largest.
+    /// What one WILLNEED call covers: read_ahead_kb, a disk's max_sectors_kb or the
+    /// mount's rsize (io_pages), or 128 KiB, whichever is largest.
     @Test func aHintsWindowIsTheDevicesReadaheadOrItsRsize() throws {
         let root = scratch.path + "/hint-roots"
         try FileManager.default.createDirectory(atPath: root + "/proc/self", withIntermediateDirectories: true)
@@ -99,7 +99,11 @@ import Testing
             try (kib + "\n").write(
                 toFile: root + "/sys/class/bdi/\(device)/read_ahead_kb", atomically: true, encoding: .utf8)
         }
+        try FileManager.default.createDirectory(
+            atPath: root + "/sys/dev/block/8:0/queue", withIntermediateDirectories: true)
+        try "1280\n".write(toFile: root + "/sys/dev/block/8:0/queue/max_sectors_kb", atomically: true, encoding: .utf8)
         let hint = ReadaheadHint(roots: .fixture(root))
+        #expect(hint.window(device: DeviceNumber(major: 8, minor: 0)) == 1280 << 10)  // a disk's io_pages
         #expect(hint.window(device: DeviceNumber(major: 0, minor: 52)) == 1 << 20)  // rsize over 128 KiB readahead
         #expect(hint.window(device: DeviceNumber(major: 0, minor: 53)) == 4 << 20)  // readahead raised
         #expect(hint.window(device: DeviceNumber(major: 0, minor: 54)) == 128 << 10)  // readahead off
