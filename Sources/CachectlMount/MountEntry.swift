@@ -27,6 +27,13 @@ public struct DeviceNumber: Sendable, Hashable, Codable, CustomStringConvertible
 
     public var description: String { "\(major):\(minor)" }
 
+    /// The block device's queue attribute NAME (/sys/dev/block/MAJ:MIN/queue/NAME, or
+    /// its disk's for a partition), trimmed; nil when neither can be read.
+    public func queueAttribute(_ name: String, sys: String = "/sys") -> String? {
+        let base = "\(sys)/dev/block/\(self)"
+        return KernelAttribute.read(base + "/queue/" + name) ?? KernelAttribute.read(base + "/../queue/" + name)
+    }
+
     public init(from decoder: Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let parsed = DeviceNumber(parsing: text) else {

@@ -22,13 +22,8 @@ public final class ReadaheadHint: Sendable {
 
     public init(roots: KernelRoots = .system) { self.roots = roots }
 
-    /// WILLNEED over `length` bytes at `offset` of `file`, a window at a time. Advice
-    /// only: the first error ends it, as the kernel may ignore it anyway.
-    public func willNeed(_ file: OpenFile, offset: Int64, length: Int64) {
-        willNeed(fd: file.fd, offset: offset, length: length)
-    }
-
-    /// The same for a descriptor owned elsewhere.
+    /// WILLNEED over `length` bytes at `offset` of the file open as `fd`, a window at a
+    /// time. Advice only: the first error ends it, as the kernel may ignore it anyway.
     public func willNeed(fd: Int32, offset: Int64, length: Int64) {
         var st = stat()
         let window = fstat(fd, &st) == 0 ? self.window(device: DeviceNumber(UInt64(st.st_dev))) : Self.smallestWindow
@@ -53,13 +48,9 @@ public final class ReadaheadHint: Sendable {
             if let window = known[device] { return window }
             var window = Self.smallestWindow
             if let kib = Readahead.kilobytes(for: device, sys: roots.sys) { window = max(window, Int64(kib) << 10) }
-            // A block device's io_pages is its queue's max_sectors_kb (a partition's is its disk's).
-            let queue = "\(roots.sys)/dev/block/\(device)"
-            for path in [queue + "/queue/max_sectors_kb", queue + "/../queue/max_sectors_kb"] {
-                if let kib = KernelAttribute.read(path).flatMap({ Int64($0) }) {
-                    window = max(window, kib << 10)
-                    break
-                }
+            // A block device's io_pages is its queue's max_sectors_kb.
+            if let kib = device.queueAttribute("max_sectors_kb", sys: roots.sys).flatMap({ Int64($0) }) {
+                window = max(window, kib << 10)
             }
             let mounts = (try? MountTable.mounted(mountinfo: roots.proc + "/self/mountinfo")) ?? []
             if let mount = mounts.first(where: { $0.device == device }),

@@ -341,7 +341,7 @@ public struct Prewarmer: Sendable {
                 if contiguous {
                     try? file.advise(POSIX_FADV_SEQUENTIAL)
                 } else if let ahead = work.chunk(at: position + workers), let aheadFile = files.ifOpen(ahead.file) {
-                    hint.willNeed(aheadFile, offset: Int64(ahead.offset), length: Int64(ahead.length))
+                    hint.willNeed(fd: aheadFile.fd, offset: Int64(ahead.offset), length: Int64(ahead.length))
                 }
             }
             progress?.setItem(Path.lastComponent(of: file.path))
@@ -352,7 +352,8 @@ public struct Prewarmer: Sendable {
                     let piece = Chunk(file: region.file, offset: offset, length: min(strategy.chunkSize, end - offset))
                     let next = piece.offset + piece.length
                     if contiguous && strategy.hints && next < end {
-                        hint.willNeed(file, offset: Int64(next), length: Int64(min(strategy.chunkSize, end - next)))
+                        hint.willNeed(
+                            fd: file.fd, offset: Int64(next), length: Int64(min(strategy.chunkSize, end - next)))
                     }
                     try reader.read(piece, of: file) { bytes in
                         state.addRead(piece.file, bytes)

@@ -202,16 +202,10 @@ public struct SourceDetector: Sendable {
 
     /// /sys/dev/block/MAJ:MIN/queue/rotational, or the parent's for a partition.
     func rotational(_ device: DeviceNumber) -> Bool? {
-        let base = roots.sys + "/dev/block/\(device)"
-        for path in [base + "/queue/rotational", base + "/../queue/rotational"] {
-            if let text = try? AtomicFile.readText(path) {
-                switch text.trimmingWhitespace() {
-                case "1": return true
-                case "0": return false
-                default: return nil
-                }
-            }
+        switch device.queueAttribute("rotational", sys: roots.sys) {
+        case "1": return true
+        case "0": return false
+        default: return nil
         }
-        return nil
     }
 }
