@@ -6,14 +6,10 @@ import Testing
 @testable import CachectlFUSE
 
 /// WILLNEED through a real FUSE mount (the mirror, served from its source): one call
-/// is cut to a readahead window by the kernel, ReadaheadHint asks for all of it.
-@Suite(
-    .serialized,
-    .enabled(
-        if: Privileges.isRoot && Privileges.hasPrivateMountNamespace,
-        "needs root in a private mount namespace (unshare -m)"))
-struct ReadaheadHintTests {
-    @Test func aHintReachesTheWholeRangeOneWindowAtATime() throws {
+/// is cut to a readahead window by the kernel, ReadaheadHint asks for all of it. In
+/// MirrorMountTests' suite, which holds the real mounts (root, private namespace).
+extension MirrorMountTests {
+    @Test func aReadaheadHintReachesTheWholeRangeOneWindowAtATime() throws {
         let fx = try MirrorFixture()
         defer { fx.tearDown() }
         let size = 16 << 20
@@ -30,7 +26,7 @@ struct ReadaheadHintTests {
         _ = posix_fadvise(file.fd, 0, 0, POSIX_FADV_DONTNEED)
         #expect(Self.residentBytes(file, size: size) == 0)
         let hint = ReadaheadHint()
-        hint.willNeed(file, offset: 0, length: Int64(size))
+        hint.willNeed(fd: file.fd, offset: 0, length: Int64(size))
         var resident = 0
         for _ in 0..<250 {  // up to 5 s: the requests are in flight, not yet answered
             resident = Self.residentBytes(file, size: size)
