@@ -33,7 +33,8 @@ public final class MirrorMount: @unchecked Sendable {
     }
 
     /// Mounts `options.source` read-only on `options.mountpoint` and starts
-    /// serving. Throws when the source or mountpoint is unusable or the mount fails.
+    /// serving; returns with the mount's readahead raised (or after 5 s without).
+    /// Throws when the source or mountpoint is unusable or the mount fails.
     public static func mount(_ options: MirrorOptions) throws(CachectlError) -> MirrorMount {
         try options.validate()
         var st = stat()
@@ -144,7 +145,15 @@ public final class MirrorMount: @unchecked Sendable {
                 statsWriterDone.signal()
             }
         }
-        try? startThread("cachectl-fuse-ra") { [self] in tuneReadahead() }
+        // Waited for: a file takes its readahead window from the bdi when it is opened
+        // (file_ra_state_init), so one opened before the tuner ran would keep 128 KiB.
+        let tuned = DispatchSemaphore(value: 0)
+        if (try? startThread("cachectl-fuse-ra") { [self] in
+            tuneReadahead()
+            tuned.signal()
+        }) != nil {
+            _ = tuned.wait(timeout: .now() + .seconds(5))
+        }
     }
 
     /// The bdi of a FUSE mount defaults to 128 KiB readahead; large sequential

@@ -13,6 +13,9 @@ import Synchronization
 /// Linux 6.18), one hint over 64 MiB left 128 KiB resident; the same range hinted
 /// 128 KiB at a time had 63.6 MiB resident 0.3 s later, all of its requests in flight.
 ///
+/// The ra_pages that counts is the open file's, copied from the bdi when the file was
+/// opened (file_ra_state_init): a file opened before its device's read_ahead_kb was
+/// raised keeps the old window, and hints of the new one leave gaps for the readers.
 /// Each device's window is read once for the life of the instance: make one per warm
 /// run, or per mounted mirror.
 public final class ReadaheadHint: Sendable {

@@ -15,6 +15,11 @@ extension MirrorMountTests {
         let size = 16 << 20
         fx.write("model.bin", pseudoRandom(size, seed: 71))
         try fx.mount(pool: 64 << 20, chunk: 1 << 20, compression: .off, prefetch: 0, passthrough: false)
+        // mount returns with the bdi's readahead raised (1 MiB for 1 MiB chunks): a file
+        // takes its window when opened, and this one must take the raised one.
+        var st = stat()
+        #expect(stat(fx.mountpoint, &st) == 0)
+        #expect(Readahead.kilobytes(for: DeviceNumber(UInt64(st.st_dev))) == 1024)
         let file = try OpenFile(fx.mountpoint + "/model.bin")
 
         // The kernel fact the type exists for (mm/readahead.c, force_page_cache_ra; 6.18
