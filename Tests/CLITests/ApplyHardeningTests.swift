@@ -6,7 +6,7 @@ import Testing
 
 /// Two processes of the built binary at once, and refusals as the shell sees
 /// them. Root, in a private mount namespace (tmpfs tiers are mounted).
-@Suite(.serialized, .enabled(if: Privileges.isRoot && Privileges.hasPrivateMountNamespace))
+@Suite(.serialized, .rootInPrivateMountNamespace)
 struct ApplyHardeningTests {
     final class Tree {
         let root: String

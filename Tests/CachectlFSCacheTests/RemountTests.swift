@@ -1,4 +1,5 @@
 import CachectlSystem
+import CachectlTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -10,7 +11,7 @@ import Testing
 ///   unshare -m --propagation private swift test --scratch-path .build --filter RemountTests
 /// tmpfs refuses the `fsc` option (EINVAL), which is exactly a failed mount
 /// after the unmount: fstab must come back and the old mount with it.
-@Suite(.enabled(if: Privileges.isRoot && Privileges.hasPrivateMountNamespace), .serialized)
+@Suite(.rootInPrivateMountNamespace, .serialized)
 struct RemountTests {
     struct Bed {
         let dir: String

@@ -11,9 +11,7 @@ import Testing
 /// mounts: run as root in a private mount namespace.
 @Suite(
     .serialized,
-    .enabled(
-        if: Privileges.isRoot && Privileges.hasPrivateMountNamespace,
-        "needs root in a private mount namespace (unshare -m)"))
+    .rootInPrivateMountNamespace)
 struct MirrorHardeningTests {
     /// `rsync --inplace -t`: same inode, same size, new bytes, old mtime put back.
     @Test func anInPlaceRewriteWithTheOldMtimeIsReadAgain() throws {

@@ -103,9 +103,7 @@ func compressible(_ count: Int) -> [UInt8] {
 /// `unshare -m --propagation private swift test --filter MirrorMountTests`.
 @Suite(
     .serialized,
-    .enabled(
-        if: Privileges.isRoot && Privileges.hasPrivateMountNamespace,
-        "needs root in a private mount namespace (unshare -m)"))
+    .rootInPrivateMountNamespace)
 struct MirrorMountTests {
     /// The CLI's unmount: refused while a file is open, then forced (lazy detach,
     /// and the FUSE connection aborted when fusectl is mounted).

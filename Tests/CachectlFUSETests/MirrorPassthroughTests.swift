@@ -1,4 +1,5 @@
 import CachectlSystem
+import CachectlTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -11,9 +12,7 @@ import Testing
 /// back to serving every read itself, and these tests check that instead.
 @Suite(
     .serialized,
-    .enabled(
-        if: Privileges.isRoot && Privileges.hasPrivateMountNamespace,
-        "needs root in a private mount namespace (unshare -m)"))
+    .rootInPrivateMountNamespace)
 struct MirrorPassthroughTests {
     /// Linux 6.9 added FUSE passthrough.
     static var kernelHasPassthrough: Bool {

@@ -10,7 +10,7 @@ import Testing
 /// `nvmet restore` against a fixture configfs tree (plain directories, so an
 /// attribute write fails as it would on a kernel that lacks it) with real tmpfs
 /// mounts for the RAM backing. Root, private mount namespace.
-@Suite(.serialized, .enabled(if: Privileges.isRoot && Privileges.hasPrivateMountNamespace))
+@Suite(.serialized, .rootInPrivateMountNamespace)
 struct RestoreHardeningTests {
     final class Fixture {
         let root: String

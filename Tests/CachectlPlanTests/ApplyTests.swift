@@ -162,7 +162,7 @@ final class Machine {
 
 /// Real tmpfs tiers and real placement: root in a private mount namespace
 /// (`unshare -m --propagation private swift test --filter ApplyKernelTests`).
-@Suite(.enabled(if: Privileges.isRoot && Privileges.hasPrivateMountNamespace), .serialized)
+@Suite(.rootInPrivateMountNamespace, .serialized)
 struct ApplyKernelTests {
     func yaml(_ machine: Machine, tierPath: String? = nil) -> String {
         """

@@ -1,4 +1,5 @@
 import CachectlSystem
+import CachectlTestSupport
 import CachectlTiers
 import Foundation
 import Glibc
@@ -11,7 +12,7 @@ import Testing
 /// model move to hot in a real tmpfs tier, demote it back, and once more with
 /// JavaScript off. Screenshots go to .build/test-output/serve-browser/ (or
 /// $CACHECTL_TEST_OUTPUT). Root runs Chromium with --no-sandbox.
-@Suite(.serialized, .enabled(if: Privileges.isRoot && Privileges.hasPrivateMountNamespace && Browser.path != nil))
+@Suite(.serialized, .rootInPrivateMountNamespace, .enabled(if: Browser.path != nil, "needs chromium"))
 struct BrowserTests {
     static var outputDirectory: String {
         if let dir = ProcessInfo.processInfo.environment["CACHECTL_TEST_OUTPUT"] { return dir + "/serve-browser" }

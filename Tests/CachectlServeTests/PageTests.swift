@@ -1,5 +1,6 @@
 import CachectlStatus
 import CachectlSystem
+import CachectlTestSupport
 import Foundation
 import Testing
 
@@ -65,7 +66,7 @@ import Testing
     }
 
     /// A live tmpfs tier needs root in a private mount namespace.
-    @Test(.enabled(if: Privileges.isRoot && Privileges.hasPrivateMountNamespace))
+    @Test(.rootInPrivateMountNamespace)
     func modelsSharesAndTiersEscapedInTextAttributesAndURLs() throws {
         let s = try ServeScratch()
         try s.addModel("llama-tiny.gguf", bytes: 1 << 20)

@@ -1,4 +1,5 @@
 import CachectlSystem
+import CachectlTestSupport
 import CachectlTiers
 import Foundation
 import Glibc
@@ -8,7 +9,7 @@ import Testing
 
 /// Promote and demote through the API into a real tmpfs tier. Run as root in a
 /// private mount namespace: `unshare -m --propagation private swift test --filter CachectlServeTests`.
-@Suite(.serialized, .enabled(if: Privileges.isRoot && Privileges.hasPrivateMountNamespace))
+@Suite(.serialized, .rootInPrivateMountNamespace)
 struct ServeTierTests {
     @Test func promoteAndDemoteThroughTheAPI() async throws {
         let s = try ServeScratch()

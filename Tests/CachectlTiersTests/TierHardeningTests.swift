@@ -1,5 +1,6 @@
 import CachectlMount
 import CachectlSystem
+import CachectlTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -9,7 +10,7 @@ import Testing
 /// Issue 13: what root does in trees another user controls, copies that keep
 /// who may read them, and runs that converge after a crash. Real tmpfs tiers,
 /// real ownership; run as root in a private mount namespace.
-@Suite(.serialized, .enabled(if: Privileges.isRoot && Privileges.hasPrivateMountNamespace))
+@Suite(.serialized, .rootInPrivateMountNamespace)
 struct TierHardeningTests {
     static let nobody: uid_t = 65534
 

@@ -1,5 +1,6 @@
 import CachectlMount
 import CachectlSystem
+import CachectlTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -9,7 +10,7 @@ import Testing
 /// Real tmpfs and zram tiers on this kernel. Run as root in a private mount namespace:
 /// `unshare -m --propagation private swift test --filter CachectlTiersTests`.
 /// zram devices are global: every test releases its own (Scratch.cleanup).
-@Suite(.serialized, .enabled(if: Privileges.isRoot && Privileges.hasPrivateMountNamespace))
+@Suite(.serialized, .rootInPrivateMountNamespace)
 struct TierKernelTests {
     func tmpfs(_ s: Scratch, _ name: String, size: UInt64 = 64 << 20, rank: Int? = nil) -> TierSpec {
         TierSpec(name: name, type: .tmpfs, size: ByteSize(size), path: s.tierPath(name), rank: rank)

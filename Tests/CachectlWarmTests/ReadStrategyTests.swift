@@ -1,5 +1,6 @@
 import CachectlMount
 import CachectlSystem
+import CachectlTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -167,9 +168,7 @@ import Testing
 
     /// A real tmpfs, mounted in this test's private mount namespace.
     @Test(
-        .enabled(
-            if: Privileges.isRoot && Privileges.hasPrivateMountNamespace,
-            "needs root in a private mount namespace (unshare -m)"))
+        .rootInPrivateMountNamespace)
     func aFileOnTmpfsIsRAMAndNeedsNoReading() throws {
         let mountpoint = scratch.path + "/tmpfs"
         try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
