@@ -30,8 +30,8 @@ public struct WarmOptions: Sendable, Equatable {
     /// posix_fadvise hints (--hints/--no-hints): SEQUENTIAL on each descriptor and
     /// WILLNEED ahead of the readers.
     public var adviseAhead: Bool?
-    /// Map and fault pieces in instead of reading them into a buffer (--map/--no-map).
-    public var mapped: Bool?
+    /// How pieces are brought in: copied, mapped, or sent to /dev/null (--transfer).
+    public var transfer: ReadTransfer?
 
     /// The reader count and chunk of the interleaved layout on shares (also what
     /// `apply`'s warm lists default to).
@@ -43,7 +43,7 @@ public struct WarmOptions: Sendable, Equatable {
     public init(
         jobs: Int? = nil, chunkSize: UInt64? = nil, layout: ReadLayout? = nil,
         destination: WarmDestination = .ram, residencyMethod: ResidencyMethod = .auto, adviseAhead: Bool? = nil,
-        mapped: Bool? = nil
+        transfer: ReadTransfer? = nil
     ) {
         self.jobs = jobs
         self.chunkSize = chunkSize
@@ -51,7 +51,7 @@ public struct WarmOptions: Sendable, Equatable {
         self.destination = destination
         self.residencyMethod = residencyMethod
         self.adviseAhead = adviseAhead
-        self.mapped = mapped
+        self.transfer = transfer
     }
 
     /// Checks the reader count and chunk size; the error names the field.
@@ -324,7 +324,7 @@ public struct Prewarmer: Sendable {
         work: WorkList, files: LazyFiles, state: FileTallies, strategy: ReadStrategy, workers: Int,
         destination: WarmDestination, hint: ReadaheadHint, progress: ProgressBar?
     ) {
-        let reader = ChunkReader(chunkSize: Int(strategy.chunkSize), mapped: strategy.mapped)
+        let reader = ChunkReader(chunkSize: Int(strategy.chunkSize), transfer: strategy.transfer)
         let contiguous = strategy.layout == .contiguous
         var previous: (file: OpenFile, chunk: Chunk)?
         while let (position, region) = work.next() {
@@ -379,36 +379,62 @@ public struct Prewarmer: Sendable {
     }
 }
 
-/// Brings a piece of a file into the page cache: mapped and faulted in (no copy;
-/// the local-disk default), or with pread(2) into the reader's buffer, allocated
-/// once per reader (its pages are touched once, not per chunk). (sendfile(2) to
-/// /dev/null avoids the copy too, but measured slower on cold data: it reads
-/// through a 64 KiB pipe, so readahead sees small requests.)
+/// Brings a piece of a file into the page cache (``ReadTransfer``): with pread(2)
+/// into the reader's buffer, allocated once per reader (its pages are touched once,
+/// not per chunk); mapped and faulted in; or sent to /dev/null with sendfile(2).
+/// Mapping and sending fall back to copying where the kernel or the file cannot.
 struct ChunkReader: ~Copyable {
     private let buffer: UnsafeMutableRawBufferPointer
-    private let mapped: Bool
+    private let transfer: ReadTransfer
+    /// /dev/null, open for writing, when sending; -1 otherwise (or when it cannot be opened).
+    private let sink: Int32
 
-    init(chunkSize: Int, mapped: Bool = false) {
-        self.mapped = mapped
-        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: mapped ? 0 : chunkSize, alignment: 4096)
+    init(chunkSize: Int, transfer: ReadTransfer = .copy) {
+        self.transfer = transfer
+        sink = transfer == .sendfile ? open("/dev/null", O_WRONLY | O_CLOEXEC) : -1
+        // A buffer only where copying may happen (sendfile without /dev/null copies).
+        let copies = transfer == .copy || (transfer == .sendfile && sink < 0)
+        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: copies ? chunkSize : 0, alignment: 4096)
     }
 
-    deinit { buffer.deallocate() }
+    deinit {
+        buffer.deallocate()
+        if sink >= 0 { close(sink) }
+    }
 
-    /// `chunk.length` must not exceed the buffer (when not mapped).
+    /// `chunk.length` must not exceed the chunk size the reader was made for.
     func read(_ chunk: Chunk, of file: OpenFile, progress: (UInt64) -> Void) throws(CachectlError) {
-        if mapped {
+        var done: UInt64 = 0
+        switch transfer {
+        case .map:
             if try populate(chunk, of: file) {
                 progress(chunk.length)
                 return
             }
-            // No MADV_POPULATE_READ (before Linux 5.14), or a file that cannot be
-            // mapped: read it, through a buffer of this piece's size.
-            let reader = ChunkReader(chunkSize: Int(chunk.length))
-            try reader.read(chunk, of: file, progress: progress)
-            return
+        case .sendfile where sink >= 0:
+            done = try send(chunk, of: file, progress: progress)
+            if done == chunk.length { return }
+        case .copy, .sendfile:
+            break
         }
-        var done: UInt64 = 0
+        // Copying, or what mapping or sending could not do (no MADV_POPULATE_READ
+        // before Linux 5.14, a file that cannot be mapped or spliced): through a
+        // buffer of this piece's size where the reader has none.
+        if buffer.count >= Int(chunk.length) {
+            try Self.copy(chunk, from: done, of: file, into: buffer, progress: progress)
+        } else {
+            let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(chunk.length), alignment: 4096)
+            defer { scratch.deallocate() }
+            try Self.copy(chunk, from: done, of: file, into: scratch, progress: progress)
+        }
+    }
+
+    /// pread(2) of the piece from `done` bytes into it on.
+    private static func copy(
+        _ chunk: Chunk, from done: UInt64, of file: OpenFile, into buffer: UnsafeMutableRawBufferPointer,
+        progress: (UInt64) -> Void
+    ) throws(CachectlError) {
+        var done = done
         while done < chunk.length {
             let offset = chunk.offset + done
             let n = retryingEINTR { pread(file.fd, buffer.baseAddress, Int(chunk.length - done), off_t(offset)) }
@@ -420,6 +446,25 @@ struct ChunkReader: ~Copyable {
             done += UInt64(n)
             progress(UInt64(n))
         }
+    }
+
+    /// sendfile(2) of the piece to /dev/null; the bytes sent. Fewer than the piece's
+    /// only when this file cannot be spliced (EINVAL, ENOSYS): the caller copies the rest.
+    private func send(_ chunk: Chunk, of file: OpenFile, progress: (UInt64) -> Void) throws(CachectlError) -> UInt64 {
+        var done: UInt64 = 0
+        while done < chunk.length {
+            var offset = off_t(chunk.offset + done)
+            let n = retryingEINTR { Glibc.sendfile(sink, file.fd, &offset, Int(chunk.length - done)) }
+            if n < 0 {
+                let code = errno
+                if code == EINVAL || code == ENOSYS { return done }
+                throw CachectlError("read at offset \(chunk.offset + done) (sendfile)", errno: code)
+            }
+            if n == 0 { throw Self.shrank(file, expected: chunk.offset + done) }
+            done += UInt64(n)
+            progress(UInt64(n))
+        }
+        return done
     }
 
     /// The file ended before `offset`: it shrank since it was measured.

@@ -37,6 +37,7 @@ struct PathSelectionOptions: ParsableArguments {
 extension ResidencyMethod: ExpressibleByArgument {}
 extension WarmDestination: ExpressibleByArgument {}
 extension ReadLayout: ExpressibleByArgument {}
+extension ReadTransfer: ExpressibleByArgument {}
 
 extension ByteSize: ExpressibleByArgument {
     public init?(argument: String) { self.init(parsing: argument) }
@@ -73,10 +74,10 @@ struct Warm: ParsableCommand {
         discussion: """
             Parallel readers, chosen per file by what backs it (statfs, mountinfo): on a \
             local disk four readers each fault a contiguous quarter of the file into the page \
-            cache through mappings (nothing is copied; Linux 6.9+, before it 16 pread(2) \
-            readers each stream a part); on a network share or FUSE many pread(2) \
+            cache through mappings (nothing is copied; Linux 6.9+, before it 16 readers each \
+            sendfile(2) a part to /dev/null); on a network share or FUSE many pread(2) \
             readers take interleaved chunks with posix_fadvise hints, so many requests are in \
-            flight. --jobs, --chunk, --layout, --hints/--no-hints and --map/--no-map override \
+            flight. --jobs, --chunk, --layout, --hints/--no-hints and --transfer override \
             that choice; the summary says what was used per source. Chunks already in the page \
             cache are skipped (cachestat(2) on Linux 6.5+, mincore(2) before). There is no size cap.
 
@@ -123,12 +124,11 @@ struct Warm: ParsableCommand {
     )
     var hints: Bool?
 
-    @Flag(
-        inversion: .prefixedNo,
-        help:
-            "Map each piece and fault it in (madvise MADV_POPULATE_READ) instead of copying it into a buffer, or not (default: by source; on for local disks from Linux 6.9, where a read error no longer hangs it)."
-    )
-    var map: Bool?
+    @Option(
+        help: ArgumentHelp(
+            "How readers bring pages in: copy (pread into a buffer), map (mmap and MADV_POPULATE_READ; Linux 6.9 and later, where a read error no longer hangs it) or sendfile (to /dev/null; nothing copied). Default: by source; map on local disks from 6.9, sendfile before, copy on shares and FUSE.",
+            valueName: "how"))
+    var transfer: ReadTransfer?
 
     @Flag(help: "After warming, mlock(2) the files and hold them in RAM until interrupted (like vmtouch -l).")
     var lock = false
@@ -144,7 +144,7 @@ struct Warm: ParsableCommand {
     var options: WarmOptions {
         WarmOptions(
             jobs: jobs, chunkSize: chunk?.bytes, layout: layout, destination: into,
-            residencyMethod: selection.residencyMethod, adviseAhead: hints, mapped: map)
+            residencyMethod: selection.residencyMethod, adviseAhead: hints, transfer: transfer)
     }
 
     func run() throws {

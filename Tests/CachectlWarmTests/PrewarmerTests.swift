@@ -13,9 +13,9 @@ import Testing
 
     static let methods: [ResidencyMethod] = Kernel.hasCachestat ? [.cachestat, .mincore] : [.mincore]
 
-    /// Read into buffers, or mapped and faulted in.
-    @Test(arguments: methods, [false, true])
-    func warmsEvictedFilesToFullResidency(method: ResidencyMethod, mapped: Bool) throws {
+    /// Read into buffers, mapped and faulted in, or sent to /dev/null.
+    @Test(arguments: methods, ReadTransfer.allCases)
+    func warmsEvictedFilesToFullResidency(method: ResidencyMethod, transfer: ReadTransfer) throws {
         let a = try scratch.file("model-00001-of-00002.gguf", size: 9 << 20 + 123, seed: 1)
         try scratch.file("model-00002-of-00002.gguf", size: 3 << 20, seed: 2)
         let selection = FileSelection(paths: [a])
@@ -23,7 +23,7 @@ import Testing
         #expect(FileResidency.measure(selection.files[0], method: method).resident == 0)
 
         let warmer = Prewarmer(
-            options: WarmOptions(jobs: 4, chunkSize: 1 << 20, residencyMethod: method, mapped: mapped))
+            options: WarmOptions(jobs: 4, chunkSize: 1 << 20, residencyMethod: method, transfer: transfer))
         let report = warmer.warm(selection.files)
         #expect(report.failedFiles == 0)
         #expect(report.bytesRead == selection.totalSize)
@@ -87,12 +87,13 @@ import Testing
         #expect((report.files[0].residentAfter ?? .max) < 2 << 20)
     }
 
-    /// Read into a buffer, or mapped and faulted in (past the new end: EFAULT).
-    @Test(arguments: [false, true])
-    func aFileTruncatedWhileWarmingFailsAndTheOthersAreWarmed(mapped: Bool) throws {
+    /// Read into a buffer, mapped and faulted in (past the new end: EFAULT), or sent
+    /// (past the new end: sendfile returns 0).
+    @Test(arguments: ReadTransfer.allCases)
+    func aFileTruncatedWhileWarmingFailsAndTheOthersAreWarmed(transfer: ReadTransfer) throws {
         let shrinking = try scratch.file("a-shrinking.gguf", size: 8 << 20, seed: 3)
         let intact = try scratch.file("b-intact.gguf", size: 2 << 20, seed: 4)
-        let warmer = Prewarmer(options: WarmOptions(jobs: 2, chunkSize: 1 << 20, mapped: mapped))
+        let warmer = Prewarmer(options: WarmOptions(jobs: 2, chunkSize: 1 << 20, transfer: transfer))
         let plan = warmer.plan(FileSelection(paths: [shrinking, intact]).files)
         #expect(plan.bytesToRead == 10 << 20)
         #expect(truncate(shrinking, 3 << 20) == 0)

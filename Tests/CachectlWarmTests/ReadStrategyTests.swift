@@ -139,14 +139,17 @@ import Testing
     }
 
     /// Local disks map and fault pages in from 6.9; before it a read error under
-    /// MADV_POPULATE_READ loops in the kernel (commit 631426ba1d45), so they copy.
-    @Test func localDisksAreMappedFromLinux6_9() {
+    /// MADV_POPULATE_READ loops in the kernel (commit 631426ba1d45), so they send the
+    /// pages to /dev/null, as unknown filesystems do. Shares copy.
+    @Test func localDisksAreMappedFromLinux6_9AndSentBefore() {
         let local = FileSource.local(rotational: false)
-        #expect(!ReadStrategy.defaults(for: local, kernel: (6, 1)).mapped)
-        #expect(!ReadStrategy.defaults(for: local, kernel: (6, 8)).mapped)
-        #expect(ReadStrategy.defaults(for: local, kernel: (6, 9)).mapped)
-        #expect(ReadStrategy.defaults(for: local, kernel: (6, 12)).mapped)
-        #expect(!ReadStrategy.defaults(for: .other("1234"), kernel: (6, 12)).mapped)
+        #expect(ReadStrategy.defaults(for: local, kernel: (6, 1)).transfer == .sendfile)
+        #expect(ReadStrategy.defaults(for: local, kernel: (6, 8)).transfer == .sendfile)
+        #expect(ReadStrategy.defaults(for: local, kernel: (6, 9)).transfer == .map)
+        #expect(ReadStrategy.defaults(for: local, kernel: (6, 12)).transfer == .map)
+        #expect(ReadStrategy.defaults(for: .other("1234"), kernel: (6, 12)).transfer == .sendfile)
+        #expect(ReadStrategy.defaults(for: .nfs(fsc: false), kernel: (6, 12)).transfer == .copy)
+        #expect(ReadStrategy.defaults(for: .fuse, kernel: (6, 12)).transfer == .copy)
     }
 
     @Test func optionsOverrideOnlyWhatTheyName() {
@@ -158,8 +161,8 @@ import Testing
             jobs
                 == ReadStrategy(
                     jobs: 7, chunkSize: defaults.chunkSize, layout: defaults.layout, hints: defaults.hints,
-                    mapped: defaults.mapped))
-        #expect(ReadStrategy.choose(for: source, options: WarmOptions(mapped: false)).mapped == false)
+                    transfer: defaults.transfer))
+        #expect(ReadStrategy.choose(for: source, options: WarmOptions(transfer: .copy)).transfer == .copy)
         let all = ReadStrategy.choose(
             for: .fuse, options: WarmOptions(jobs: 3, chunkSize: 1 << 20, layout: .contiguous, adviseAhead: false))
         #expect(all == ReadStrategy(jobs: 3, chunkSize: 1 << 20, layout: .contiguous, hints: false))
