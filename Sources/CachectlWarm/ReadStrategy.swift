@@ -49,7 +49,8 @@ public enum ReadTransfer: String, Sendable, Codable, CaseIterable {
     /// pread(2) into the reader's buffer: the kernel copies every byte to user space.
     case copy
     /// Mapped and faulted in (madvise MADV_POPULATE_READ): nothing is copied, and
-    /// readahead builds the filesystem's large folios. From Linux 6.9 only (below).
+    /// readahead builds the filesystem's large folios. Safe from Linux 6.9: before
+    /// kernel commit 631426ba1d45 a read error under it loops in the kernel.
     case map
     /// sendfile(2) to /dev/null: the pages pass through a pipe by reference, read with
     /// the file's readahead; nothing is copied or mapped, and a read error is an
@@ -116,28 +117,20 @@ public struct ReadStrategy: Sendable, Hashable, Codable {
             // 3.1 s, four readers each streaming a quarter 3.1 s (dd 2.9 s); from
             // FS-Cache the four readers were fastest (1.5 s; cat 1.8 s). README.
             return ReadStrategy(jobs: 4, chunkSize: 1 << 20, layout: .contiguous, hints: false)
-        case .local where kernel >= (6, 9):
-            // Four readers, each faulting its own quarter of the file in 4 MiB
-            // mappings: nothing is copied to user space. On this project's virtio
-            // disk (2 GiB, 6.18) 0.75 s (median of 7) at 0.16 CPU-s, 0.86x the best
-            // of cat/vmtouch/dd/fio, where readers that copy (this row's former 16 x
-            // 512 KiB, 4 x 4 MiB, cat) took 0.65 to 2 s and up to 3 CPU-s, nearly all
-            // in the kernel's copy to the user buffer (perf: _copy_to_iter 93%),
-            // varying run to run (README).
+        case .local, .other:
+            // Sixteen readers, each streaming its own part of the file in 512 KiB
+            // pieces and sending them to /dev/null with sendfile(2): the pages reach
+            // the page cache by the file's readahead, by reference through a pipe,
+            // and nothing is copied to user space or mapped. On this project's virtio
+            // disk (2 GiB, Linux 6.18, 5 rounds, medians, same runs; README) 0.87 s at
+            // 0.13 CPU-s, where mapping and faulting in (4 x 4 MiB, MADV_POPULATE_READ)
+            // took 0.96 s at 0.24 and copying (16 x 512 KiB pread) 2.47 s at 3.97; on a
+            // loop device with a 128 KiB read_ahead_kb, 0.99 s against 1.25 and 1.14.
+            // The same on every kernel: mapping is only safe from 6.9 (before commit
+            // 631426ba1d45 a read error under MADV_POPULATE_READ loops in the kernel).
             // `rotational` is not used: virtio-blk disks report 1 (this machine's
             // does), and one sequential stream measured 0.33 GiB/s there against 0.95
-            // for 16 readers. From 6.9 only: before kernel commit 631426ba1d45
-            // ("mm/madvise: make MADV_POPULATE_(READ|WRITE) handle VM_FAULT_RETRY
-            // properly") a read error under MADV_POPULATE_READ loops forever (the
-            // warm-errors scenario hung on 6.1; on 6.12 it reports EIO).
-            return ReadStrategy(jobs: 4, chunkSize: 4 << 20, layout: .contiguous, hints: false, transfer: .map)
-        case .local, .other:
-            // Before 6.9, and on a filesystem cachectl does not know: 16 contiguous
-            // readers x 512 KiB (on this virtio disk 1.63 GiB/s against 1.04 for 16 x
-            // 2 MiB interleaved) that sendfile(2) to /dev/null instead of copying: on
-            // this disk (2 GiB, 6.18, 5 rounds) 0.83 s at 0.18 CPU-s against 1.79 s at
-            // 2.34 CPU-s copying (README). Where a filesystem cannot splice, the
-            // readers copy.
+            // for 16 readers.
             return ReadStrategy(jobs: 16, chunkSize: 512 << 10, layout: .contiguous, hints: false, transfer: .sendfile)
         case .memory:
             // Already resident (tmpfs): the plan finds nothing to read.

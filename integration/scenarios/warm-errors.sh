@@ -47,8 +47,8 @@ eio() {
   expect_eq "$label: b-fine.gguf warmed" 8388608 "$(json_get "$out" '.files[] | select(.path | endswith("b-fine.gguf")) | .resident_after')"
   expect_eq "$label: c-fine.gguf warmed" 4194304 "$(json_get "$out" '.files[] | select(.path | endswith("c-fine.gguf")) | .resident_after')"
 }
-# The default (mapped from 6.9, sent to /dev/null before), then each way of reading
-# this kernel can take: mapping hangs on a read error before 6.9 (commit 631426ba1d45).
+# The default (sendfile), then each way of reading this kernel can take: mapping
+# hangs on a read error before 6.9 (commit 631426ba1d45).
 eio default
 log "the default read as: $(json_get "$out" .strategy)"
 eio "--transfer copy" --transfer copy
