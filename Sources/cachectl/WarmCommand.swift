@@ -96,12 +96,12 @@ struct Warm: ParsableCommand {
 
     @OptionGroup var selection: PathSelectionOptions
 
-    @Option(name: .shortAndLong, help: "Reader threads (default: by source; local disk 4, share or FUSE 32).")
+    @Option(name: .shortAndLong, help: "Reader threads (default: by source; local disk 16, share or FUSE 32).")
     var jobs: Int?
 
     @Option(
         help: ArgumentHelp(
-            "Bytes per read (K, M, G suffixes; a multiple of the page size; default: by source, local disk 4M, share or FUSE 2M).",
+            "Bytes per read (K, M, G suffixes; a multiple of the page size; default: by source, local disk 512K, share or FUSE 2M).",
             valueName: "size"))
     var chunk: ByteSize?
 
