@@ -76,6 +76,13 @@ load_modules() { local m; for m in "$@"; do modprobe "$m" || die "modprobe $m"; 
 
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
+# kernel_at_least MAJOR MINOR: true when the running kernel is MAJOR.MINOR or newer.
+kernel_at_least() {
+  local major minor
+  IFS=. read -r major minor _ <<<"$(uname -r)"
+  ((major > $1 || (major == $1 && minor >= $2)))
+}
+
 # --- NVMe-oF scenarios ------------------------------------------------------------
 # mount_configfs: nvmet lives in configfs, which busybox init does not mount.
 mount_configfs() {

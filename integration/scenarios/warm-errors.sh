@@ -53,8 +53,7 @@ eio default
 log "the default read as: $(json_get "$out" .strategy)"
 eio "--transfer copy" --transfer copy
 eio "--transfer sendfile" --transfer sendfile
-IFS=. read -r major minor _ <<<"$(uname -r)"
-if ((major > 6 || (major == 6 && minor >= 9))); then eio "--transfer map" --transfer map; fi
+if kernel_at_least 6 9; then eio "--transfer map" --transfer map; fi
 
 # --into disk reads everything but leaves (almost) nothing in RAM.
 drop_caches

@@ -32,8 +32,7 @@ declare -A tools=(
   [dd]="dd if=$file of=/dev/null bs=16M status=none"
 )
 order=(default copy sendfile cat dd)
-IFS=. read -r major minor _ <<<"$(uname -r)"
-if ((major > 6 || (major == 6 && minor >= 9))); then
+if kernel_at_least 6 9; then
   tools[map]="cachectl warm --quiet --transfer map $file"
   order+=(map)
 fi
