@@ -116,3 +116,50 @@ long cachectl_fd_getxattr(int fd, const char *name, void *value, unsigned long s
 void cachectl_set_thread_name(const char *name) {
     prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
 }
+
+long cachectl_pipe(int fds[2], unsigned long size) {
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+        return -1;
+    }
+    if (fcntl(fds[1], F_SETPIPE_SZ, (int)size) < 0) {
+        (void)fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
+    }
+    long got = fcntl(fds[1], F_GETPIPE_SZ);
+    if (got < 0) {
+        int saved = errno;
+        close(fds[0]);
+        close(fds[1]);
+        errno = saved;
+    }
+    return got;
+}
+
+long cachectl_splice_through(int fd, int64_t *offset, unsigned long length, int pipe_read, int pipe_write,
+                             int sink) {
+    loff_t at = *offset;
+    ssize_t in;
+    do {
+        in = splice(fd, &at, pipe_write, NULL, length, 0);
+    } while (in < 0 && errno == EINTR);
+    if (in <= 0) {
+        return in;
+    }
+    ssize_t left = in;
+    while (left > 0) {
+        ssize_t out = splice(pipe_read, NULL, sink, NULL, (size_t)left, 0);
+        if (out < 0 && errno == EINTR) {
+            continue;
+        }
+        if (out <= 0) {
+            int saved = out == 0 ? EIO : errno;
+            char scrap[4096];
+            while (read(pipe_read, scrap, sizeof scrap) > 0) {
+            }
+            errno = saved;
+            return -1;
+        }
+        left -= out;
+    }
+    *offset = at;
+    return in;
+}

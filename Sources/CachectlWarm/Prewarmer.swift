@@ -381,25 +381,50 @@ public struct Prewarmer: Sendable {
 
 /// Brings a piece of a file into the page cache (``ReadTransfer``): with pread(2)
 /// into the reader's buffer, allocated once per reader (its pages are touched once,
-/// not per chunk); mapped and faulted in; or sent to /dev/null with sendfile(2).
-/// Mapping and sending fall back to copying where the kernel or the file cannot.
+/// not per chunk); mapped and faulted in; or spliced through a pipe of the reader's
+/// own to /dev/null. Mapping and splicing fall back to copying where the kernel or
+/// the file cannot.
 struct ChunkReader: ~Copyable {
     private let buffer: UnsafeMutableRawBufferPointer
     private let transfer: ReadTransfer
-    /// /dev/null, open for writing, when sending; -1 otherwise (or when it cannot be opened).
+    /// Splicing: /dev/null open for writing, the pipe's ends and its size in bytes;
+    /// all -1 (and 0) when not splicing or when either cannot be opened.
     private let sink: Int32
+    private let pipeRead: Int32
+    private let pipeWrite: Int32
+    private let pipeSize: Int
+
+    /// The largest pipe a reader asks for: 16 MiB, the largest piece any default reads.
+    static let largestPipe = 16 << 20
 
     init(chunkSize: Int, transfer: ReadTransfer = .copy) {
         self.transfer = transfer
-        sink = transfer == .sendfile ? open("/dev/null", O_WRONLY | O_CLOEXEC) : -1
-        // A buffer only where copying may happen (sendfile without /dev/null copies).
-        let copies = transfer == .copy || (transfer == .sendfile && sink < 0)
+        var sink: Int32 = -1
+        var ends: [Int32] = [-1, -1]
+        var pipeSize = 0
+        if transfer == .splice {
+            sink = open("/dev/null", O_WRONLY | O_CLOEXEC)
+            // The pipe's size is the most one splice(2) asks the file for: sized to
+            // the piece, the file's readahead sees requests as large as pread's.
+            let size = sink >= 0 ? cachectl_pipe(&ends, UInt(min(chunkSize, Self.largestPipe))) : -1
+            if size > 0 {
+                pipeSize = size
+            } else if sink >= 0 {
+                close(sink)
+                sink = -1
+            }
+        }
+        self.sink = sink
+        (pipeRead, pipeWrite) = (ends[0], ends[1])
+        self.pipeSize = pipeSize
+        // A buffer only where copying may happen (splicing without a pipe copies).
+        let copies = transfer == .copy || (transfer == .splice && sink < 0)
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: copies ? chunkSize : 0, alignment: 4096)
     }
 
     deinit {
         buffer.deallocate()
-        if sink >= 0 { close(sink) }
+        for fd in [sink, pipeRead, pipeWrite] where fd >= 0 { close(fd) }
     }
 
     /// `chunk.length` must not exceed the chunk size the reader was made for.
@@ -411,13 +436,13 @@ struct ChunkReader: ~Copyable {
                 progress(chunk.length)
                 return
             }
-        case .sendfile where sink >= 0:
-            done = try send(chunk, of: file, progress: progress)
+        case .splice where sink >= 0:
+            done = try splice(chunk, of: file, progress: progress)
             if done == chunk.length { return }
-        case .copy, .sendfile:
+        case .copy, .splice:
             break
         }
-        // Copying, or what mapping or sending could not do (no MADV_POPULATE_READ
+        // Copying, or what mapping or splicing could not do (no MADV_POPULATE_READ
         // before Linux 5.14, a file that cannot be mapped or spliced): through a
         // buffer of this piece's size where the reader has none.
         if buffer.count >= Int(chunk.length) {
@@ -448,17 +473,19 @@ struct ChunkReader: ~Copyable {
         }
     }
 
-    /// sendfile(2) of the piece to /dev/null; the bytes sent. Fewer than the piece's
-    /// only when this file cannot be spliced (EINVAL, ENOSYS): the caller copies the rest.
-    private func send(_ chunk: Chunk, of file: OpenFile, progress: (UInt64) -> Void) throws(CachectlError) -> UInt64 {
+    /// The piece spliced into the pipe and on to /dev/null, a pipe's size at a time;
+    /// the bytes moved. Fewer than the piece's only when this file cannot be spliced
+    /// (EINVAL, ENOSYS): the caller copies the rest.
+    private func splice(_ chunk: Chunk, of file: OpenFile, progress: (UInt64) -> Void) throws(CachectlError) -> UInt64 {
         var done: UInt64 = 0
         while done < chunk.length {
-            var offset = off_t(chunk.offset + done)
-            let n = retryingEINTR { Glibc.sendfile(sink, file.fd, &offset, Int(chunk.length - done)) }
+            var offset = Int64(chunk.offset + done)
+            let want = UInt(min(chunk.length - done, UInt64(pipeSize)))
+            let n = cachectl_splice_through(file.fd, &offset, want, pipeRead, pipeWrite, sink)
             if n < 0 {
                 let code = errno
                 if code == EINVAL || code == ENOSYS { return done }
-                throw CachectlError("read at offset \(chunk.offset + done) (sendfile)", errno: code)
+                throw CachectlError("read at offset \(chunk.offset + done) (splice)", errno: code)
             }
             if n == 0 { throw Self.shrank(file, expected: chunk.offset + done) }
             done += UInt64(n)

@@ -52,10 +52,11 @@ public enum ReadTransfer: String, Sendable, Codable, CaseIterable {
     /// readahead builds the filesystem's large folios. Safe from Linux 6.9: before
     /// kernel commit 631426ba1d45 a read error under it loops in the kernel.
     case map
-    /// sendfile(2) to /dev/null: the pages pass through a pipe by reference, read with
-    /// the file's readahead; nothing is copied or mapped, and a read error is an
+    /// splice(2) into a pipe the size of the piece and on to /dev/null: the pages
+    /// pass through by reference, read with the file's readahead in requests as
+    /// large as pread's; nothing is copied or mapped, and a read error is an
     /// ordinary EIO on every kernel.
-    case sendfile
+    case splice
 }
 
 /// Readers, read size, layout, hints and transfer for one source.
@@ -67,7 +68,7 @@ public struct ReadStrategy: Sendable, Hashable, Codable {
     public var hints: Bool
     public var transfer: ReadTransfer
 
-    public init(jobs: Int, chunkSize: UInt64, layout: ReadLayout, hints: Bool, transfer: ReadTransfer = .copy) {
+    public init(jobs: Int, chunkSize: UInt64, layout: ReadLayout, hints: Bool, transfer: ReadTransfer = .splice) {
         self.jobs = jobs
         self.chunkSize = chunkSize
         self.layout = layout
@@ -75,13 +76,13 @@ public struct ReadStrategy: Sendable, Hashable, Codable {
         self.transfer = transfer
     }
 
-    /// "4 readers x 2M contiguous, no hints" (then ", mapped" or ", sendfile" when not copying).
+    /// "4 readers x 2M contiguous, no hints" (then ", mapped" or ", spliced" when not copying).
     public var summary: String {
         let how =
             switch transfer {
             case .copy: ""
             case .map: ", mapped"
-            case .sendfile: ", sendfile"
+            case .splice: ", spliced"
             }
         return "\(jobs) reader\(jobs == 1 ? "" : "s") x \(Self.compact(chunkSize)) \(layout.rawValue), "
             + (hints ? "hints" : "no hints") + how
@@ -96,7 +97,13 @@ public struct ReadStrategy: Sendable, Hashable, Codable {
 
     /// The strategy for files on `source` when no option overrides it: the one place
     /// that maps a source to (readers, chunk, layout, hints). Each row was chosen by
-    /// the measurements in README.md ("Why these defaults").
+    /// the measurements in README.md ("Why these defaults"). Every row splices
+    /// (``ReadTransfer/splice``): through a pipe the size of the piece, the file sees
+    /// requests as large as pread's and nothing is copied to user space. Against
+    /// copying, in the VM (NFS and CIFS, with and without fsc, 6.1 and 6.12, cold and
+    /// from FS-Cache) splicing was faster in 10 of 12 cases; on the benchmark's FUSE
+    /// share it took 0.88x copying's time (1 ms a request) and 0.91x (20 ms), on this
+    /// project's disk 0.63x at a tenth of the CPU (README, "Every source splices").
     /// `kernel`: the running kernel's (major, minor); the NFS client's FS-Cache path changed in 6.4.
     public static func defaults(for source: FileSource, kernel: (Int, Int) = runningKernel) -> ReadStrategy {
         switch source {
@@ -119,19 +126,16 @@ public struct ReadStrategy: Sendable, Hashable, Codable {
             return ReadStrategy(jobs: 4, chunkSize: 1 << 20, layout: .contiguous, hints: false)
         case .local, .other:
             // Sixteen readers, each streaming its own part of the file in 512 KiB
-            // pieces and sending them to /dev/null with sendfile(2): the pages reach
-            // the page cache by the file's readahead, by reference through a pipe,
-            // and nothing is copied to user space or mapped. On this project's virtio
-            // disk (2 GiB, Linux 6.18, 5 rounds, medians, same runs; README) 0.87 s at
-            // 0.13 CPU-s, where mapping and faulting in (4 x 4 MiB, MADV_POPULATE_READ)
-            // took 0.96 s at 0.24 and copying (16 x 512 KiB pread) 2.47 s at 3.97; on a
-            // loop device with a 128 KiB read_ahead_kb, 0.99 s against 1.25 and 1.14.
-            // The same on every kernel: mapping is only safe from 6.9 (before commit
-            // 631426ba1d45 a read error under MADV_POPULATE_READ loops in the kernel).
+            // pieces: the pages reach the page cache by the file's readahead. On this
+            // project's virtio disk (2 GiB, Linux 6.18, 5 rounds, medians, same runs;
+            // README) splicing took 0.90 s at 0.10 CPU-s, copying 1.14 s at 1.17 and
+            // mapping and faulting in (MADV_POPULATE_READ) 1.14 s at 0.28; mapping is
+            // only safe from 6.9 (before commit 631426ba1d45 a read error under
+            // MADV_POPULATE_READ loops in the kernel), so it is never the default.
             // `rotational` is not used: virtio-blk disks report 1 (this machine's
             // does), and one sequential stream measured 0.33 GiB/s there against 0.95
             // for 16 readers.
-            return ReadStrategy(jobs: 16, chunkSize: 512 << 10, layout: .contiguous, hints: false, transfer: .sendfile)
+            return ReadStrategy(jobs: 16, chunkSize: 512 << 10, layout: .contiguous, hints: false)
         case .memory:
             // Already resident (tmpfs): the plan finds nothing to read.
             return ReadStrategy(jobs: 1, chunkSize: 2 << 20, layout: .contiguous, hints: false)

@@ -73,11 +73,11 @@ struct Warm: ParsableCommand {
         abstract: "Read model files into the page cache (and FS-Cache) so the next load runs at RAM speed.",
         discussion: """
             Parallel readers, chosen per file by what backs it (statfs, mountinfo): on a \
-            local disk 16 readers each send their own part of the file to /dev/null with \
-            sendfile(2), so the pages land in the page cache without being copied; on a \
-            network share or FUSE many pread(2) \
-            readers take interleaved chunks with posix_fadvise hints, so many requests are in \
-            flight. --jobs, --chunk, --layout, --hints/--no-hints and --transfer override \
+            local disk 16 readers each stream their own part of the file; on a network share \
+            or FUSE many readers take interleaved chunks with posix_fadvise hints, so many \
+            requests are in flight. Every reader splices what it reads through a pipe to \
+            /dev/null (splice(2)), so the pages land in the page cache without being copied \
+            to user space. --jobs, --chunk, --layout, --hints/--no-hints and --transfer override \
             that choice; the summary says what was used per source. Chunks already in the page \
             cache are skipped (cachestat(2) on Linux 6.5+, mincore(2) before). There is no size cap.
 
@@ -126,7 +126,7 @@ struct Warm: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "How readers bring pages in: copy (pread into a buffer), map (mmap and MADV_POPULATE_READ; Linux 6.9 and later, where a read error no longer hangs it) or sendfile (to /dev/null; nothing copied). Default: by source; sendfile on local disks, copy on shares and FUSE.",
+            "How readers bring pages in: splice (through a pipe to /dev/null, nothing copied; the default), copy (pread into a buffer) or map (mmap and MADV_POPULATE_READ; Linux 6.9 and later, where a read error no longer hangs it).",
             valueName: "how"))
     var transfer: ReadTransfer?
 

@@ -123,6 +123,21 @@ final class ScratchFile {
         #expect(warm["bytes_read"] as? Int == 2 << 20)
     }
 
+    /// A user who may not grow a pipe past pipe-max-size (1 MiB) still splices
+    /// 16 MiB pieces: a pipe's size at a time.
+    @Test(.enabled(if: Privileges.isRoot, "needs root to drop to another user"))
+    func anUnprivilegedUserSplicesPiecesLargerThanItsPipe() throws {
+        let file = try ScratchFile(size: 40 << 20, mode: 0o644)
+        let result = try CLI.run(["warm", "--json", "--jobs", "2", "--chunk", "16M", file.path], as: "65534")
+        #expect(result.status == 0)
+        let warm = try CLI.json(result)
+        #expect(warm["bytes_read"] as? Int == 40 << 20)
+        #expect((warm["strategy"] as? String)?.hasSuffix("x 16M contiguous, no hints, spliced") == true)
+        // The user cannot measure residency of a file it cannot write (mincore/cachestat); root can.
+        let residency = try CLI.json(try CLI.run(["residency", "--json", file.path]))
+        #expect((residency["total"] as? [String: Any])?["resident"] as? Int == 40 << 20)
+    }
+
     @Test func lockHoldsPagesUntilSIGTERM() throws {
         let file = try ScratchFile(size: 4 << 20)
         let process = Process()

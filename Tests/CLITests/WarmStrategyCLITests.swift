@@ -9,7 +9,7 @@ import Testing
         let result = try CLI.run(["warm", "--json", file.path])
         #expect(result.status == 0)
         let json = try CLI.json(result)
-        #expect(json["strategy"] as? String == "local: 16 readers x 512K contiguous, no hints, sendfile")
+        #expect(json["strategy"] as? String == "local: 16 readers x 512K contiguous, no hints, spliced")
         let files = try #require(json["files"] as? [[String: Any]])
         #expect(files.first?["source"] as? String == "local")
         let strategies = try #require(json["strategies"] as? [[String: Any]])

@@ -13,7 +13,7 @@ import Testing
 
     static let methods: [ResidencyMethod] = Kernel.hasCachestat ? [.cachestat, .mincore] : [.mincore]
 
-    /// Read into buffers, mapped and faulted in, or sent to /dev/null.
+    /// Read into buffers, mapped and faulted in, or spliced to /dev/null.
     @Test(arguments: methods, ReadTransfer.allCases)
     func warmsEvictedFilesToFullResidency(method: ResidencyMethod, transfer: ReadTransfer) throws {
         let a = try scratch.file("model-00001-of-00002.gguf", size: 9 << 20 + 123, seed: 1)
@@ -87,8 +87,8 @@ import Testing
         #expect((report.files[0].residentAfter ?? .max) < 2 << 20)
     }
 
-    /// Read into a buffer, mapped and faulted in (past the new end: EFAULT), or sent
-    /// (past the new end: sendfile returns 0).
+    /// Read into a buffer, mapped and faulted in (past the new end: EFAULT), or
+    /// spliced (past the new end: splice returns 0).
     @Test(arguments: ReadTransfer.allCases)
     func aFileTruncatedWhileWarmingFailsAndTheOthersAreWarmed(transfer: ReadTransfer) throws {
         let shrinking = try scratch.file("a-shrinking.gguf", size: 8 << 20, seed: 3)

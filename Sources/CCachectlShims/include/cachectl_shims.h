@@ -50,4 +50,18 @@ int cachectl_o_path(void);
    /proc/self/fd). Returns the size, or -1 with errno set. */
 long cachectl_fd_getxattr(int fd, const char *name, void *value, unsigned long size);
 
+/* A pipe for moving pages by reference (O_CLOEXEC, O_NONBLOCK: a reader never
+   waits on it), grown towards `size` bytes by F_SETPIPE_SZ, or to 1 MiB where the
+   caller may not ask for more (pipe-max-size). fds[0] is the read end. Returns
+   the pipe's size in bytes, or -1 with errno set. */
+long cachectl_pipe(int fds[2], unsigned long size);
+
+/* splice(2) of up to `length` bytes of `fd` from `*offset` into the empty pipe
+   whose ends are `pipe_read` and `pipe_write`, then from the pipe on to `sink`,
+   until the pipe is empty again. `*offset` advances by what moved. Returns the
+   bytes moved (0 at the end of the file), or -1 with errno set (the pipe is left
+   empty). */
+long cachectl_splice_through(int fd, int64_t *offset, unsigned long length, int pipe_read, int pipe_write,
+                             int sink);
+
 #endif
