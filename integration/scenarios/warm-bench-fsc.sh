@@ -57,6 +57,7 @@ declare -A tools=(
   [cachectl-c4]="cachectl warm --quiet --jobs 4 --chunk 1M --layout contiguous --no-hints FILE"
   [cachectl-i32]="cachectl warm --quiet --jobs 32 --chunk 2M --layout interleaved --hints FILE"
   [cachectl-hints]="cachectl warm --quiet --hints FILE"
+  [cachectl-copy]="cachectl warm --quiet --transfer copy FILE"
   [cat]="cat FILE >/dev/null"
   [dd]="dd if=FILE of=/dev/null bs=16M status=none"
   [dd4-contiguous]="dd4 FILE"

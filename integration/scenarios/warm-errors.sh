@@ -47,12 +47,12 @@ eio() {
   expect_eq "$label: b-fine.gguf warmed" 8388608 "$(json_get "$out" '.files[] | select(.path | endswith("b-fine.gguf")) | .resident_after')"
   expect_eq "$label: c-fine.gguf warmed" 4194304 "$(json_get "$out" '.files[] | select(.path | endswith("c-fine.gguf")) | .resident_after')"
 }
-# The default (sendfile), then each way of reading this kernel can take: mapping
+# The default (splice), then each way of reading this kernel can take: mapping
 # hangs on a read error before 6.9 (commit 631426ba1d45).
 eio default
 log "the default read as: $(json_get "$out" .strategy)"
 eio "--transfer copy" --transfer copy
-eio "--transfer sendfile" --transfer sendfile
+eio "--transfer splice" --transfer splice
 if kernel_at_least 6 9; then eio "--transfer map" --transfer map; fi
 
 # --into disk reads everything but leaves (almost) nothing in RAM.

@@ -1,6 +1,6 @@
 #!/bin/bash
 # manual: how `cachectl warm` brings a cold local file in, each way it can
-# (--transfer copy, sendfile, map from 6.9) against its default, `cat` and
+# (--transfer copy, splice, map from 6.9) against its default, `cat` and
 # `dd bs=16M`: wall and CPU seconds (user + system), medians of the rounds, order
 # rotated, caches dropped before each run. ext4 on a zram disk (the guest has no
 # other), so the disk is memory and what differs is what each reader costs the CPU.
@@ -27,11 +27,11 @@ sync
 declare -A tools=(
   [default]="cachectl warm --quiet $file"
   [copy]="cachectl warm --quiet --transfer copy $file"
-  [sendfile]="cachectl warm --quiet --transfer sendfile $file"
+  [splice]="cachectl warm --quiet --transfer splice $file"
   [cat]="cat $file"
   [dd]="dd if=$file of=/dev/null bs=16M status=none"
 )
-order=(default copy sendfile cat dd)
+order=(default copy splice cat dd)
 if kernel_at_least 6 9; then
   tools[map]="cachectl warm --quiet --transfer map $file"
   order+=(map)
