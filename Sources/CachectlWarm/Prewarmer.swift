@@ -397,7 +397,7 @@ struct ChunkReader: ~Copyable {
     /// The largest pipe a reader asks for: 16 MiB, the largest piece any default reads.
     static let largestPipe = 16 << 20
 
-    init(chunkSize: Int, transfer: ReadTransfer = .copy) {
+    init(chunkSize: Int, transfer: ReadTransfer) {
         self.transfer = transfer
         var sink: Int32 = -1
         var ends: [Int32] = [-1, -1]

@@ -63,7 +63,7 @@ rsize=$(findmnt -no OPTIONS /mnt/models | tr , '\n' | sed -n 's/^rsize=//p')
 reads=$(( $(nfs_mountstat /mnt/models read_ops) - reads0 ))
 read_bytes=$(( $(nfs_mountstat /mnt/models server_read_bytes) - bytes0 ))
 log "the cold warm sent $reads READs for $read_bytes bytes (rsize $rsize; strategy: $(json_get /tmp/warm.json .strategy))"
-expect_ge "average READ of the cold warm, bytes (at least half the rsize)" $(( read_bytes / (reads > 0 ? reads : 1) )) $(( rsize / 2 ))
+expect_ge "average READ of the cold warm, bytes (at least 3/4 of the rsize)" $(( read_bytes / (reads > 0 ? reads : 1) )) $(( rsize * 3 / 4 ))
 
 cachectl residency "$dir" --json >/tmp/residency.json
 expect_eq "cachectl residency exit status" 0 "$?"
