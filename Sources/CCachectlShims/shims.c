@@ -121,7 +121,7 @@ long cachectl_pipe(int fds[2], unsigned long size) {
     if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
         return -1;
     }
-    if (fcntl(fds[1], F_SETPIPE_SZ, (int)size) < 0) {
+    if (fcntl(fds[1], F_SETPIPE_SZ, (int)size) < 0 && size > (1UL << 20)) {
         (void)fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
     }
     long got = fcntl(fds[1], F_GETPIPE_SZ);

@@ -101,9 +101,10 @@ public struct ReadStrategy: Sendable, Hashable, Codable {
     /// (``ReadTransfer/splice``): through a pipe the size of the piece, the file sees
     /// requests as large as pread's and nothing is copied to user space. Against
     /// copying, in the VM (NFS and CIFS, with and without fsc, 6.1 and 6.12, cold and
-    /// from FS-Cache) splicing was faster in 10 of 12 cases; on the benchmark's FUSE
-    /// share it took 0.88x copying's time (1 ms a request) and 0.91x (20 ms), on this
-    /// project's disk 0.63x at a tenth of the CPU (README, "Every source splices").
+    /// from FS-Cache) splicing was faster in 21 of 24 cases over two runs; on the
+    /// benchmark's FUSE share it took 0.88x copying's time (1 ms a request) and 0.91x
+    /// (20 ms), on this project's disk 0.63x at a tenth of the CPU (README, "Every
+    /// source splices").
     /// `kernel`: the running kernel's (major, minor); the NFS client's FS-Cache path changed in 6.4.
     public static func defaults(for source: FileSource, kernel: (Int, Int) = runningKernel) -> ReadStrategy {
         switch source {

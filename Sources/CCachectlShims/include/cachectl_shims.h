@@ -51,9 +51,10 @@ int cachectl_o_path(void);
 long cachectl_fd_getxattr(int fd, const char *name, void *value, unsigned long size);
 
 /* A pipe for moving pages by reference (O_CLOEXEC, O_NONBLOCK: a reader never
-   waits on it), grown towards `size` bytes by F_SETPIPE_SZ, or to 1 MiB where the
-   caller may not ask for more (pipe-max-size). fds[0] is the read end. Returns
-   the pipe's size in bytes, or -1 with errno set. */
+   waits on it), grown to `size` bytes by F_SETPIPE_SZ; where the caller may not ask
+   for a `size` over 1 MiB (pipe-max-size), to 1 MiB; where neither is allowed, the
+   size it was made with. fds[0] is the read end. Returns the pipe's size in bytes,
+   or -1 with errno set. */
 long cachectl_pipe(int fds[2], unsigned long size);
 
 /* splice(2) of up to `length` bytes of `fd` from `*offset` into the empty pipe
