@@ -108,7 +108,7 @@ public struct ReadStrategy: Sendable, Hashable, Codable {
     /// `kernel`: the running kernel's (major, minor); the NFS client's FS-Cache path changed in 6.4.
     public static func defaults(for source: FileSource, kernel: (Int, Int) = runningKernel) -> ReadStrategy {
         switch source {
-        case .nfs(fsc: true) where kernel < (6, 4):
+        case .nfs(fsc: true) where kernel < (6, 4), .cifs(fsc: true) where kernel < (6, 10):
             // Before 6.4 (Debian 12's 6.1) the NFS client looks each 4 KiB page up in
             // FS-Cache and writes each page a READ brought in to it synchronously,
             // before unlocking the page (fs/nfs/read.c: readpage_async_filler ->
@@ -116,8 +116,19 @@ public struct ReadStrategy: Sendable, Hashable, Codable {
             // Readers of one file then queue on its cache file: in the test bed one
             // reader in 16 MiB reads took 35 s for a cold 128 MiB file, 4 readers
             // 92-113 s, 16 readers 96 s (README, "Through an NFS mount with fsc").
+            // CIFS does the same until it reads through netfs (6.10): one cache write
+            // per page (IO wr=16384 per 64 MiB file on 6.1); cold there one reader took
+            // 1.10x the best of cat and dd, four contiguous readers 1.39-1.41x and the
+            // share row 1.30x (README, "CIFS with fsc").
             // One sequential reader with large reads, as `dd bs=16M`, is fastest.
             return ReadStrategy(jobs: 1, chunkSize: 16 << 20, layout: .contiguous, hints: false)
+        case .cifs(fsc: true):
+            // From 6.10 CIFS reads through netfs: one cache write or read per request.
+            // Four readers each streaming a quarter in 4 MiB pieces (the client's
+            // default rsize, so each READ and each cache read is a whole rsize) took
+            // 0.93x the best of cat and dd cold and 0.95x from FS-Cache on 6.12, the
+            // share row 1.08x and 1.35x, 1 MiB pieces 0.87x and 1.27x (README).
+            return ReadStrategy(jobs: 4, chunkSize: 4 << 20, layout: .contiguous, hints: false)
         case .nfs(fsc: true):
             // From 6.4 NFS reads through netfs, which writes to FS-Cache per request,
             // after the read. There 16 interleaved readers took 7.6 s for a cold 128 MiB
@@ -143,9 +154,7 @@ public struct ReadStrategy: Sendable, Hashable, Codable {
         case .fuse, .nfs, .cifs:
             // Latency-bound: many requests in flight. On the benchmark's share (1 ms per
             // request) 32 interleaved readers with hints were the fastest choice at low
-            // load (README) and among the fastest at load 13-35. CIFS with fsc keeps
-            // this row: in the VM (6.1 and 6.12) neither one sequential reader nor four
-            // contiguous ones beat it in both phases, cold and from FS-Cache (README).
+            // load (README) and among the fastest at load 13-35.
             return ReadStrategy(jobs: 32, chunkSize: 2 << 20, layout: .interleaved, hints: true)
         }
     }

@@ -124,25 +124,32 @@ import Testing
         #expect(ReadStrategy.runningKernel.0 >= 5)
     }
 
-    /// CIFS with fsc was measured in the VM on 6.1 (per-page cache path) and 6.12
-    /// (netfs): no other layout beat the share row in both phases (README), so it
-    /// keeps that row on every kernel, unlike NFS with fsc.
-    @Test func cifsWithFscKeepsTheShareRow() {
-        for kernel in [(6, 1), (6, 9), (6, 12)] {
+    /// CIFS with fsc writes each page to FS-Cache synchronously until it reads
+    /// through netfs (6.10), as NFS does before 6.4: one reader before, four
+    /// contiguous readers of 4 MiB (its default rsize) after. Plain CIFS keeps the
+    /// share row on every kernel.
+    @Test func cifsWithFscFollowsTheKernelsCachePath() {
+        for kernel in [(6, 1), (6, 8), (6, 9)] {
             #expect(
                 ReadStrategy.defaults(for: .cifs(fsc: true), kernel: kernel)
-                    == ReadStrategy.defaults(for: .cifs(fsc: false), kernel: kernel))
+                    == ReadStrategy(jobs: 1, chunkSize: 16 << 20, layout: .contiguous, hints: false))
         }
-        let share = ReadStrategy.defaults(for: .cifs(fsc: true), kernel: (6, 1))
-        #expect(share.jobs == 32 && share.layout == .interleaved && share.hints)
-        #expect(share != ReadStrategy.defaults(for: .nfs(fsc: true), kernel: (6, 1)))
+        for kernel in [(6, 10), (6, 12), (7, 0)] {
+            #expect(
+                ReadStrategy.defaults(for: .cifs(fsc: true), kernel: kernel)
+                    == ReadStrategy(jobs: 4, chunkSize: 4 << 20, layout: .contiguous, hints: false))
+        }
+        for kernel in [(6, 1), (6, 12)] {
+            #expect(ReadStrategy.defaults(for: .cifs(fsc: false), kernel: kernel) == ReadStrategy.defaults(for: .fuse))
+        }
     }
 
     /// Every source splices on every kernel (mapping would hang on a read error
     /// before 6.9; copying was slower on every source measured).
     @Test func everySourceSplicesOnEveryKernel() {
         let sources: [FileSource] = [
-            .local(rotational: false), .other("1234"), .nfs(fsc: false), .nfs(fsc: true), .cifs(fsc: true), .fuse,
+            .local(rotational: false), .other("1234"), .nfs(fsc: false), .nfs(fsc: true), .cifs(fsc: false),
+            .cifs(fsc: true), .fuse,
         ]
         for source in sources {
             for kernel in [(6, 1), (6, 8), (6, 9), (6, 12)] {

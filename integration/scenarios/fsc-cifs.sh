@@ -12,6 +12,7 @@ load_modules zram cifs
 make_zram_ext4 /var/cache/fscache 256M >/dev/null
 make_export_dir /srv/export 128M
 make_file /srv/export/model.bin 16
+make_file /srv/export/warm.bin 16
 start_samba /srv/export
 mkdir -p /etc/cachectl /mnt/smb /mnt/inline
 printf 'username=root\npassword=cachectl\n' >/etc/cachectl/smb.cred
@@ -56,4 +57,19 @@ read_through /mnt/smb/model.bin
 sleep 1
 log "cache writes ($(fscache_unit)) after a CIFS read: $wr0 -> $(fscache_cache_writes)"
 expect_cmd "bytes through the CIFS cache are right" cmp /srv/export/model.bin /mnt/smb/model.bin
+
+# warm picks the row for CIFS with fsc on this kernel (one reader while CIFS writes
+# each page to the cache synchronously, before netfs in 6.10; four contiguous readers
+# of 4 MiB after), and its reads reach the server as READs of the whole rsize.
+want="cifs+fsc: 4 readers x 4M contiguous, no hints, spliced"
+kernel_at_least 6 10 || want="cifs+fsc: 1 reader x 16M contiguous, no hints, spliced"
+reads0=$(cifs_sharestat models reads) bytes0=$(cifs_sharestat models server_read_bytes)
+cachectl warm --json /mnt/smb/warm.bin >/tmp/warm.json || die "warm /mnt/smb/warm.bin: $(cat /tmp/warm.json)"
+expect_eq "warm reads CIFS with fsc by this kernel's row" "$want" "$(json_get /tmp/warm.json .strategy)"
+reads=$(($(cifs_sharestat models reads) - reads0)) bytes=$(($(cifs_sharestat models server_read_bytes) - bytes0))
+rsize=$(findmnt -no OPTIONS /mnt/smb | grep -o 'rsize=[0-9]*' | cut -d= -f2)
+log "the cold warm sent $reads READs for $bytes bytes (rsize $rsize)"
+expect_cmd "warm read the whole file from the server" test "$bytes" -ge $((16 << 20))
+expect_cmd "warm's READs average at least 3/4 of rsize" test $((bytes / (reads > 0 ? reads : 1))) -ge $((rsize * 3 / 4))
+expect_cmd "bytes warmed through the CIFS cache are right" cmp /srv/export/warm.bin /mnt/smb/warm.bin
 finish
