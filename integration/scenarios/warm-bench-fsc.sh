@@ -32,7 +32,7 @@
 # (/var/tmp/cachectl-runai-venv); its own streaming time is what is recorded.
 # requires: cachectl
 # timeout: 3600
-# memory: 6144
+# memory: 10240
 # shellcheck source=integration/scenarios/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -55,6 +55,7 @@ declare -A tools=(
   [cachectl-j1-4m]="cachectl warm --quiet --jobs 1 --chunk 4M FILE"
   [cachectl-seq16]="cachectl warm --quiet --jobs 1 --chunk 16M --layout contiguous --no-hints FILE"
   [cachectl-c4]="cachectl warm --quiet --jobs 4 --chunk 1M --layout contiguous --no-hints FILE"
+  [cachectl-c4-4m]="cachectl warm --quiet --jobs 4 --chunk 4M --layout contiguous --no-hints FILE"
   [cachectl-i32]="cachectl warm --quiet --jobs 32 --chunk 2M --layout interleaved --hints FILE"
   [cachectl-hints]="cachectl warm --quiet --hints FILE"
   [cachectl-copy]="cachectl warm --quiet --transfer copy FILE"
