@@ -16,11 +16,11 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
     ],
     targets: [
-        // System libraries (Debian: libmount-dev, liblz4-dev, libfuse3-dev, libssl-dev, libyaml-dev).
+        // System libraries (Debian: libmount-dev, liblz4-dev, libfuse3-dev, libyaml-dev). OpenSSL's
+        // libcrypto is not linked: CCachectlShims loads it when a digest is first made.
         .systemLibrary(name: "CLibMount", pkgConfig: "mount", providers: [.apt(["libmount-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
-        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         // statfs(2) and xattr headers that Swift's Glibc module leaves out (header only).
         .systemLibrary(name: "CLinuxFS"),
@@ -40,7 +40,7 @@ let package = Package(
                 .embedInCode("Templates/cachefilesd.conf.mustache"),
                 .embedInCode("Templates/cachefilesd.service.mustache"),
             ]),
-        .target(name: "CachectlTiers", dependencies: ["CachectlSystem", "CachectlMount", "CLibCrypto"]),
+        .target(name: "CachectlTiers", dependencies: ["CachectlSystem", "CachectlMount", "CCachectlShims"]),
         .target(
             name: "CachectlFUSE", dependencies: ["CachectlSystem", "CachectlMount", "CLZ4", "CFuse3", "CCachectlFuse"]),
         .target(name: "CachectlNVMeOF", dependencies: ["CachectlSystem", "CachectlMount"]),

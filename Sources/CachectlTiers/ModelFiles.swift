@@ -13,6 +13,8 @@ enum ModelFiles {
         from source: String, tierRoot: String, relative: String, expectedSize: UInt64, expectedSHA256: String?,
         progress: ProgressBar?, readAs reader: (uid: uid_t, gid: gid_t)? = nil
     ) throws {
+        // Before anything is written: a digest that cannot be made (no libcrypto) fails here.
+        let hasher = try expectedSHA256.map { _ throws(CachectlError) in try SHA256Digest() }
         let (dir, name) = try HeldDirectory(tierRoot).parent(of: relative, create: true)
         let temp = "." + name + copySuffix + "\(getpid())"
         // Read as the user the copy is published to: a cold-store link to a file
@@ -33,7 +35,6 @@ enum ModelFiles {
                         "fallocate \(ByteSize.format(expectedSize)) for", path: output.path, errno: code)
                 }
             }
-            let hasher = expectedSHA256 == nil ? nil : SHA256Digest()
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 4096)
             defer { buffer.deallocate() }
             var offset: Int64 = 0
@@ -41,7 +42,7 @@ enum ModelFiles {
                 let n = try input.read(into: buffer, at: offset)
                 if n == 0 { break }
                 let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-                hasher?.update(chunk)
+                try hasher?.update(chunk)
                 try output.writeAll(chunk)
                 offset += Int64(n)
                 progress?.add(UInt64(n))
@@ -52,7 +53,7 @@ enum ModelFiles {
                     hint: "read \(offset) bytes, expected \(expectedSize): the file changed during the copy; try again")
             }
             if let hasher, let expectedSHA256 {
-                let actual = hasher.finish()
+                let actual = try hasher.finish()
                 guard actual == expectedSHA256 else {
                     throw CachectlError.failed(
                         "verify sha256 of", path: source,

@@ -1,51 +1,57 @@
-import CLibCrypto
+import CCachectlShims
 import CachectlSystem
 import Glibc
 
-/// Streaming SHA-256 through OpenSSL's libcrypto (EVP API), for checking
-/// ollama blobs, whose file names are their digests.
+/// Streaming SHA-256 through OpenSSL's libcrypto (EVP API), for checking ollama
+/// blobs, whose file names are their digests. libcrypto is loaded when the first
+/// digest is made, not when cachectl starts (README, "Many files and start-up").
 public final class SHA256Digest {
     private let context: OpaquePointer
 
-    public init() {
-        // EVP_MD_CTX_new fails only when malloc does.
-        context = EVP_MD_CTX_new()!
-        EVP_DigestInit_ex(context, EVP_sha256(), nil)
+    public init() throws(CachectlError) {
+        if let reason = cachectl_sha256_unavailable() {
+            throw CachectlError.failed(
+                "load OpenSSL's libcrypto.so.3 for SHA-256",
+                hint: "\(String(cString: reason)); install it (Debian, Ubuntu: libssl3) to verify ollama blobs")
+        }
+        guard let context = cachectl_sha256_new() else {
+            throw CachectlError("start a SHA-256 digest", errno: ENOMEM)
+        }
+        self.context = context
     }
 
-    deinit { EVP_MD_CTX_free(context) }
+    deinit { cachectl_sha256_free(context) }
 
-    public func update(_ bytes: UnsafeRawBufferPointer) {
+    public func update(_ bytes: UnsafeRawBufferPointer) throws(CachectlError) {
         guard bytes.count > 0 else { return }
-        EVP_DigestUpdate(context, bytes.baseAddress, bytes.count)
-    }
-
-    public func update(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { update($0) }
+        guard cachectl_sha256_update(context, bytes.baseAddress, bytes.count) == 0 else {
+            throw CachectlError.failed("SHA-256: libcrypto refused the data")
+        }
     }
 
     /// The digest as 64 lowercase hex digits. Call once.
-    public func finish() -> String {
-        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        EVP_DigestFinal_ex(context, &digest, &length)
-        return Self.hex(digest.prefix(Int(length)))
+    public func finish() throws(CachectlError) -> String {
+        var digest = [UInt8](repeating: 0, count: 32)
+        guard cachectl_sha256_final(context, &digest) == 0 else {
+            throw CachectlError.failed("SHA-256: libcrypto could not finish the digest")
+        }
+        return Self.hex(digest)
     }
 
     /// SHA-256 of a whole file, read with pread in 4 MiB chunks.
     public static func ofFile(_ path: String) throws(CachectlError) -> String {
+        let hasher = try SHA256Digest()
         let file = try OpenFile(path)
-        let hasher = SHA256Digest()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 4096)
         defer { buffer.deallocate() }
         var offset: Int64 = 0
         while true {
             let n = try file.read(into: buffer, at: offset)
             if n == 0 { break }
-            hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            try hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             offset += Int64(n)
         }
-        return hasher.finish()
+        return try hasher.finish()
     }
 
     static func hex<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {

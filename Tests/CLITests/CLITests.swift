@@ -66,6 +66,17 @@ final class ScratchFile {
         #expect(help.stdout.contains("--into"))
     }
 
+    /// OpenSSL's libcrypto is loaded when a digest is first made (model promotion),
+    /// not at start-up, where it cost every command about 2 ms.
+    @Test func startUpDoesNotLoadLibcrypto() throws {
+        for arguments in [["--version"], ["residency", "/proc/self/exe"]] {
+            let result = try ExternalCommand(["/usr/bin/env", "LD_DEBUG=libs", CLI.binary] + arguments).run()
+            #expect(result.status == 0)
+            #expect(result.stderr.contains("libc.so.6"))  // the loader reports what it loads
+            #expect(!result.stderr.contains("libcrypto"))
+        }
+    }
+
     @Test func usageErrorsExitTwoWithAJSONEnvelope() throws {
         let result = try CLI.run(["warm", "--jobs", "0", "--json", "x"])
         #expect(result.status == 2)

@@ -40,14 +40,14 @@ final class Scratch {
         var digests: [String] = []
         var layers: [String] = []
         for (bytes, type) in [(weights, "model"), (template, "template")] {
-            let hex = sha256(bytes)
+            let hex = try sha256(bytes)
             digests.append(hex)
             try write("\(prefix)/blobs/sha256-\(hex)", bytes: bytes)
             layers.append(
                 #"{"mediaType":"application/vnd.ollama.image.\#(type)","digest":"sha256:\#(hex)","size":\#(bytes.count)}"#
             )
         }
-        let configHex = sha256(config)
+        let configHex = try sha256(config)
         digests.append(configHex)
         try write("\(prefix)/blobs/sha256-\(configHex)", bytes: config)
         let manifest =
@@ -81,10 +81,10 @@ final class Scratch {
     deinit { cleanup() }
 }
 
-func sha256(_ bytes: [UInt8]) -> String {
-    let digest = SHA256Digest()
-    digest.update(bytes)
-    return digest.finish()
+func sha256(_ bytes: [UInt8]) throws -> String {
+    let digest = try SHA256Digest()
+    try bytes.withUnsafeBytes { try digest.update($0) }
+    return try digest.finish()
 }
 
 /// Deterministic bytes that do not compress (xorshift).

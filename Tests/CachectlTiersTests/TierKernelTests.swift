@@ -164,7 +164,7 @@ struct TierKernelTests {
     @Test func readerNeverFailsWhilePromotingAndDemoting() throws {
         let s = try Scratch()
         let content = try s.write("big.gguf", bytes: randomBytes(32 << 20, seed: 11))
-        let expected = sha256(content)
+        let expected = try sha256(content)
         _ = try s.tiers.configureModels(modelsDir: s.models, coldStore: s.cold)
         _ = try s.tiers.createTier(tmpfs(s, "fast", size: 128 << 20))
 

@@ -1,6 +1,7 @@
 #ifndef CACHECTL_SHIMS_H
 #define CACHECTL_SHIMS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -64,5 +65,24 @@ long cachectl_pipe(int fds[2], unsigned long size);
    empty). */
 long cachectl_splice_through(int fd, int64_t *offset, unsigned long length, int pipe_read, int pipe_write,
                              int sink);
+
+/* SHA-256 through OpenSSL 3's libcrypto (EVP), which is loaded (dlopen) the first
+   time a digest is asked for rather than linked: loading it costs every start-up
+   about 2 ms, and only model promotion hashes. */
+typedef struct cachectl_sha256 cachectl_sha256;
+
+/* NULL when libcrypto.so.3 is loaded; else why it cannot be (dlerror's text). */
+const char *cachectl_sha256_unavailable(void);
+
+/* A new digest; NULL when libcrypto is unavailable or out of memory. */
+cachectl_sha256 *cachectl_sha256_new(void);
+
+/* 0, or -1 when libcrypto reports a failure. */
+int cachectl_sha256_update(cachectl_sha256 *context, const void *bytes, size_t count);
+
+/* Writes the 32-byte digest: 0, or -1 when libcrypto reports a failure. */
+int cachectl_sha256_final(cachectl_sha256 *context, unsigned char digest[32]);
+
+void cachectl_sha256_free(cachectl_sha256 *context);
 
 #endif
