@@ -105,7 +105,8 @@ public struct ReadStrategy: Sendable, Hashable, Codable {
     /// benchmark's FUSE share it took 0.88x copying's time (1 ms a request) and 0.91x
     /// (20 ms), on this project's disk 0.63x at a tenth of the CPU (README, "Every
     /// source splices").
-    /// `kernel`: the running kernel's (major, minor); the NFS client's FS-Cache path changed in 6.4.
+    /// `kernel`: the running kernel's (major, minor); the NFS client's FS-Cache path
+    /// changed in 6.4, the CIFS client's in 6.10.
     public static func defaults(for source: FileSource, kernel: (Int, Int) = runningKernel) -> ReadStrategy {
         switch source {
         case .nfs(fsc: true) where kernel < (6, 4), .cifs(fsc: true) where kernel < (6, 10):
@@ -116,10 +117,12 @@ public struct ReadStrategy: Sendable, Hashable, Codable {
             // Readers of one file then queue on its cache file: in the test bed one
             // reader in 16 MiB reads took 35 s for a cold 128 MiB file, 4 readers
             // 92-113 s, 16 readers 96 s (README, "Through an NFS mount with fsc").
-            // CIFS does the same until it reads through netfs (6.10): one cache write
-            // per page (IO wr=16384 per 64 MiB file on 6.1); cold there one reader took
-            // 1.10x the best of cat and dd, four contiguous readers 1.39-1.41x and the
-            // share row 1.30x (README, "CIFS with fsc").
+            // CIFS writes to the cache synchronously until it reads through netfs
+            // (commit 3ee1a1fc3981, 6.10): each page on 6.1 (IO wr=16384 per 64 MiB
+            // file), each completed request from 6.3 (fscache_fallback_write_pages;
+            // not measured here). On 6.1, cold, one reader took 1.10x the best of cat
+            // and dd, four contiguous readers 1.39-1.41x, the share row 1.30x (README,
+            // "CIFS with fsc").
             // One sequential reader with large reads, as `dd bs=16M`, is fastest.
             return ReadStrategy(jobs: 1, chunkSize: 16 << 20, layout: .contiguous, hints: false)
         case .cifs(fsc: true):
