@@ -105,11 +105,10 @@ public struct ReadStrategy: Sendable, Hashable, Codable {
     /// benchmark's FUSE share it took 0.88x copying's time (1 ms a request) and 0.91x
     /// (20 ms), on this project's disk 0.63x at a tenth of the CPU (README, "Every
     /// source splices").
-    /// `kernel`: the running kernel's (major, minor); the NFS client's FS-Cache path
-    /// changed in 6.4, the CIFS client's in 6.10.
+    /// `kernel`: the running kernel's (major, minor); the NFS client's FS-Cache path changed in 6.4.
     public static func defaults(for source: FileSource, kernel: (Int, Int) = runningKernel) -> ReadStrategy {
         switch source {
-        case .nfs(fsc: true) where kernel < (6, 4), .cifs(fsc: true) where kernel < (6, 10):
+        case .nfs(fsc: true) where kernel < (6, 4), .cifs(fsc: true):
             // Before 6.4 (Debian 12's 6.1) the NFS client looks each 4 KiB page up in
             // FS-Cache and writes each page a READ brought in to it synchronously,
             // before unlocking the page (fs/nfs/read.c: readpage_async_filler ->
@@ -117,21 +116,16 @@ public struct ReadStrategy: Sendable, Hashable, Codable {
             // Readers of one file then queue on its cache file: in the test bed one
             // reader in 16 MiB reads took 35 s for a cold 128 MiB file, 4 readers
             // 92-113 s, 16 readers 96 s (README, "Through an NFS mount with fsc").
-            // CIFS writes to the cache synchronously until it reads through netfs
-            // (commit 3ee1a1fc3981, 6.10): each page on 6.1 (IO wr=16384 per 64 MiB
-            // file), each completed request from 6.3 (fscache_fallback_write_pages;
-            // not measured here). On 6.1, cold, one reader took 1.10x the best of cat
-            // and dd, four contiguous readers 1.39-1.41x, the share row 1.30x (README,
-            // "CIFS with fsc").
             // One sequential reader with large reads, as `dd bs=16M`, is fastest.
+            // CIFS with fsc, on every kernel: on 6.1 it writes each page to the cache
+            // as NFS does, and cold one reader took 0.99-1.10x the best of cat and dd
+            // where the share row took 1.30-1.36x and four readers 1.39-1.41x; on 6.12
+            // (netfs, since 6.10) it was as fast as four contiguous readers (cold
+            // 0.75-0.90x; from FS-Cache a median of 0.45 s over 19 runs, four readers
+            // 0.46, the share row 0.51, cat 0.38) with 8 cache reads of 8 MiB per 64 MiB
+            // where four readers made 11-23 and the share row 32-42. README, "CIFS
+            // with fsc gets a row of its own".
             return ReadStrategy(jobs: 1, chunkSize: 16 << 20, layout: .contiguous, hints: false)
-        case .cifs(fsc: true):
-            // From 6.10 CIFS reads through netfs: one cache write or read per request.
-            // Four readers each streaming a quarter in 4 MiB pieces (the client's
-            // default rsize, so each READ and each cache read is a whole rsize) took
-            // 0.93x the best of cat and dd cold and 0.95x from FS-Cache on 6.12, the
-            // share row 1.08x and 1.35x, 1 MiB pieces 0.87x and 1.27x (README).
-            return ReadStrategy(jobs: 4, chunkSize: 4 << 20, layout: .contiguous, hints: false)
         case .nfs(fsc: true):
             // From 6.4 NFS reads through netfs, which writes to FS-Cache per request,
             // after the read. There 16 interleaved readers took 7.6 s for a cold 128 MiB

@@ -58,14 +58,12 @@ sleep 1
 log "cache writes ($(fscache_unit)) after a CIFS read: $wr0 -> $(fscache_cache_writes)"
 expect_cmd "bytes through the CIFS cache are right" cmp /srv/export/model.bin /mnt/smb/model.bin
 
-# warm picks the row for CIFS with fsc on this kernel (one reader while CIFS writes
-# each page to the cache synchronously, before netfs in 6.10; four contiguous readers
-# of 4 MiB after), and its reads reach the server as READs of the whole rsize.
-want="cifs+fsc: 4 readers x 4M contiguous, no hints, spliced"
-kernel_at_least 6 10 || want="cifs+fsc: 1 reader x 16M contiguous, no hints, spliced"
+# warm reads CIFS with fsc as one sequential reader of 16 MiB pieces, and its reads
+# reach the server as READs of the whole rsize.
+want="cifs+fsc: 1 reader x 16M contiguous, no hints, spliced"
 reads0=$(cifs_sharestat models reads) bytes0=$(cifs_sharestat models server_read_bytes)
 cachectl warm --json /mnt/smb/warm.bin >/tmp/warm.json || die "warm /mnt/smb/warm.bin: $(cat /tmp/warm.json)"
-expect_eq "warm reads CIFS with fsc by this kernel's row" "$want" "$(json_get /tmp/warm.json .strategy)"
+expect_eq "warm reads CIFS with fsc as one sequential reader" "$want" "$(json_get /tmp/warm.json .strategy)"
 reads=$(($(cifs_sharestat models reads) - reads0)) bytes=$(($(cifs_sharestat models server_read_bytes) - bytes0))
 rsize=$(findmnt -no OPTIONS /mnt/smb | grep -o 'rsize=[0-9]*' | cut -d= -f2)
 log "the cold warm sent $reads READs for $bytes bytes (rsize $rsize)"
