@@ -16,9 +16,9 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
     ],
     targets: [
-        // System libraries (Debian: libmount-dev, liblz4-dev, libfuse3-dev, libyaml-dev). OpenSSL's
-        // libcrypto is not linked: CCachectlShims loads it when a digest is first made.
-        .systemLibrary(name: "CLibMount", pkgConfig: "mount", providers: [.apt(["libmount-dev"])]),
+        // System libraries (Debian: liblz4-dev, libfuse3-dev, libyaml-dev). Not linked, loaded
+        // when first called: libmount (CCachectlMount; its header from libmount-dev) and
+        // OpenSSL's libcrypto (CCachectlShims), so commands that never call them start faster.
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
@@ -26,6 +26,7 @@ let package = Package(
         .systemLibrary(name: "CLinuxFS"),
         // C that Swift cannot call: variadic syscall(2), macros, libfuse's versioned symbols.
         .target(name: "CCachectlShims"),
+        .target(name: "CCachectlMount"),
         .target(name: "CCachectlFuse", dependencies: ["CFuse3"]),
 
         .target(
@@ -33,7 +34,7 @@ let package = Package(
             dependencies: ["CCachectlShims", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "CachectlWarm", dependencies: ["CachectlSystem", "CachectlMount", "CCachectlShims", "CLinuxFS"]),
-        .target(name: "CachectlMount", dependencies: ["CachectlSystem", "CLibMount"]),
+        .target(name: "CachectlMount", dependencies: ["CachectlSystem", "CCachectlMount"]),
         .target(
             name: "CachectlFSCache", dependencies: ["CachectlSystem", "CachectlMount", "CLinuxFS"],
             resources: [

@@ -1,4 +1,4 @@
-import CLibMount
+import CCachectlMount
 import CachectlSystem
 import Glibc
 
@@ -77,8 +77,9 @@ public final class FstabFile {
         lines[index].setOptions(options)
         bytes = lines.flatMap(\.bytes)
         let wanted = normalizedMountPoint(target)
-        for fs in table.filesystems() where normalizedMountPoint(string(mnt_fs_get_target(fs)) ?? "") == wanted {
-            mnt_fs_set_options(fs, options)
+        for fs in table.filesystems() where normalizedMountPoint(string(cachectl_mnt_fs_get_target(fs)) ?? "") == wanted
+        {
+            cachectl_mnt_fs_set_options(fs, options)
             break
         }
         return true
@@ -242,21 +243,21 @@ final class LibMountTable {
     let table: OpaquePointer
 
     init(empty: Void) throws(CachectlError) {
-        guard let table = mnt_new_table() else { throw CachectlError("mnt_new_table", errno: ENOMEM) }
+        guard let table = cachectl_mnt_new_table() else { throw CachectlError("mnt_new_table", errno: ENOMEM) }
         self.table = table
-        mnt_table_enable_comments(table, 1)
+        cachectl_mnt_table_enable_comments(table, 1)
     }
 
     init(parsing path: String, kind: Kind) throws(CachectlError) {
-        guard let table = mnt_new_table() else { throw CachectlError("mnt_new_table", errno: ENOMEM) }
+        guard let table = cachectl_mnt_new_table() else { throw CachectlError("mnt_new_table", errno: ENOMEM) }
         self.table = table
         let rc: Int32
         switch kind {
         case .mountinfo:
-            rc = mnt_table_parse_file(table, path)
+            rc = cachectl_mnt_table_parse_file(table, path)
         case .fstab:
-            mnt_table_enable_comments(table, 1)
-            rc = mnt_table_parse_fstab(table, path)
+            cachectl_mnt_table_enable_comments(table, 1)
+            rc = cachectl_mnt_table_parse_fstab(table, path)
         }
         if rc != 0 {
             // No mnt_unref_table here: `self` is fully initialized, so throwing runs
@@ -268,14 +269,14 @@ final class LibMountTable {
         }
     }
 
-    deinit { mnt_unref_table(table) }
+    deinit { cachectl_mnt_unref_table(table) }
 
     func filesystems() -> [OpaquePointer] {
-        guard let iterator = mnt_new_iter(Int32(MNT_ITER_FORWARD)) else { return [] }
-        defer { mnt_free_iter(iterator) }
+        guard let iterator = cachectl_mnt_new_iter(Int32(MNT_ITER_FORWARD)) else { return [] }
+        defer { cachectl_mnt_free_iter(iterator) }
         var result: [OpaquePointer] = []
         var fs: OpaquePointer?
-        while mnt_table_next_fs(table, iterator, &fs) == 0, let current = fs {
+        while cachectl_mnt_table_next_fs(table, iterator, &fs) == 0, let current = fs {
             result.append(current)
         }
         return result
@@ -283,20 +284,20 @@ final class LibMountTable {
 
     func entries() -> [MountEntry] {
         filesystems().map { fs in
-            let isLive = mnt_fs_get_id(fs) > 0
-            let devno = mnt_fs_get_devno(fs)
+            let isLive = cachectl_mnt_fs_get_id(fs) > 0
+            let devno = cachectl_mnt_fs_get_devno(fs)
             return MountEntry(
-                source: string(mnt_fs_get_source(fs)) ?? "none",
-                target: string(mnt_fs_get_target(fs)) ?? "",
-                fstype: string(mnt_fs_get_fstype(fs)) ?? "",
-                options: string(mnt_fs_get_options(fs)) ?? "",
-                vfsOptions: isLive ? string(mnt_fs_get_vfs_options(fs)) ?? "" : nil,
-                superOptions: isLive ? string(mnt_fs_get_fs_options(fs)) ?? "" : nil,
+                source: string(cachectl_mnt_fs_get_source(fs)) ?? "none",
+                target: string(cachectl_mnt_fs_get_target(fs)) ?? "",
+                fstype: string(cachectl_mnt_fs_get_fstype(fs)) ?? "",
+                options: string(cachectl_mnt_fs_get_options(fs)) ?? "",
+                vfsOptions: isLive ? string(cachectl_mnt_fs_get_vfs_options(fs)) ?? "" : nil,
+                superOptions: isLive ? string(cachectl_mnt_fs_get_fs_options(fs)) ?? "" : nil,
                 device: isLive ? DeviceNumber(UInt64(devno)) : nil,
-                id: isLive ? Int(mnt_fs_get_id(fs)) : nil,
-                parentID: isLive ? Int(mnt_fs_get_parent_id(fs)) : nil,
-                freq: isLive ? nil : Int(mnt_fs_get_freq(fs)),
-                passno: isLive ? nil : Int(mnt_fs_get_passno(fs)))
+                id: isLive ? Int(cachectl_mnt_fs_get_id(fs)) : nil,
+                parentID: isLive ? Int(cachectl_mnt_fs_get_parent_id(fs)) : nil,
+                freq: isLive ? nil : Int(cachectl_mnt_fs_get_freq(fs)),
+                passno: isLive ? nil : Int(cachectl_mnt_fs_get_passno(fs)))
         }
     }
 }

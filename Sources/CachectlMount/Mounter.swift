@@ -1,4 +1,4 @@
-import CLibMount
+import CCachectlMount
 import CachectlSystem
 import Glibc
 
@@ -9,26 +9,28 @@ import Glibc
 public enum Mounter {
     /// mount(8) with explicit source, target, type and options.
     public static func mount(source: String, target: String, fstype: String, options: String) throws(CachectlError) {
-        guard let context = mnt_new_context() else { throw CachectlError("mnt_new_context", errno: ENOMEM) }
-        defer { mnt_free_context(context) }
+        guard let context = cachectl_mnt_new_context() else { throw CachectlError("mnt_new_context", errno: ENOMEM) }
+        defer { cachectl_mnt_free_context(context) }
         // Use exactly these options: never merge what fstab or mtab say.
-        mnt_context_set_optsmode(context, Int32(MNT_OMODE_IGNORE | MNT_OMODE_NOTAB))
-        mnt_context_set_source(context, source)
-        mnt_context_set_target(context, target)
-        mnt_context_set_fstype(context, fstype)
-        mnt_context_set_options(context, options.isEmpty ? "defaults" : options)
+        cachectl_mnt_context_set_optsmode(context, Int32(MNT_OMODE_IGNORE | MNT_OMODE_NOTAB))
+        cachectl_mnt_context_set_source(context, source)
+        cachectl_mnt_context_set_target(context, target)
+        cachectl_mnt_context_set_fstype(context, fstype)
+        cachectl_mnt_context_set_options(context, options.isEmpty ? "defaults" : options)
         // The helper (mount.nfs, mount.cifs) writes its reason ("access denied
         // by server") to stderr: capture it so the error carries it.
-        let (rc, helperOutput) = HelperStderr.capture { mnt_context_mount(context) }
-        let helperFailed = mnt_context_helper_executed(context) == 1 && mnt_context_get_helper_status(context) != 0
+        let (rc, helperOutput) = HelperStderr.capture { cachectl_mnt_context_mount(context) }
+        let helperFailed =
+            cachectl_mnt_context_helper_executed(context) == 1 && cachectl_mnt_context_get_helper_status(context) != 0
         if rc == 0 && !helperFailed {
             HelperStderr.pass(helperOutput)
             return
         }
         var message = [CChar](repeating: 0, count: 1024)
-        _ = mnt_context_get_excode(context, rc, &message, message.count)
+        _ = cachectl_mnt_context_get_excode(context, rc, &message, message.count)
         let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let syscallErrno = mnt_context_syscall_called(context) == 1 ? mnt_context_get_syscall_errno(context) : 0
+        let syscallErrno =
+            cachectl_mnt_context_syscall_called(context) == 1 ? cachectl_mnt_context_get_syscall_errno(context) : 0
         let reason = HelperStderr.reason(helperOutput)
         let hint: String
         if !reason.isEmpty {
@@ -38,7 +40,8 @@ public enum Mounter {
         } else {
             hint =
                 helperFailed
-                ? "mount.\(fstype) helper exited \(mnt_context_get_helper_status(context))" : "libmount error \(rc)"
+                ? "mount.\(fstype) helper exited \(cachectl_mnt_context_get_helper_status(context))"
+                : "libmount error \(rc)"
         }
         throw CachectlError(
             "mount \(source) on", path: target, errno: syscallErrno > 0 ? syscallErrno : nil,

@@ -1,4 +1,4 @@
-import CLibMount
+import CCachectlMount
 import Glibc
 
 /// Mount option strings (`rw,vers=4.2,fsc`) read and edited with libmount's
@@ -9,14 +9,14 @@ public enum OptionString {
     public static func contains(_ options: String, _ name: String) -> Bool {
         var value: UnsafeMutablePointer<CChar>?
         var size = 0
-        return mnt_optstr_get_option(options, name, &value, &size) == 0
+        return cachectl_mnt_optstr_get_option(options, name, &value, &size) == 0
     }
 
     /// The value of `name=value`; `.some(nil)` for a bare flag; nil when absent.
     public static func value(_ options: String, _ name: String) -> String?? {
         var value: UnsafeMutablePointer<CChar>?
         var size = 0
-        guard mnt_optstr_get_option(options, name, &value, &size) == 0 else { return nil }
+        guard cachectl_mnt_optstr_get_option(options, name, &value, &size) == 0 else { return nil }
         guard let value, size > 0 else { return .some(nil) }
         let bytes = UnsafeRawBufferPointer(start: value, count: size)
         return .some(String(decoding: bytes, as: UTF8.self))
@@ -24,14 +24,14 @@ public enum OptionString {
 
     /// Sets `name` (or `name=value`), appending it when absent.
     public static func setting(_ options: String, _ name: String, to value: String? = nil) -> String {
-        edit(options) { mnt_optstr_set_option($0, name, value) }
+        edit(options) { cachectl_mnt_optstr_set_option($0, name, value) }
     }
 
     /// Removes every occurrence of `name` (with any value).
     public static func removing(_ options: String, _ name: String) -> String {
         var result = options
         while contains(result, name) {
-            let next = edit(result) { mnt_optstr_remove_option($0, name) }
+            let next = edit(result) { cachectl_mnt_optstr_remove_option($0, name) }
             if next == result { break }
             result = next
         }

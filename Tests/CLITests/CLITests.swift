@@ -66,15 +66,19 @@ final class ScratchFile {
         #expect(help.stdout.contains("--into"))
     }
 
-    /// OpenSSL's libcrypto is loaded when a digest is first made (model promotion),
-    /// not at start-up, where it cost every command about 2 ms.
-    @Test func startUpDoesNotLoadLibcrypto() throws {
-        for arguments in [["--version"], ["residency", "/proc/self/exe"]] {
+    /// libmount and OpenSSL's libcrypto are loaded when first called (mount tables;
+    /// model promotion), not at start-up, where they cost every command about 2 ms.
+    @Test func startUpLoadsNeitherLibmountNorLibcrypto() throws {
+        for arguments in [["--version"], ["residency", "/proc/self/exe"], ["warm", "/proc/self/exe"]] {
             let result = try ExternalCommand(["/usr/bin/env", "LD_DEBUG=libs", CLI.binary] + arguments).run()
             #expect(result.status == 0)
             #expect(result.stderr.contains("libc.so.6"))  // the loader reports what it loads
             #expect(!result.stderr.contains("libcrypto"))
+            #expect(!result.stderr.contains("libmount"))
         }
+        let mounts = try ExternalCommand(["/usr/bin/env", "LD_DEBUG=libs", CLI.binary, "mounts", "--json"]).run()
+        #expect(mounts.status == 0)
+        #expect(mounts.stderr.contains("libmount.so.1"))  // loaded when the mount table is read
     }
 
     @Test func usageErrorsExitTwoWithAJSONEnvelope() throws {
