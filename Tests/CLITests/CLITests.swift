@@ -81,6 +81,23 @@ final class ScratchFile {
         #expect(mounts.stderr.contains("libmount.so.1"))  // loaded when the mount table is read
     }
 
+    /// Without libmount, commands that need no mount table still run, and one that
+    /// does says what is missing (libmount hidden in the child's own mount namespace).
+    @Test(.enabled(if: Privileges.isRoot, "needs root for a mount namespace"))
+    func withoutLibmountOnlyTheMountCommandsFail() throws {
+        let script = """
+            lib=$(ldconfig -p | awk '$1 == "libmount.so.1" { print $NF; exit }')
+            mount --bind /dev/null "$(readlink -f "$lib")" || exit 99
+            "$0" residency /proc/self/exe >/dev/null || exit 98
+            exec "$0" mounts
+            """
+        let result = try ExternalCommand(["unshare", "-m", "--propagation", "private", "sh", "-c", script, CLI.binary])
+            .run()
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("cannot load libmount.so.1"))
+        #expect(result.stderr.contains("libmount1"))
+    }
+
     @Test func usageErrorsExitTwoWithAJSONEnvelope() throws {
         let result = try CLI.run(["warm", "--jobs", "0", "--json", "x"])
         #expect(result.status == 2)
