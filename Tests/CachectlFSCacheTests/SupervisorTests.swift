@@ -1,3 +1,4 @@
+import CachectlSystem
 import CachectlTestSupport
 import Foundation
 import Glibc
@@ -6,23 +7,29 @@ import Testing
 @testable import CachectlFSCache
 
 /// `cachectl cache supervise` against a stand-in cachefilesd (a shell script): what
-/// it restarts, what it leaves dead, and what it writes in the log.
-@Suite struct SupervisorTests {
+/// it restarts, what it leaves dead, and what it writes in the log. One test at a
+/// time: while one writes its script, another's posix_spawn child holds a copy of
+/// the descriptor until it execs, and running the script then fails with ETXTBSY
+/// (caught with strace; about every other run of the suite failed so).
+@Suite(.serialized) struct SupervisorTests {
     /// A cachefilesd that counts its starts in DIR/starts, says its arguments on
     /// stderr, and aborts (SIGABRT) until it has started `aborts + 1` times, then exits 3.
     func standIn(_ dir: String, aborts: Int) throws -> String {
         let path = dir + "/cachefilesd"
-        try """
-        #!/bin/sh
-        n=$(cat '\(dir)/starts' 2>/dev/null || echo 0)
-        echo $((n + 1)) >'\(dir)/starts'
-        echo "started $*" >&2
-        ulimit -c 0
-        [ "$n" -lt \(aborts) ] && kill -ABRT $$
-        exit 3
+        let script = """
+            #!/bin/sh
+            n=$(cat '\(dir)/starts' 2>/dev/null || echo 0)
+            echo $((n + 1)) >'\(dir)/starts'
+            echo "started $*" >&2
+            ulimit -c 0
+            [ "$n" -lt \(aborts) ] && kill -ABRT $$
+            exit 3
 
-        """.write(toFile: path, atomically: true, encoding: .utf8)
-        chmod(path, 0o755)
+            """
+        // Through a descriptor opened O_CLOEXEC (Foundation's atomic write is not): a
+        // process another suite spawns meanwhile would keep it open for writing for
+        // its whole life, and running the script would fail with ETXTBSY.
+        try AtomicFile.write(script, to: path, mode: 0o755)
         return path
     }
 
@@ -54,8 +61,7 @@ import Testing
         let dir = try makeTemporaryDirectory("supervise")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let daemon = dir + "/cachefilesd"
-        try "#!/bin/sh\nkill -TERM $$\n".write(toFile: daemon, atomically: true, encoding: .utf8)
-        chmod(daemon, 0o755)
+        try AtomicFile.write("#!/bin/sh\nkill -TERM $$\n", to: daemon, mode: 0o755)
         let status = CachefilesDaemon.supervise(configPath: "/nonexistent", daemon: daemon, log: dir + "/log")
         #expect(status == 128 + SIGTERM)
     }
