@@ -26,7 +26,7 @@ let package = Package(
         .systemLibrary(name: "CLinuxFS"),
         // C that Swift cannot call: variadic syscall(2), macros, libfuse's versioned symbols.
         .target(name: "CCachectlShims"),
-        .target(name: "CCachectlMount"),
+        .target(name: "CCachectlMount", dependencies: ["CCachectlShims"]),
         .target(name: "CCachectlFuse", dependencies: ["CFuse3"]),
 
         .target(

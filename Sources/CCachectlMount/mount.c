@@ -1,6 +1,6 @@
 #include "cachectl_mount.h"
+#include "cachectl_shims.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,21 +50,16 @@ static struct {
 } libmount;
 static pthread_once_t libmount_once = PTHREAD_ONCE_INIT;
 
-static void libmount_fail(const char *why) {
-    fprintf(stderr, "cachectl: cannot load libmount.so.1 (%s); install it (Debian, Ubuntu: libmount1)\n", why);
-    exit(1);
-}
-
 static void libmount_load(void) {
-    void *lib = dlopen("libmount.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (lib == NULL) {
-        libmount_fail(dlerror());
+#define NAME(ret, name, params, args) #name,
+#define SLOT(ret, name, params, args) (void **)&libmount.name,
+    static const char *const names[] = {LIBMOUNT_CALLS(NAME, NAME)};
+    void **const slots[] = {LIBMOUNT_CALLS(SLOT, SLOT)};
+    char error[256];
+    if (cachectl_dlbind("libmount.so.1", names, slots, (int)(sizeof names / sizeof names[0]), error, sizeof error) != 0) {
+        fprintf(stderr, "cachectl: cannot load libmount.so.1 (%s); install it (Debian, Ubuntu: libmount1)\n", error);
+        exit(1);
     }
-#define BIND(ret, name, params, args)                      \
-    if ((*(void **)&libmount.name = dlsym(lib, #name)) == NULL) { \
-        libmount_fail("it has no " #name);                   \
-    }
-    LIBMOUNT_CALLS(BIND, BIND)
 }
 
 #define RETURNING(ret, name, params, args)              \

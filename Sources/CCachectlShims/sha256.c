@@ -1,8 +1,6 @@
 #include "cachectl_shims.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
-#include <stdio.h>
 
 /* OpenSSL 3's EVP calls, bound from libcrypto.so.3 on first use. */
 static struct {
@@ -18,28 +16,11 @@ static struct {
 static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
 
 static void crypto_load(void) {
-    void *lib = dlopen("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
-    if (lib == NULL) {
-        snprintf(crypto.error, sizeof crypto.error, "%s", dlerror());
-        return;
-    }
-    static const char *const names[] = {"EVP_MD_CTX_new", "EVP_MD_CTX_free", "EVP_sha256",
+    static const char *const names[] = {"EVP_MD_CTX_new",    "EVP_MD_CTX_free",  "EVP_sha256",
                                         "EVP_DigestInit_ex", "EVP_DigestUpdate", "EVP_DigestFinal_ex"};
-    void *found[6];
-    for (int i = 0; i < 6; i++) {
-        found[i] = dlsym(lib, names[i]);
-        if (found[i] == NULL) {
-            snprintf(crypto.error, sizeof crypto.error, "libcrypto.so.3 has no %s", names[i]);
-            return;
-        }
-    }
-    *(void **)&crypto.ctx_new = found[0];
-    *(void **)&crypto.ctx_free = found[1];
-    *(void **)&crypto.sha256 = found[2];
-    *(void **)&crypto.init = found[3];
-    *(void **)&crypto.update = found[4];
-    *(void **)&crypto.final = found[5];
-    crypto.ready = 1;
+    void **const slots[] = {(void **)&crypto.ctx_new, (void **)&crypto.ctx_free, (void **)&crypto.sha256,
+                            (void **)&crypto.init,    (void **)&crypto.update,   (void **)&crypto.final};
+    crypto.ready = cachectl_dlbind("libcrypto.so.3", names, slots, 6, crypto.error, sizeof crypto.error) == 0;
 }
 
 const char *cachectl_sha256_unavailable(void) {

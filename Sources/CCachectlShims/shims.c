@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "cachectl_shims.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -162,4 +163,20 @@ long cachectl_splice_through(int fd, int64_t *offset, unsigned long length, int 
     }
     *offset = at;
     return in;
+}
+
+int cachectl_dlbind(const char *library, const char *const names[], void **const slots[], int count, char *error,
+                    size_t size) {
+    void *lib = dlopen(library, RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL) {
+        snprintf(error, size, "%s", dlerror());
+        return -1;
+    }
+    for (int i = 0; i < count; i++) {
+        if ((*slots[i] = dlsym(lib, names[i])) == NULL) {
+            snprintf(error, size, "%s has no %s", library, names[i]);
+            return -1;
+        }
+    }
+    return 0;
 }

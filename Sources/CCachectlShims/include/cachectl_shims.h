@@ -66,6 +66,12 @@ long cachectl_pipe(int fds[2], unsigned long size);
 long cachectl_splice_through(int fd, int64_t *offset, unsigned long length, int pipe_read, int pipe_write,
                              int sink);
 
+/* Loads `library` (dlopen, RTLD_NOW) and stores each of its `count` symbols `names[i]`
+   at `*slots[i]`: for libraries loaded when first called rather than linked. Returns 0,
+   or -1 with why in `error` (dlerror's text, or the name it lacks). */
+int cachectl_dlbind(const char *library, const char *const names[], void **const slots[], int count, char *error,
+                    size_t size);
+
 /* SHA-256 through OpenSSL 3's libcrypto (EVP), which is loaded (dlopen) the first
    time a digest is asked for rather than linked: loading it costs every start-up
    about 2 ms, and only model promotion hashes. */
