@@ -179,11 +179,13 @@ extension MirrorHardeningTests {
         chmod(victim, 0o600)
         let log = "/tmp/cachectl-65534/fuse/" + FuseStatsFile.escape(base + "/mnt") + ".log"
         // The tmpfs below hides /tmp, where the checkout (and so the binary) may live.
+        // The copy is cp's, in the child: Foundation's copyItem writes through a
+        // descriptor without O_CLOEXEC, which a process another suite spawns meanwhile
+        // would keep open for its life, and running the copy would fail with ETXTBSY.
         let binary = base + "/cachectl"
-        try FileManager.default.copyItem(atPath: CLIBinary.path!, toPath: binary)
-        chmod(binary, 0o755)
         let script = """
             set -e
+            cp -- '\(CLIBinary.path!)' '\(binary)'
             mount -t tmpfs -o mode=1777 tmpfs /tmp
             mkdir -p /tmp/cachectl-65534/fuse
             chown -R 65533:65533 /tmp/cachectl-65534
