@@ -15,37 +15,50 @@ import Testing
             nfsFsc: try mountstats.flatMap { NFSFscCounters.parse(try text($0)) })
     }
 
-    @Test func netfsLayoutOn612CountsOperations() throws {
-        let before = try traffic("fscache-stats-6.12-before")
-        let cold = try traffic("fscache-stats-6.12-after-cold")
-        let again = try traffic("fscache-stats-6.12")
+    /// The same capture on 6.12 and on Debian unstable's 7.2 (which adds `RS` to
+    /// "Reads" and a "Retries" line): the cold read wrote 8 MiB in 32 operations
+    /// (256 KiB each: rsize); the read from the cache took 11 operations on 6.12 and
+    /// 32 on 7.2.
+    @Test(arguments: [("6.12", 11 as UInt64, 7355 as UInt64), ("7.2", 32, 695)])
+    func netfsLayoutCountsOperations(kernel: String, readsFromCache: UInt64, downloads: UInt64) throws {
+        let before = try traffic("fscache-stats-\(kernel)-before")
+        let cold = try traffic("fscache-stats-\(kernel)-after-cold")
+        let again = try traffic("fscache-stats-\(kernel)")
         #expect(before.layout == .netfs && before.unit == .operations)
-        // The cold read wrote 8 MiB in 32 operations (256 KiB each: rsize) and read nothing from the cache.
         #expect(try #require(cold.cacheWrites) - (before.cacheWrites ?? 0) == 32)
         #expect(cold.cacheReads == before.cacheReads)
-        // The second read came from the cache: 11 read operations, no new writes.
-        #expect(try #require(again.cacheReads) - (cold.cacheReads ?? 0) == 11)
+        // The second read came from the cache, with no new writes.
+        #expect(try #require(again.cacheReads) - (cold.cacheReads ?? 0) == readsFromCache)
         #expect(again.cacheWrites == cold.cacheWrites)
         // IO rd/wr on this layout are the same operations, not pages (8 MiB would be 2048 pages).
-        let stats = FSCacheStats.parse(try text("fscache-stats-6.12"))
+        let stats = FSCacheStats.parse(try text("fscache-stats-\(kernel)"))
         #expect(stats.value("IO", "rd") == again.cacheReads && stats.value("IO", "wr") == again.cacheWrites)
         #expect(again.lookups == nil)
         // Downloads are every netfs read from a server (the guest's 9p root too).
-        #expect(again.downloads == 7355)
-        #expect(again.hitRatio == 11.0 / (11.0 + 7355.0))
+        #expect(again.downloads == downloads)
+        #expect(again.hitRatio == Double(readsFromCache) / Double(readsFromCache + downloads))
         #expect(again.hitRatioBasis.contains("every netfs filesystem"))
     }
 
-    @Test func netfsStatsFileMergesWithoutChangingMeaning() throws {
-        var stats = FSCacheStats.parse(try text("fscache-stats-6.12"))
-        let netfs = FSCacheStats.parse(try text("netfs-stats-6.12"))
-        stats.counters.merge(netfs.counters) { mine, theirs in mine.merging(theirs) { a, _ in a } }
-        #expect(CacheTraffic(stats: stats).cacheReads == 11)
+    @Test func newerNetfsCountersParseBesideTheOldOnes() throws {
+        let stats = FSCacheStats.parse(try text("fscache-stats-7.2"))
+        #expect(stats.value("Reads", "RS") == 0 && stats.value("Reads", "RA") == 627)
+        #expect(stats.value("Retries", "rq") == 0 && stats.value("Retries", "ws") == 0)
+        #expect(FSCacheStats.parse(try text("fscache-stats-6.12")).value("Retries", "rq") == nil)
     }
 
-    @Test func mountstatsOn612HaveNoFscLine() throws {
+    @Test(arguments: [("6.12", 11 as UInt64), ("7.2", 32)])
+    func netfsStatsFileMergesWithoutChangingMeaning(kernel: String, cacheReads: UInt64) throws {
+        var stats = FSCacheStats.parse(try text("fscache-stats-\(kernel)"))
+        let netfs = FSCacheStats.parse(try text("netfs-stats-\(kernel)"))
+        stats.counters.merge(netfs.counters) { mine, theirs in mine.merging(theirs) { a, _ in a } }
+        #expect(CacheTraffic(stats: stats).cacheReads == cacheReads)
+    }
+
+    @Test(arguments: ["6.12", "7.2"])
+    func mountstatsAfter64HaveNoFscLine(kernel: String) throws {
         // 6.4 removed the NFS client's own fsc counters (netfs took over).
-        #expect(NFSFscCounters.parse(try text("mountstats-6.12")) == nil)
+        #expect(NFSFscCounters.parse(try text("mountstats-\(kernel)")) == nil)
     }
 
     @Test func ioPagesLayoutOn61CountsPagesAndLookups() throws {

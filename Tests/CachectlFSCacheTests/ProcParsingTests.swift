@@ -34,8 +34,9 @@ import Testing
         #expect(after.delta(since: before).value("IO", "rd") == 100)
     }
 
-    @Test func caches61() throws {
-        let caches = FSCacheCache.parse(try text("fscache-caches-6.1"))
+    @Test(arguments: ["6.1", "6.12", "7.2"])
+    func caches(kernel: String) throws {
+        let caches = FSCacheCache.parse(try text("fscache-caches-\(kernel)"))
         #expect(
             caches == [FSCacheCache(name: "cachectl-test", state: "A", refs: 3, volumes: 2, objects: 1, accesses: 1)])
         #expect(caches[0].isActive && caches[0].stateName == "active")
@@ -44,22 +45,35 @@ import Testing
                 .isEmpty)
     }
 
-    @Test func nfsVolumes61() throws {
-        let volumes = NFSVolume.parse(try text("nfsfs-volumes-6.1"))
+    /// The fsc mount's device minor on each capture (the guest's other mounts come first).
+    @Test(arguments: [("6.1", 35), ("6.12", 36), ("7.2", 37)])
+    func nfsVolumes(kernel: String, minor: UInt32) throws {
+        let volumes = NFSVolume.parse(try text("nfsfs-volumes-\(kernel)"))
         #expect(volumes.count == 2)
-        #expect(volumes[0].device == DeviceNumber(major: 0, minor: 35) && volumes[0].fsc)
-        #expect(volumes[1].device == DeviceNumber(major: 0, minor: 36) && !volumes[1].fsc)
+        #expect(volumes[0].device == DeviceNumber(major: 0, minor: minor) && volumes[0].fsc)
+        #expect(volumes[1].device == DeviceNumber(major: 0, minor: minor + 1) && !volumes[1].fsc)
         #expect(volumes[0].server == "127.0.0.1" && volumes[0].version == "v4")
     }
 
-    @Test func mountinfo61() throws {
-        let mounts = try MountTable.mounted(mountinfo: fixture("mountinfo-6.1"))
+    @Test(arguments: [("6.1", 35), ("7.2", 37)])
+    func mountinfo(kernel: String, minor: UInt32) throws {
+        let mounts = try MountTable.mounted(mountinfo: fixture("mountinfo-\(kernel)"))
         let models = try #require(MountTable.mount(at: "/mnt/models", in: mounts))
         #expect(models.fstype == "nfs4" && models.source == "127.0.0.1:/")
-        #expect(models.device == DeviceNumber(major: 0, minor: 35))
+        #expect(models.device == DeviceNumber(major: 0, minor: minor))
         #expect(OptionString.contains(models.superOptions ?? "", "fsc"))
         #expect(models.vfsOptions == "ro,relatime")
         #expect(mounts.filter(\.isNetworkShare).map(\.target) == ["/mnt/models", "/mnt/plain", "/mnt/smb"])
+    }
+
+    /// 7.2 shows options 6.1 did not (NFS fatal_neterrors; CIFS upcall_target, reparse,
+    /// nativesocket, symlink): a remount keeps them, and drops only what mount.nfs computes.
+    @Test func liveOptionsOn72KeepTheNewerOptions() throws {
+        let mounts = try MountTable.mounted(mountinfo: fixture("mountinfo-7.2"))
+        let models = try #require(MountTable.mount(at: "/mnt/models", in: mounts))
+        let options = FscSwitch.liveOptions(models, kind: .nfs)
+        #expect(!OptionString.contains(options, "addr") && !OptionString.contains(options, "clientaddr"))
+        #expect(OptionString.contains(options, "fatal_neterrors") && OptionString.contains(options, "fsc"))
     }
 
     /// A fixture root laid out like / : mountinfo, nfsfs volumes, bdi readahead and fstab.
