@@ -6,7 +6,7 @@
 # an nvmeof tier naming that export and a model pinned to it. The first run
 # changes both, the second is changed=0, --check changes nothing.
 # pair: server client
-# kernels: 6.1 6.12
+# kernels: 6.1+
 # requires: cachectl
 # timeout: 2400
 # manual: Ansible over SSH on two TCG guests takes many minutes; last measured run in integration/vm/README.md

@@ -6,7 +6,7 @@
 # --check changes nothing; `state: absent` gives it all back (client: demote,
 # unmount, disconnect; server: no configfs entries left).
 # pair: server client
-# kernels: 6.1 6.12
+# kernels: 6.1+
 # requires: cachectl
 # timeout: 600
 . "$(dirname "$0")/lib.sh"

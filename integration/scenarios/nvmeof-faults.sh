@@ -8,7 +8,7 @@
 # reconnects and the model can be promoted and read there again.
 # pair: server client
 # server-boots: 2
-# kernels: 6.1 6.12
+# kernels: 6.1+
 # requires: cachectl
 # timeout: 900
 # manual: two TCG guests and a power cycle, several minutes; last measured run in integration/vm/README.md

@@ -4,7 +4,7 @@
 # disconnect) without a network. Debian's 6.1 kernel is built without
 # CONFIG_NVME_TARGET_LOOP (its config says "is not set"; no nvme-loop.ko), so
 # this runs on 6.12 only, whose package has nvme-loop as a module.
-# kernels: 6.12 (6.1 has no nvme-loop: CONFIG_NVME_TARGET_LOOP is not set in Debian's build)
+# kernels: 6.12+ (6.1 has no nvme-loop: CONFIG_NVME_TARGET_LOOP is not set in Debian's build)
 # requires: cachectl
 # timeout: 300
 # manual: CI budget (35 s); the tier code it runs is in nvmeof-apply (tcp), which --all runs

@@ -6,7 +6,7 @@
 # the server unexports and leaves no configfs entries. Prints the read rate
 # over the link against the same model from a local tmpfs tier (RATE line).
 # pair: server client
-# kernels: 6.1 6.12
+# kernels: 6.1+
 # requires: cachectl
 # timeout: 900
 # manual: two TCG guests, several minutes; last measured run in integration/vm/README.md

@@ -4,7 +4,7 @@
 # one connects, the namespace becomes a tier, a model promoted into it reads back
 # byte-identical, disconnect demotes it, unexport leaves configfs, /dev and the
 # mount table clean; save/restore round-trips the export in nvmetcli's JSON.
-# kernels: 6.1 6.12
+# kernels: 6.1+
 # requires: cachectl
 # timeout: 300
 . "$(dirname "$0")/lib.sh"
