@@ -241,6 +241,12 @@ start_nfs_server() {
   mkdir -p /run/rpcbind /var/lib/nfs/rpc_pipefs /var/lib/nfs/v4recovery
   mountpoint -q /var/lib/nfs/rpc_pipefs || mount -t rpc_pipefs sunrpc /var/lib/nfs/rpc_pipefs || die "mount rpc_pipefs"
   echo "$dir 127.0.0.1(rw,sync,no_subtree_check,no_root_squash,insecure,fsid=0)" >/etc/exports
+  # nfsdcld tells nfsd there are no clients to reclaim, so its NFSv4 grace period
+  # ends at once. Without it, kernels that dropped the legacy v4recovery tracking
+  # (Debian unstable's 7.2 has no CONFIG_NFSD_LEGACY_CLIENT_TRACKING) keep the whole
+  # 90 s grace period, and a first open waits it out.
+  mkdir -p /var/lib/nfs/nfsdcld
+  pgrep -x nfsdcld >/dev/null || nfsdcld -p /var/lib/nfs/rpc_pipefs || die "nfsdcld"
   rpcbind -w || die "rpcbind"
   exportfs -ra || die "exportfs -ra"
   rpc.nfsd 4 || die "rpc.nfsd"
