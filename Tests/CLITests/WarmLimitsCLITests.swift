@@ -27,7 +27,10 @@ import Testing
         #expect(json["bytes_read"] as? Int == count * 8192)
         // Every byte was read (above); what stays resident is the kernel's call: a
         // host with proactive reclaim (this project's runs a DAMON pageout scheme,
-        // see README) can take back a page of 20,000 files before the last is measured.
-        #expect((json["residency_percent"] as? Double ?? 0) >= 99)
+        // see README) or under CI's memory pressure (guests booting beside the tests)
+        // takes back pages of 20,000 files before the last is measured: 98.78% in one
+        // CI run. The files start evicted (DONTNEED above), so a warm that read
+        // nothing would measure near 0%; 90% still fails that.
+        #expect((json["residency_percent"] as? Double ?? 0) >= 90)
     }
 }
