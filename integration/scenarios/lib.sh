@@ -360,13 +360,14 @@ wait_for_unit() {
 # the server (READ and READ_PLUS: NFSv4.2 clients on 6.12 read with READ_PLUS),
 # or bytes the server returned for reads, since the mount. These, not FS-Cache's
 # own counters, prove that a read came from the cache: on 6.1 fscache's "IO rd"
-# rises on misses too.
+# rises on misses too. (printf, not print: mawk prints a number past 2^31 as
+# 2.14853e+09, which bash arithmetic refuses; 2 GiB read through one mount does it.)
 nfs_mountstat() {
   awk -v mnt="$1" -v what="$2" '
     $1 == "device" { inside = ($5 == mnt) }
     inside && what == "server_read_bytes" && $1 == "bytes:" { n = $6 }
     inside && what == "read_ops" && ($1 == "READ:" || $1 == "READ_PLUS:") { n += $2 }
-    END { print n + 0 }' /proc/self/mountstats
+    END { printf "%.0f\n", n }' /proc/self/mountstats
 }
 
 # cifs_sharestat SHARE reads|server_read_bytes: for //127.0.0.1/SHARE, the SMB
@@ -378,7 +379,7 @@ cifs_sharestat() {
     /^[0-9]+\) / { n = split($2, p, "\\"); inside = (p[n] == share) }
     inside && what == "server_read_bytes" && /^Bytes read:/ { sum += $3 }
     inside && what == "reads" && /^Reads:/ { sum += $2 }
-    END { print sum + 0 }' /proc/fs/cifs/Stats
+    END { printf "%.0f\n", sum }' /proc/fs/cifs/Stats
 }
 
 # --- two-guest scenarios ("# pair:" header; see integration/vm/README.md) ------------

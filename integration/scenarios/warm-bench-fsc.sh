@@ -163,7 +163,7 @@ nfs_read_ms() {
   awk -v mnt="$1" -v col="$2" '
     $1 == "device" { inside = ($5 == mnt) }
     inside && ($1 == "READ:" || $1 == "READ_PLUS:") { n += $col }
-    END { print n + 0 }' /proc/self/mountstats
+    END { printf "%.0f\n", n }' /proc/self/mountstats
 }
 # read_ops / read_bytes MOUNT (fsc or plain): READ requests sent to the server
 # through that mount, and the bytes they returned.
