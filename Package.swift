@@ -16,18 +16,19 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
     ],
     targets: [
-        // System libraries (Debian: liblz4-dev, libfuse3-dev, libyaml-dev). Not linked, loaded
-        // when first called: libmount (CCachectlMount; its header from libmount-dev) and
-        // OpenSSL's libcrypto (CCachectlShims), so commands that never call them start faster.
-        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
-        .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
-        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        // No C library is linked: each is loaded when first called (cachectl_lazy.h in
+        // CCachectlShims), so commands that never call it start faster. libmount
+        // (CCachectlMount), libfuse3 and liblz4 (CCachectlFuse), libyaml (CCachectlYAML),
+        // OpenSSL's libcrypto (CCachectlShims); their headers from Debian's -dev packages.
+        // libfuse 3's types for Swift (header only).
+        .systemLibrary(name: "CFuse3"),
         // statfs(2) and xattr headers that Swift's Glibc module leaves out (header only).
         .systemLibrary(name: "CLinuxFS"),
         // C that Swift cannot call: variadic syscall(2), macros, libfuse's versioned symbols.
         .target(name: "CCachectlShims"),
         .target(name: "CCachectlMount", dependencies: ["CCachectlShims"]),
-        .target(name: "CCachectlFuse", dependencies: ["CFuse3"]),
+        .target(name: "CCachectlFuse", dependencies: ["CCachectlShims"]),
+        .target(name: "CCachectlYAML", dependencies: ["CCachectlShims"]),
 
         .target(
             name: "CachectlSystem",
@@ -43,14 +44,14 @@ let package = Package(
             ]),
         .target(name: "CachectlTiers", dependencies: ["CachectlSystem", "CachectlMount", "CCachectlShims"]),
         .target(
-            name: "CachectlFUSE", dependencies: ["CachectlSystem", "CachectlMount", "CLZ4", "CFuse3", "CCachectlFuse"]),
+            name: "CachectlFUSE", dependencies: ["CachectlSystem", "CachectlMount", "CFuse3", "CCachectlFuse"]),
         .target(name: "CachectlNVMeOF", dependencies: ["CachectlSystem", "CachectlMount"]),
         // cachectl apply/plan: the YAML desired state, composed from the modules above.
         .target(
             name: "CachectlPlan",
             dependencies: [
                 "CachectlSystem", "CachectlWarm", "CachectlMount", "CachectlFSCache", "CachectlTiers",
-                "CachectlNVMeOF", "CYAML",
+                "CachectlNVMeOF", "CCachectlYAML",
             ],
             resources: [
                 .embedInCode("Templates/cachectl-apply.service.mustache"),

@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #define FUSE_USE_VERSION 312
 #include "cachectl_fuse.h"
+#include "cachectl_lazy.h"
+#include "cachectl_lz4.h"
 
 #include <fuse3/fuse.h>
 #include <fuse3/fuse_lowlevel.h>
@@ -19,6 +21,30 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+/* The libfuse 3 calls this file makes (loaded when the first mirror mounts: see
+   cachectl_lazy.h). fuse_new_31 and fuse_loop_mt_312 are the symbols a link against
+   libfuse 3.12+ binds fuse_new and fuse_loop_mt to at FUSE_USE_VERSION 312. */
+#define LIBFUSE_CALLS(R, V) \
+    R(struct fuse *, fuse_new_31, \
+      (struct fuse_args *args, const struct fuse_operations *op, size_t op_size, void *private_data), \
+      (args, op, op_size, private_data)) \
+    V(void, fuse_opt_free_args, (struct fuse_args *args), (args)) \
+    R(int, fuse_mount, (struct fuse *f, const char *mountpoint), (f, mountpoint)) \
+    V(void, fuse_unmount, (struct fuse *f), (f)) \
+    V(void, fuse_destroy, (struct fuse *f), (f)) \
+    V(void, fuse_exit, (struct fuse *f), (f)) \
+    R(struct fuse_session *, fuse_get_session, (struct fuse *f), (f)) \
+    R(struct fuse_context *, fuse_get_context, (void), ()) \
+    R(struct fuse_loop_config *, fuse_loop_cfg_create, (void), ()) \
+    V(void, fuse_loop_cfg_destroy, (struct fuse_loop_config *config), (config)) \
+    V(void, fuse_loop_cfg_set_max_threads, (struct fuse_loop_config *config, unsigned int value), (config, value)) \
+    V(void, fuse_loop_cfg_set_idle_threads, (struct fuse_loop_config *config, unsigned int value), (config, value)) \
+    V(void, fuse_loop_cfg_set_clone_fd, (struct fuse_loop_config *config, unsigned int value), (config, value)) \
+    R(int, fuse_loop_mt_312, (struct fuse *f, struct fuse_loop_config *config), (f, config)) \
+    R(int, fuse_session_custom_io, (struct fuse_session *se, const struct fuse_custom_io *io, int fd), (se, io, fd)) \
+    R(int, fuse_session_fd, (struct fuse_session *se), (se))
+CACHECTL_LAZY_LIBRARY(LIBFUSE_CALLS, "libfuse3.so.3", "libfuse3-3")
 
 struct cachectl_fuse {
     struct fuse *fuse;
@@ -51,18 +77,21 @@ static void cachectl_fuse_install_wake_handler(void) {
 struct cachectl_fuse *cachectl_fuse_mount(int argc, char **argv, const void *ops,
                                           size_t ops_size, void *user_data,
                                           const char *mountpoint) {
+    /* Both libraries now, before anything is mounted: request threads must not exit. */
+    lazy_require();
+    cachectl_lz4_require();
     cachectl_fuse_install_wake_handler();
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     struct cachectl_fuse *handle = calloc(1, sizeof *handle);
     if (!handle) return NULL;
-    handle->fuse = fuse_new(&args, (const struct fuse_operations *)ops, ops_size, user_data);
-    fuse_opt_free_args(&args);
+    handle->fuse = lazy.fuse_new_31(&args, (const struct fuse_operations *)ops, ops_size, user_data);
+    lazy.fuse_opt_free_args(&args);
     if (!handle->fuse) {
         free(handle);
         return NULL;
     }
-    if (fuse_mount(handle->fuse, mountpoint) != 0) {
-        fuse_destroy(handle->fuse);
+    if (lazy.fuse_mount(handle->fuse, mountpoint) != 0) {
+        lazy.fuse_destroy(handle->fuse);
         free(handle);
         return NULL;
     }
@@ -81,33 +110,38 @@ int cachectl_fuse_loop(struct cachectl_fuse *handle, unsigned int max_threads) {
         atomic_store(&handle->loop_running, 0);
         return 0;
     }
-    struct fuse_loop_config *config = fuse_loop_cfg_create();
+    struct fuse_loop_config *config = lazy.fuse_loop_cfg_create();
     if (!config) return -1;
-    fuse_loop_cfg_set_max_threads(config, max_threads);
-    fuse_loop_cfg_set_idle_threads(config, max_threads);
-    fuse_loop_cfg_set_clone_fd(config, 0);
-    int result = fuse_loop_mt(handle->fuse, config);
-    fuse_loop_cfg_destroy(config);
+    lazy.fuse_loop_cfg_set_max_threads(config, max_threads);
+    lazy.fuse_loop_cfg_set_idle_threads(config, max_threads);
+    lazy.fuse_loop_cfg_set_clone_fd(config, 0);
+    int result = lazy.fuse_loop_mt_312(handle->fuse, config);
+    lazy.fuse_loop_cfg_destroy(config);
     atomic_store(&handle->loop_running, 0);
     return result == 0 ? 0 : -1;
 }
 
 int cachectl_fuse_request_exit(struct cachectl_fuse *handle) {
     atomic_store(&handle->exit_requested, 1);
-    fuse_exit(handle->fuse);
+    lazy.fuse_exit(handle->fuse);
     if (!atomic_load(&handle->loop_running)) return 0;
     pthread_kill(handle->loop_thread, cachectl_fuse_wake_signal());
     return 1;
 }
 
 void cachectl_fuse_unmount_and_destroy(struct cachectl_fuse *handle) {
-    fuse_unmount(handle->fuse);
-    fuse_destroy(handle->fuse);
+    lazy.fuse_unmount(handle->fuse);
+    lazy.fuse_destroy(handle->fuse);
     free(handle);
 }
 
+void *cachectl_fuse_private_data(void) {
+    lazy_require();
+    return lazy.fuse_get_context()->private_data;
+}
+
 int cachectl_fuse_fd(struct cachectl_fuse *handle) {
-    return fuse_session_fd(fuse_get_session(handle->fuse));
+    return lazy.fuse_session_fd(lazy.fuse_get_session(handle->fuse));
 }
 
 /* ---- FUSE passthrough (Linux 6.9+) on libfuse 3.14 ------------------------
@@ -194,8 +228,8 @@ int cachectl_fuse_hook_replies(struct cachectl_fuse *handle) {
         .read = cachectl_io_read,
         .writev = cachectl_io_writev,
     };
-    struct fuse_session *se = fuse_get_session(handle->fuse);
-    return fuse_session_custom_io(se, &io, fuse_session_fd(se));
+    struct fuse_session *se = lazy.fuse_get_session(handle->fuse);
+    return lazy.fuse_session_custom_io(se, &io, lazy.fuse_session_fd(se));
 }
 
 void cachectl_fuse_want_passthrough(struct cachectl_fuse *handle) {

@@ -1,9 +1,5 @@
 #include "cachectl_mount.h"
-#include "cachectl_shims.h"
-
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
+#include "cachectl_lazy.h"
 
 /* Every call in cachectl_mount.h: R returns a value, V does not. */
 #define LIBMOUNT_CALLS(R, V) \
@@ -44,32 +40,6 @@
     R(int, mnt_optstr_set_option, (char **optstr, const char *name, const char *value), (optstr, name, value)) \
     R(int, mnt_optstr_remove_option, (char **optstr, const char *name), (optstr, name))
 
-#define POINTER(ret, name, params, args) ret(*name) params;
-static struct {
-    LIBMOUNT_CALLS(POINTER, POINTER)
-} libmount;
-static pthread_once_t libmount_once = PTHREAD_ONCE_INIT;
-
-static void libmount_load(void) {
-#define NAME(ret, name, params, args) #name,
-#define SLOT(ret, name, params, args) (void **)&libmount.name,
-    static const char *const names[] = {LIBMOUNT_CALLS(NAME, NAME)};
-    void **const slots[] = {LIBMOUNT_CALLS(SLOT, SLOT)};
-    char error[256];
-    if (cachectl_dlbind("libmount.so.1", names, slots, (int)(sizeof names / sizeof names[0]), error, sizeof error) != 0) {
-        fprintf(stderr, "cachectl: cannot load libmount.so.1 (%s); install it (Debian, Ubuntu: libmount1)\n", error);
-        exit(1);
-    }
-}
-
-#define RETURNING(ret, name, params, args)              \
-    ret cachectl_##name params {                         \
-        pthread_once(&libmount_once, libmount_load);     \
-        return libmount.name args;                       \
-    }
-#define VOID(ret, name, params, args)                   \
-    ret cachectl_##name params {                         \
-        pthread_once(&libmount_once, libmount_load);     \
-        libmount.name args;                              \
-    }
-LIBMOUNT_CALLS(RETURNING, VOID)
+CACHECTL_LAZY_LIBRARY(LIBMOUNT_CALLS, "libmount.so.1", "libmount1")
+CACHECTL_LAZY_WRAPPERS(LIBMOUNT_CALLS)
+CACHECTL_LAZY_CHECK(LIBMOUNT_CALLS)

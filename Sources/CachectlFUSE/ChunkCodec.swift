@@ -1,4 +1,4 @@
-import CLZ4
+import CCachectlFuse
 import Glibc
 
 /// How chunks are stored in the RAM pool.
@@ -115,13 +115,13 @@ final class StoredChunk: @unchecked Sendable {
                 memcpy(destination + written, source + within, take)
             } else if within == 0 && take == blockRaw {
                 // The whole block is wanted: decompress straight into the reply.
-                _ = LZ4_decompress_safe(
+                _ = cachectl_LZ4_decompress_safe(
                     source.assumingMemoryBound(to: CChar.self),
                     (destination + written).assumingMemoryBound(to: CChar.self),
                     Int32(storedLength), Int32(blockRaw))
             } else {
                 withUnsafeTemporaryAllocation(byteCount: blockSize, alignment: 16) { scratch in
-                    _ = LZ4_decompress_safe(
+                    _ = cachectl_LZ4_decompress_safe(
                         source.assumingMemoryBound(to: CChar.self),
                         scratch.baseAddress!.assumingMemoryBound(to: CChar.self),
                         Int32(storedLength), Int32(blockRaw))
@@ -153,12 +153,12 @@ enum ChunkCodec {
         let picks = Set([0, blocks / 2, blocks - 1].prefix(sampleBlocks))
         var raw = 0
         var stored = 0
-        let bound = Int(LZ4_compressBound(Int32(blockSize)))
+        let bound = Int(cachectl_LZ4_compressBound(Int32(blockSize)))
         withUnsafeTemporaryAllocation(byteCount: bound, alignment: 16) { scratch in
             for block in picks {
                 let start = block * blockSize
                 let length = min(blockSize, count - start)
-                let n = LZ4_compress_default(
+                let n = cachectl_LZ4_compress_default(
                     (bytes + start).assumingMemoryBound(to: CChar.self),
                     scratch.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(length), Int32(bound))
                 raw += length
@@ -193,7 +193,7 @@ enum ChunkCodec {
     /// raw copy when compression saved nothing overall.
     static func compress(_ bytes: UnsafeRawPointer, count: Int) -> StoredChunk {
         let blocks = (count + blockSize - 1) / blockSize
-        let bound = Int(LZ4_compressBound(Int32(blockSize)))
+        let bound = Int(cachectl_LZ4_compressBound(Int32(blockSize)))
         let work = malloc(max(1, blocks * bound))!
         defer { free(work) }
         var offsets = [UInt32](repeating: 0, count: blocks + 1)
@@ -202,7 +202,7 @@ enum ChunkCodec {
             let start = block * blockSize
             let length = min(blockSize, count - start)
             let n = Int(
-                LZ4_compress_default(
+                cachectl_LZ4_compress_default(
                     (bytes + start).assumingMemoryBound(to: CChar.self),
                     (work + used).assumingMemoryBound(to: CChar.self), Int32(length), Int32(bound)))
             if n > 0 && n < length {

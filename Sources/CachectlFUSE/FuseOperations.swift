@@ -7,7 +7,7 @@ import Glibc
 /// calls them on its own worker threads.
 enum FuseOperations {
     static func mirror() -> SourceMirror {
-        Unmanaged<SourceMirror>.fromOpaque(fuse_get_context()!.pointee.private_data).takeUnretainedValue()
+        Unmanaged<SourceMirror>.fromOpaque(cachectl_fuse_private_data()).takeUnretainedValue()
     }
 
     static func handle(_ fi: UnsafeMutablePointer<fuse_file_info>?) -> SourceFileHandle? {
@@ -60,7 +60,7 @@ enum FuseOperations {
                 conn.pointee.max_background = 64
                 conn.pointee.congestion_threshold = 48
             }
-            return fuse_get_context()!.pointee.private_data
+            return cachectl_fuse_private_data()
         }
         ops.getattr = { path, st, fi in
             guard let st else { return -EINVAL }

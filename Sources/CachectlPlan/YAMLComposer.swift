@@ -1,4 +1,4 @@
-import CYAML
+import CCachectlYAML
 
 /// Turns YAML text into one ``YAMLNode`` tree with libyaml's event parser
 /// (`yaml_parser_parse`), the C library Debian ships as libyaml-0-2.
@@ -58,17 +58,17 @@ private final class EventReader {
         self.input = input
         self.count = count
         // Fails only when malloc does; the first parse then reports a memory error.
-        _ = yaml_parser_initialize(&parser)
-        yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING)
-        yaml_parser_set_input_string(&parser, input, count)
+        _ = cachectl_yaml_parser_initialize(&parser)
+        cachectl_yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING)
+        cachectl_yaml_parser_set_input_string(&parser, input, count)
     }
 
-    deinit { yaml_parser_delete(&parser) }
+    deinit { cachectl_yaml_parser_delete(&parser) }
 
     func next() throws(YAMLError) -> Event {
         var event = yaml_event_t()
-        guard yaml_parser_parse(&parser, &event) == 1 else { throw error() }
-        defer { yaml_event_delete(&event) }
+        guard cachectl_yaml_parser_parse(&parser, &event) == 1 else { throw error() }
+        defer { cachectl_yaml_event_delete(&event) }
         let mark = YAMLMark(line: event.start_mark.line + 1, column: event.start_mark.column + 1)
         let kind: Event.Kind
         switch event.type {

@@ -66,36 +66,56 @@ final class ScratchFile {
         #expect(help.stdout.contains("--into"))
     }
 
-    /// libmount and OpenSSL's libcrypto are loaded when first called (mount tables;
-    /// model promotion), not at start-up, where they cost every command about 2 ms.
-    @Test func startUpLoadsNeitherLibmountNorLibcrypto() throws {
+    /// The C libraries are loaded when first called (mount tables, model promotion, the
+    /// FUSE mirror, YAML), not at start-up, where they cost every command about 2.5 ms.
+    @Test func startUpLoadsNoCLibrary() throws {
+        let loadedLater = ["libcrypto", "libmount", "libfuse3", "liblz4", "libyaml"]
         for arguments in [["--version"], ["residency", "/proc/self/exe"], ["warm", "/proc/self/exe"]] {
             let result = try ExternalCommand(["/usr/bin/env", "LD_DEBUG=libs", CLI.binary] + arguments).run()
             #expect(result.status == 0)
             #expect(result.stderr.contains("libc.so.6"))  // the loader reports what it loads
-            #expect(!result.stderr.contains("libcrypto"))
-            #expect(!result.stderr.contains("libmount"))
+            for library in loadedLater {
+                #expect(!result.stderr.contains(library), "\(arguments) loaded \(library)")
+            }
         }
         let mounts = try ExternalCommand(["/usr/bin/env", "LD_DEBUG=libs", CLI.binary, "mounts", "--json"]).run()
         #expect(mounts.status == 0)
         #expect(mounts.stderr.contains("libmount.so.1"))  // loaded when the mount table is read
+        #expect(!mounts.stderr.contains("libyaml"))
+        let scratch = try ScratchFile(size: 0)
+        let path = scratch.dir + "/cachectl.yaml"
+        try "shares: []\n".write(toFile: path, atomically: false, encoding: .utf8)
+        let plan = try ExternalCommand(["/usr/bin/env", "LD_DEBUG=libs", CLI.binary, "plan", "--file", path]).run()
+        #expect(plan.stderr.contains("libyaml-0.so.2"))  // loaded when the file is parsed
+        #expect(!plan.stderr.contains("libfuse3"))
     }
 
-    /// Without libmount, commands that need no mount table still run, and one that
-    /// does says what is missing (libmount hidden in the child's own mount namespace).
-    @Test(.enabled(if: Privileges.isRoot, "needs root for a mount namespace"))
-    func withoutLibmountOnlyTheMountCommandsFail() throws {
+    /// Without libmount (or libyaml), commands that need no mount table (or no YAML)
+    /// still run, and one that does says what is missing (the library hidden in the
+    /// child's own mount namespace).
+    @Test(
+        .enabled(if: Privileges.isRoot, "needs root for a mount namespace"),
+        arguments: [
+            ("libmount.so.1", "libmount1", "mounts"),
+            ("libyaml-0.so.2", "libyaml-0-2", "plan --file CONFIG"),
+        ])
+    func withoutALibraryOnlyTheCommandsThatCallItFail(library: String, package: String, command: String) throws {
+        let scratch = try ScratchFile(size: 0)
+        let config = scratch.dir + "/cachectl.yaml"
+        try "shares: []\n".write(toFile: config, atomically: false, encoding: .utf8)
         let script = """
-            lib=$(ldconfig -p | awk '$1 == "libmount.so.1" { print $NF; exit }')
+            lib=$(ldconfig -p | awk -v name="$1" '$1 == name { print $NF; exit }')
             mount --bind /dev/null "$(readlink -f "$lib")" || exit 99
             "$0" residency /proc/self/exe >/dev/null || exit 98
-            exec "$0" mounts
+            exec "$0" $2
             """
-        let result = try ExternalCommand(["unshare", "-m", "--propagation", "private", "sh", "-c", script, CLI.binary])
-            .run()
+        let result = try ExternalCommand([
+            "unshare", "-m", "--propagation", "private", "sh", "-c", script, CLI.binary, library,
+            command.replacingOccurrences(of: "CONFIG", with: config),
+        ]).run()
         #expect(result.status == 1)
-        #expect(result.stderr.contains("cannot load libmount.so.1"))
-        #expect(result.stderr.contains("libmount1"))
+        #expect(result.stderr.contains("cannot load \(library)"))
+        #expect(result.stderr.contains("install it (Debian, Ubuntu: \(package))"))
     }
 
     @Test func usageErrorsExitTwoWithAJSONEnvelope() throws {

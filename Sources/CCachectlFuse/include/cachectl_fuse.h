@@ -34,6 +34,10 @@ int cachectl_fuse_request_exit(struct cachectl_fuse *handle);
    connection closes) and frees the session. Call after the loop returned. */
 void cachectl_fuse_unmount_and_destroy(struct cachectl_fuse *handle);
 
+/* In an operation's callback: the `user_data` given to cachectl_fuse_mount()
+   (fuse_get_context()->private_data). */
+void *cachectl_fuse_private_data(void);
+
 /* The /dev/fuse descriptor of the session. */
 int cachectl_fuse_fd(struct cachectl_fuse *handle);
 
