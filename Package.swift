@@ -16,7 +16,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
     ],
     targets: [
-        // No C library is linked: each is loaded when first called (cachectl_lazy.h in
+        // No C library is linked: each is loaded when first called (cachectl_dlbind in
         // CCachectlShims), so commands that never call it start faster. libmount
         // (CCachectlMount), libfuse3 and liblz4 (CCachectlFuse), libyaml (CCachectlYAML),
         // OpenSSL's libcrypto (CCachectlShims); their headers from Debian's -dev packages.
