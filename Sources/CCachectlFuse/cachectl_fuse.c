@@ -135,8 +135,9 @@ void cachectl_fuse_unmount_and_destroy(struct cachectl_fuse *handle) {
     free(handle);
 }
 
+/* Runs in every request's callback: no lazy_require() here, the mount that makes
+   callbacks possible has loaded the library. */
 void *cachectl_fuse_private_data(void) {
-    lazy_require();
     return lazy.fuse_get_context()->private_data;
 }
 
