@@ -106,17 +106,19 @@ load_tools() {
 } >/dev/null 2>&1
 load_tools
 # evict_all: drop the page cache (the next read of a file on the fsc mount is served
-# by FS-Cache), load the tools again, then write and free as much RAM as one run
-# reads. Without that last step, one timed run after each drop_caches took 1.4-2.6 s
-# where the others took 0.5-0.9 (6.1, 64 MiB, in 16 of 18 rounds: the first or the
-# second run, whichever tool it was), and with it they were gone. Likely QEMU's TCG: the pages
-# drop_caches freed held code it had translated, and the first write into each takes
-# a slow path once (not proven). Every from-cache run starts from this state, so no
-# tool pays for another's place in the order.
+# by FS-Cache), load the tools again, then write and free four files' worth of RAM.
+# Without that last step, one timed run after each drop_caches took 1.4-2.6 s where
+# the others took 0.5-0.9 (6.1, 64 MiB, in 16 of 18 rounds: the first or the second
+# run, whichever tool it was), and with it they were gone; one file's worth was not
+# enough on 6.12 with CIFS (runs of every tool still spread 0.35-1.86 s; with four,
+# 0.35-0.83). Likely QEMU's TCG: the pages drop_caches freed held code it had
+# translated, and the first write into each takes a slow path once (not proven).
+# Every from-cache run starts from this state, so no tool pays for another's place
+# in the order.
 evict_all() {
   drop_caches
   load_tools
-  head -c "$bytes" /dev/zero >/dev/shm/settle
+  head -c "$((4 * bytes))" /dev/zero >/dev/shm/settle
   rm -f /dev/shm/settle
 }
 load_modules zram sch_netem
