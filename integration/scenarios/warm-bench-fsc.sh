@@ -315,25 +315,23 @@ import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 print(f"\nsummary, {sys.argv[3]}, {sys.argv[2]} per file (seconds, the median where a phase ran more than once;"
       " ratios against the best of cat and dd in the same phase and mount)")
+peers = ("cat", "dd")
 for phase in dict.fromkeys(r[0] for r in rows):
     for mount in dict.fromkeys(r[1] for r in rows if r[0] == phase):
-        runs = {}
+        runs, by_round = {}, {}  # tool -> seconds of each run; round (last column) -> tool -> seconds
         for r in rows:
             if r[0] == phase and r[1] == mount:
                 runs.setdefault(r[2], []).append(float(r[3]))
+                by_round.setdefault(r[9], {})[r[2]] = float(r[3])
         sel = {k: statistics.median(v) for k, v in runs.items()}
-        best = min(v for k, v in sel.items() if k in ("cat", "dd")) if any(k in sel for k in ("cat", "dd")) else None
+        best = min(v for k, v in sel.items() if k in peers) if any(k in sel for k in peers) else None
         cells = "  ".join(f"{k} {v:.2f}" + (f" ({v / best:.2f}x)" if best else "") for k, v in sel.items())
         print(f"{phase:>10} {mount:>5}: {cells}")
         # Paired: each round's cachectl against the best of cat and dd in the same
-        # round (the last column), so a slow round counts against every tool in it
-        # rather than moving one tool's median.
-        by_round = {}
-        for r in rows:
-            if r[0] == phase and r[1] == mount:
-                by_round.setdefault(r[9], {})[r[2]] = float(r[3])
-        ratios = [t["cachectl"] / min(t[k] for k in ("cat", "dd") if k in t)
-                  for t in by_round.values() if "cachectl" in t and ("cat" in t or "dd" in t)]
+        # round, so a slow round counts against every tool in it rather than moving
+        # one tool's median.
+        ratios = [t["cachectl"] / min(t[k] for k in peers if k in t)
+                  for t in by_round.values() if "cachectl" in t and any(k in t for k in peers)]
         n = len(ratios)
         if n > 1:
             wins = sum(r <= 1 for r in ratios)
