@@ -5,7 +5,7 @@
 # exported over 127.0.0.1, so "direct" reads are NFS reads and "page-cache warm"
 # is the NFS client's page cache. TCG makes every number slow; the ratios are
 # what to read. Use the release binary:
-#   swift build -c release && CACHECTL=$PWD/.build/release/cachectl \
+#   integration/build-release && CACHECTL=$PWD/.build/release/cachectl \
 #     integration/vm/run fuse-bench-nfs
 # Optional: --env FUSE_BENCH_ROUNDS=N (default 3), --env FUSE_BENCH_SIZE=BYTES.
 # requires: cachectl

@@ -12,7 +12,7 @@
 # cache, and of `cachectl --version`) and how much FS-Cache holds between rounds.
 # netem delays every packet on lo (the server is on 127.0.0.1). TCG makes every
 # number slow; read the ratios and the counters. Use the release binary:
-#   swift build -c release && CACHECTL=$PWD/.build/release/cachectl \
+#   integration/build-release && CACHECTL=$PWD/.build/release/cachectl \
 #     integration/vm/run --kernel 6.12 warm-bench-fsc
 # Optional: --env BENCH_FS=cifs (Samba on 127.0.0.1, shares "fsc" and "plain"
 # of the same directory, SMB 3.1.1 with the client's default rsize; default nfs),

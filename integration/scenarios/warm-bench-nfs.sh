@@ -5,7 +5,7 @@
 # request pays a round trip, as on a real network). The NFS client keeps its
 # default 128 KiB readahead. TCG makes every number slow; the ratios are what to
 # read. Use the release binary:
-#   swift build -c release && CACHECTL=$PWD/.build/release/cachectl \
+#   integration/build-release && CACHECTL=$PWD/.build/release/cachectl \
 #     integration/vm/run warm-bench-nfs
 # Optional: --env WARM_BENCH_DELAY=500us (per packet, each way; default 500us),
 # --env WARM_BENCH_ROUNDS=N (default 3), --env WARM_BENCH_SIZE=2G.

@@ -8,7 +8,7 @@
 # times a page-cache re-read in 1 MiB reads (what a model loader does next), round
 # after round. NFSv4.2 of a tmpfs over 127.0.0.1, rsize=1M, netem delay on lo.
 # Use the release binary:
-#   swift build -c release && CACHECTL=$PWD/.build/release/cachectl \
+#   integration/build-release && CACHECTL=$PWD/.build/release/cachectl \
 #     integration/vm/run --kernel 6.12 warm-folios-nfs
 # Optional: --env FOLIOS_SIZE_MB=N (default 256), --env FOLIOS_ROUNDS=N (default 3),
 # --env FOLIOS_DELAY=2ms (per packet, each way), --env "FOLIOS_VARIANTS=--no-hints;..."

@@ -5,7 +5,7 @@
 # rotated, caches dropped before each run. ext4 on a zram disk (the guest has no
 # other), so the disk is memory and what differs is what each reader costs the CPU.
 # Use the release binary:
-#   swift build -c release && CACHECTL=$PWD/.build/release/cachectl \
+#   integration/build-release && CACHECTL=$PWD/.build/release/cachectl \
 #     integration/vm/run --kernel 6.1 warm-transfer-local
 # Optional: --env TRANSFER_SIZE_MB=N (default 256), --env TRANSFER_ROUNDS=N (default 5).
 # requires: cachectl
