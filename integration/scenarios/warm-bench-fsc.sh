@@ -10,6 +10,9 @@
 # gives the baseline. It also logs the strategy `cachectl warm` picks on the fsc
 # mount, each tool's fixed cost (median of 5 runs on a file already in the page
 # cache, and of `cachectl --version`) and how much FS-Cache holds between rounds.
+# Each phase has a ceiling, read with O_DIRECT (neither cache): cold, a file on the
+# mount (the server and the link); from FS-Cache, one of cachefiles' files on the
+# cache's disk. The summary gives each tool's GiB/s and its share of that ceiling.
 # netem delays every packet on lo (the server is on 127.0.0.1). TCG makes every
 # number slow; read the ratios and the counters. Use the release binary:
 #   integration/build-release && CACHECTL=$PWD/.build/release/cachectl \
@@ -131,7 +134,7 @@ start_cachefilesd /etc/cachefilesd.conf || die "cachefilesd"
 export_dir=/srv/export
 mounts=(fsc plain)
 case $which_mount in fsc) mounts=(fsc) ;; plain) mounts=(plain) ;; both) ;; *) die "BENCH_MOUNT is fsc, plain or both" ;; esac
-make_export_dir "$export_dir" "$(( runs * ${#mounts[@]} * bytes / 1048576 + 64 ))M"
+make_export_dir "$export_dir" "$(( (runs * ${#mounts[@]} + 1) * bytes / 1048576 + 64 ))M"
 for m in fsc plain; do
   mkdir -p "$export_dir/$m"
   [[ " ${mounts[*]} " == *" $m "* ]] || continue  # each mount reads its own directory
@@ -145,6 +148,9 @@ for m in fsc plain; do
     done
   done
 done
+# ceiling.bin: read only with O_DIRECT, which skips the page cache and FS-Cache: what
+# the server and the link give at most (the cold phase's ceiling).
+head -c "$bytes" /dev/urandom >"$export_dir/fsc/ceiling.bin" || die "write ceiling.bin"
 # probe.bin: read once before the runs, to show which strategy cachectl picks there.
 head -c 1048576 /dev/urandom >"$export_dir/fsc/probe.bin" || die "write probe.bin"
 if [[ $fs == nfs ]]; then
@@ -239,6 +245,24 @@ cache_mib() { du -sm /var/cache/fscache/cache 2>/dev/null | cut -f1; }
 
 results=/tmp/warm-bench-fsc.tsv
 : >"$results"
+# ceiling PHASE FILE: the median of three O_DIRECT reads of FILE in 16 MiB pieces
+# (neither the page cache nor FS-Cache), a row of tool "ceiling" for PHASE: cold, a
+# file on the mount (the server and the link: the NFS client sends a piece's READs
+# at once); from-cache, a file of cachefiles' own on the cache's disk.
+ceiling() {
+  local i start end times=()
+  for i in 1 2 3; do
+    start=$(date +%s.%N)
+    if ! dd if="$2" of=/dev/null bs=16M iflag=direct status=none 2>/tmp/ceiling.err; then
+      log "no $1 ceiling: O_DIRECT read of $2 failed: $(head -1 /tmp/ceiling.err)"
+      return 0
+    fi
+    end=$(date +%s.%N)
+    times+=("$(echo "$end - $start" | bc)")
+  done
+  printf '%s\tfsc\tceiling\t%.2f\t0\t0\t0/0\t0\t\t-\n' "$1" "$(printf '%s\n' "${times[@]}" | sort -n | sed -n 2p)" |
+    tee -a "$results"
+}
 # run_tool PHASE MOUNT TOOL: one timed run, with the counters around it.
 run_tool() {
   local phase=$1 m=$2 t=$3 file=/mnt/$2/$2/$3${nconnect:+-n$nconnect}${cold_round:+-r$cold_round}.bin cmd
@@ -298,6 +322,7 @@ for ((round = 0; round < cold_rounds; round++)); do
   done
 done
 cold_round=""
+if ((${#mounts[@]} > 0)); then ceiling cold /mnt/fsc/fsc/ceiling.bin; fi
 if [[ " ${mounts[*]} " == *" fsc "* ]]; then
   # Let cachefiles finish writing, then read everything again from FS-Cache.
   log "fixed cost, seconds (version: cachectl --version; the tools: on a resident file): $(startup_cost "/mnt/fsc/fsc/${order[0]}.bin")"
@@ -307,12 +332,17 @@ if [[ " ${mounts[*]} " == *" fsc "* ]]; then
     if ((round > 0)); then sync; log "FS-Cache holds $(cache_mib) MiB"; fi
     for ((i = 0; i < n; i++)); do evict_all; run_tool from-cache fsc "${order[(i + round) % n]}"; done
   done
+  # Every cache file holds one whole file (BENCH_SIZE); the largest is one of them.
+  ceiling from-cache "$(find /var/cache/fscache/cache -type f -printf '%s %p\n' | sort -rn | head -1 | cut -d' ' -f2-)"
 fi
 tc qdisc del dev lo root 2>/dev/null || true
 
-python3 - "$results" "$size" "$fs, kernel $(uname -r)" <<'PY'
+python3 - "$results" "$size" "$fs, kernel $(uname -r)" "$bytes" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+gib = int(sys.argv[4]) / 2**30
+ceilings = {r[0]: float(r[3]) for r in rows if r[2] == "ceiling"}  # phase -> seconds
+rows = [r for r in rows if r[2] != "ceiling"]
 print(f"\nsummary, {sys.argv[3]}, {sys.argv[2]} per file (seconds, the median where a phase ran more than once;"
       " ratios against the best of cat and dd in the same phase and mount)")
 peers = ("cat", "dd")
@@ -327,6 +357,10 @@ for phase in dict.fromkeys(r[0] for r in rows):
         best = min(v for k, v in sel.items() if k in peers) if any(k in sel for k in peers) else None
         cells = "  ".join(f"{k} {v:.2f}" + (f" ({v / best:.2f}x)" if best else "") for k, v in sel.items())
         print(f"{phase:>10} {mount:>5}: {cells}")
+        ceiling = ceilings.get(phase)
+        if ceiling:
+            rates = "  ".join(f"{k} {gib / v:.3f} ({ceiling / v:.0%})" for k, v in sel.items())
+            print(f"{'':>16} GiB/s (of the ceiling): {rates}; ceiling {gib / ceiling:.3f}")
         # Paired: each round's cachectl against the best of cat and dd in the same
         # round, so a slow round counts against every tool in it rather than moving
         # one tool's median.
