@@ -225,18 +225,30 @@ sample_stacks() {
   done
 }
 
+# median_secs N COMMAND...: runs COMMAND N times, its output discarded (its errors go
+# to this function's stderr), and prints the median wall time in seconds; returns 1
+# when any run failed.
+median_secs() {
+  local n=$1 i start end failed=0 times=()
+  shift
+  for ((i = 0; i < n; i++)); do
+    start=$(date +%s.%N)
+    "$@" >/dev/null || failed=1
+    end=$(date +%s.%N)
+    times+=("$(echo "$end - $start" | bc)")
+  done
+  printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((n + 1) / 2))p"
+  return "$failed"
+}
+
 # startup_cost FILE: median seconds of 5 runs of `cachectl --version`, then of
 # each tool on FILE while it is resident in the page cache (no read reaches the
 # server or FS-Cache; cachectl reads nothing then, cat and dd copy it again).
 startup_cost() {
-  local t cmd i start end times
+  local t cmd
   for t in version "${order[@]}"; do
-    cmd=${tools[$t]:-cachectl --version} cmd=${cmd//FILE/$1} times=()
-    for i in 1 2 3 4 5; do
-      start=$(date +%s.%N); eval "$cmd" >/dev/null 2>&1; end=$(date +%s.%N)
-      times+=("$(echo "$end - $start" | bc)")
-    done
-    printf '%s %s  ' "$t" "$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)"
+    cmd=${tools[$t]:-cachectl --version} cmd=${cmd//FILE/$1}
+    printf '%s %s  ' "$t" "$(median_secs 5 eval "$cmd" 2>/dev/null)"
   done
 }
 
@@ -250,18 +262,12 @@ results=/tmp/warm-bench-fsc.tsv
 # file on the mount (the server and the link: the NFS client sends a piece's READs
 # at once); from-cache, a file of cachefiles' own on the cache's disk.
 ceiling() {
-  local i start end times=()
-  for i in 1 2 3; do
-    start=$(date +%s.%N)
-    if ! dd if="$2" of=/dev/null bs=16M iflag=direct status=none 2>/tmp/ceiling.err; then
-      log "no $1 ceiling: O_DIRECT read of $2 failed: $(head -1 /tmp/ceiling.err)"
-      return 0
-    fi
-    end=$(date +%s.%N)
-    times+=("$(echo "$end - $start" | bc)")
-  done
-  printf '%s\tfsc\tceiling\t%.2f\t0\t0\t0/0\t0\t\t-\n' "$1" "$(printf '%s\n' "${times[@]}" | sort -n | sed -n 2p)" |
-    tee -a "$results"
+  local secs
+  if ! secs=$(median_secs 3 dd if="$2" of=/dev/null bs=16M iflag=direct status=none 2>/tmp/ceiling.err); then
+    log "no $1 ceiling: O_DIRECT read of $2 failed: $(head -1 /tmp/ceiling.err)"
+    return 0
+  fi
+  printf '%s\tfsc\tceiling\t%.2f\t0\t0\t0/0\t0\t\t-\n' "$1" "$secs" | tee -a "$results"
 }
 # run_tool PHASE MOUNT TOOL: one timed run, with the counters around it.
 run_tool() {
@@ -371,9 +377,9 @@ for phase in dict.fromkeys(r[0] for r in rows):
             wins = sum(r <= 1 for r in ratios)
             # The faster of two peers each round is a lower bar than either peer: a
             # reader that does the same work as one of them shows as a tie only here.
-            each = "  ".join(
-                f"{k} {statistics.median(t['cachectl'] / t[k] for t in by_round.values() if 'cachectl' in t and k in t):.2f}x"
-                for k in peers if any(k in t and "cachectl" in t for t in by_round.values()))
+            per_peer = {k: [t["cachectl"] / t[k] for t in by_round.values() if "cachectl" in t and k in t]
+                        for k in peers}
+            each = "  ".join(f"{k} {statistics.median(v):.2f}x" for k, v in per_peer.items() if v)
             print(f"{'':>16} paired, {n} rounds: cachectl / best of cat and dd median "
                   f"{statistics.median(ratios):.2f}x (range {min(ratios):.2f}-{max(ratios):.2f}), "
                   f"<= 1 in {wins} of {n}; against each: {each}")
